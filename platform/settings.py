@@ -1,0 +1,55 @@
+"""Operator settings, read from the environment (``BOLLARD_*``) by pydantic-settings.
+
+DESIGN §11: integrations directory, data directory, state database URL, secret key;
+DESIGN §4: operator ceilings for the sandbox limits and private egress.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable ``BOLLARD_<NAME>``.
+
+    Paths are resolved against the working directory. ``database_url`` defaults to
+    a SQLite file in ``data_dir``; any SQLAlchemy async URL works
+    (``postgresql+asyncpg://…`` for several replicas, DESIGN §12).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BOLLARD_", extra="ignore")
+
+    integrations_dir: Path = Path("integrations")
+    data_dir: Path = Path(".bollard")
+    database_url: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    allow_private_egress: bool = False
+    reload: bool = True
+    reload_debounce_ms: int = Field(default=150, gt=0)
+
+    # Sandbox pool (DESIGN §4).
+    workers_per_integration: int = Field(default=2, gt=0)
+    max_executions_per_worker: int = Field(default=200, gt=0)
+    worker_idle_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Operator ceilings: a manifest may lower a limit or raise it up to these.
+    max_wall_time_ms: int = Field(default=120_000, gt=0)
+    max_cpu_time_ms: int = Field(default=60_000, gt=0)
+    max_memory_mb: int = Field(default=1024, gt=0)
+    max_http_requests: int = Field(default=500, gt=0)
+    max_response_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_result_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_result_rows: int = Field(default=100_000, gt=0)
+    max_query_timeout_ms: int = Field(default=300_000, gt=0)
+
+    def resolved_database_url(self) -> str:
+        """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bollard.db').resolve()}"
