@@ -1,0 +1,38 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bollard.platform.api import integrations, meta
+from bollard.platform.api.errors import install_error_handlers
+from bollard.platform.runtime import Runtime
+from bollard.platform.settings import Settings
+from fastapi import FastAPI
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. The runtime starts in the lifespan (migrations, registry, watcher)."""
+    rt = runtime or Runtime(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not rt.started:
+            await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title="Bollard",
+        description="A sandboxed, manifest-driven integration host.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    install_error_handlers(app)
+    app.include_router(meta.router)
+    app.include_router(integrations.router)
+    return app

@@ -1,0 +1,28 @@
+"""Health, schema and other routes that are not about one integration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bollard.platform.api.deps import get_runtime
+from bollard.platform.manifest import json_schema
+from bollard.platform.runtime import Runtime
+from fastapi import APIRouter, Depends
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/healthz", summary="Liveness, with the sandbox isolation layers in force")
+async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    entries = runtime.registry.entries()
+    return {
+        "status": "ok",
+        "integrations": len(entries),
+        "loadErrors": sum(1 for e in entries if e.errors),
+        "sandbox": runtime.isolation_layers(),
+    }
+
+
+@router.get("/api/schema/config.json", summary="The manifest JSON Schema")
+async def manifest_schema() -> dict[str, Any]:
+    return json_schema()

@@ -1,0 +1,271 @@
+"""The ``bollard`` command (DESIGN §11).
+
+Every subcommand is a thin front over the same modules the HTTP API uses: ``validate``
+uses the package loader, ``call`` and ``test`` the execution service, ``serve`` the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bollard.platform.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "integrations", None):
+        overrides["integrations_dir"] = Path(args.integrations)
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings(**overrides)
+
+
+def _add_dirs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--integrations", metavar="DIR", help="integrations directory (BOLLARD_INTEGRATIONS_DIR)")
+    p.add_argument("--data-dir", metavar="DIR", help="data directory (BOLLARD_DATA_DIR)")
+
+
+# --- serve -----------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from bollard.platform.api.app import create_app
+    from bollard.platform.runtime import ADMIN_TOKEN_FILE, Runtime
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    settings = _settings(args).model_copy(update=overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = Runtime(settings)
+
+    async def main() -> None:
+        await runtime.start()
+        created = await runtime.ensure_admin_token()
+        url = f"http://{settings.host}:{settings.port}"
+        token_file = settings.data_dir / ADMIN_TOKEN_FILE
+        print(f"Bollard is serving {settings.integrations_dir.resolve()} at {url}", flush=True)
+        print(f"  API docs: {url}/docs", flush=True)
+        if created:
+            print(f"  Admin token (created now, saved to {token_file}): {created}", flush=True)
+        elif token_file.exists():
+            print(f"  Admin token ({token_file}): {token_file.read_text().strip()}", flush=True)
+        config = uvicorn.Config(
+            create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info"
+        )
+        await uvicorn.Server(config).serve()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --- validate --------------------------------------------------------------------
+
+
+def _validate_manifest_only(path: Path) -> tuple[list[str], list[str]]:
+    from bollard.platform.manifest import ManifestError, parse_manifest_bytes
+
+    config = path / "config.json" if path.is_dir() else path
+    try:
+        parsed = parse_manifest_bytes(config.read_bytes())
+    except OSError as e:
+        return [f"config.json: cannot read ({e.strerror})"], []
+    except ManifestError as e:
+        return [f"config.json: {i}" for i in e.issues], []
+    return [], [f"config.json: {w}" for w in parsed.warnings]
+
+
+def _validate_folder(path: Path) -> tuple[list[str], list[str]]:
+    from bollard.platform.lint import lint_version
+    from bollard.platform.packages import PackageError, load_folder
+
+    try:
+        version = load_folder(path)
+    except PackageError as e:
+        return list(e.errors), []
+    return lint_version(version), [f"config.json: {w}" for w in version.warnings]
+
+
+def _targets(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir() and not (p / "config.json").exists():
+            out.extend(c for c in sorted(p.iterdir()) if c.is_dir() and not c.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    targets = _targets(args.paths)
+    if not targets:
+        print("nothing to validate: no integration folders found", file=sys.stderr)
+        return 1
+    for path in targets:
+        if not path.exists():
+            errors, warnings = [f"{path}: no such file or folder"], []
+        elif args.manifest_only:
+            errors, warnings = _validate_manifest_only(path)
+        else:
+            errors, warnings = _validate_folder(path)
+        label = path.name if path.is_dir() else str(path)
+        if errors:
+            failed += 1
+            print(f"✗ {label}")
+            for e in errors:
+                print(f"    error: {e}")
+        else:
+            print(f"✓ {label}")
+        for w in warnings:
+            print(f"    warning: {w}")
+    print(f"{len(targets) - failed} valid, {failed} invalid")
+    return 1 if failed else 0
+
+
+# --- token, list, schema, new -------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from bollard.platform import auth
+    from bollard.platform.store.db import create_engine, migrate
+
+    settings = _settings(args)
+
+    async def main() -> str:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url())
+        try:
+            await migrate(engine)
+            return await auth.create_token(engine, args.role, name=args.name or "")
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(main()))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bollard.platform.runtime import Runtime
+
+    async def main() -> list[dict[str, Any]]:
+        runtime = Runtime(_settings(args))
+        await runtime.start(watch=False)
+        try:
+            rows = []
+            for entry in runtime.registry.entries():
+                status, error, missing = await runtime.status(entry)
+                v = entry.version
+                rows.append(
+                    {
+                        "slug": entry.slug,
+                        "status": status,
+                        "title": v.manifest.title if v else None,
+                        "version": v.version if v else None,
+                        "type": v.manifest.type if v else None,
+                        "operations": [op.name for op in v.manifest.all_operations] if v else [],
+                        **({"error": error} if error else {}),
+                        **({"missingCredentials": missing} if missing else {}),
+                    }
+                )
+            return rows
+        finally:
+            await runtime.stop()
+
+    rows = asyncio.run(main())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        line = f"{r['slug']:<24} {r['status']:<18} v{r['version'] or '-':<3} {r['type'] or '-':<9} {r['title'] or ''}"
+        print(line.rstrip())
+        if "error" in r:
+            print(f"    error: {r['error']}")
+        if "missingCredentials" in r:
+            print(f"    missing credentials: {', '.join(r['missingCredentials'])}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from bollard.platform.manifest import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from bollard.platform.scaffold import ScaffoldError, scaffold
+
+    target_root = Path(args.dir) if args.dir else _settings(args).integrations_dir
+    try:
+        path = scaffold(args.slug, target_root, sql=args.sql)
+    except ScaffoldError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"created {path}")
+    print(f"next: edit {path / 'config.json'}, then run: bollard validate {path}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bollard", description="A sandboxed, manifest-driven integration host.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the HTTP API, MCP endpoint and settings page")
+    p.add_argument("--host", default=os.environ.get("BOLLARD_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("BOLLARD_PORT", "8000")))
+    _add_dirs(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("validate", help="check integration folders (or a directory of them)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--manifest-only", action="store_true", help="check config.json alone")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("token", help="manage API tokens")
+    tsub = p.add_subparsers(dest="token_command", required=True)
+    tc = tsub.add_parser("create", help="create a token and print it alone on stdout")
+    tc.add_argument("--role", choices=("admin", "agent"), required=True)
+    tc.add_argument("--name", default="")
+    tc.add_argument("--data-dir", metavar="DIR")
+    tc.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("list", help="list installed integrations and their status")
+    _add_dirs(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("schema", help="print the manifest JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("new", help="scaffold a new integration folder")
+    p.add_argument("slug")
+    p.add_argument("--sql", action="store_true", help="a SQL integration instead of a REST connector")
+    p.add_argument("--dir", metavar="DIR", help="where to create it (default: the integrations directory)")
+    p.add_argument("--integrations", metavar="DIR", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_new)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Encrypted credential store (DESIGN §7).
+
+Values are kept as one Fernet token per (integration, credential id) holding the JSON
+object of values; the key names are stored in clear so listing needs no decryption. The
+key comes from ``BOLLARD_SECRET_KEY`` or ``<data_dir>/secret.key`` (created with mode
+0600). A :class:`~cryptography.fernet.MultiFernet` decrypts with every known key so key
+rotation never strands a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bollard.platform.store.tables import credentials as credentials_table
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+CREDENTIAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_CREDENTIAL_ID = "default"
+MAX_VALUE_LENGTH = 64 * 1024
+
+
+class CredentialError(Exception):
+    """A credential request that cannot be served; ``code`` is a DESIGN §8 error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def fernet_from_secret(secret: str) -> Fernet:
+    """A Fernet for ``secret``: a Fernet key as is, any other string through SHA-256."""
+    try:
+        return Fernet(secret.encode())
+    except (ValueError, TypeError):
+        digest = hashlib.sha256(secret.encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def load_or_create_key_file(path: Path) -> str:
+    """Read the key file, creating it (mode 0600, a fresh Fernet key) when missing."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+def check_credential_id(credential_id: str) -> None:
+    """Raise ``CredentialError('invalid_params')`` for an id that is not ``[A-Za-z0-9_.-]{1,64}``."""
+    if not CREDENTIAL_ID_RE.match(credential_id):
+        raise CredentialError(
+            "invalid_params",
+            f"credentialId '{credential_id[:80]}' is not valid: use 1-64 letters, digits, '_', '.', '-'",
+        )
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    """What may be shown about a credential: its id, which keys are set, when."""
+
+    credential_id: str
+    keys: list[str]
+    updated_at: datetime
+
+
+class CredentialStore:
+    """Encrypted values per (integration, credential id) in the state database."""
+
+    def __init__(self, engine: AsyncEngine, keys: Iterable[str]) -> None:
+        ferns = [fernet_from_secret(k) for k in keys]
+        if not ferns:
+            raise ValueError("at least one key is needed")
+        self._engine = engine
+        self._fernet = MultiFernet(ferns)
+
+    def encrypt(self, values: dict[str, str]) -> bytes:
+        return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode())
+
+    def decrypt(self, token: bytes) -> dict[str, str]:
+        try:
+            data = json.loads(self._fernet.decrypt(token))
+        except InvalidToken:
+            raise CredentialError(
+                "credentials_unreadable",
+                "stored credentials cannot be decrypted with the configured key "
+                "(was BOLLARD_SECRET_KEY or secret.key changed?)",
+            ) from None
+        return {str(k): str(v) for k, v in data.items()}
+
+    async def get(self, integration: str, credential_id: str = DEFAULT_CREDENTIAL_ID) -> dict[str, str] | None:
+        """The decrypted values, or ``None`` when nothing is stored for that id."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(credentials_table.c.ciphertext).where(
+                        credentials_table.c.integration == integration,
+                        credentials_table.c.credential_id == credential_id,
+                    )
+                )
+            ).first()
+        return None if row is None else self.decrypt(row[0])
+
+    async def list(self, integration: str) -> list[CredentialInfo]:
+        """Every credential id of an integration with the keys it sets (no values)."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        credentials_table.c.credential_id,
+                        credentials_table.c.keys,
+                        credentials_table.c.updated_at,
+                    )
+                    .where(credentials_table.c.integration == integration)
+                    .order_by(credentials_table.c.credential_id)
+                )
+            ).all()
+        return [CredentialInfo(r[0], list(r[1]), r[2]) for r in rows]
+
+    async def put(
+        self,
+        integration: str,
+        credential_id: str,
+        values: dict[str, str],
+        *,
+        merge: bool = True,
+    ) -> list[str]:
+        """Store values (merged over existing ones unless ``merge=False``).
+
+        An empty-string value removes that key. Returns the key names now set.
+        """
+        check_credential_id(credential_id)
+        current = (await self.get(integration, credential_id)) if merge else None
+        merged = dict(current or {})
+        for k, v in values.items():
+            if v == "":
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        now = datetime.now(UTC)
+        row = {
+            "integration": integration,
+            "credential_id": credential_id,
+            "ciphertext": self.encrypt(merged),
+            "keys": sorted(merged),
+            "updated_at": now,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(credentials_table).where(
+                    credentials_table.c.integration == integration,
+                    credentials_table.c.credential_id == credential_id,
+                )
+            )
+            await conn.execute(credentials_table.insert().values(**row))
+        return sorted(merged)
+
+    async def delete(self, integration: str, credential_id: str) -> bool:
+        """Remove a credential; ``True`` when one existed."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(credentials_table).where(
+                    credentials_table.c.integration == integration,
+                    credentials_table.c.credential_id == credential_id,
+                )
+            )
+        return bool(result.rowcount)

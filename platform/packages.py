@@ -1,0 +1,290 @@
+"""Reading and validating an integration package: the files of one integration.
+
+The same checks serve a folder in the integrations directory and an uploaded zip, so a
+folder drop and an upload give the same state (DESIGN §10). A package is a mapping of
+file name to bytes; :func:`build_version` validates it completely (manifest, connector
+compile, icon content) and returns an immutable :class:`IntegrationVersion`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bollard.platform.manifest import (
+    MANIFEST_MAX_BYTES,
+    Manifest,
+    ManifestError,
+    ManifestIssue,
+    parse_manifest_bytes,
+    slug_error,
+)
+
+CONNECTOR_FILE = "connector.py"
+CONFIG_FILE = "config.json"
+CONNECTOR_MAX_BYTES = 512 * 1024
+ICON_MAX_BYTES = 256 * 1024
+ICON_NAMES = ("icon.svg", "icon.png", "icon.jpg", "icon.jpeg", "icon.webp")
+SEED_MAX_BYTES = 512 * 1024
+PACKAGE_MAX_BYTES = 1024 * 1024
+README_NAMES = ("README.md",)
+
+ICON_MEDIA_TYPES = {
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
+
+
+class PackageError(Exception):
+    """The package is invalid; ``errors`` lists every reason, each naming the file or field."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+@dataclass(frozen=True)
+class IntegrationVersion:
+    """One loaded, valid version of an integration. Never mutated: a reload makes a new one.
+
+    ``content_hash`` is the SHA-256 of every file's name and bytes, the identity an
+    approval binds (DESIGN §6) and the sandbox pool keys its workers by.
+    """
+
+    slug: str
+    path: Path
+    manifest: Manifest
+    content_hash: str
+    files: dict[str, bytes] = field(repr=False)
+    warnings: tuple[ManifestIssue, ...] = ()
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def connector_source(self) -> str | None:
+        raw = self.files.get(CONNECTOR_FILE)
+        return raw.decode("utf-8") if raw is not None else None
+
+    @property
+    def icon_name(self) -> str | None:
+        return next((n for n in ICON_NAMES if n in self.files), None)
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+
+def content_hash(files: dict[str, bytes]) -> str:
+    """SHA-256 over the sorted file names and contents (length-prefixed, unambiguous)."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        h.update(f"{len(name)}:{name}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def seed_file_name(manifest: Manifest) -> str | None:
+    """The demo seed script named by ``sqlConnectionConfig.options.seedFile``, if any."""
+    cfg = manifest.sql_connection_config
+    name = cfg.options.get("seedFile") if cfg is not None else None
+    return name if isinstance(name, str) else None
+
+
+_SVG_FORBIDDEN = [
+    (re.compile(rb"<\s*script", re.I), "contains a <script> element"),
+    (re.compile(rb"\son[a-z]+\s*=", re.I), "contains an event-handler attribute (on…=)"),
+    (re.compile(rb"<\s*foreignObject", re.I), "contains a <foreignObject> element"),
+    (re.compile(rb"<!ENTITY", re.I), "declares XML entities"),
+    (re.compile(rb"javascript:", re.I), "contains a javascript: URL"),
+    (
+        re.compile(rb"""(?:href|src)\s*=\s*["']\s*(?!#|data:image/)[^"']+""", re.I),
+        "references an external resource (only #fragment and data:image/ links are allowed)",
+    ),
+    (re.compile(rb"url\(\s*['\"]?\s*(?!#|data:image/)", re.I), "references an external resource in url()"),
+    (re.compile(rb"@import", re.I), "contains a CSS @import"),
+]
+
+
+def icon_error(name: str, data: bytes) -> str | None:
+    """Check an icon by content, not name (DESIGN §10); return a reason or ``None``."""
+    if len(data) > ICON_MAX_BYTES:
+        return f"{name} is {len(data)} bytes; the limit is {ICON_MAX_BYTES} bytes"
+    ext = name.rsplit(".", 1)[1]
+    if ext == "png":
+        ok = data.startswith(b"\x89PNG\r\n\x1a\n")
+    elif ext in ("jpg", "jpeg"):
+        ok = data.startswith(b"\xff\xd8\xff")
+    elif ext == "webp":
+        ok = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    else:
+        head = data[:4096].lstrip().lower()
+        ok = b"<svg" in head and (head.startswith(b"<svg") or head.startswith(b"<?xml") or head.startswith(b"<!--") or head.startswith(b"<!doctype svg"))
+        if ok:
+            for pattern, reason in _SVG_FORBIDDEN:
+                if pattern.search(data):
+                    return f"{name} {reason}; icons must be static images"
+    if not ok:
+        return f"{name} is not a valid {ext.upper()} image (checked by content)"
+    return None
+
+
+def compile_errors(source: str) -> list[str]:
+    """Compile ``connector.py`` with the sandbox's policy; return its errors (line numbers)."""
+    from bollard.sandbox.errors import ConnectorCompileError
+    from bollard.sandbox.policy import compile_connector
+
+    try:
+        compile_connector(source, CONNECTOR_FILE)
+    except ConnectorCompileError as e:
+        return [f"{CONNECTOR_FILE}: {msg}" for msg in e.errors]
+    return []
+
+
+def build_version(slug: str, path: Path, files: dict[str, bytes]) -> IntegrationVersion:
+    """Validate a whole package and return its version.
+
+    ``files`` maps file names (no directories) to bytes. Raises :class:`PackageError`
+    listing every problem: the slug, the manifest (with field paths), the connector's
+    compile errors with line numbers, the icon, sizes.
+    """
+    errors: list[str] = []
+    problem = slug_error(slug)
+    if problem:
+        errors.append(problem)
+    raw = files.get(CONFIG_FILE)
+    if raw is None:
+        raise PackageError([*errors, f"{CONFIG_FILE} is missing"])
+    has_connector = CONNECTOR_FILE in files
+    manifest: Manifest | None = None
+    warnings: tuple[ManifestIssue, ...] = ()
+    try:
+        parsed = parse_manifest_bytes(raw, has_connector=has_connector)
+        manifest, warnings = parsed.manifest, tuple(parsed.warnings)
+    except ManifestError as e:
+        errors.extend(f"{CONFIG_FILE}: {issue}" for issue in e.issues)
+
+    if has_connector:
+        source = files[CONNECTOR_FILE]
+        if len(source) > CONNECTOR_MAX_BYTES:
+            errors.append(f"{CONNECTOR_FILE} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes")
+        else:
+            try:
+                text = source.decode("utf-8")
+            except UnicodeDecodeError:
+                errors.append(f"{CONNECTOR_FILE} is not UTF-8 text")
+            else:
+                if manifest is not None and manifest.type == "sql":
+                    errors.append(f"{CONNECTOR_FILE}: SQL integrations run no code; remove connector.py")
+                else:
+                    errors.extend(compile_errors(text))
+
+    icons = [n for n in ICON_NAMES if n in files]
+    if len(icons) > 1:
+        errors.append(f"more than one icon ({', '.join(icons)}); keep one")
+    for name in icons:
+        problem = icon_error(name, files[name])
+        if problem:
+            errors.append(problem)
+
+    if manifest is not None:
+        seed = seed_file_name(manifest)
+        if seed is not None and seed not in files:
+            errors.append(
+                f"{CONFIG_FILE}: sqlConnectionConfig.options.seedFile names '{seed}', which is not in the folder"
+            )
+    if errors:
+        raise PackageError(errors)
+    assert manifest is not None
+    return IntegrationVersion(
+        slug=slug,
+        path=path,
+        manifest=manifest,
+        content_hash=content_hash(files),
+        files=dict(files),
+        warnings=warnings,
+    )
+
+
+def allowed_file_names(config_raw: bytes | None) -> set[str]:
+    """File names a package may hold: config, connector, icons, README, the seed script."""
+    names = {CONFIG_FILE, CONNECTOR_FILE, *ICON_NAMES, *README_NAMES}
+    if config_raw is not None:
+        m = re.search(rb'"seedFile"\s*:\s*"([A-Za-z0-9_.-]+\.sql)"', config_raw)
+        if m:
+            names.add(m.group(1).decode())
+    return names
+
+
+def _size_limit(name: str) -> int:
+    if name == CONFIG_FILE:
+        return MANIFEST_MAX_BYTES
+    if name == CONNECTOR_FILE:
+        return CONNECTOR_MAX_BYTES
+    if name in ICON_NAMES:
+        return ICON_MAX_BYTES
+    return SEED_MAX_BYTES
+
+
+def read_folder(path: Path) -> dict[str, bytes]:
+    """Read an integration folder's files, refusing what a package may not hold.
+
+    Symlinks (the folder or any file), unreadable and oversized files are errors;
+    hidden files (``.*``) and unknown names are ignored so editors' swap files and
+    caches never break a load. Raises :class:`PackageError`.
+    """
+    errors: list[str] = []
+    try:
+        st = path.lstat()
+    except OSError as e:
+        raise PackageError([f"cannot read folder: {e.strerror}"]) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise PackageError(["the folder is a symbolic link; integrations must be real folders"])
+    config_path = path / CONFIG_FILE
+    try:
+        config_raw: bytes | None = config_path.read_bytes() if config_path.is_file() and not config_path.is_symlink() else None
+    except OSError:
+        config_raw = None
+    allowed = allowed_file_names(config_raw)
+    files: dict[str, bytes] = {}
+    try:
+        children = sorted(path.iterdir())
+    except OSError as e:
+        raise PackageError([f"cannot list folder: {e.strerror}"]) from None
+    for child in children:
+        name = child.name
+        if name.startswith(".") or name not in allowed:
+            continue
+        try:
+            cst = child.lstat()
+        except OSError as e:
+            errors.append(f"{name}: cannot read ({e.strerror})")
+            continue
+        if stat.S_ISLNK(cst.st_mode):
+            errors.append(f"{name} is a symbolic link; copy the file into the folder instead")
+            continue
+        if not stat.S_ISREG(cst.st_mode):
+            errors.append(f"{name} is not a regular file")
+            continue
+        limit = _size_limit(name)
+        if cst.st_size > limit:
+            errors.append(f"{name} is {cst.st_size} bytes; the limit is {limit} bytes")
+            continue
+        try:
+            files[name] = child.read_bytes()
+        except OSError as e:
+            errors.append(f"{name}: cannot read ({e.strerror})")
+    if errors:
+        raise PackageError(errors)
+    return files
+
+
+def load_folder(path: Path) -> IntegrationVersion:
+    """Read and validate ``path`` as the integration named by its folder name."""
+    return build_version(path.name, path, read_folder(path))

@@ -1,0 +1,153 @@
+"""The running host: settings, state database, registry, credentials, and their lifecycle.
+
+One :class:`Runtime` backs the HTTP API, the CLI, the agent tools and MCP; each of those
+is a thin front over it and over the execution service it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from bollard.platform import auth
+from bollard.platform.credentials import CredentialStore, load_or_create_key_file
+from bollard.platform.registry import IntegrationEntry, Registry
+from bollard.platform.settings import Settings
+from bollard.platform.store.db import create_engine, migrate
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger("bollard")
+
+ADMIN_TOKEN_FILE = "admin.token"
+KEY_FILE = "secret.key"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (replacing any existing file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def secret_keys(settings: Settings) -> list[str]:
+    """The credential encryption keys, newest first (DESIGN §7)."""
+    if settings.secret_key:
+        return [settings.secret_key]
+    return [load_or_create_key_file(settings.data_dir / KEY_FILE)]
+
+
+def required_credential_keys(entry: IntegrationEntry) -> tuple[str, ...]:
+    """Keys the default credential must set before the integration is ``ready``."""
+    if entry.version is None:
+        return ()
+    m = entry.version.manifest
+    if m.auth_method == "none" and m.type != "sql":
+        return ()
+    keys = list(m.secret_bindings)
+    if m.type == "sql" and m.sql_connection_config is not None:
+        cfg = m.sql_connection_config
+        if cfg.engine == "sqlite":
+            if "database" not in cfg.options and "database" not in keys:
+                keys.append("database")
+        else:
+            keys += [k for k in ("server", "database") if k not in keys]
+    if m.auth_method == "oauth2" and "accessToken" not in keys:
+        keys.append("accessToken")
+    return tuple(keys)
+
+
+class Runtime:
+    """Owns every long-lived resource; ``await start()`` once, ``await stop()`` at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry(settings.integrations_dir)
+        self.db: AsyncEngine = create_engine(settings.resolved_database_url())
+        self.credentials = CredentialStore(self.db, secret_keys(settings))
+        self._stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._services: dict[str, Any] = {}
+        self.started = False
+
+    async def start(self, *, watch: bool | None = None) -> None:
+        """Migrate the state database, load integrations, start the watcher."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate(self.db)
+        self.registry.load_all()
+        if self.settings.reload if watch is None else watch:
+            self._watch_task = asyncio.create_task(
+                self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
+            )
+        self.started = True
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._watch_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._watch_task, 5)
+        for service in reversed(list(self._services.values())):
+            close = getattr(service, "aclose", None) or getattr(service, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    result = close()
+                    if asyncio.iscoroutine(result):
+                        await result
+        self._services.clear()
+        await self.db.dispose()
+
+    def service(self, name: str, factory: Any) -> Any:
+        """A lazily created long-lived service (closed at :meth:`stop`), e.g. the sandbox pool."""
+        if name not in self._services:
+            self._services[name] = factory()
+        return self._services[name]
+
+    @property
+    def pool(self) -> Any:
+        """The sandbox pool (``bollard.sandbox.pool.SandboxPool``), created on first use."""
+        from bollard.sandbox.pool import SandboxPool
+
+        s = self.settings
+        return self.service(
+            "sandbox",
+            lambda: SandboxPool(
+                workers_per_integration=s.workers_per_integration,
+                max_executions_per_worker=s.max_executions_per_worker,
+                idle_timeout_s=s.worker_idle_timeout_s,
+            ),
+        )
+
+    def isolation_layers(self) -> dict[str, Any]:
+        """The sandbox isolation layers in force (for ``/healthz``)."""
+        try:
+            layers: dict[str, Any] = self.pool.isolation_layers()
+        except Exception as e:  # the host keeps serving SQL and the catalog
+            return {"available": False, "error": str(e)[:200]}
+        return layers
+
+    async def ensure_admin_token(self) -> str | None:
+        """On the first start with no tokens: create an admin token, store it 0600 in
+        the data directory and return it (else ``None``)."""
+        if await auth.count_tokens(self.db) > 0:
+            return None
+        token = await auth.create_token(self.db, "admin", name="first admin")
+        write_private_file(self.settings.data_dir / ADMIN_TOKEN_FILE, token + "\n")
+        return token
+
+    async def status(self, entry: IntegrationEntry) -> tuple[str, str | None, list[str]]:
+        """Catalog status: (``ready`` | ``needs_credentials`` | ``error``, error text, missing keys)."""
+        if entry.errors:
+            return "error", entry.status_error, []
+        required = required_credential_keys(entry)
+        if not required:
+            return "ready", None, []
+        infos = {c.credential_id: c for c in await self.credentials.list(entry.slug)}
+        have = set(infos["default"].keys) if "default" in infos else set()
+        missing = [k for k in required if k not in have]
+        return ("needs_credentials" if missing else "ready"), None, missing

@@ -1,0 +1,1 @@
+"""The state database: tables, Alembic migrations, connection (DESIGN §11)."""

@@ -1,0 +1,96 @@
+"""SQLAlchemy Core tables of the state database.
+
+The schema is created and changed only by the Alembic migrations in ``migrations/``;
+these definitions mirror them for queries. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("role", String(16), nullable=False),
+    # SHA-256 of the token; the token itself is never stored.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("integration", String(64), primary_key=True),
+    Column("credential_id", String(64), primary_key=True),
+    # Fernet token of the JSON object of values (DESIGN §7).
+    Column("ciphertext", LargeBinary, nullable=False),
+    # The key names that are set, in clear, so listing needs no decryption.
+    Column("keys", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("integration", String(64), nullable=False),
+    Column("operation", String(128), nullable=False),
+    Column("credential_id", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_by", String(36), nullable=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(36), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Index("ix_approvals_status", "status"),
+    Index("ix_approvals_integration", "integration"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("duration_ms", Float, nullable=True),
+    Column("token_id", String(36), nullable=True),
+    Column("caller", String(32), nullable=False, default="api"),
+    Column("integration", String(64), nullable=False),
+    Column("operation", String(128), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("credential_id", String(64), nullable=True),
+    Column("params", JSON, nullable=True),
+    Column("status", String(24), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("approval_id", String(36), nullable=True),
+    Column("mock", Boolean, nullable=False, default=False),
+    Index("ix_executions_started_at", "started_at"),
+    Index("ix_executions_integration", "integration"),
+)
