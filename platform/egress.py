@@ -154,6 +154,8 @@ def _split_authority(authority: str, what: str) -> tuple[str, int | None]:
             raise ValueError(f"{what} has text after the IPv6 address")
         port_text = rest[1:] if rest else None
     else:
+        if authority.count(":") > 1:
+            raise ValueError(f"{what} has a bare IPv6 address; write it in brackets like [::1]")
         host, sep, port_text_ = authority.partition(":")
         port_text = port_text_ if sep else None
     if port_text is None:
