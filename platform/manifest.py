@@ -23,7 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
+    StrictBool,
     ValidationError,
     field_validator,
 )
@@ -53,6 +53,10 @@ SQL_CONNECTION_KEYS = (
     "encrypt",
     "trustServerCertificate",
 )
+
+
+# Strict: a quoted "false" must not silently turn off an approval, nor "1" pass as a number.
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 
 
 class _Model(BaseModel):
@@ -101,7 +105,7 @@ class Operation(_Model):
     title: Annotated[str, Field(max_length=200)] | None = None
     description: Annotated[str, Field(max_length=2000)] | None = None
     operation_type: Literal["read", "write"] = "read"
-    requires_approval: bool | None = None
+    requires_approval: StrictBool | None = None
     required_scopes: list[str] = Field(default_factory=list)
     parameters_schema: dict[str, Any] | None = None
     query: Annotated[str, Field(min_length=1)] | None = None
@@ -143,7 +147,7 @@ class SqlSecurity(_Model):
 
 class SqlConnectionConfig(_Model):
     engine: SqlEngine
-    read_only: bool = False
+    read_only: StrictBool = False
     options: dict[str, Any] = Field(default_factory=dict)
     security: SqlSecurity = Field(default_factory=SqlSecurity)
 
@@ -154,7 +158,7 @@ class SqlConnectionConfig(_Model):
 
 
 class Capabilities(_OpenModel):
-    can_sync: bool | None = None
+    can_sync: StrictBool | None = None
     sync_frequency: str | None = None
 
 
@@ -172,7 +176,7 @@ class Manifest(_Model):
     schema_ref: str | None = Field(default=None, alias="$schema")
     title: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str, Field(max_length=2000)] | None = None
-    version: Annotated[int, Field(ge=1)] = 1
+    version: Annotated[int, Field(ge=1, strict=True)] = 1
     type: Literal["rest_api", "sql"] = "rest_api"
     auth_method: AuthMethod
     supported_auth_methods: list[AuthMethod] | None = None
@@ -184,7 +188,7 @@ class Manifest(_Model):
     sql_operations: list[Operation] = Field(default_factory=list)
     connection_config: ConnectionConfig | None = None
     capabilities: Capabilities | None = None
-    expose_as_capability: bool | None = None
+    expose_as_capability: StrictBool | None = None
     setup_guide: Annotated[str, Field(max_length=5000)] | None = None
     metadata: dict[str, Any] | None = None
 
@@ -330,8 +334,8 @@ _CRON_NAMES = [
     {},
     {},
     {},
-    {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())},
-    {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+    {m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])},
+    {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])},
 ]
 
 

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from bollard.platform import auth
+from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file
+from bollard.platform.execution import ExecutionService
+from bollard.platform.executions import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
@@ -75,6 +78,9 @@ class Runtime:
         self._watch_task: asyncio.Task[None] | None = None
         self._services: dict[str, Any] = {}
         self.started = False
+        self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
+        self.approvals = Approvals(self)
+        self.execution = ExecutionService(self)
 
     async def start(self, *, watch: bool | None = None) -> None:
         """Migrate the state database, load integrations, start the watcher."""
@@ -85,10 +91,13 @@ class Runtime:
             self._watch_task = asyncio.create_task(
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
             )
+        self.approvals.start_sweeper()
         self.started = True
 
     async def stop(self) -> None:
         self._stop.set()
+        await self.approvals.close()
+        await self.execution_log.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch_task, 5)
@@ -107,6 +116,20 @@ class Runtime:
         if name not in self._services:
             self._services[name] = factory()
         return self._services[name]
+
+    @property
+    def http_client(self) -> Any:
+        """The one shared ``httpx.AsyncClient`` for connector egress (DESIGN §4.3)."""
+        from bollard.platform.egress import make_client
+
+        return self.service("http", make_client)
+
+    @property
+    def sql(self) -> Any:
+        """The SQL service (engines per integration and credential), created on first use."""
+        from bollard.platform.sql.service import SqlService
+
+        return self.service("sql", lambda: SqlService(self.settings))
 
     @property
     def pool(self) -> Any:

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     reload: bool = True
     reload_debounce_ms: int = Field(default=150, gt=0)
 
+    # Approvals (DESIGN §6) and the execution log.
+    approval_ttl_s: int = Field(default=24 * 3600, gt=0)
+    execution_retention_days: int = Field(default=30, gt=0)
+
     # Sandbox pool (DESIGN §4).
     workers_per_integration: int = Field(default=2, gt=0)
     max_executions_per_worker: int = Field(default=200, gt=0)

@@ -1,0 +1,334 @@
+"""Approvals: writes wait for a person, then run exactly once (DESIGN §6).
+
+State machine: ``pending → approved → executing → succeeded | failed``, plus
+``rejected`` and ``expired``. Approving is one server-side call that claims the row
+atomically (``UPDATE … WHERE status = 'pending'``), so two people — or two replicas
+sharing one PostgreSQL — approving at once run it once. An approval binds the
+integration's content hash and the exact parameters: if the integration changed, the
+approval is marked ``expired`` and a new request is needed. An approval left
+``executing`` by a killed process is marked ``failed`` once it is older than the
+longest possible execution, never re-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bollard.platform.store.tables import approvals
+from sqlalchemy import and_, func, select, update
+
+if TYPE_CHECKING:
+    from bollard.platform.auth import Principal
+    from bollard.platform.execution import ExecutionService, Invocation
+    from bollard.platform.manifest import Operation
+    from bollard.platform.packages import IntegrationVersion
+    from bollard.platform.runtime import Runtime
+
+log = logging.getLogger("bollard.approvals")
+STATUSES = ("pending", "approved", "executing", "succeeded", "failed", "rejected", "expired")
+
+
+class ApprovalError(Exception):
+    """A decision that cannot be made; ``code`` and HTTP ``status`` for the API."""
+
+    def __init__(self, code: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def approval_json(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    out: dict[str, Any] = {
+        "id": m["id"],
+        "status": m["status"],
+        "integration": m["integration"],
+        "operation": m["operation"],
+        "credentialId": m["credential_id"],
+        "params": m["params"],
+        "version": m["version"],
+        "contentHash": m["content_hash"],
+        "summary": m["summary"],
+        "requestedBy": m["requested_by"],
+        "requestedAt": _iso(m["requested_at"]),
+        "expiresAt": _iso(m["expires_at"]),
+        "decidedBy": m["decided_by"],
+        "decidedAt": _iso(m["decided_at"]),
+        "startedAt": _iso(m["started_at"]),
+        "finishedAt": _iso(m["finished_at"]),
+    }
+    if m["result"] is not None:
+        out["result"] = m["result"]
+    if m["error_code"] is not None:
+        out["error"] = {"code": m["error_code"], "message": m["error_message"]}
+    return out
+
+
+class Approvals:
+    """Stores and decides approvals; runs the approved call through the execution service."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(seconds=self.runtime.settings.approval_ttl_s)
+
+    @property
+    def stale_after(self) -> timedelta:
+        """An ``executing`` approval older than this cannot still be running anywhere."""
+        return timedelta(milliseconds=self.runtime.settings.max_wall_time_ms + self.runtime.settings.max_query_timeout_ms) + timedelta(seconds=30)
+
+    async def request(
+        self,
+        service: ExecutionService,
+        inv: Invocation,
+        version: IntegrationVersion,
+        op: Operation,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Store a ``pending`` approval for a validated call and return it (for a 202).
+
+        The credential must exist already, so a request that could never run fails now.
+        """
+        await service.credential_values(version, inv.credential_id)
+        now = datetime.now(UTC)
+        summary: dict[str, Any] = {
+            "integration": version.manifest.title,
+            "operation": op.title or op.name,
+            "operationType": op.operation_type,
+            "description": op.description,
+            "params": params,
+            "credentialId": inv.credential_id,
+        }
+        if op.query is not None:
+            summary["query"] = op.query
+        row = {
+            "id": str(uuid.uuid4()),
+            "integration": version.slug,
+            "operation": op.name,
+            "credential_id": inv.credential_id,
+            "params": params,
+            "content_hash": version.content_hash,
+            "version": version.version,
+            "summary": summary,
+            "status": "pending",
+            "requested_by": inv.token_id,
+            "requested_at": now,
+            "expires_at": now + self.ttl,
+        }
+        async with self.runtime.db.begin() as conn:
+            await conn.execute(approvals.insert().values(**row))
+        return {
+            "success": True,
+            "status": "pending",
+            "approvalId": row["id"],
+            "id": row["id"],
+            "integration": version.slug,
+            "operation": op.name,
+            "version": version.version,
+            "summary": summary,
+            "expiresAt": _iso(row["expires_at"]),
+            "message": "This operation needs a person's approval; poll GET /api/approvals/" + row["id"],
+        }
+
+    async def _load(self, approval_id: str) -> Any:
+        async with self.runtime.db.connect() as conn:
+            return (await conn.execute(select(approvals).where(approvals.c.id == approval_id))).first()
+
+    async def get(self, approval_id: str, principal: Principal | None = None) -> dict[str, Any]:
+        """One approval (expiring it first if its TTL passed); agents see only their own."""
+        await self.expire_due()
+        row = await self._load(approval_id)
+        if row is None or (principal is not None and not principal.is_admin and row.requested_by != principal.token_id):
+            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
+        return approval_json(row)
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        integration: str | None = None,
+        principal: Principal | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        await self.expire_due()
+        conds = []
+        if status is not None:
+            conds.append(approvals.c.status == status)
+        if integration is not None:
+            conds.append(approvals.c.integration == integration)
+        if principal is not None and not principal.is_admin:
+            conds.append(approvals.c.requested_by == principal.token_id)
+        async with self.runtime.db.connect() as conn:
+            total = (await conn.execute(select(func.count()).select_from(approvals).where(*conds))).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(approvals)
+                    .where(*conds)
+                    .order_by(approvals.c.requested_at.desc(), approvals.c.id)
+                    .limit(max(1, min(limit, 500)))
+                    .offset(max(0, offset))
+                )
+            ).all()
+        return [approval_json(r) for r in rows], int(total)
+
+    async def expire_due(self) -> None:
+        """Mark pending approvals past their TTL ``expired`` and interrupted executions ``failed``."""
+        now = datetime.now(UTC)
+        async with self.runtime.db.begin() as conn:
+            await conn.execute(
+                update(approvals)
+                .where(approvals.c.status == "pending", approvals.c.expires_at < now)
+                .values(status="expired", error_code="approval_expired", error_message="the approval was not decided in time")
+            )
+            await conn.execute(
+                update(approvals)
+                .where(
+                    approvals.c.status.in_(("approved", "executing")),
+                    approvals.c.started_at < now - self.stale_after,
+                )
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    error_code="interrupted",
+                    error_message="the server stopped while this approval was executing; it was not re-run. "
+                    "Check the target system, then request the operation again if needed",
+                )
+            )
+
+    async def _claim(self, approval_id: str, principal: Principal, to: str) -> bool:
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"status": to, "decided_by": principal.token_id, "decided_at": now}
+        if to == "executing":
+            values["started_at"] = now
+        async with self.runtime.db.begin() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(and_(approvals.c.id == approval_id, approvals.c.status == "pending", approvals.c.expires_at >= now))
+                .values(**values)
+            )
+        return result.rowcount == 1
+
+    async def _refuse_claim(self, approval_id: str) -> None:
+        row = await self._load(approval_id)
+        if row is None:
+            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
+        if row.status == "pending":  # its TTL passed between the check and the claim
+            await self.expire_due()
+            raise ApprovalError("approval_expired", "this approval expired; request the operation again")
+        raise ApprovalError(
+            "approval_decided", f"this approval is already {row.status}; it runs at most once"
+        )
+
+    async def reject(self, approval_id: str, principal: Principal, reason: str | None = None) -> dict[str, Any]:
+        await self.expire_due()
+        if not await self._claim(approval_id, principal, "rejected"):
+            await self._refuse_claim(approval_id)
+        if reason:
+            async with self.runtime.db.begin() as conn:
+                await conn.execute(
+                    update(approvals).where(approvals.c.id == approval_id).values(error_message=reason[:2000])
+                )
+        return await self.get(approval_id)
+
+    async def approve(self, approval_id: str, principal: Principal) -> dict[str, Any]:
+        """Claim, check the integration did not change, run once, store the result.
+
+        Raises :class:`ApprovalError` when the approval is unknown, already decided,
+        expired, or its integration changed since the request.
+        """
+        from bollard.platform.execution import ExecutionError, Invocation
+
+        await self.expire_due()
+        row = await self._load(approval_id)
+        if row is None:
+            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
+        entry = self.runtime.registry.get(row.integration)
+        current = entry.version if entry is not None else None
+        if row.status == "pending" and (current is None or current.content_hash != row.content_hash):
+            async with self.runtime.db.begin() as conn:
+                changed = await conn.execute(
+                    update(approvals)
+                    .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+                    .values(
+                        status="expired",
+                        error_code="approval_stale",
+                        error_message="the integration changed after this request; request the operation again",
+                    )
+                )
+            if changed.rowcount == 1:
+                raise ApprovalError(
+                    "approval_stale",
+                    f"integration '{row.integration}' changed since this approval was requested "
+                    f"(was version {row.version}); request the operation again so the approver sees what will run",
+                )
+        if not await self._claim(approval_id, principal, "executing"):
+            await self._refuse_claim(approval_id)
+
+        service = self.runtime.execution
+        inv = Invocation(
+            slug=row.integration,
+            operation=row.operation,
+            params=dict(row.params),
+            credential_id=row.credential_id,
+            caller="approval",
+            approval_id=approval_id,
+            token_id=principal.token_id,
+            role=principal.role,
+        )
+        outcome = None
+        try:
+            outcome = await service.invoke(inv)
+        except Exception as e:  # never leave it executing
+            log.exception("approval %s failed unexpectedly", approval_id)
+            outcome = None
+            err = ExecutionError("internal_error", f"internal error ({type(e).__name__})")
+        now = datetime.now(UTC)
+        if outcome is not None and outcome.ok:
+            values: dict[str, Any] = {"status": "succeeded", "result": outcome.body, "finished_at": now}
+        else:
+            error = outcome.body["error"] if outcome is not None else {"code": err.code, "message": err.message}
+            values = {
+                "status": "failed",
+                "result": outcome.body if outcome is not None else None,
+                "error_code": error["code"],
+                "error_message": error["message"],
+                "finished_at": now,
+            }
+        async with self.runtime.db.begin() as conn:
+            await conn.execute(
+                update(approvals).where(approvals.c.id == approval_id, approvals.c.status == "executing").values(**values)
+            )
+        return await self.get(approval_id)
+
+    def start_sweeper(self, interval_s: float = 30.0) -> None:
+        async def loop() -> None:
+            while True:
+                with contextlib.suppress(Exception):
+                    await self.expire_due()
+                await asyncio.sleep(interval_s)
+
+        self._sweeper = asyncio.get_running_loop().create_task(loop())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper

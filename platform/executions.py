@@ -1,0 +1,186 @@
+"""The execution log: every call, recorded in the state database (DESIGN §8 ``/api/executions``).
+
+Records are queued in memory and written in batches by a background task (one
+transaction per batch), so logging never adds a database round trip to a call.
+:meth:`ExecutionLog.flush` writes what is queued (tests and shutdown use it).
+Parameters are stored already redacted by the execution service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bollard.platform.store.tables import executions
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from bollard.platform.execution import Invocation
+    from bollard.platform.packages import IntegrationVersion
+
+log = logging.getLogger("bollard.executions")
+MAX_QUEUE = 10_000
+MAX_PARAMS_CHARS = 16_384
+
+
+@dataclass
+class ExecutionFilter:
+    """Filters of ``GET /api/executions``; ``limit`` rows (≤500) after ``offset``."""
+
+    integration: str | None = None
+    operation: str | None = None
+    status: str | None = None
+    credential_id: str | None = None
+    approval_id: str | None = None
+    since: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _row_json(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "startedAt": m["started_at"].isoformat() if m["started_at"] else None,
+        "durationMs": m["duration_ms"],
+        "tokenId": m["token_id"],
+        "caller": m["caller"],
+        "integration": m["integration"],
+        "operation": m["operation"],
+        "version": m["version"],
+        "credentialId": m["credential_id"],
+        "params": m["params"],
+        "status": m["status"],
+        "errorCode": m["error_code"],
+        "errorMessage": m["error_message"],
+        "approvalId": m["approval_id"],
+        "mock": bool(m["mock"]),
+    }
+
+
+class ExecutionLog:
+    """Queue + background writer + queries for the ``executions`` table."""
+
+    def __init__(self, engine: AsyncEngine, *, retention_days: int = 30) -> None:
+        self._engine = engine
+        self._queue: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.retention_days = retention_days
+
+    def record(
+        self,
+        inv: Invocation,
+        version: IntegrationVersion | None,
+        started: datetime,
+        duration_s: float,
+        params: Any,
+        status: str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        approval_id: str | None = None,
+        mock: bool = False,
+    ) -> None:
+        """Queue one record (never blocks; drops the oldest past 10 000 queued)."""
+        if isinstance(params, dict) and len(repr(params)) > MAX_PARAMS_CHARS:
+            params = {"truncated": True, "keys": sorted(params)[:100]}
+        self._queue.append(
+            {
+                "id": str(uuid.uuid4()),
+                "started_at": started,
+                "duration_ms": round(duration_s * 1000, 3),
+                "token_id": inv.token_id,
+                "caller": inv.caller,
+                "integration": inv.slug[:64],
+                "operation": inv.operation[:128],
+                "version": version.version if version else None,
+                "credential_id": inv.credential_id[:64],
+                "params": params,
+                "status": status,
+                "error_code": error_code,
+                "error_message": (error_message or "")[:4000] or None,
+                "approval_id": approval_id,
+                "mock": mock,
+            }
+        )
+        if len(self._queue) > MAX_QUEUE:
+            del self._queue[: len(self._queue) - MAX_QUEUE]
+        self._wake.set()
+        if self._task is None or self._task.done():
+            with contextlib.suppress(RuntimeError):
+                self._task = asyncio.get_running_loop().create_task(self._writer())
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.05)  # gather a batch
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing the execution log failed; will retry")
+                await asyncio.sleep(1)
+
+    async def flush(self) -> None:
+        """Write every queued record now."""
+        async with self._lock:
+            batch, self._queue = self._queue, []
+            if not batch:
+                return
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(executions.insert(), batch)
+            except Exception:
+                self._queue[:0] = batch
+                raise
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def query(self, f: ExecutionFilter) -> tuple[list[dict[str, Any]], int]:
+        """Matching records newest first, and the total count matching."""
+        await self.flush()
+        conds = []
+        for col, value in (
+            (executions.c.integration, f.integration),
+            (executions.c.operation, f.operation),
+            (executions.c.status, f.status),
+            (executions.c.credential_id, f.credential_id),
+            (executions.c.approval_id, f.approval_id),
+        ):
+            if value is not None:
+                conds.append(col == value)
+        if f.since is not None:
+            conds.append(executions.c.started_at >= f.since)
+        async with self._engine.connect() as conn:
+            total = (await conn.execute(select(func.count()).select_from(executions).where(*conds))).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(executions)
+                    .where(*conds)
+                    .order_by(executions.c.started_at.desc(), executions.c.id)
+                    .limit(max(1, min(f.limit, 500)))
+                    .offset(max(0, f.offset))
+                )
+            ).all()
+        return [_row_json(r) for r in rows], int(total)
+
+    async def prune(self) -> int:
+        """Delete records older than the retention period; return how many."""
+        cutoff = datetime.now(UTC) - timedelta(days=self.retention_days)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(executions).where(executions.c.started_at < cutoff))
+        return int(result.rowcount or 0)

@@ -1,0 +1,56 @@
+"""Redaction of credential values from anything that leaves the host (DESIGN §7).
+
+Logs, error messages, results and execution records pass through :func:`redact` with
+the values of the credential used for the call, so a connector that echoes, logs,
+raises or returns a secret does not leak it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+# Shorter values ("1", "eu", a port) are too common to hunt for without mangling output.
+MIN_SECRET_LENGTH = 4
+# Credential fields that are connection settings rather than secrets.
+NOT_SECRET_KEYS = frozenset({"server", "port", "database", "username", "ssl", "sslMode", "encrypt", "trustServerCertificate"})
+
+
+def secret_values(values: dict[str, str] | None) -> list[str]:
+    """The strings to hide for a credential: every secret value, plus common encodings
+    of them (base64 of ``value`` and of ``user:password``), longest first."""
+    if not values:
+        return []
+    found: set[str] = set()
+    for key, value in values.items():
+        if key in NOT_SECRET_KEYS or len(value) < MIN_SECRET_LENGTH:
+            continue
+        found.add(value)
+        found.add(base64.b64encode(value.encode()).decode().rstrip("="))
+    user = values.get("username")
+    password = values.get("password")
+    if user and password:
+        found.add(base64.b64encode(f"{user}:{password}".encode()).decode().rstrip("="))
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    for s in secrets:
+        if s and s in text:
+            text = text.replace(s, REDACTED)
+    return text
+
+
+def redact(value: Any, secrets: list[str]) -> Any:
+    """Return ``value`` (JSON data or text) with every secret string replaced."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {redact_text(str(k), secrets): redact(v, secrets) for k, v in value.items()}
+    return value
