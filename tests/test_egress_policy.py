@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 
 import pytest
-
 from bollard.platform.addresses import classify_address
 from bollard.platform.egress import (
     EgressPolicy,
