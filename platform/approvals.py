@@ -92,7 +92,9 @@ class Approvals:
     @property
     def stale_after(self) -> timedelta:
         """An ``executing`` approval older than this cannot still be running anywhere."""
-        return timedelta(milliseconds=self.runtime.settings.max_wall_time_ms + self.runtime.settings.max_query_timeout_ms) + timedelta(seconds=30)
+        s = self.runtime.settings
+        longest = max(s.max_wall_time_ms, s.max_query_timeout_ms)
+        return timedelta(milliseconds=longest, seconds=s.approval_stale_margin_s)
 
     async def request(
         self,
@@ -318,7 +320,10 @@ class Approvals:
             )
         return await self.get(approval_id)
 
-    def start_sweeper(self, interval_s: float = 30.0) -> None:
+    def start_sweeper(self) -> None:
+        """Expire and fail-stale approvals periodically (and once now, at start)."""
+        interval_s = self.runtime.settings.approval_sweep_interval_s
+
         async def loop() -> None:
             while True:
                 with contextlib.suppress(Exception):

@@ -121,7 +121,7 @@ class CredentialStore:
                 await conn.execute(
                     select(
                         credentials_table.c.credential_id,
-                        credentials_table.c.keys,
+                        credentials_table.c["keys"],
                         credentials_table.c.updated_at,
                     )
                     .where(credentials_table.c.integration == integration)

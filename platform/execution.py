@@ -263,9 +263,11 @@ class ExecutionService:
                 raise ExecutionError("invalid_request", f"retries must be between 0 and {MAX_RETRIES}")
             retries = inv.retries if op.operation_type == "read" and not op.needs_approval else 0
             if inv.caller == "approval":
-                body = await self.run(version, op, params, values, timeout_ms=inv.timeout_ms)
+                body = await self.run(
+                    version, op, params, values, credential_id=inv.credential_id, timeout_ms=inv.timeout_ms
+                )
             else:
-                body = await self._run_limited(version, op, params, values, inv.timeout_ms, retries)
+                body = await self._run_limited(version, op, params, values, inv, retries)
             return self._finish(inv, version, started, t0, body, params, secrets)
         except ExecutionError as e:
             return self._fail(inv, version, started, t0, e, secrets)
@@ -328,7 +330,7 @@ class ExecutionService:
         op: Operation,
         params: dict[str, Any],
         values: dict[str, str],
-        timeout_ms: int | None,
+        inv: Invocation,
         retries: int,
     ) -> dict[str, Any]:
         """Apply the rate limits and the concurrency cap, then run (429 when over)."""
@@ -353,7 +355,9 @@ class ExecutionService:
                 headers={"Retry-After": "1"},
             )
         try:
-            return await self.run(version, op, params, values, timeout_ms=timeout_ms, retries=retries)
+            return await self.run(
+                version, op, params, values, credential_id=inv.credential_id, timeout_ms=inv.timeout_ms, retries=retries
+            )
         finally:
             self.limiter.release(cap_key, op.max_concurrency)
 
@@ -378,6 +382,7 @@ class ExecutionService:
         params: dict[str, Any],
         values: dict[str, str],
         *,
+        credential_id: str = DEFAULT_CREDENTIAL_ID,
         timeout_ms: int | None = None,
         retries: int = 0,
     ) -> dict[str, Any]:
@@ -388,7 +393,7 @@ class ExecutionService:
         Raises :class:`ExecutionError` with the failure's code.
         """
         if version.manifest.type == "sql":
-            return await self._run_sql(version, op, params, values, timeout_ms, retries)
+            return await self._run_sql(version, op, params, values, credential_id, timeout_ms, retries)
         return await self._run_rest(version, op, params, values, timeout_ms, retries=retries)
 
     def limits_for(self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None) -> Any:
@@ -532,6 +537,7 @@ class ExecutionService:
         op: Operation,
         params: dict[str, Any],
         values: dict[str, str],
+        credential_id: str,
         timeout_ms: int | None,
         retries: int = 0,
     ) -> dict[str, Any]:
@@ -542,7 +548,7 @@ class ExecutionService:
         attempt = 0
         while True:
             try:
-                res = await sql.run(version, op, params, values, timeout_ms=timeout_ms)
+                res = await sql.run(version, op, params, values, credential_id=credential_id, timeout_ms=timeout_ms)
                 break
             except SqlError as e:
                 if attempt >= retries or e.code != "connection_failed":

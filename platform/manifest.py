@@ -489,7 +489,7 @@ def parse_manifest(data: Any, *, has_connector: bool | None = None) -> ParsedMan
     Raises :class:`ManifestError` with every issue found, each naming its field path.
     """
     if not isinstance(data, dict):
-        raise ManifestError([ManifestIssue("", "config.json must hold a JSON object")])
+        raise ManifestError([ManifestIssue("", "the file must hold a JSON object")])
     try:
         manifest = Manifest.model_validate(_normalize(data))
     except ValidationError as exc:
@@ -507,15 +507,15 @@ def parse_manifest_bytes(raw: bytes, *, has_connector: bool | None = None) -> Pa
     """
     if len(raw) > MANIFEST_MAX_BYTES:
         raise ManifestError(
-            [ManifestIssue("config.json", f"is {len(raw)} bytes; the limit is {MANIFEST_MAX_BYTES} bytes")]
+            [ManifestIssue("", f"the file is {len(raw)} bytes; the limit is {MANIFEST_MAX_BYTES} bytes")]
         )
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise ManifestError([ManifestIssue("config.json", f"is not UTF-8 text ({e.reason})")]) from None
+        raise ManifestError([ManifestIssue("", f"the file is not UTF-8 text ({e.reason})")]) from None
     except json.JSONDecodeError as e:
         raise ManifestError(
-            [ManifestIssue("config.json", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")]
+            [ManifestIssue("", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")]
         ) from None
     return parse_manifest(data, has_connector=has_connector)
 

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Approvals (DESIGN §6) and the execution log.
     approval_ttl_s: int = Field(default=24 * 3600, gt=0)
     execution_retention_days: int = Field(default=30, gt=0)
+    # An approval still "executing" this long after the longest possible execution was
+    # interrupted by a crash; it is marked failed (never re-run).
+    approval_stale_margin_s: float = Field(default=30.0, ge=0)
+    approval_sweep_interval_s: float = Field(default=30.0, gt=0)
 
     # Sandbox pool (DESIGN §4).
     workers_per_integration: int = Field(default=2, gt=0)
