@@ -32,6 +32,7 @@ import json
 import re
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -330,7 +331,7 @@ def _suggest_entry(target: Target) -> str:
 # --------------------------------------------------------------------------- policy
 
 
-async def system_resolver(host: str, port: int) -> list[str]:
+async def getaddrinfo_resolver(host: str, port: int) -> list[str]:
     """Resolve ``host`` with the event loop's ``getaddrinfo`` (TCP); address texts, in order.
 
     Raises ``OSError`` (``socket.gaierror``) when the name does not resolve.
@@ -339,6 +340,48 @@ async def system_resolver(host: str, port: int) -> list[str]:
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )
     return [str(info[4][0]) for info in infos]
+
+
+class CachingResolver:
+    """A :data:`Resolver` remembering successful answers for ``ttl_s`` seconds.
+
+    ``getaddrinfo`` runs in a thread (hundreds of µs even for ``/etc/hosts`` names) and
+    may wait on DNS; connections are pooled, so without a cache the lookup would be
+    most of a request's overhead. Caching cannot open a rebinding window: the policy
+    checks the cached addresses and the connection goes to exactly those. Failures are
+    not cached. ``clock`` (seconds, monotonic) is injectable for tests; at most
+    ``max_entries`` names are kept (the oldest is evicted first).
+    """
+
+    def __init__(
+        self,
+        inner: Resolver = getaddrinfo_resolver,
+        *,
+        ttl_s: float = 10.0,
+        max_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        now = self._clock()
+        cached = self._entries.get(host)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        answer = tuple(await self._inner(host, port))
+        self._entries.pop(host, None)
+        if len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[host] = (now + self._ttl_s, answer)
+        return answer
+
+
+system_resolver = CachingResolver()
+"""The default resolver: ``getaddrinfo`` behind a 10-second :class:`CachingResolver`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -847,7 +890,12 @@ async def send(
     """
     if not isinstance(client, EgressClient):
         raise TypeError("send() needs the client from bollard.platform.egress.make_client()")
-    method = request.method.upper() if isinstance(request.method, str) else ""
+    # The request comes from a worker: treat its shape as untrusted too.
+    if type(request.url) is not str or type(request.headers) is not dict:
+        raise _connector_error("ctx.http needs a URL string and a headers dict.")
+    if request.params is not None and type(request.params) is not dict:
+        raise _connector_error("ctx.http params must be a dict.")
+    method = request.method.upper() if type(request.method) is str else ""
     if method not in HTTP_METHODS:
         raise _connector_error(f"Unsupported HTTP method; use one of {', '.join(HTTP_METHODS)}.")
     headers = _request_headers(request.headers)

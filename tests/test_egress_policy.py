@@ -13,12 +13,15 @@ from ipaddress import ip_address
 import pytest
 from bollard.platform.addresses import classify_address
 from bollard.platform.egress import (
+    CachingResolver,
     EgressPolicy,
     normalise_host,
     parse_url,
     validate_allowed_host_entry,
 )
 from bollard.sandbox.protocol import HttpRequestRefused
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def fixed_resolver(mapping: dict[str, Sequence[str]]):
@@ -476,3 +479,81 @@ async def test_localhost_through_the_system_resolver() -> None:
     destination = await allowed.authorize("http://localhost:8080/")
     assert destination.addresses
     assert all(address.is_loopback for address in destination.addresses)
+
+
+# ----------------------------------------------------------------- properties
+
+# Pieces an attacker would splice around an allowed host name.
+_PIECES = st.sampled_from(
+    ["api.github.com", "evil.com", "@", "\\", "%2e", "%40", ".", ":", "443", "/", "?",
+     "#", "[", "]", "::1", "127.0.0.1", " ", "\t", "*", "xn--", "ü", "。", "user:pw"]
+)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.lists(_PIECES, max_size=8).map("".join))
+def test_accepted_urls_are_unambiguous(authority_and_path: str) -> None:
+    policy = EgressPolicy(["api.github.com"])
+    try:
+        target = policy.check_url("https://" + authority_and_path)
+    except HttpRequestRefused as error:
+        assert error.code == "host_not_allowed"
+        return
+    # Whatever was accepted is the listed host on the default port, and the
+    # normalised URL parses back to the very same target.
+    assert target.host == "api.github.com"
+    assert (target.scheme, target.port) == ("https", 443)
+    assert parse_url(target.url) == target
+
+
+# ----------------------------------------------------------------- resolver cache
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_caching_resolver_reuses_answers_within_the_ttl() -> None:
+    inner = fixed_resolver({"a.example": ["93.184.215.14"], "b.example": ["93.184.215.15"]})
+    clock = FakeClock()
+    resolver = CachingResolver(inner, ttl_s=10, clock=clock)
+    assert list(await resolver("a.example", 443)) == ["93.184.215.14"]
+    clock.now += 9
+    assert list(await resolver("a.example", 443)) == ["93.184.215.14"]
+    assert inner.asked == ["a.example"]
+    clock.now += 2
+    await resolver("a.example", 443)
+    assert inner.asked == ["a.example", "a.example"]
+
+
+async def test_caching_resolver_does_not_cache_failures() -> None:
+    inner = fixed_resolver({})
+    resolver = CachingResolver(inner, clock=FakeClock())
+    for _ in range(2):
+        with pytest.raises(OSError):
+            await resolver("missing.example", 443)
+    assert inner.asked == ["missing.example", "missing.example"]
+
+
+async def test_caching_resolver_evicts_the_oldest_name() -> None:
+    inner = fixed_resolver({"a.example": ["192.0.2.1"], "b.example": ["192.0.2.2"]})
+    resolver = CachingResolver(inner, max_entries=1, clock=FakeClock())
+    await resolver("a.example", 443)
+    await resolver("b.example", 443)
+    await resolver("a.example", 443)
+    assert inner.asked == ["a.example", "b.example", "a.example"]
+
+
+async def test_policy_checks_cached_answers_every_time() -> None:
+    # A cached private answer is refused by a policy that does not allow it, even
+    # though another policy accepted it moments before.
+    resolver = CachingResolver(fixed_resolver({"db.internal": ["10.0.0.5"]}), clock=FakeClock())
+    opened = EgressPolicy(["http://db.internal:5000"], allow_private=True, resolver=resolver)
+    closed = EgressPolicy(["http://db.internal:5000"], resolver=resolver)
+    assert (await opened.authorize("http://db.internal:5000/")).addresses
+    with pytest.raises(HttpRequestRefused):
+        await closed.authorize("http://db.internal:5000/")
