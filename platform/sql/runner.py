@@ -1,0 +1,440 @@
+"""Running one SQL operation: caps, timeouts, read-only reads, atomic writes (DESIGN §5).
+
+``run_sql`` compiles the manifest query (``@name`` → typed bind parameters), checks a
+pooled connection out of the integration's ``EngineHandle``, and runs the statements in
+one transaction:
+
+- **reads** run in a read-only transaction where the engine has one (PostgreSQL
+  ``BEGIN READ ONLY``; MariaDB/MySQL ``SET SESSION TRANSACTION READ ONLY``; SQLite ``PRAGMA
+  query_only``) and always end in ROLLBACK, so a write in a read fails with ``read_only``
+  and changes nothing. SQL Server has no read-only transaction: a read whose statements
+  start with a data-changing keyword is refused, and the ROLLBACK undoes anything else.
+- **writes** run all statements or none and report ``rows_affected``: the sum of the
+  row counts of the data-changing statements (MariaDB/MySQL count matched rows).
+  ``readOnly: true`` on the connection refuses every write before connecting.
+- **multi-statement queries**: on PostgreSQL, MariaDB/MySQL and SQLite the query is split
+  at top-level ``;`` and the statements run one by one in the transaction; on SQL Server
+  the query runs as one T-SQL batch (so ``@@ROWCOUNT`` works, as in Tale's protel
+  manifest). The rows returned are those of the last statement that returns rows.
+- **row cap**: ``security.maxResultRows`` (default 1000, clipped by the operator
+  ceiling) rows are fetched plus one to detect truncation, through a server-side
+  cursor / streamed result; the rest is never fetched. (MariaDB/MySQL's protocol has no
+  way to stop a result early: the driver discards the remaining rows unread into
+  Python objects.)
+- **timeout**: ``security.queryTimeoutMs`` (default 30000) is enforced by the server
+  (PostgreSQL ``statement_timeout``; MariaDB ``max_statement_time``; MySQL
+  ``max_execution_time``, SELECT only; pymssql's query timeout, whole seconds; SQLite a
+  progress handler) and by a client deadline a little later that cancels the call; a
+  connection interrupted that way is discarded, so the next call gets a healthy one.
+
+Values are returned JSON-friendly: dates, times and date-times as ISO 8601 strings,
+intervals/``TIME`` durations as ``[-]HH:MM:SS[.ffffff]``, bytes as base64, UUIDs and other
+objects as strings. **Decimal**: a JSON number when it converts to a float without
+changing its digits (an int when integral), otherwise its exact string
+(``"12345678901234567890.12"``); non-finite numbers become ``"NaN"``/``"Infinity"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import math
+import time as time_mod
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from .engines import DEFAULT_QUERY_TIMEOUT_MS, EngineHandle
+from .errors import to_sql_error
+from .placeholders import BoundStatement, CompiledQuery, compile_query
+from .types import SqlError, SqlResult
+
+__all__ = [
+    "DEFAULT_MAX_RESULT_ROWS",
+    "client_deadline_ms",
+    "run_sql",
+    "test_sql_connection",
+    "to_json_value",
+]
+
+DEFAULT_MAX_RESULT_ROWS = 1000
+# Statements that only read; they are streamed (server-side cursor) and capped.
+_READ_KEYWORDS = frozenset(
+    {"SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "PRAGMA", "DESCRIBE", "DESC"}
+)
+# Statements SQL Server reads must not start with (it has no read-only transaction).
+_MSSQL_WRITE_KEYWORDS = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE", "EXEC",
+     "EXECUTE", "GRANT", "REVOKE", "DENY", "BULK", "SET"}
+)
+_INFO_TIMEOUT = "bollard_session_timeout_ms"
+_INFO_ACCESS = "bollard_session_access"
+
+
+def client_deadline_ms(timeout_ms: int) -> int:
+    """The client-side deadline for a server timeout of ``timeout_ms``: 10% later, at
+    least 200 ms and at most 2 s, so the server's cancellation normally wins."""
+    return timeout_ms + min(max(timeout_ms // 10, 200), 2000)
+
+
+def _limit(value: Any, default: int, what: str) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SqlError("config_error", f"security.{what} must be a positive integer")
+    return int(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_cached(query: str, engine: str, schema_json: str) -> CompiledQuery:
+    return compile_query(query, json.loads(schema_json), engine=engine)
+
+
+def _compile(query: str, engine: str, schema: Mapping[str, Any] | None) -> CompiledQuery:
+    props = (schema or {}).get("properties") or {}
+    # Only type and format matter for binding; descriptions do not split the cache.
+    key = json.dumps(
+        {"properties": {
+            k: {"type": v.get("type"), "format": v.get("format")}
+            for k, v in props.items() if isinstance(v, Mapping)
+        }},
+        sort_keys=True,
+    )
+    return _compile_cached(query, engine, key)
+
+
+# --- JSON-friendly values ------------------------------------------------------------
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _decimal(d: Decimal) -> Any:
+    if not d.is_finite():
+        return "NaN" if d.is_nan() else ("Infinity" if d > 0 else "-Infinity")
+    if d == d.to_integral_value() and abs(d) < 2**63:
+        return int(d)
+    f = float(d)
+    return f if Decimal(repr(f)) == d else str(d)
+
+
+def _duration(td: timedelta) -> str:
+    sign = "-" if td < timedelta(0) else ""
+    td = abs(td)
+    micros = td.microseconds
+    total = td.days * 86400 + td.seconds
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return out + (f".{micros:06d}" if micros else "")
+
+
+def to_json_value(value: Any) -> Any:
+    """``value`` as something ``json.dumps`` accepts, following the module's rules."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Decimal):
+        return _decimal(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return _duration(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def _column_names(keys: list[str]) -> list[str]:
+    """Unique, non-empty column names: ``id, id`` → ``id, id_2``; blank → ``column_3``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, k in enumerate(keys, start=1):
+        base = k or f"column_{i}"
+        name, n = base, 1
+        while name in seen:
+            n += 1
+            name = f"{base}_{n}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+# --- the synchronous core (runs in run_sync's greenlet or in a worker thread) -----------
+
+@dataclass(frozen=True)
+class _Plan:
+    statements: list[BoundStatement]
+    keywords: tuple[str, ...]
+    read: bool
+    cap: int
+    timeout_ms: int
+
+
+def _set_timeout(conn: Connection, handle: EngineHandle, timeout_ms: int) -> None:
+    """Make the server stop any statement of this call after ``timeout_ms``."""
+    engine = handle.engine
+    if engine == "postgres":
+        if timeout_ms != handle.default_timeout_ms:
+            # transaction-local: gone at COMMIT/ROLLBACK
+            conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
+                         {"ms": str(timeout_ms)})
+    elif engine == "mysql":
+        if conn.info.get(_INFO_TIMEOUT) != timeout_ms:
+            if conn.dialect.is_mariadb:  # type: ignore[attr-defined]
+                conn.execute(text("SET SESSION max_statement_time = :s"),
+                             {"s": timeout_ms / 1000})
+            else:
+                conn.execute(text("SET SESSION max_execution_time = :ms"), {"ms": timeout_ms})
+            conn.info[_INFO_TIMEOUT] = timeout_ms
+    elif engine == "sqlite":
+        deadline = handle.sqlite_deadline(conn)
+        if deadline is not None:
+            deadline.at = time_mod.monotonic() + timeout_ms / 1000
+    elif engine == "mssql":
+        raw = getattr(conn.connection.driver_connection, "_conn", None)
+        seconds = max(1, math.ceil(timeout_ms / 1000))
+        if raw is not None and getattr(raw, "query_timeout", seconds) != seconds:
+            raw.query_timeout = seconds
+
+
+def _set_mysql_access(conn: Connection, *, read: bool) -> None:
+    """Session access mode for the transactions of this call (MariaDB/MySQL).
+
+    Session-wide rather than ``START TRANSACTION READ ONLY``: DDL commits the current
+    transaction implicitly and would escape a transaction-level mode, but a read-only
+    session refuses it. Tracked per connection so repeated reads cost nothing.
+    """
+    want = "read only" if read else "read write"
+    if conn.info.get(_INFO_ACCESS) != want:
+        conn.exec_driver_sql("SET SESSION TRANSACTION " + want.upper())
+        conn.info[_INFO_ACCESS] = want
+
+
+def _clear_timeout(conn: Connection, handle: EngineHandle) -> None:
+    if handle.engine == "sqlite":
+        deadline = handle.sqlite_deadline(conn)
+        if deadline is not None:
+            deadline.at = math.inf
+
+
+def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
+    engine = handle.engine
+    if plan.read and engine == "postgres":
+        # asyncpg then opens the transaction as BEGIN READ ONLY (one round trip);
+        # SQLAlchemy resets the characteristic when the connection returns to the pool.
+        conn = conn.execution_options(postgresql_readonly=True)
+    trans = conn.begin()
+    sqlite_query_only = False
+    try:
+        if engine == "mysql":
+            _set_mysql_access(conn, read=plan.read)
+        _set_timeout(conn, handle, plan.timeout_ms)
+        if plan.read and engine == "sqlite":
+            conn.exec_driver_sql("PRAGMA query_only = 1")
+            sqlite_query_only = True
+        result = _run_statements(conn, plan, stream=engine != "mssql")
+        if plan.read:
+            trans.rollback()
+        else:
+            trans.commit()
+        return result
+    except BaseException:
+        if trans.is_active:
+            trans.rollback()
+        raise
+    finally:
+        _clear_timeout(conn, handle)
+        if sqlite_query_only and not conn.invalidated:
+            conn.exec_driver_sql("PRAGMA query_only = 0")
+
+
+def _run_statements(conn: Connection, plan: _Plan, *, stream: bool) -> SqlResult:
+    rows: list[dict[str, Any]] = []
+    columns: list[str] = []
+    truncated = False
+    affected: int | None = None
+    fetch = plan.cap + 1
+    for stmt, keyword in zip(plan.statements, plan.keywords, strict=True):
+        reads = keyword in _READ_KEYWORDS
+        if stream and (plan.read or reads):
+            # Server-side cursor: only cap + 1 rows ever leave the server's buffers.
+            c = conn.execution_options(stream_results=True, yield_per=fetch)
+            result = c.execute(stmt.clause, stmt.values)
+        else:
+            result = conn.execute(stmt.clause, stmt.values)
+        try:
+            if result.returns_rows:
+                batch = result.fetchmany(fetch)
+                columns = _column_names(list(result.keys()))
+                truncated = len(batch) > plan.cap
+                rows = [
+                    {k: to_json_value(v) for k, v in zip(columns, r, strict=True)}
+                    for r in batch[: plan.cap]
+                ]
+            if not plan.read and (not reads or not result.returns_rows):
+                count = result.rowcount
+                if count is not None and count >= 0:
+                    affected = (affected or 0) + count
+        finally:
+            result.close()
+    return SqlResult(
+        rows=rows,
+        count=len(rows),
+        truncated=truncated,
+        rows_affected=None if plan.read else affected,
+        columns=columns,
+    )
+
+
+async def run_sql(
+    engine_handle: EngineHandle,
+    *,
+    query: str,
+    operation_type: str,
+    schema: Mapping[str, Any] | None,
+    params: Mapping[str, Any],
+    security: Mapping[str, Any] | None,
+    read_only_connection: bool,
+    max_rows_ceiling: int | None = None,
+) -> SqlResult:
+    """Run one SQL operation and return its capped, JSON-friendly result.
+
+    ``operation_type``: ``"read"`` or ``"write"``. ``schema``: the operation's
+    parameters JSON Schema (types the binds). ``params``: validated caller values
+    (omitted ones bind as typed NULLs). ``security``: ``{maxResultRows (rows, default
+    1000), queryTimeoutMs (ms, default 30000)}``; ``max_rows_ceiling`` (rows) is the
+    operator's ceiling on maxResultRows. ``read_only_connection``: the manifest's
+    ``sqlConnectionConfig.readOnly``.
+
+    Raises SqlError with code ``read_only``, ``timeout``, ``sql_error``,
+    ``connection_failed``, ``invalid_params`` or ``config_error``; messages are the
+    database's own, without the password or connection URL (DESIGN §5, §8).
+    """
+    if operation_type not in ("read", "write"):
+        raise SqlError("config_error", f"operationType must be read or write, not "
+                                       f"{operation_type!r}")
+    read = operation_type == "read"
+    if not read and read_only_connection:
+        raise SqlError(
+            "read_only",
+            "this connection is read-only (sqlConnectionConfig.readOnly); "
+            "write operations are refused",
+        )
+    sec = security or {}
+    cap = _limit(sec.get("maxResultRows"), DEFAULT_MAX_RESULT_ROWS, "maxResultRows")
+    if max_rows_ceiling is not None:
+        cap = min(cap, max_rows_ceiling)
+    timeout_ms = _limit(sec.get("queryTimeoutMs"), DEFAULT_QUERY_TIMEOUT_MS, "queryTimeoutMs")
+
+    engine = engine_handle.engine
+    compiled = _compile(query, engine, schema)
+    batch = engine == "mssql"
+    statements = compiled.bind(params, split=not batch)
+    keywords = (
+        (compiled.statement_keywords[-1] if compiled.statement_keywords else "",)
+        if batch else compiled.statement_keywords
+    )
+    if not statements or not compiled.statement_keywords:
+        raise SqlError("config_error", "the query has no SQL statement")
+    if read and batch:
+        writes = [k for k in compiled.statement_keywords if k in _MSSQL_WRITE_KEYWORDS]
+        if writes:
+            raise SqlError(
+                "read_only", f"a read operation cannot run {writes[0]} statements"
+            )
+    plan = _Plan(statements, keywords, read, cap, timeout_ms)
+    return await _run_with_deadline(
+        engine_handle, functools.partial(_execute, handle=engine_handle, plan=plan),
+        timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms),
+    )
+
+
+async def _run_with_deadline(
+    handle: EngineHandle, fn: Any, *, timeout_ms: int, deadline_ms: int
+) -> Any:
+    """``handle.run(fn)`` under a client-side deadline (ms); errors become SqlError."""
+    try:
+        async with asyncio.timeout(deadline_ms / 1000):
+            return await handle.run(fn)
+    except SqlError:
+        raise
+    except TimeoutError:
+        raise SqlError(
+            "timeout", f"the query did not finish within {timeout_ms} ms and was cancelled"
+        ) from None
+    except Exception as exc:
+        err = to_sql_error(exc, handle.secrets)
+        if err.code == "timeout":
+            err = SqlError("timeout", f"the query did not finish within {timeout_ms} ms "
+                                      f"and was cancelled ({err.message})")
+        raise err from None
+
+
+async def test_sql_connection(
+    engine_handle: EngineHandle, *, timeout_ms: int = 10_000
+) -> list[dict[str, Any]]:
+    """Connect and run ``SELECT 1`` within ``timeout_ms`` (ms).
+
+    Returns the steps tried, in order: ``[{"name": "connect" | "query", "ok": bool,
+    "durationMs": int, "message": str}]``; a failed connect ends the list. Never raises
+    for connection problems; messages carry no password.
+    """
+    steps: list[dict[str, Any]] = []
+    started = time_mod.monotonic()
+    marks: dict[str, float] = {}
+
+    def probe(conn: Connection) -> None:
+        marks["connected"] = time_mod.monotonic()
+        conn.exec_driver_sql("SELECT 1").scalar()
+        marks["queried"] = time_mod.monotonic()
+
+    def ms(a: float, b: float) -> int:
+        return max(0, round((b - a) * 1000))
+
+    error: SqlError | None = None
+    try:
+        async with asyncio.timeout(timeout_ms / 1000):
+            await engine_handle.run(probe)
+    except SqlError as exc:
+        error = exc
+    except TimeoutError:
+        error = SqlError("timeout", f"no answer within {timeout_ms} ms")
+    except Exception as exc:
+        error = to_sql_error(exc, engine_handle.secrets)
+    now = time_mod.monotonic()
+    connected = marks.get("connected")
+    if connected is None:
+        steps.append({"name": "connect", "ok": False, "durationMs": ms(started, now),
+                      "message": error.message if error else "not connected"})
+        return steps
+    steps.append({"name": "connect", "ok": True, "durationMs": ms(started, connected),
+                  "message": f"connected to {engine_handle.target}"})
+    queried = marks.get("queried")
+    steps.append({
+        "name": "query",
+        "ok": queried is not None and error is None,
+        "durationMs": ms(connected, queried or now),
+        "message": "SELECT 1 succeeded" if queried is not None and error is None
+        else (error.message if error else "SELECT 1 failed"),
+    })
+    return steps
+
+
+# Not a pytest test, despite the name (the API's Test-connection feature).
+test_sql_connection.__test__ = False  # type: ignore[attr-defined]
