@@ -695,6 +695,11 @@ def _request_headers(headers: Mapping[str, str]) -> Headers:
     return out
 
 
+def _encoded(headers: Headers) -> list[tuple[bytes, bytes]]:
+    # httpx would encode str values as ASCII and fail on anything else; send UTF-8.
+    return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
+
+
 def _request_body(request: HttpRequest) -> tuple[bytes | None, str | None]:
     """``(content, default content type)`` from exactly one of json/body/binary_body."""
     given = (request.json is not None) + (request.body is not None)
@@ -736,13 +741,12 @@ def _build_request(
     return httpx.Request(
         method,
         url,
-        headers=[("Host", target.netloc), *headers],
+        headers=[(b"Host", target.netloc.encode("ascii")), *_encoded(headers)],
         content=content,
         extensions={
             # TLS (SNI and certificate check) is for the name, not the pinned address.
             "sni_hostname": target.host,
-            "timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s,
-                        "pool": timeout_s},
+            "timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout_s),
         },
     )
 
@@ -756,9 +760,16 @@ def _response_headers(response: httpx.Response) -> dict[str, str]:
 
 
 def _network_message(target: Target, exc: Exception) -> str:
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"The TLS certificate of {target.origin} was not accepted: {cause.verify_message}."
+    cause: BaseException | None = exc
+    for _ in range(5):  # httpx wraps httpcore, which wraps the ssl/OS error
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"The TLS certificate of {target.origin} was not accepted: "
+                f"{cause.verify_message}."
+            )
+        cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.ConnectError):
         return f"Could not connect to {target.origin}: {str(exc)[:200] or 'connection failed'}."
     return f"The connection to {target.origin} failed ({type(exc).__name__})."
