@@ -5,14 +5,47 @@ code becomes an :class:`HttpRequest` sent over the worker's pipe; the host appli
 its egress policy, performs the request and answers with an :class:`HttpResponse`.
 Both are plain data with exact types so the host can treat every message from the
 worker as hostile.
+
+Framing: every message is one JSON object (UTF-8) preceded by its length as a 4-byte
+big-endian unsigned integer. Bytes travel as base64 text. Each side caps the frames
+it accepts (:func:`read_frame_header`); the host checks every field of every worker
+message for its exact type and size (:func:`parse_http_request`,
+:func:`parse_result`, :func:`parse_error`).
+
+Messages (``type`` field):
+
+- host -> worker: ``load`` {source, filename}; ``execute`` {entrypoint, operation,
+  params, secrets, limits}; ``http_response`` {status, status_text, headers, body
+  (base64), url}; ``http_error`` {code, message}.
+- worker -> host: ``ready`` {layers}; ``loaded`` {ok, errors}; ``http`` {method, url,
+  headers, params, json?, body, binary_body (base64), response_type}; ``result``
+  {value, logs}; ``error`` {kind, message, line, code, logs}.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+RESPONSE_TYPES = (None, "text", "base64")
+
+HEADER = struct.Struct(">I")
+MAX_JSON_DEPTH = 100  # nesting levels of a result, params or a JSON body
+MAX_URL_CHARS = 8192
+MAX_HEADERS = 100
+MAX_HEADER_CHARS = 8192  # per name or value
+MAX_QUERY_PARAMS = 1000
+MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
+MAX_LOG_LINES = 10_000
+ERROR_KINDS = frozenset(
+    {"connector", "memory", "http", "result_too_large", "not_json", "missing_entrypoint"}
+)
 
 
 @dataclass(frozen=True)
@@ -70,3 +103,235 @@ class HttpRequestRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ProtocolError(Exception):
+    """A message broke the protocol (wrong type, size or shape). On the host this
+    means the worker is no longer trusted: it is killed."""
+
+
+# --- plain JSON values ---------------------------------------------------------------
+
+
+def plain_json(value: Any, what: str = "value") -> Any:
+    """Return a copy of ``value`` made only of exact ``dict`` (``str`` keys), ``list``,
+    ``str``, ``int``, ``float``, ``bool`` and ``None``; tuples become lists.
+
+    Exact types only: a ``dict`` or ``str`` subclass made by connector code could lie
+    through its methods (research/restrictedpython.md, "type confusion at the
+    boundary"), so it is refused rather than trusted; nothing here calls code the
+    connector defined. Raises ``TypeError`` naming the offending type and its path
+    (``what['items'][3]``), ``ValueError`` for non-finite floats and for nesting
+    deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    return _plain(value, what, 0)
+
+
+def _plain(value: Any, path: str, depth: int) -> Any:
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{path} is not a finite number ({value!r}); JSON has no NaN or Infinity")
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise ValueError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in dict.items(value):
+            if type(key) is not str:
+                raise TypeError(f"{path} has a key of type {type(key).__name__}; JSON keys must be str")
+            out[key] = _plain(item, f"{path}[{key!r}]", depth + 1)
+        return out
+    if kind is list or kind is tuple:
+        return [_plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise TypeError(f"{path} is not JSON-serialisable (found {kind.__name__})")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of a plain value (no NaN/Infinity: ``ValueError``)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# --- framing --------------------------------------------------------------------------
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    """One frame: 4-byte big-endian length, then the message as UTF-8 JSON."""
+    payload = dumps(message).encode("utf-8")
+    return HEADER.pack(len(payload)) + payload
+
+
+def encode_raw_frame(payload_text: str) -> bytes:
+    """A frame around JSON text the caller already built (avoids encoding twice)."""
+    payload = payload_text.encode("utf-8")
+    return HEADER.pack(len(payload)) + payload
+
+
+def read_frame_header(header: bytes, max_bytes: int) -> int:
+    """Payload length from a 4-byte header; ``ProtocolError`` past ``max_bytes``."""
+    (size,) = HEADER.unpack(header)
+    if size > max_bytes:
+        raise ProtocolError(f"message of {size} bytes exceeds the cap of {max_bytes} bytes")
+    return size
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("non-finite number")
+    return number
+
+
+def _refuse_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """Parse a frame payload into a message dict with a ``str`` ``type``.
+
+    Strict JSON: NaN/Infinity, non-finite numbers, invalid UTF-8, integers beyond
+    Python's digit limit and nesting beyond the parser's recursion limit all raise
+    ``ProtocolError``.
+    """
+    try:
+        message = json.loads(
+            payload.decode("utf-8"), parse_float=_finite_float, parse_constant=_refuse_constant
+        )
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"invalid JSON message: {type(exc).__name__}") from None
+    if type(message) is not dict or type(message.get("type")) is not str:
+        raise ProtocolError("a message must be a JSON object with a string 'type'")
+    return message
+
+
+# --- field checks (host side: every worker message is hostile) --------------------------
+
+
+def _str(message: dict[str, Any], key: str, max_chars: int, *, optional: bool = False) -> Any:
+    value = message.get(key)
+    if value is None and optional:
+        return None
+    if type(value) is not str or len(value) > max_chars:
+        raise ProtocolError(f"field {key!r} must be a string of at most {max_chars} characters")
+    return value
+
+
+def _b64(text: str, key: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(f"field {key!r} is not valid base64") from None
+
+
+def parse_http_request(message: dict[str, Any]) -> HttpRequest:
+    """Check a worker ``http`` message field by field and build an :class:`HttpRequest`.
+
+    Raises ``ProtocolError`` on any unexpected type, value or size (limits in this
+    module: :data:`MAX_URL_CHARS`, :data:`MAX_HEADERS`, :data:`MAX_HEADER_CHARS`,
+    :data:`MAX_QUERY_PARAMS`, :data:`MAX_REQUEST_BODY_BYTES`).
+    """
+    method = message.get("method")
+    if type(method) is not str or method not in HTTP_METHODS:
+        raise ProtocolError("field 'method' must be one of " + ", ".join(HTTP_METHODS))
+    url = _str(message, "url", MAX_URL_CHARS)
+    headers = message.get("headers")
+    if type(headers) is not dict or len(headers) > MAX_HEADERS:
+        raise ProtocolError(f"field 'headers' must be an object of at most {MAX_HEADERS} entries")
+    for name, value in headers.items():
+        if (
+            type(value) is not str
+            or len(name) > MAX_HEADER_CHARS
+            or len(value) > MAX_HEADER_CHARS
+        ):
+            raise ProtocolError("header names and values must be short strings")
+    params = message.get("params")
+    if params is not None:
+        if type(params) is not dict or len(params) > MAX_QUERY_PARAMS:
+            raise ProtocolError("field 'params' must be an object of query parameters")
+        for value in params.values():
+            items = value if type(value) is list else [value]
+            if len(items) > MAX_QUERY_PARAMS or any(type(v) is not str for v in items):
+                raise ProtocolError("query parameter values must be strings or lists of strings")
+    has_json = "json" in message
+    body = _str(message, "body", MAX_REQUEST_BODY_BYTES, optional=True)
+    raw_binary = _str(message, "binary_body", MAX_REQUEST_BODY_BYTES * 4 // 3 + 4, optional=True)
+    if has_json + (body is not None) + (raw_binary is not None) > 1:
+        raise ProtocolError("a request has at most one of json, body and binary_body")
+    response_type = message.get("response_type")
+    if response_type not in RESPONSE_TYPES:
+        raise ProtocolError("field 'response_type' must be null, 'text' or 'base64'")
+    return HttpRequest(
+        method=method,
+        url=url,
+        headers=headers,
+        params=params,
+        json=message.get("json"),
+        body=body,
+        binary_body=None if raw_binary is None else _b64(raw_binary, "binary_body"),
+        response_type=response_type,
+    )
+
+
+def http_response_message(response: HttpResponse) -> dict[str, Any]:
+    """The ``http_response`` message for the worker (header names lower-cased)."""
+    return {
+        "type": "http_response",
+        "status": int(response.status),
+        "status_text": str(response.status_text),
+        "headers": {str(k).lower(): str(v) for k, v in response.headers.items()},
+        "body": base64.b64encode(response.body).decode("ascii"),
+        "url": str(response.url),
+    }
+
+
+def _logs(message: dict[str, Any], max_bytes: int) -> list[str]:
+    logs = message.get("logs")
+    if type(logs) is not list or len(logs) > MAX_LOG_LINES:
+        raise ProtocolError("field 'logs' must be a list of strings")
+    total = 0
+    for line in logs:
+        if type(line) is not str:
+            raise ProtocolError("field 'logs' must be a list of strings")
+        total += len(line)
+    if total > max_bytes:
+        raise ProtocolError("field 'logs' exceeds the log limit")
+    return logs
+
+
+def parse_result(message: dict[str, Any], max_log_bytes: int) -> tuple[Any, list[str]]:
+    """``(value, logs)`` of a worker ``result`` message. The value is already plain
+    JSON (it came out of :func:`decode_payload`); logs are checked."""
+    if "value" not in message:
+        raise ProtocolError("a result message needs a 'value'")
+    return message["value"], _logs(message, max_log_bytes)
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """A worker ``error`` message, checked: ``kind`` (one of :data:`ERROR_KINDS`),
+    ``message`` (≤ 10 000 chars), ``line`` (int or None), ``code`` (for ``http``)."""
+
+    kind: str
+    message: str
+    line: int | None
+    code: str | None
+    logs: list[str]
+
+
+def parse_error(message: dict[str, Any], max_log_bytes: int) -> WorkerFailure:
+    """Check a worker ``error`` message; ``ProtocolError`` when malformed."""
+    kind = message.get("kind")
+    if type(kind) is not str or kind not in ERROR_KINDS:
+        raise ProtocolError("unknown error kind")
+    line = message.get("line")
+    if line is not None and (type(line) is not int or not 0 <= line < 10**7):
+        raise ProtocolError("field 'line' must be a line number")
+    return WorkerFailure(
+        kind=kind,
+        message=_str(message, "message", 10_000),
+        line=line,
+        code=_str(message, "code", 100, optional=True),
+        logs=_logs(message, max_log_bytes),
+    )

@@ -1,0 +1,420 @@
+"""The ``ctx`` object connector code receives (DESIGN §3). Runs in the worker.
+
+``ctx`` is the connector's only capability, so its surface is the real security
+boundary (research/restrictedpython.md: RestrictedPython only stops underscore
+names; everything public on a host object is usable). Hence:
+
+- every class has ``__slots__``; its public names are exactly those listed in
+  :data:`PUBLIC_ATTRIBUTES`, which the ``_getattr_`` guard enforces on top;
+- private state sits in underscore slots that restricted code cannot name;
+- every argument is type-checked with ``type(x) is ...`` (a ``str``/``dict`` subclass
+  made by the connector could lie through its methods) and copied to plain values
+  before it is sent;
+- responses are plain data (:class:`Response` holds ``int``/``str``/``dict``), never
+  client objects; errors carry short, constant or host-written messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bollard.sandbox.protocol import (
+    MAX_HEADER_CHARS,
+    MAX_HEADERS,
+    MAX_QUERY_PARAMS,
+    MAX_REQUEST_BODY_BYTES,
+    MAX_URL_CHARS,
+    RESPONSE_TYPES,
+    plain_json,
+)
+
+# Sends one ``http`` message to the host and returns its ``http_response`` message;
+# raises HttpError for an ``http_error`` answer.
+Transport = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class HttpError(Exception):
+    """Raised in connector code when the host refuses or fails a request (blocked host,
+    network error, timeout, response too large). ``code`` is the host's error code
+    (DESIGN §8), the message the host's text. Connectors may catch it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ExecutionLog:
+    """Lines written by ``print`` and ``ctx.log`` during one execution, capped at
+    ``max_bytes`` (UTF-8) in total; past the cap one marker line is added and further
+    output dropped."""
+
+    __slots__ = ("lines", "_size", "_max_bytes", "_partial", "_full")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.lines: list[str] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+        self._partial = ""
+        self._full = False
+
+    def add(self, line: str) -> None:
+        """Append one line (already a ``str``)."""
+        if self._full:
+            return
+        size = len(line.encode("utf-8", "replace")) + 1
+        if self._size + size > self._max_bytes:
+            self._full = True
+            self.lines.append(f"[log truncated at {self._max_bytes} bytes]")
+            return
+        self._size += size
+        self.lines.append(line)
+
+    def write(self, text: str) -> None:
+        """Append printed text, splitting it into lines."""
+        if self._full:
+            return
+        text = self._partial + text
+        *complete, self._partial = text.split("\n")
+        if len(self._partial) > self._max_bytes:
+            complete.append(self._partial)
+            self._partial = ""
+        for line in complete:
+            self.add(line)
+
+    def finish(self) -> list[str]:
+        """Flush a trailing unterminated line and return the lines."""
+        if self._partial:
+            self.add(self._partial)
+            self._partial = ""
+        return self.lines
+
+
+class Printer:
+    """The object behind ``print`` in connector code (RestrictedPython rewrites
+    ``print(...)`` to ``_print._call_print(...)`` and ``printed`` to ``_print()``).
+    Output goes to the execution log; ``file=`` is refused."""
+
+    __slots__ = ("_log", "_text")
+
+    def __init__(self, log: ExecutionLog) -> None:
+        self._log = log
+        self._text: list[str] = []
+
+    def __call__(self) -> str:
+        return "".join(self._text)
+
+    def _call_print(
+        self, *objects: Any, sep: Any = " ", end: Any = "\n", file: Any = None, flush: Any = False
+    ) -> None:
+        if file is not None:
+            raise TypeError("print(file=...) is not available in connectors")
+        sep = " " if sep is None else sep
+        end = "\n" if end is None else end
+        if type(sep) is not str or type(end) is not str:
+            raise TypeError("print() sep and end must be str")
+        text = sep.join(str(o) for o in objects) + end
+        if sum(len(t) for t in self._text) < self._log._max_bytes:
+            self._text.append(text)
+        self._log.write(text)
+
+
+class Secrets:
+    """``ctx.secrets``: the secret values the host sent for this call only."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The secret ``key`` (``str``), or ``default`` (``None``) when it was not sent.
+        Raises ``TypeError`` when ``key`` is not exactly a ``str``."""
+        if type(key) is not str:
+            raise TypeError("ctx.secrets.get() takes a str key")
+        return self._values.get(key, default)
+
+    def __repr__(self) -> str:
+        return "<ctx.secrets>"
+
+
+def _media_type(headers: dict[str, str]) -> tuple[str, str | None]:
+    content_type = headers.get("content-type", "")
+    main, _, rest = content_type.partition(";")
+    charset = None
+    for part in rest.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"') or None
+    return main.strip().lower(), charset
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type in ("application/json", "text/json") or media_type.endswith("+json")
+
+
+def _decode_text(raw: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            codecs.lookup(charset)
+        except (LookupError, ImportError, OSError):
+            charset = None
+    return raw.decode(charset or "utf-8", "replace")
+
+
+class Response:
+    """The answer to a ``ctx.http`` call: ``status`` (int), ``status_text`` (str),
+    ``headers`` (dict, lower-case names), ``body`` (parsed JSON for JSON content types,
+    text otherwise, base64 text with ``response_type="base64"``), ``url`` (final URL);
+    ``text()`` and ``json()`` decode the raw body again on each call."""
+
+    __slots__ = ("status", "status_text", "headers", "body", "url", "_raw", "_charset")
+
+    def __init__(self, message: dict[str, Any], response_type: str | None) -> None:
+        headers = {str(k).lower(): str(v) for k, v in dict(message["headers"]).items()}
+        self.status = int(message["status"])
+        self.status_text = str(message["status_text"])
+        self.headers = headers
+        self.url = str(message.get("url", ""))
+        self._raw = base64.b64decode(message["body"])
+        media_type, self._charset = _media_type(headers)
+        if response_type == "base64":
+            self.body: Any = base64.b64encode(self._raw).decode("ascii")
+        elif response_type is None and _is_json(media_type) and self._raw.strip():
+            try:
+                self.body = self.json()
+            except ValueError:
+                self.body = self.text()
+        else:
+            self.body = self.text()
+
+    def text(self) -> str:
+        """The body decoded as text (charset from Content-Type, UTF-8 by default)."""
+        return _decode_text(self._raw, self._charset)
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises ``ValueError`` when it is not JSON."""
+        return json.loads(self.text())
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status}]>"
+
+
+def _check_headers(headers: Any) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if type(headers) is not dict:
+        raise TypeError("headers must be a dict of str to str")
+    if len(headers) > MAX_HEADERS:
+        raise ValueError(f"at most {MAX_HEADERS} headers are allowed")
+    out: dict[str, str] = {}
+    for name, value in dict.items(headers):
+        if type(name) is not str or type(value) is not str:
+            raise TypeError("header names and values must be str")
+        if len(name) > MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
+            raise ValueError(f"header names and values are limited to {MAX_HEADER_CHARS} characters")
+        out[name] = value
+    return out
+
+
+def _param_value(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        return repr(value)
+    raise TypeError("query parameter values must be str, int, float, bool or a list of those")
+
+
+def _check_params(params: Any) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    if type(params) is not dict:
+        raise TypeError("params must be a dict")
+    if len(params) > MAX_QUERY_PARAMS:
+        raise ValueError(f"at most {MAX_QUERY_PARAMS} query parameters are allowed")
+    out: dict[str, Any] = {}
+    for name, value in dict.items(params):
+        if type(name) is not str:
+            raise TypeError("query parameter names must be str")
+        if value is None:
+            continue
+        if type(value) is list or type(value) is tuple:
+            if len(value) > MAX_QUERY_PARAMS:
+                raise ValueError(f"at most {MAX_QUERY_PARAMS} values per query parameter")
+            out[name] = [_param_value(v) for v in value]
+        else:
+            out[name] = _param_value(value)
+    return out
+
+
+def _binary(value: Any) -> str:
+    if type(value) is bytes:
+        raw = value
+    elif type(value) is str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("binary_body must be base64 text (or bytes)") from None
+    else:
+        raise TypeError("binary_body must be base64 text (or bytes)")
+    if len(raw) > MAX_REQUEST_BODY_BYTES:
+        raise ValueError(f"request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes")
+    return base64.b64encode(raw).decode("ascii")
+
+
+class Http:
+    """``ctx.http``: ``get/post/put/patch/delete(url, *, headers=None, params=None,
+    json=None, body=None, binary_body=None, response_type=None) -> Response``.
+
+    Each call is one blocking round trip to the host, which applies the egress policy
+    and makes the request. Non-2xx answers are returned; a refused or failed request
+    raises :class:`HttpError`. Arguments: ``url`` str; ``headers`` dict of str to str;
+    ``params`` dict of str to str/int/float/bool (or lists of them; ``None`` values are
+    dropped); at most one of ``json`` (plain JSON data), ``body`` (str) and
+    ``binary_body`` (base64 text or bytes); ``response_type`` None, "text" or "base64".
+    Wrong types raise ``TypeError``, oversized values ``ValueError``.
+    """
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Transport) -> None:
+        self._send = send
+
+    def _request(
+        self,
+        method: str,
+        url: Any,
+        headers: Any,
+        params: Any,
+        json: Any,
+        body: Any,
+        binary_body: Any,
+        response_type: Any,
+    ) -> Response:
+        if type(url) is not str:
+            raise TypeError("url must be a str")
+        if len(url) > MAX_URL_CHARS:
+            raise ValueError(f"urls are limited to {MAX_URL_CHARS} characters")
+        if response_type not in RESPONSE_TYPES:
+            raise ValueError("response_type must be None, 'text' or 'base64'")
+        if (json is not None) + (body is not None) + (binary_body is not None) > 1:
+            raise ValueError("pass at most one of json, body and binary_body")
+        message: dict[str, Any] = {
+            "type": "http",
+            "method": method,
+            "url": url,
+            "headers": _check_headers(headers),
+            "params": _check_params(params),
+            "body": None,
+            "binary_body": None,
+            "response_type": response_type,
+        }
+        if json is not None:
+            message["json"] = plain_json(json, "json")
+        if body is not None:
+            if type(body) is not str:
+                raise TypeError("body must be a str (use binary_body for bytes)")
+            if len(body) > MAX_REQUEST_BODY_BYTES:
+                raise ValueError(f"request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes")
+            message["body"] = body
+        if binary_body is not None:
+            message["binary_body"] = _binary(binary_body)
+        return Response(self._send(message), response_type)
+
+    def get(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
+            body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+        """GET ``url``; see the class docstring for the arguments."""
+        return self._request("GET", url, headers, params, json, body, binary_body, response_type)
+
+    def post(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
+             body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+        """POST to ``url``; see the class docstring for the arguments."""
+        return self._request("POST", url, headers, params, json, body, binary_body, response_type)
+
+    def put(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
+            body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+        """PUT to ``url``; see the class docstring for the arguments."""
+        return self._request("PUT", url, headers, params, json, body, binary_body, response_type)
+
+    def patch(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
+              body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+        """PATCH ``url``; see the class docstring for the arguments."""
+        return self._request(
+            "PATCH", url, headers, params, json, body, binary_body, response_type
+        )
+
+    def delete(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
+               body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+        """DELETE ``url``; see the class docstring for the arguments."""
+        return self._request(
+            "DELETE", url, headers, params, json, body, binary_body, response_type
+        )
+
+    def __repr__(self) -> str:
+        return "<ctx.http>"
+
+
+class Context:
+    """The ``ctx`` argument of ``execute(ctx)`` / ``test_connection(ctx)``:
+    ``operation`` (str), ``params`` (plain JSON dict, the connector's own copy),
+    ``secrets`` (:class:`Secrets`), ``http`` (:class:`Http`), ``log(msg)``,
+    ``base64_encode(str) -> str``, ``base64_decode(str) -> str``."""
+
+    __slots__ = ("operation", "params", "secrets", "http", "_log")
+
+    def __init__(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        secrets: Secrets,
+        http: Http,
+        log: ExecutionLog,
+    ) -> None:
+        self.operation = operation
+        self.params = params
+        self.secrets = secrets
+        self.http = http
+        self._log = log
+
+    def log(self, message: Any) -> None:
+        """Add ``message`` (converted with ``str``) to the execution log."""
+        self._log.add(message if type(message) is str else str(message))
+
+    def base64_encode(self, text: Any) -> str:
+        """Base64 of the UTF-8 bytes of ``text`` (str); ``TypeError`` otherwise."""
+        if type(text) is not str:
+            raise TypeError("ctx.base64_encode() takes a str")
+        return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+    def base64_decode(self, data: Any) -> str:
+        """The text (UTF-8, invalid bytes replaced) encoded in base64 ``data`` (str);
+        ``TypeError`` for other types, ``ValueError`` for invalid base64."""
+        if type(data) is not str:
+            raise TypeError("ctx.base64_decode() takes a str")
+        try:
+            return base64.b64decode(data).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            raise ValueError("ctx.base64_decode(): invalid base64") from None
+
+    def __repr__(self) -> str:
+        return f"<ctx operation={self.operation!r}>"
+
+
+# The only attribute names connector code may read on each ctx type; enforced by the
+# ``_getattr_`` guard in addition to the underscore rule.
+PUBLIC_ATTRIBUTES: dict[type, frozenset[str]] = {
+    Context: frozenset(
+        {"operation", "params", "secrets", "http", "log", "base64_encode", "base64_decode"}
+    ),
+    Secrets: frozenset({"get"}),
+    Http: frozenset({"get", "post", "put", "patch", "delete"}),
+    Response: frozenset({"status", "status_text", "headers", "body", "url", "text", "json"}),
+    HttpError: frozenset({"code", "args"}),
+}

@@ -1,0 +1,553 @@
+"""Host side of the sandbox: a pool of worker processes (DESIGN §4).
+
+:class:`SandboxPool` runs connector code in worker processes
+(:mod:`bollard.sandbox.worker`), one group of workers per integration version
+(``key``). Workers are started lazily, reused while idle, stopped after
+``idle_timeout_s`` or ``max_executions_per_worker`` executions, and killed (SIGKILL)
+and replaced past a limit or on a crash. Network I/O never happens in a worker: each
+``ctx.http`` call arrives here as an ``http`` message and is answered by awaiting
+the host's ``http_handler`` (the egress policy lives in the platform).
+
+Every message from a worker is treated as hostile (:mod:`bollard.sandbox.protocol`):
+capped size, exact types; a malformed one gets the worker killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bollard.sandbox.errors import (
+    ConnectorCompileError,
+    ConnectorError,
+    ExecutionTimeout,
+    HttpRefusedError,
+    LimitExceeded,
+    SandboxError,
+    SandboxUnavailable,
+    truncate,
+)
+from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits
+from bollard.sandbox.policy import CompiledConnector, compile_connector, source_hash
+from bollard.sandbox.protocol import (
+    HEADER,
+    MAX_REQUEST_BODY_BYTES,
+    HttpRequest,
+    HttpRequestRefused,
+    HttpResponse,
+    ProtocolError,
+    WorkerFailure,
+    decode_payload,
+    encode_frame,
+    http_response_message,
+    parse_error,
+    parse_http_request,
+    parse_result,
+    plain_json,
+    read_frame_header,
+)
+
+logger = logging.getLogger("bollard.sandbox")
+
+HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+ENTRYPOINTS = ("execute", "test_connection")
+WORKER_MODULE = "bollard.sandbox.worker"
+MAX_HANDSHAKE_BYTES = 1 * MIB
+CPU_SIGNALS = (signal.SIGPROF, signal.SIGXCPU)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A successful execution: ``value`` (plain JSON), ``logs`` (print/ctx.log lines),
+    ``http_requests`` (number of ``ctx.http`` calls), ``duration_ms`` (wall time of
+    the whole call, including any wait for a worker)."""
+
+    value: Any
+    logs: list[str]
+    http_requests: int
+    duration_ms: float
+
+
+@dataclass
+class _Outcome:
+    value: Any = None
+    logs: list[str] = field(default_factory=list)
+    http_requests: int = 0
+    error: SandboxError | None = None
+    reusable: bool = False
+
+
+class _Worker:
+    """One worker process and its pipe."""
+
+    def __init__(self, process: asyncio.subprocess.Process, memory_bytes: int, cpu_time_ms: int) -> None:
+        self.process = process
+        self.memory_bytes = memory_bytes
+        self.cpu_time_ms = cpu_time_ms
+        self.executions = 0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.killed = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.killed and self.process.returncode is None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(encode_frame(message))
+        await self.process.stdin.drain()
+
+    async def recv(self, max_bytes: int) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        size = read_frame_header(await self.process.stdout.readexactly(HEADER.size), max_bytes)
+        return decode_payload(await self.process.stdout.readexactly(size))
+
+    def kill(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.killed:
+            return
+        self.killed = True
+        # Its own session (start_new_session), so the group is the worker alone.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
+class _Group:
+    """The workers of one integration version (``key`` + source)."""
+
+    def __init__(self, key: str, source: str, compiled: CompiledConnector, cap: int) -> None:
+        self.key = key
+        self.source = source
+        self.compiled = compiled
+        self.cap = cap
+        self.slots = asyncio.Semaphore(cap)
+        self.idle: list[_Worker] = []
+        self.busy = 0
+        self.retired = False
+
+
+def _frame_cap(limits: Limits) -> int:
+    # Biggest legitimate worker message: a result or a request body, plus the logs
+    # (JSON escaping can grow control characters sixfold).
+    return max(limits.max_result_bytes, MAX_REQUEST_BODY_BYTES * 4 // 3) + 6 * limits.max_log_bytes + 65536
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class SandboxPool:
+    """Runs connector code in isolated worker processes.
+
+    - ``workers_per_integration``: most workers (busy or idle) per ``key``; callers
+      beyond it wait for a free one, within their wall time.
+    - ``max_executions_per_worker``: a worker is stopped after this many executions.
+    - ``idle_timeout_s``: an idle worker is stopped after this many seconds.
+    - ``python``: the interpreter for workers (default ``sys.executable``).
+
+    Use from one event loop; call :meth:`close` at shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers_per_integration: int = 2,
+        max_executions_per_worker: int = 200,
+        idle_timeout_s: float = 60.0,
+        python: str | None = None,
+    ) -> None:
+        if workers_per_integration < 1 or max_executions_per_worker < 1 or idle_timeout_s <= 0:
+            raise ValueError("pool sizes and timeouts must be positive")
+        self.workers_per_integration = workers_per_integration
+        self.max_executions_per_worker = max_executions_per_worker
+        self.idle_timeout_s = idle_timeout_s
+        self.python = python or sys.executable
+        self._groups: dict[str, _Group] = {}
+        self._retired: set[_Group] = set()
+        self._reaping: set[asyncio.Task[Any]] = set()
+        self._layers: dict[str, bool | str] = {}
+        self._closed = False
+
+    # --- public API --------------------------------------------------------------------
+
+    async def run(
+        self,
+        *,
+        key: str,
+        source: str,
+        entrypoint: str,
+        operation: str,
+        params: dict[str, Any],
+        secrets: dict[str, str],
+        http_handler: HttpHandler,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> RunResult:
+        """Run ``entrypoint`` (``"execute"`` or ``"test_connection"``) of connector
+        ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
+        ``secrets`` of this call only) under ``limits``.
+
+        ``key`` names the integration version (e.g. slug and content hash); workers
+        serve one key and one source only, and a new source under the same key
+        retires the old workers (running calls finish on them).
+
+        Raises (all :class:`SandboxError`, ``code`` per DESIGN §8):
+        :class:`ConnectorCompileError` (the source fails the compile policy),
+        :class:`ExecutionTimeout` (``timeout``), :class:`LimitExceeded`
+        (``limit_exceeded``: CPU, memory, HTTP requests, result size),
+        :class:`ConnectorError` (``connector_error``), :class:`HttpRefusedError` (an
+        uncaught refusal, with the handler's code), :class:`SandboxUnavailable`.
+        ``TypeError``/``ValueError`` for arguments the host got wrong.
+        """
+        started = time.monotonic()
+        if entrypoint not in ENTRYPOINTS:
+            raise ValueError(f"entrypoint must be one of {ENTRYPOINTS}")
+        if type(operation) is not str or type(key) is not str:
+            raise TypeError("key and operation must be str")
+        if type(secrets) is not dict or any(
+            type(k) is not str or type(v) is not str for k, v in secrets.items()
+        ):
+            raise TypeError("secrets must be a dict of str to str")
+        if type(params) is not dict:
+            raise TypeError("params must be a dict")
+        plain_params = plain_json(params, "params")
+        if self._closed:
+            raise SandboxUnavailable("the sandbox pool is closed")
+        group = self._group(key, source)
+        worker: _Worker | None = None
+        outcome = _Outcome()
+        timeout = asyncio.timeout(limits.wall_time_ms / 1000)
+        try:
+            async with timeout:
+                worker = await self._acquire(group, limits)
+                outcome = await self._execute(
+                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits
+                )
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            where = "running" if worker is not None else "waiting for a free sandbox worker"
+            raise ExecutionTimeout(
+                f"the execution exceeded its wall time limit of {limits.wall_time_ms} ms "
+                f"(while {where})"
+            ) from None
+        finally:
+            if worker is not None:
+                self._release(group, worker, outcome.reusable)
+        if outcome.error is not None:
+            raise outcome.error
+        return RunResult(
+            value=outcome.value,
+            logs=outcome.logs,
+            http_requests=outcome.http_requests,
+            duration_ms=(time.monotonic() - started) * 1000,
+        )
+
+    def isolation_layers(self) -> dict[str, bool | str]:
+        """The isolation layers the most recent worker reported (see
+        :func:`bollard.sandbox.isolation.isolate`), e.g. ``{"process": True,
+        "network_namespace": True, "unprivileged_uid": "65534", "seccomp": True, ...}``;
+        ``{"process": True, "probed": False}`` before any worker started (see
+        :meth:`probe`)."""
+        return dict(self._layers) if self._layers else {"process": True, "probed": False}
+
+    async def probe(self) -> dict[str, bool | str]:
+        """Start one worker, record the layers it reports, stop it; returns them.
+        Raises :class:`SandboxUnavailable` when a worker cannot start."""
+        worker = await self._start_process(DEFAULT_LIMITS)
+        try:
+            await self._handshake(worker)
+        finally:
+            self._kill(worker)
+        return self.isolation_layers()
+
+    def retire(self, key: str) -> None:
+        """Stop the workers of ``key`` (an integration removed or replaced): idle ones
+        now, busy ones when their execution ends."""
+        group = self._groups.pop(key, None)
+        if group is not None:
+            self._retire(group)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per key: ``{"idle": n, "busy": n}`` workers."""
+        return {k: {"idle": len(g.idle), "busy": g.busy} for k, g in self._groups.items()}
+
+    async def close(self) -> None:
+        """Kill every worker (running executions fail with ``internal_error``) and wait
+        for them to exit."""
+        self._closed = True
+        for key in list(self._groups):
+            self.retire(key)
+        for group in list(self._retired):
+            for worker in list(group.idle):
+                self._kill(worker)
+        if self._reaping:
+            await asyncio.gather(*self._reaping, return_exceptions=True)
+
+    # --- groups and workers --------------------------------------------------------------
+
+    def _group(self, key: str, source: str) -> _Group:
+        group = self._groups.get(key)
+        if group is not None and group.compiled.source_hash == source_hash(source):
+            return group
+        compiled = compile_connector(source)  # raises ConnectorCompileError
+        if group is not None:
+            self._retire(group)
+        group = _Group(key, source, compiled, self.workers_per_integration)
+        self._groups[key] = group
+        return group
+
+    def _retire(self, group: _Group) -> None:
+        group.retired = True
+        while group.idle:
+            self._kill(group.idle.pop())
+        if group.busy:
+            self._retired.add(group)
+
+    async def _acquire(self, group: _Group, limits: Limits) -> _Worker:
+        await group.slots.acquire()
+        group.busy += 1
+        try:
+            for worker in reversed(group.idle):
+                if (worker.memory_bytes, worker.cpu_time_ms) == (limits.memory_bytes, limits.cpu_time_ms):
+                    group.idle.remove(worker)
+                    if worker.idle_timer is not None:
+                        worker.idle_timer.cancel()
+                        worker.idle_timer = None
+                    if worker.alive:
+                        return worker
+                    self._kill(worker)
+            # No idle worker fits these limits: make room under the cap, start one.
+            while group.idle and len(group.idle) + group.busy > group.cap:
+                self._kill(group.idle.pop(0))
+            return await self._spawn(group, limits)
+        except BaseException:
+            group.busy -= 1
+            group.slots.release()
+            raise
+
+    def _release(self, group: _Group, worker: _Worker, reusable: bool) -> None:
+        group.busy -= 1
+        if (
+            reusable
+            and worker.alive
+            and not group.retired
+            and not self._closed
+            and worker.executions < self.max_executions_per_worker
+        ):
+            group.idle.append(worker)
+            loop = asyncio.get_running_loop()
+            worker.idle_timer = loop.call_later(self.idle_timeout_s, self._reap_idle, group, worker)
+        else:
+            self._kill(worker)
+        if group.retired and not group.busy:
+            self._retired.discard(group)
+        group.slots.release()
+
+    def _reap_idle(self, group: _Group, worker: _Worker) -> None:
+        worker.idle_timer = None
+        if worker in group.idle:
+            group.idle.remove(worker)
+            self._kill(worker)
+        if not group.idle and not group.busy and self._groups.get(group.key) is group:
+            del self._groups[group.key]
+
+    def _kill(self, worker: _Worker) -> None:
+        worker.kill()
+        task = asyncio.ensure_future(self._reap(worker))
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
+
+    @staticmethod
+    async def _reap(worker: _Worker) -> None:
+        if worker.process.stdin is not None:
+            worker.process.stdin.close()
+        await worker.process.wait()
+
+    async def _start_process(self, limits: Limits) -> _Worker:
+        # Lifetime CPU budget (RLIMIT_CPU), a backstop: each execution has its own
+        # precise CPU timer, and the wall-time kill bounds everything.
+        budget_s = math.ceil(limits.cpu_time_ms / 1000 * self.max_executions_per_worker * 1.1) + 5
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.python, "-I", "-B", "-m", WORKER_MODULE,
+                str(limits.memory_bytes), str(budget_s),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env={},
+                cwd="/",
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot start a sandbox worker: {exc}") from None
+        return _Worker(process, limits.memory_bytes, limits.cpu_time_ms)
+
+    async def _handshake(self, worker: _Worker) -> None:
+        try:
+            ready = await worker.recv(MAX_HANDSHAKE_BYTES)
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+            code = await worker.process.wait()
+            raise SandboxUnavailable(f"the sandbox worker failed to start (exit status {code})") from None
+        layers = ready.get("layers")
+        if ready["type"] != "ready" or type(layers) is not dict or not all(
+            type(v) in (bool, str) for v in layers.values()
+        ):
+            raise SandboxUnavailable("the sandbox worker sent an invalid greeting")
+        self._layers = layers
+
+    async def _spawn(self, group: _Group, limits: Limits) -> _Worker:
+        worker = await self._start_process(limits)
+        try:
+            await self._handshake(worker)
+            await worker.send(
+                {"type": "load", "source": group.source, "filename": group.compiled.filename}
+            )
+            loaded = await worker.recv(MAX_HANDSHAKE_BYTES)
+            errors = loaded.get("errors")
+            if loaded["type"] != "loaded" or type(errors) is not list:
+                raise SandboxUnavailable("the sandbox worker sent an invalid load answer")
+            if loaded.get("ok") is not True:
+                raise ConnectorCompileError([truncate(str(e)) for e in errors[:100]])
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+            self._kill(worker)
+            raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None
+        except BaseException:
+            self._kill(worker)
+            raise
+        return worker
+
+    # --- one execution ---------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        worker: _Worker,
+        entrypoint: str,
+        operation: str,
+        params: dict[str, Any],
+        secrets: dict[str, str],
+        http_handler: HttpHandler,
+        limits: Limits,
+    ) -> _Outcome:
+        """Run one execution on ``worker``. A failure the worker survives is returned
+        in the outcome (the worker stays reusable); one that kills it is raised."""
+        requests = 0
+        codes_sent: set[str] = set()
+        cap = _frame_cap(limits)
+        max_log_chars = limits.max_log_bytes + 200
+        try:
+            await worker.send({
+                "type": "execute",
+                "entrypoint": entrypoint,
+                "operation": operation,
+                "params": params,
+                "secrets": secrets,
+                "cpu_time_ms": limits.cpu_time_ms,
+                "max_result_bytes": limits.max_result_bytes,
+                "max_log_bytes": limits.max_log_bytes,
+            })
+            while True:
+                message = await worker.recv(cap)
+                kind = message["type"]
+                if kind == "http":
+                    requests += 1
+                    if requests > limits.max_http_requests:
+                        worker.kill()
+                        raise LimitExceeded(
+                            "max_http_requests",
+                            limits.max_http_requests,
+                            f"the connector made more than {limits.max_http_requests} HTTP "
+                            f"requests (limit max_http_requests = {limits.max_http_requests})",
+                        )
+                    reply = await self._http(parse_http_request(message), http_handler, limits)
+                    if reply["type"] == "http_error":
+                        codes_sent.add(reply["code"])
+                    await worker.send(reply)
+                elif kind == "result":
+                    value, logs = parse_result(message, max_log_chars)
+                    worker.executions += 1
+                    return _Outcome(value, logs, requests, None, True)
+                elif kind == "error":
+                    worker.executions += 1
+                    failure = parse_error(message, max_log_chars)
+                    error = self._failure(failure, limits, codes_sent)
+                    # After a MemoryError the worker's heap is suspect: replace it.
+                    return _Outcome(None, failure.logs, requests, error, failure.kind != "memory")
+                else:
+                    raise ProtocolError(f"unexpected {kind!r} message")
+        except ProtocolError as exc:
+            worker.kill()
+            raise ConnectorError(f"the sandbox worker broke the protocol ({exc})") from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            raise await self._death(worker, limits) from None
+
+    async def _death(self, worker: _Worker, limits: Limits) -> SandboxError:
+        """The error for a worker that died during an execution."""
+        code = await worker.process.wait()
+        if self._closed:
+            return SandboxUnavailable("the sandbox pool was closed")
+        if code < 0 and -code in CPU_SIGNALS:
+            return LimitExceeded(
+                "cpu_time_ms",
+                limits.cpu_time_ms,
+                f"the execution exceeded its CPU time limit of {limits.cpu_time_ms} ms",
+            )
+        if code < 0:
+            return ConnectorError(f"the connector's worker process was killed ({_signal_name(-code)})")
+        return ConnectorError(f"the connector's worker process exited unexpectedly (status {code})")
+
+    def _failure(self, failure: WorkerFailure, limits: Limits, codes_sent: set[str]) -> SandboxError:
+        if failure.kind == "memory":
+            return LimitExceeded(
+                "memory_bytes",
+                limits.memory_bytes,
+                f"the execution exceeded its memory limit of {limits.memory_bytes // MIB} MiB "
+                f"({limits.memory_bytes} bytes)",
+                logs=failure.logs,
+            )
+        if failure.kind == "result_too_large":
+            return LimitExceeded(
+                "max_result_bytes",
+                limits.max_result_bytes,
+                f"the result is larger than the limit of {limits.max_result_bytes} bytes "
+                "(max_result_bytes)",
+                logs=failure.logs,
+            )
+        if failure.kind == "http" and failure.code in codes_sent:
+            return HttpRefusedError(failure.code, truncate(failure.message), logs=failure.logs)
+        return ConnectorError(truncate(failure.message), line=failure.line, logs=failure.logs)
+
+    async def _http(self, request: HttpRequest, handler: HttpHandler, limits: Limits) -> dict[str, Any]:
+        """Await the host's handler; the reply message for the worker."""
+        try:
+            response = await handler(request)
+        except HttpRequestRefused as exc:
+            return {"type": "http_error", "code": str(exc.code), "message": truncate(str(exc.message))}
+        except Exception:
+            logger.exception("the HTTP handler failed on a sandbox request")
+            return {"type": "http_error", "code": "network_error", "message": "the request failed"}
+        if type(response) is not HttpResponse or type(response.body) is not bytes:
+            logger.error("the HTTP handler returned %r, not an HttpResponse", type(response))
+            return {"type": "http_error", "code": "network_error", "message": "the request failed"}
+        if len(response.body) > limits.max_response_bytes:
+            return {
+                "type": "http_error",
+                "code": "limit_exceeded",
+                "message": f"the response body is larger than the limit of "
+                f"{limits.max_response_bytes} bytes (max_response_bytes)",
+            }
+        return http_response_message(response)

@@ -1,0 +1,221 @@
+"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU``.
+
+Started by :class:`bollard.sandbox.pool.SandboxPool` with the pipe on stdin/stdout
+and an empty environment. It isolates itself (:func:`bollard.sandbox.isolation.isolate`)
+before reading anything, says ``ready`` with the layers in force, receives one
+connector source (``load``), compiles it, and then runs ``execute`` messages one
+at a time, each with fresh globals, a fresh ``ctx`` and the secrets of that call
+only, until stdin closes. Everything connector code may need is imported before
+isolation: after it, the worker cannot read the Python installation.
+
+Argv: ``MEMORY`` = bytes the connector may allocate above the baseline
+(``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``).
+"""
+
+from __future__ import annotations
+
+import _strptime  # noqa: F401  (time.strptime imports it lazily)
+import encodings.idna  # noqa: F401  (lazily imported codecs connectors commonly use)
+import encodings.latin_1  # noqa: F401
+import encodings.utf_16  # noqa: F401
+import os
+import sys
+from types import TracebackType
+from typing import Any
+
+from bollard.sandbox import isolation
+from bollard.sandbox.ctx import Context, ExecutionLog, Http, HttpError, Printer, Secrets
+from bollard.sandbox.errors import ConnectorCompileError, truncate
+from bollard.sandbox.guards import defined_by_connector
+from bollard.sandbox.policy import TEST_ENTRYPOINTS, CompiledConnector, compile_connector, make_globals
+from bollard.sandbox.protocol import (
+    HEADER,
+    ProtocolError,
+    decode_payload,
+    dumps,
+    encode_frame,
+    encode_raw_frame,
+    plain_json,
+    read_frame_header,
+)
+
+MAX_HOST_MESSAGE_BYTES = 64 * 1024 * 1024
+READ_FD, WRITE_FD = 0, 1
+
+
+class Channel:
+    """Blocking length-prefixed JSON frames over the worker's stdin/stdout."""
+
+    def __init__(self, read_fd: int = READ_FD, write_fd: int = WRITE_FD) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+
+    def _read_exact(self, size: int) -> bytes:
+        chunks: list[bytes] = []
+        while size:
+            chunk = os.read(self.read_fd, min(size, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    def recv(self) -> dict[str, Any]:
+        """The next host message; ``EOFError`` when the host closed the pipe."""
+        size = read_frame_header(self._read_exact(HEADER.size), MAX_HOST_MESSAGE_BYTES)
+        return decode_payload(self._read_exact(size))
+
+    def send_bytes(self, frame: bytes) -> None:
+        view = memoryview(frame)
+        while view:
+            written = os.write(self.write_fd, view)
+            view = view[written:]
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_bytes(encode_frame(message))
+
+
+def _connector_line(tb: TracebackType | None, filename: str) -> int | None:
+    """The innermost line of the connector file in a traceback."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _describe(exc: BaseException) -> str:
+    """The message of a connector exception: its text for ``Exception`` and classes the
+    connector defined, ``TypeName: text`` for Python's own exception types."""
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001 - str() runs connector-controlled code paths
+        text = ""
+    kind = type(exc)
+    if kind is Exception or defined_by_connector(kind):
+        return truncate(text or kind.__name__)
+    return truncate(f"{kind.__name__}: {text}" if text else kind.__name__)
+
+
+class Worker:
+    """One connector, many executions."""
+
+    def __init__(self, channel: Channel, compiled: CompiledConnector) -> None:
+        self.channel = channel
+        self.compiled = compiled
+
+    def _transport(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.channel.send(message)
+        reply = self.channel.recv()
+        if reply["type"] == "http_response":
+            return reply
+        if reply["type"] == "http_error":
+            raise HttpError(str(reply.get("code")), str(reply.get("message")))
+        raise ProtocolError(f"unexpected {reply['type']!r} message during a request")
+
+    def _entrypoint(self, namespace: dict[str, Any], entrypoint: str) -> Any:
+        names = TEST_ENTRYPOINTS if entrypoint == "test_connection" else (entrypoint,)
+        for name in names:
+            function = namespace.get(name)
+            if callable(function):
+                return function
+        return None
+
+    def _run(self, message: dict[str, Any], log: ExecutionLog) -> tuple[str, dict[str, Any]]:
+        """Run one execution; returns ``("result", {...})`` or ``("error", {...})``.
+        The connector's objects are unreachable once this returns."""
+        secrets = {str(k): str(v) for k, v in dict(message["secrets"]).items()}
+        ctx = Context(
+            operation=str(message["operation"]),
+            params=message["params"],
+            secrets=Secrets(secrets),
+            http=Http(self._transport),
+            log=log,
+        )
+        namespace = make_globals(lambda _getattr=None: Printer(log), self.compiled.filename)
+        isolation.start_cpu_timer(int(message["cpu_time_ms"]))
+        try:
+            exec(self.compiled.code, namespace)
+            function = self._entrypoint(namespace, str(message["entrypoint"]))
+            if function is None:
+                return "error", {
+                    "kind": "missing_entrypoint",
+                    "message": f"the connector does not define {message['entrypoint']}(ctx)",
+                }
+            value = function(ctx)
+            try:
+                text = dumps(plain_json(value, "result"))
+            except (TypeError, ValueError) as exc:
+                return "error", {"kind": "not_json", "message": truncate(str(exc))}
+            if len(text.encode("utf-8")) > int(message["max_result_bytes"]):
+                return "error", {
+                    "kind": "result_too_large",
+                    "message": f"the result is larger than {message['max_result_bytes']} bytes",
+                }
+            return "result", {"value_json": text}
+        except MemoryError:
+            return "error", {"kind": "memory", "message": "memory limit exceeded"}
+        except HttpError as exc:
+            return "error", {"kind": "http", "code": exc.code, "message": truncate(str(exc)),
+                             "line": _connector_line(exc.__traceback__, self.compiled.filename)}
+        except BaseException as exc:  # noqa: BLE001 - SystemExit etc. must not escape
+            return "error", {"kind": "connector", "message": _describe(exc),
+                             "line": _connector_line(exc.__traceback__, self.compiled.filename)}
+        finally:
+            isolation.stop_cpu_timer()
+            secrets.clear()
+            namespace.clear()  # break function <-> globals cycles now
+
+    def execute(self, message: dict[str, Any]) -> None:
+        """Run an ``execute`` message and send its ``result`` or ``error``."""
+        log = ExecutionLog(int(message["max_log_bytes"]))
+        try:
+            kind, payload = self._run(message, log)
+        except MemoryError:
+            kind, payload = "error", {"kind": "memory", "message": "memory limit exceeded"}
+        logs = log.finish()
+        if kind == "result":
+            self.channel.send_bytes(encode_raw_frame(
+                '{"type":"result","logs":' + dumps(logs) + ',"value":' + payload["value_json"] + "}"
+            ))
+        else:
+            payload.setdefault("line", None)
+            self.channel.send({"type": "error", "logs": logs, **payload})
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry point; returns the exit status."""
+    memory_bytes, cpu_budget_s = int(argv[0]), int(argv[1])
+    channel = Channel()
+    layers = isolation.isolate(memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s)
+    try:
+        # Past this point nothing should reach the host's stderr.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+    except OSError:
+        layers["stderr_closed"] = False
+    channel.send({"type": "ready", "layers": layers, "pid": os.getpid()})
+    try:
+        load = channel.recv()
+        if load["type"] != "load":
+            return 2
+        try:
+            compiled = compile_connector(str(load["source"]), str(load.get("filename") or "connector.py"))
+        except ConnectorCompileError as exc:
+            channel.send({"type": "loaded", "ok": False, "errors": exc.errors})
+            return 0
+        channel.send({"type": "loaded", "ok": True, "errors": []})
+        worker = Worker(channel, compiled)
+        while True:
+            message = channel.recv()
+            if message["type"] != "execute":
+                return 2
+            worker.execute(message)
+    except EOFError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
