@@ -10,15 +10,16 @@ it. The rules (DESIGN §4 "Egress policy for ctx.http"; research/restrictedpytho
   that host. Hosts compare lower-cased and IDNA-normalised, one trailing dot ignored.
 - https on port 443 only, unless the entry names a scheme or port
   (``http://localhost:8080``, ``https://api.example.com:8443``); both must then match.
-- The URL is parsed once, strictly, by :func:`parse_url` (no user-info, no backslash,
-  ``%``, whitespace or control characters in the authority, no non-canonical numeric
-  hosts such as ``0x7f000001``), and that parse is what the request is built from.
+- The URL is parsed once, strictly, by :func:`bollard.platform.urls.parse_url` (no
+  user-info, no backslash, ``%``, whitespace or control characters in the authority,
+  no non-canonical numeric hosts such as ``0x7f000001``), and that parse is what the
+  request is built from.
 - Every address the name resolves to is checked (:mod:`bollard.platform.addresses`);
   loopback/private/link-local addresses pass only when the operator allows private
   egress *and* an entry names that host or address literally (not through a subdomain
   rule or a wildcard). The connection then goes to a checked address: the shared client
-  from :func:`make_client` can only dial addresses encoded into the request URL by this
-  module, so there is no second DNS lookup to rebind.
+  from :func:`make_client` (:mod:`bollard.platform.pinned`) can only dial addresses
+  encoded into the request URL, so there is no second DNS lookup to rebind.
 - Redirects are followed here, at most :data:`MAX_REDIRECTS` hops, each checked like a
   new request; ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped when
   the origin changes.
@@ -27,23 +28,27 @@ it. The rules (DESIGN §4 "Egress policy for ctx.http"; research/restrictedpytho
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
-from urllib.parse import quote, urljoin
+from dataclasses import dataclass
+from ipaddress import ip_address
+from urllib.parse import urljoin
 
-import httpcore
 import httpx
-import idna
 from bollard.platform.addresses import IPAddress, classify_address
+from bollard.platform.pinned import EgressClient, make_client, pinned_host
+from bollard.platform.urls import (
+    DEFAULT_PORTS,
+    Target,
+    check_authority,
+    normalise_host,
+    parse_url,
+    split_authority,
+)
 from bollard.sandbox.protocol import (
     HTTP_METHODS,
     HttpRequest,
@@ -51,10 +56,26 @@ from bollard.sandbox.protocol import (
     HttpResponse,
 )
 
+__all__ = [
+    "MAX_REDIRECTS",
+    "CachingResolver",
+    "Destination",
+    "EgressClient",
+    "EgressPolicy",
+    "Resolver",
+    "Target",
+    "getaddrinfo_resolver",
+    "make_client",
+    "normalise_host",
+    "parse_url",
+    "send",
+    "system_resolver",
+    "validate_allowed_host_entry",
+]
+
 MAX_REDIRECTS = 5
 """Redirect hops :func:`send` follows before refusing (DESIGN §4)."""
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 USER_AGENT = "Bollard"
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -62,188 +83,8 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
 _WHERE = "allowedHosts in config.json"
 _PRIVATE_SETTING = "BOLLARD_ALLOW_PRIVATE_EGRESS"
-
-# scheme "://" authority, then path and query up to an optional fragment (RFC 3986 §3).
-_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)(?:#.*)?", re.DOTALL)
+# An entry: optional scheme, the authority, at most a bare trailing slash.
 _ENTRY_RE = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*)://)?([^/?#]*)(/?)", re.DOTALL)
-_PORT_RE = re.compile(r"[0-9]{1,5}")
-_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-# WHATWG URL "ends in a number": such hosts are IPv4 in some parser's eyes.
-_NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
-# RFC 3986 reserved and unreserved characters plus "%": kept as they are when quoting.
-_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
-
-
-# --------------------------------------------------------------------------- hosts
-
-
-def normalise_host(raw: str) -> tuple[str, IPAddress | None]:
-    """Normalise the host part of a URL or an ``allowedHosts`` entry.
-
-    Returns ``(host, ip)``: ``host`` is lower-case ASCII (IDNA A-labels via the ``idna``
-    package, UTS #46 mapping) with one trailing dot removed, or the canonical text of an
-    IP address (``"::1"`` for ``"[0:0::1]"``), in which case ``ip`` is that address.
-    Raises ``ValueError`` with a readable reason for empty hosts, bad labels, invalid
-    IDNA, IPv6 without brackets, and numeric hosts that are not dotted-decimal IPv4
-    (``0x7f000001``, ``2130706433``, ``127.1``, ``0177.0.0.1``: ``getaddrinfo`` would
-    read them as addresses, so they are refused outright).
-    """
-    if raw.startswith("[") and raw.endswith("]"):
-        try:
-            ip6 = IPv6Address(raw[1:-1])
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a valid IPv6 address") from None
-        return ip6.compressed, ip6
-    host = raw[:-1] if raw.endswith(".") else raw
-    if not host:
-        raise ValueError("the host is empty")
-    if ":" in host or "[" in host or "]" in host:
-        raise ValueError(f"{raw!r} is not a valid host (write IPv6 addresses as [::1])")
-    if host.isascii():
-        host = host.lower()
-    else:
-        try:
-            host = idna.encode(host, uts46=True).decode("ascii")
-        except idna.IDNAError as exc:
-            raise ValueError(f"{raw!r} is not a valid international host name ({exc})") from None
-    last = host.rsplit(".", 1)[-1]
-    if _NUMERIC_LABEL_RE.fullmatch(last):
-        try:
-            ip4 = IPv4Address(host)
-        except ValueError:
-            raise ValueError(
-                f"{raw!r} is not a dotted-decimal IPv4 address; write addresses like 192.0.2.1"
-            ) from None
-        return ip4.compressed, ip4
-    if len(host) > 253:
-        raise ValueError(f"{raw!r} is longer than 253 characters")
-    for label in host.split("."):
-        if not _LABEL_RE.fullmatch(label):
-            raise ValueError(f"{raw!r} is not a valid host name (label {label!r})")
-        if label.startswith("xn--"):
-            try:
-                idna.decode(label)
-            except idna.IDNAError:
-                raise ValueError(f"{raw!r} has an invalid punycode label {label!r}") from None
-    return host, None
-
-
-def _check_authority(authority: str, what: str) -> None:
-    """Refuse the characters that make parsers disagree about an authority."""
-    if "@" in authority:
-        raise ValueError(
-            f"{what} contains user-info (user@host), which is not allowed; "
-            "send credentials in a header instead"
-        )
-    for ch in authority:
-        if ch == "\\":
-            raise ValueError(f"{what} contains a backslash in the host part")
-        if ch == "%":
-            raise ValueError(f"{what} contains '%' in the host part (percent-encoded host)")
-        if ch.isspace() or not ch.isprintable():
-            raise ValueError(f"{what} contains whitespace or a control character in the host part")
-
-
-def _split_authority(authority: str, what: str) -> tuple[str, int | None]:
-    """Split ``host[:port]`` / ``[v6][:port]``; the port is ``None`` when absent."""
-    if authority.startswith("["):
-        end = authority.find("]")
-        if end < 0:
-            raise ValueError(f"{what} has an unterminated IPv6 address")
-        host, rest = authority[: end + 1], authority[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"{what} has text after the IPv6 address")
-        port_text = rest[1:] if rest else None
-    else:
-        if authority.count(":") > 1:
-            raise ValueError(f"{what} has a bare IPv6 address; write it in brackets like [::1]")
-        host, sep, port_text_ = authority.partition(":")
-        port_text = port_text_ if sep else None
-    if port_text is None:
-        return host, None
-    if not _PORT_RE.fullmatch(port_text) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"{what} has an invalid port {port_text!r}")
-    return host, int(port_text)
-
-
-# --------------------------------------------------------------------------- URLs
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One parsed request URL: the single parse that is both checked and connected to.
-
-    ``scheme`` is ``"http"`` or ``"https"``; ``host`` as from :func:`normalise_host`
-    (``ip`` set for IP literals); ``port`` always explicit; ``path`` percent-encoded,
-    starting with ``/``; ``query`` percent-encoded without ``?``, or ``None``.
-    """
-
-    scheme: str
-    host: str
-    port: int
-    ip: IPAddress | None
-    path: str
-    query: str | None
-
-    @property
-    def netloc(self) -> str:
-        """``host[:port]`` as sent in the ``Host`` header (port only when not default)."""
-        host = f"[{self.host}]" if isinstance(self.ip, IPv6Address) else self.host
-        return host if DEFAULT_PORTS[self.scheme] == self.port else f"{host}:{self.port}"
-
-    @property
-    def origin(self) -> str:
-        """``scheme://host[:port]``; used in messages (a full URL may carry secrets)."""
-        return f"{self.scheme}://{self.netloc}"
-
-    @property
-    def url(self) -> str:
-        """The URL as requested, after normalisation (no fragment)."""
-        query = "" if self.query is None else "?" + self.query
-        return f"{self.origin}{self.path}{query}"
-
-    def with_params(self, params: Mapping[str, Any]) -> Target:
-        """Append ``params`` to the query (``a=1`` plus ``{"a": 2}`` gives ``a=1&a=2``).
-
-        Values are encoded like httpx does (``True`` → ``true``, lists repeat the key).
-        Raises ``TypeError`` for values httpx cannot encode.
-        """
-        extra = str(httpx.QueryParams(dict(params)))
-        if not extra:
-            return self
-        query = extra if not self.query else f"{self.query}&{extra}"
-        return replace(self, query=query)
-
-
-def parse_url(url: str) -> Target:
-    """Parse an absolute ``http``/``https`` URL strictly (research §4.5).
-
-    Raises ``ValueError`` with a readable reason for: anything that is not
-    ``scheme://authority...``, other schemes, user-info, backslash, ``%``, whitespace or
-    control characters in the authority, control characters anywhere, bad ports, and
-    the host errors of :func:`normalise_host`. The fragment is dropped; path and query
-    are percent-encoded where needed (existing escapes are kept, never decoded).
-    """
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ValueError("the URL contains a control character")
-    match = _URL_RE.fullmatch(url)
-    if match is None:
-        raise ValueError("the URL must be absolute, like https://api.example.com/path")
-    scheme, authority, rest = match.group(1).lower(), match.group(2), match.group(3)
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"the URL scheme {scheme!r} is not supported (use https)")
-    _check_authority(authority, "the URL")
-    host_text, port = _split_authority(authority, "the URL")
-    host, ip = normalise_host(host_text)
-    path, sep, query = rest.partition("?")
-    return Target(
-        scheme=scheme,
-        host=host,
-        port=DEFAULT_PORTS[scheme] if port is None else port,
-        ip=ip,
-        path=quote(path, safe=_URL_SAFE) or "/",
-        query=quote(query, safe=_URL_SAFE) if sep else None,
-    )
 
 
 # --------------------------------------------------------------------------- entries
@@ -287,8 +128,8 @@ def _parse_entry(entry: str) -> _Rule:
     if scheme not in DEFAULT_PORTS:
         raise ValueError(f"{entry!r} has scheme {scheme!r}; only https and http are supported")
     authority = match.group(2)
-    _check_authority(authority, repr(entry))
-    host_text, port = _split_authority(authority, repr(entry))
+    check_authority(authority, repr(entry))
+    host_text, port = split_authority(authority, repr(entry))
     wildcard = host_text.startswith("*.")
     if wildcard:
         host_text = host_text[2:]
@@ -539,115 +380,6 @@ class EgressPolicy:
         )
 
 
-# --------------------------------------------------------------------------- client
-
-_PINNED_RE = re.compile(r"ip([46])-([0-9a-f]+)\.[0-9a-f]{16}\.pinned\.invalid")
-
-
-def _pinned_host(address: IPAddress, name: str) -> str:
-    """The URL host under which a request to ``name`` at ``address`` is sent.
-
-    httpcore pools connections by (scheme, host, port); encoding both the checked address
-    and the name (hashed) gives one pool entry per (address, TLS name), so a connection
-    is never reused for another name or a re-resolved address. ``.invalid`` (RFC 6761)
-    never resolves, so a client without the pinned backend fails closed.
-    """
-    digest = hashlib.blake2s(name.encode("ascii"), digest_size=8).hexdigest()
-    return f"ip{address.version}-{address.packed.hex()}.{digest}.pinned.invalid"
-
-
-def _address_of_pinned_host(host: str) -> IPAddress | None:
-    match = _PINNED_RE.fullmatch(host)
-    if match is None:
-        return None
-    packed = bytes.fromhex(match.group(2))
-    if match.group(1) == "4" and len(packed) == 4:
-        return IPv4Address(packed)
-    if match.group(1) == "6" and len(packed) == 16:
-        return IPv6Address(packed)
-    return None
-
-
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Dials only addresses encoded by :func:`_pinned_host`; never resolves a name."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        address = _address_of_pinned_host(host)
-        if address is None:
-            raise httpcore.ConnectError("refusing to dial a host the egress policy did not pin")
-        return await self._inner.connect_tcp(
-            address.compressed, port, timeout, local_address, socket_options
-        )
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("egress never uses unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with a connection pool on :class:`_PinnedBackend`."""
-
-    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        # httpx exposes no network-backend option; replace the pool it built.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            network_backend=_PinnedBackend(),
-        )
-
-
-class EgressClient(httpx.AsyncClient):
-    """The shared client :func:`send` requires; made by :func:`make_client`."""
-
-
-def make_client(
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    max_connections: int = 100,
-    max_keepalive_connections: int = 20,
-    keepalive_expiry_s: float = 30.0,
-) -> httpx.AsyncClient:
-    """Create the host's one shared client for connector egress (DESIGN §4.3).
-
-    ``trust_env=False`` (no proxy variables, no ``SSL_CERT_FILE``), no automatic
-    redirects, a cookie jar that stores nothing (cookies must not leak between
-    integrations), and a transport that dials only policy-checked addresses.
-    ``ssl_context`` defaults to certifi's CA bundle with hostname checking; tests pass
-    one trusting their own CA. Close it with ``await client.aclose()`` at shutdown.
-    """
-    context = ssl_context or httpx.create_ssl_context(trust_env=False)
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive_connections,
-        keepalive_expiry=keepalive_expiry_s,
-    )
-    return EgressClient(
-        transport=_PinnedTransport(context, limits),
-        trust_env=False,
-        follow_redirects=False,
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-    )
-
-
 # --------------------------------------------------------------------------- send
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -733,7 +465,7 @@ def _build_request(
 ) -> httpx.Request:
     url = httpx.URL(
         scheme=target.scheme,
-        host=_pinned_host(address, target.host),
+        host=pinned_host(address, target.host),
         port=target.port,
         path=target.path,
         query=None if target.query is None else target.query.encode("ascii"),
