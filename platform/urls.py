@@ -25,6 +25,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # scheme "://" authority, then path and query up to an optional fragment (RFC 3986 §3).
 _URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)(?:#.*)?", re.DOTALL)
 _PORT_RE = re.compile(r"[0-9]{1,5}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 # WHATWG URL "ends in a number": such hosts are IPv4 in some parser's eyes.
 _NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
@@ -176,7 +177,7 @@ def parse_url(url: str) -> Target:
     the host errors of :func:`normalise_host`. The fragment is dropped; path and query
     are percent-encoded where needed (existing escapes are kept, never decoded).
     """
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _CONTROL_RE.search(url):
         raise ValueError("the URL contains a control character")
     match = _URL_RE.fullmatch(url)
     if match is None:
