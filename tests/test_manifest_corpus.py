@@ -113,6 +113,21 @@ def test_cli_validate_reports_a_broken_copy(
     assert out.rstrip().endswith("1 valid, 1 invalid")
 
 
+def test_cli_names_the_file_for_file_level_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "syntax").mkdir()
+    (tmp_path / "syntax" / "config.json").write_text('{\n  "title": "x",\n}', encoding="utf-8")
+    (tmp_path / "array").mkdir()
+    (tmp_path / "array" / "config.json").write_text("[]", encoding="utf-8")
+    code = cli.main(["validate", "--manifest-only", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "error: config.json: invalid JSON at line 3 column 1: " in out
+    assert "error: config.json: the file must hold a JSON object" in out
+    assert out.rstrip().endswith("0 valid, 2 invalid")
+
+
 def _console_script() -> Path:
     script = Path(sys.executable).parent / "bollard"
     assert script.exists(), f"the console entry point is not installed next to {sys.executable}"
