@@ -459,7 +459,7 @@ def _rules(m: Manifest, has_connector: bool | None) -> tuple[list[ManifestIssue]
                     E(f"{p}.query", "is required: every operation of a SQL integration runs a query")
                     continue
                 declared = set((op.parameters_schema or {}).get("properties", {}) or {})
-                used = find_placeholders(op.query)
+                used = find_placeholders(op.query, engine=m.sql_connection_config.engine if m.sql_connection_config else None)
                 for name in used:
                     if name not in declared:
                         E(

@@ -245,6 +245,15 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] =
         {"sqlOperations[0].parametersSchema": DELETE},
         [("sqlOperations[0].query", "placeholder @id is not declared")],
     ),
+    (
+        "placeholder-in-postgres-array-subscript",
+        SQL,
+        {
+            "sqlConnectionConfig.engine": "postgres",
+            "sqlOperations[0].query": "SELECT * FROM rooms WHERE id = @id AND tags[@slot] = 'x'",
+        },
+        [("sqlOperations[0].query", "placeholder @slot is not declared")],
+    ),
     # operation names
     (
         "duplicate-operation-name",
@@ -496,6 +505,12 @@ def test_declared_but_unused_parameter_is_a_warning() -> None:
 def test_allowed_hosts_on_sql_is_a_warning() -> None:
     parsed = parse_manifest(patched(SQL, {"allowedHosts": ["db.example.com"]}))
     assert [w.path for w in parsed.warnings] == ["allowedHosts"]
+
+
+def test_bracket_quoted_identifier_is_not_a_parameter_on_sqlite() -> None:
+    # [@slot] quotes an identifier on sqlite/mssql; only on PostgreSQL is it a subscript.
+    query = "SELECT [@slot] FROM rooms WHERE id = @id"
+    assert parse_manifest(patched(SQL, {"sqlOperations[0].query": query})).warnings == []
 
 
 def test_placeholder_in_string_literal_is_not_a_parameter() -> None:
