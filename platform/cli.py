@@ -114,7 +114,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     for path in targets:
         if not path.exists():
-            errors, warnings = [f"{path}: no such file or folder"], []
+            errors, warnings = [f"{path}: no such file or folder"], list[str]()
         elif args.manifest_only:
             errors, warnings = _validate_manifest_only(path)
         else:

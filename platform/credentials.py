@@ -114,7 +114,7 @@ class CredentialStore:
             ).first()
         return None if row is None else self.decrypt(row[0])
 
-    async def list(self, integration: str) -> list[CredentialInfo]:
+    async def describe(self, integration: str) -> list[CredentialInfo]:
         """Every credential id of an integration with the keys it sets (no values)."""
         async with self._engine.connect() as conn:
             rows = (

@@ -143,7 +143,7 @@ def validate_params(op: Operation, params: Any) -> dict[str, Any]:
     """
     if not isinstance(params, dict):
         raise ExecutionError("invalid_params", "params must be a JSON object")
-    schema = op.schema
+    schema = op.params_schema
     known = set((schema.get("properties") or {}).keys())
     problems: list[dict[str, str]] = []
     if schema.get("additionalProperties", None) is None:

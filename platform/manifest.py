@@ -124,7 +124,7 @@ class Operation(_Model):
         return self.operation_type == "write"
 
     @property
-    def schema(self) -> dict[str, Any]:
+    def params_schema(self) -> dict[str, Any]:
         """The parameters schema, an empty object schema when none is declared."""
         return self.parameters_schema or {"type": "object", "properties": {}}
 

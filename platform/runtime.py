@@ -170,7 +170,7 @@ class Runtime:
         required = required_credential_keys(entry)
         if not required:
             return "ready", None, []
-        infos = {c.credential_id: c for c in await self.credentials.list(entry.slug)}
+        infos = {c.credential_id: c for c in await self.credentials.describe(entry.slug)}
         have = set(infos["default"].keys) if "default" in infos else set()
         missing = [k for k in required if k not in have]
         return ("needs_credentials" if missing else "ready"), None, missing

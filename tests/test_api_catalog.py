@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from bollard.platform import auth
 from bollard.platform.api.app import create_app
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
+
 from tests.conftest import Api
 from tests.helpers import rest_manifest, write_integration
 
@@ -94,9 +94,8 @@ async def test_credentials_are_write_only_and_checked(folders: Path, api: Api, r
     assert {"key": "apiKey", "set": True, "required": True} in detail.json()["secretBindings"]
 
     # stored encrypted: the raw ciphertext in the state database does not hold the value
-    from sqlalchemy import select
-
     from bollard.platform.store.tables import credentials
+    from sqlalchemy import select
 
     async with runtime.db.connect() as conn:
         raw = (await conn.execute(select(credentials.c.ciphertext))).scalar_one()

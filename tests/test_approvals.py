@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-
 from bollard.platform.runtime import Runtime
+
 from tests.conftest import Api
 from tests.helpers import write_integration
 from tests.servers import Server, bollard

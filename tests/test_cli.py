@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bollard.platform.cli import main
+
 from tests.helpers import rest_manifest, write_integration
 
 

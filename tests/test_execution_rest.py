@@ -10,15 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bollard.platform import auth
+from bollard.platform.api.app import create_app
+from bollard.platform.runtime import Runtime
+from bollard.platform.settings import Settings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bollard.platform import auth
-from bollard.platform.api.app import create_app
-from bollard.platform.runtime import Runtime
-from bollard.platform.settings import Settings
 from tests.helpers import rest_manifest, write_integration
 from tests.standin import ServerThread
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from bollard.platform.runtime import Runtime
+
 from tests.conftest import Api
 from tests.helpers import write_integration
 from tests.sql_support import PG_URL, credentials_from_url, unavailable

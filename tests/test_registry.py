@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bollard.platform.packages import MANIFEST_MAX_BYTES
 from bollard.platform.registry import Registry
+
 from tests.helpers import rest_manifest, write_integration
 
 
@@ -87,7 +87,7 @@ async def _wait_for(predicate, timeout: float = 5.0) -> float:
         if predicate():
             return time.monotonic() - start
         await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached within %.1fs" % timeout)
+    raise AssertionError(f"condition not reached within {timeout:.1f}s")
 
 
 async def test_live_reload_with_the_real_watcher(integrations_dir: Path) -> None:

@@ -91,7 +91,7 @@ async def get_integration(
     if entry.version is None:
         return item
     m = entry.version.manifest
-    creds = await runtime.credentials.list(slug)
+    creds = await runtime.credentials.describe(slug)
     default_keys = next((set(c.keys) for c in creds if c.credential_id == DEFAULT_CREDENTIAL_ID), set())
     required = set(required_credential_keys(entry))
     item.update(
@@ -103,7 +103,7 @@ async def get_integration(
                 "operationType": op.operation_type,
                 "requiresApproval": op.needs_approval,
                 "requiredScopes": op.required_scopes,
-                "parametersSchema": op.schema,
+                "parametersSchema": op.params_schema,
                 "hasMock": op.has_mock,
                 **({"query": op.query} if op.query is not None else {}),
             }

@@ -40,7 +40,7 @@ async def invoke(
     runtime: Runtime = Depends(get_runtime),
     who: auth.Principal = Depends(principal),
 ) -> JSONResponse:
-    body = body or InvokeBody()
+    body = body or InvokeBody.model_validate({})
     outcome = await runtime.execution.invoke(
         Invocation(
             slug=slug,

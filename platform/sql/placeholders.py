@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -463,6 +463,9 @@ class CompiledQuery:
     statement_names: tuple[tuple[str, ...], ...]
     statement_keywords: tuple[str, ...]
     params: Mapping[str, _Param]
+    _typed_cache: dict[tuple[Any, ...], TextClause] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def bind_values(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Convert caller values to bind values for every placeholder.
@@ -476,9 +479,18 @@ class CompiledQuery:
     def _typed(
         self, clause: TextClause, names: tuple[str, ...], values: Mapping[str, Any]
     ) -> TextClause:
-        return clause.bindparams(
-            *(bindparam(n, type_=self.params[n].sql_type(values.get(n))) for n in names)
-        )
+        types = [self.params[n].sql_type(values.get(n)) for n in names]
+        # One typed clause per combination of bind types: SQLAlchemy's compiled cache
+        # then finds it without rebuilding the clause on every call.
+        key = (id(clause), *(type(t) for t in types))
+        typed = self._typed_cache.get(key)
+        if typed is None:
+            typed = clause.bindparams(
+                *(bindparam(n, type_=t) for n, t in zip(names, types, strict=True))
+            )
+            if len(self._typed_cache) < 64:
+                self._typed_cache[key] = typed
+        return typed
 
     def bind(self, params: Mapping[str, Any], *, split: bool = True) -> list[BoundStatement]:
         """Statements with typed bind parameters and their values, ready to execute.

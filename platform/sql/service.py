@@ -69,7 +69,7 @@ class SqlService:
             handle,
             query=op.query,
             operation_type=op.operation_type,
-            schema=op.schema,
+            schema=op.params_schema,
             params=params,
             security=self.security(version, timeout_ms),
             read_only_connection=bool(cfg and cfg.read_only),
