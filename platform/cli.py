@@ -217,6 +217,47 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_call(args: argparse.Namespace) -> int:
+    """Run one operation through the execution service and print the envelope as JSON.
+
+    Exit 0 on success, 2 when held for approval (the approval id is printed), 1 on error.
+    """
+    from bollard.platform.execution import Invocation
+    from bollard.platform.runtime import Runtime
+
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as e:
+        print(f"error: --params is not valid JSON (line {e.lineno} column {e.colno}: {e.msg})", file=sys.stderr)
+        return 1
+
+    async def main() -> tuple[int, dict[str, Any]]:
+        runtime = Runtime(_settings(args))
+        await runtime.start(watch=False)
+        try:
+            outcome = await runtime.execution.invoke(
+                Invocation(
+                    slug=args.slug,
+                    operation=args.operation,
+                    params=params,
+                    credential_id=args.credential_id,
+                    use_mock=args.mock,
+                    timeout_ms=args.timeout_ms,
+                    retries=args.retries,
+                    caller="cli",
+                )
+            )
+            return outcome.status, outcome.body
+        finally:
+            await runtime.stop()
+
+    status, body = asyncio.run(main())
+    print(json.dumps(body, indent=2, default=str))
+    if status == 202:
+        return 2
+    return 0 if status < 300 else 1
+
+
 # --- parser ------------------------------------------------------------------------
 
 
@@ -247,6 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dirs(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("call", help="run an operation and print the result envelope")
+    p.add_argument("slug")
+    p.add_argument("operation")
+    p.add_argument("--params", default="{}", help="the parameters as a JSON object")
+    p.add_argument("--credential-id", default="default")
+    p.add_argument("--mock", action="store_true", help="return the operation's mock result")
+    p.add_argument("--timeout-ms", type=int, default=None)
+    p.add_argument("--retries", type=int, default=0)
+    _add_dirs(p)
+    p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("schema", help="print the manifest JSON Schema")
     p.set_defaults(func=cmd_schema)

@@ -102,3 +102,20 @@ def test_list_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert rows["echo"]["status"] == "ready" and rows["keyed"]["missingCredentials"] == ["apiKey"]
     code, out = run(capsys, "schema")
     assert json.loads(out)["$schema"].startswith("https://json-schema.org/")
+
+
+def test_call_runs_through_the_execution_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    integrations = tmp_path / "i"
+    m = rest_manifest()
+    m["operations"].append({"name": "write_it", "operationType": "write"})
+    write_integration(integrations, "echo", manifest=m)
+    dirs = ["--integrations", str(integrations), "--data-dir", str(tmp_path / "d")]
+    code, out = run(capsys, "call", "echo", "echo", "--params", '{"text": "hi"}', *dirs)
+    assert code == 0, out
+    assert json.loads(out)["data"] == {"operation": "echo", "params": {"text": "hi"}}
+    code, out = run(capsys, "call", "echo", "echo", "--params", '{"text": 5}', *dirs)
+    assert code == 1 and json.loads(out)["error"]["code"] == "invalid_params"
+    code, out = run(capsys, "call", "echo", "write_it", *dirs)
+    assert code == 2 and json.loads(out)["status"] == "pending"
+    code = main(["call", "echo", "echo", "--params", "{bad", *dirs])
+    assert code == 1 and "--params is not valid JSON" in capsys.readouterr().err
