@@ -63,7 +63,13 @@ class ExecutionLog:
         self._full = False
 
     def add(self, line: str) -> None:
-        """Append one line (already a ``str``)."""
+        """Append one line (already a ``str``), after any unterminated printed text."""
+        if self._partial:
+            partial, self._partial = self._partial, ""
+            self._append(partial)
+        self._append(line)
+
+    def _append(self, line: str) -> None:
         if self._full:
             return
         size = len(line.encode("utf-8", "replace")) + 1
@@ -84,12 +90,12 @@ class ExecutionLog:
             complete.append(self._partial)
             self._partial = ""
         for line in complete:
-            self.add(line)
+            self._append(line)
 
     def finish(self) -> list[str]:
         """Flush a trailing unterminated line and return the lines."""
         if self._partial:
-            self.add(self._partial)
+            self._append(self._partial)
             self._partial = ""
         return self.lines
 

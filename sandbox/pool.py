@@ -136,6 +136,7 @@ class _Group:
         self.slots = asyncio.Semaphore(cap)
         self.idle: list[_Worker] = []
         self.busy = 0
+        self.waiting = 0
         self.retired = False
 
 
@@ -202,9 +203,10 @@ class SandboxPool:
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
         ``secrets`` of this call only) under ``limits``.
 
-        ``key`` names the integration version (e.g. slug and content hash); workers
-        serve one key and one source only, and a new source under the same key
-        retires the old workers (running calls finish on them).
+        ``key`` names the integration version, ``"<slug>:<content hash>"``; workers
+        serve one key and one source only. A new source under the same key, or a new
+        key with the same ``<slug>:`` prefix, retires the old workers: idle ones stop
+        at once, running calls finish on theirs.
 
         Raises (all :class:`SandboxError`, ``code`` per DESIGN §8):
         :class:`ConnectorCompileError` (the source fails the compile policy),
@@ -283,9 +285,18 @@ class SandboxPool:
         if group is not None:
             self._retire(group)
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Per key: ``{"idle": n, "busy": n}`` workers."""
-        return {k: {"idle": len(g.idle), "busy": g.busy} for k, g in self._groups.items()}
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per key: ``{"idle": n, "busy": n, "waiting": n, "idle_pids": [...]}`` (waiting:
+        callers queued for a worker at the cap)."""
+        return {
+            k: {
+                "idle": len(g.idle),
+                "busy": g.busy,
+                "waiting": g.waiting,
+                "idle_pids": [w.process.pid for w in g.idle],
+            }
+            for k, g in self._groups.items()
+        }
 
     async def close(self) -> None:
         """Kill every worker (running executions fail with ``internal_error``) and wait
@@ -308,6 +319,11 @@ class SandboxPool:
         compiled = compile_connector(source)  # raises ConnectorCompileError
         if group is not None:
             self._retire(group)
+        # "<integration>:<version>" keys: a new version retires the older ones.
+        integration = key.rpartition(":")[0]
+        if integration:
+            for other in [k for k in self._groups if k.rpartition(":")[0] == integration]:
+                self.retire(other)
         group = _Group(key, source, compiled, self.workers_per_integration)
         self._groups[key] = group
         return group
@@ -320,7 +336,11 @@ class SandboxPool:
             self._retired.add(group)
 
     async def _acquire(self, group: _Group, limits: Limits) -> _Worker:
-        await group.slots.acquire()
+        group.waiting += 1
+        try:
+            await group.slots.acquire()
+        finally:
+            group.waiting -= 1
         group.busy += 1
         try:
             for worker in reversed(group.idle):

@@ -14,10 +14,14 @@ Argv: ``MEMORY`` = bytes the connector may allocate above the baseline
 
 from __future__ import annotations
 
-import _strptime  # noqa: F401  (time.strptime imports it lazily)
-import encodings.idna  # noqa: F401  (lazily imported codecs connectors commonly use)
-import encodings.latin_1  # noqa: F401
-import encodings.utf_16  # noqa: F401
+# Modules the allowed modules import lazily, inside functions: after isolation the
+# worker cannot read the Python installation, so they are imported now.
+import _strptime  # noqa: F401  (time.strptime, datetime.strptime)
+import copy  # noqa: F401  (collections.UserDict.copy)
+import codecs
+import heapq  # noqa: F401  (collections.Counter.most_common)
+import unicodedata  # noqa: F401  (urllib.parse netloc checks, re's \N{...})
+import warnings  # noqa: F401  (re, hashlib deprecation paths)
 import os
 import sys
 from types import TracebackType
@@ -38,6 +42,14 @@ from bollard.sandbox.protocol import (
     plain_json,
     read_frame_header,
 )
+
+# Codecs are looked up (and their modules imported) on first use: do it now.
+PRELOADED_CODECS = (
+    "utf-8", "utf-8-sig", "ascii", "latin-1", "idna", "punycode", "utf-16", "utf-16-le",
+    "utf-16-be", "utf-32", "cp1252", "iso8859-15",
+)
+for _codec in PRELOADED_CODECS:
+    codecs.lookup(_codec)
 
 MAX_HOST_MESSAGE_BYTES = 64 * 1024 * 1024
 READ_FD, WRITE_FD = 0, 1
