@@ -258,6 +258,34 @@ def cmd_call(args: argparse.Namespace) -> int:
     return 0 if status < 300 else 1
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Test connection from the command line: print each step; exit 0 when it passed."""
+    from bollard.platform.connection_test import run_connection_test
+    from bollard.platform.execution import ExecutionError
+    from bollard.platform.runtime import Runtime
+
+    async def main() -> dict[str, Any]:
+        runtime = Runtime(_settings(args))
+        await runtime.start(watch=False)
+        try:
+            return await run_connection_test(runtime, args.slug, args.credential_id)
+        finally:
+            await runtime.stop()
+
+    try:
+        report = asyncio.run(main())
+    except ExecutionError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for step in report["steps"]:
+            print(f"{'✓' if step['ok'] else '✗'} {step['name']:<13} {step['durationMs']:>8.1f} ms  {step['message']}")
+        print(("OK: " if report["ok"] else "FAILED: ") + report["message"])
+    return 0 if report["ok"] else 1
+
+
 # --- parser ------------------------------------------------------------------------
 
 
@@ -299,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=0)
     _add_dirs(p)
     p.set_defaults(func=cmd_call)
+
+    p = sub.add_parser("test", help="test an integration's connection, step by step")
+    p.add_argument("slug")
+    p.add_argument("--credential-id", default="default")
+    p.add_argument("--json", action="store_true")
+    _add_dirs(p)
+    p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("schema", help="print the manifest JSON Schema")
     p.set_defaults(func=cmd_schema)

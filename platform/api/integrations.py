@@ -205,3 +205,32 @@ async def delete_credentials(
     if not await runtime.credentials.delete(slug, credential_id):
         raise ApiError(404, "not_found", f"integration '{slug}' has no credential '{credential_id[:80]}'")
     return {"integration": slug, "credentialId": credential_id, "deleted": True}
+
+
+class TestBody(BaseModel):
+    """Optional body of ``POST …/test``: unsaved ``values`` to test before saving them."""
+
+    values: dict[str, str | int | bool] | None = None
+
+
+@router.post("/{slug}/test", summary="Test connection: a step-by-step report")
+async def test_connection(
+    slug: str,
+    body: TestBody | None = None,
+    credentialId: str = DEFAULT_CREDENTIAL_ID,
+    runtime: Runtime = Depends(get_runtime),
+    _: auth.Principal = Depends(admin),
+) -> dict[str, Any]:
+    from bollard.platform.connection_test import run_connection_test
+    from bollard.platform.execution import ExecutionError
+
+    version = get_version(runtime, slug)
+    try:
+        check_credential_id(credentialId)
+    except CredentialError as e:
+        raise ApiError(400, e.code, e.message) from None
+    unsaved = check_values(version, body.values) if body and body.values else None
+    try:
+        return await run_connection_test(runtime, slug, credentialId, unsaved)
+    except ExecutionError as e:
+        raise ApiError(e.status, e.code, e.message) from None

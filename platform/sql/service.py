@@ -12,7 +12,7 @@ from typing import Any
 from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.settings import Settings
-from bollard.platform.sql.engines import EngineCache, EngineHandle
+from bollard.platform.sql.engines import EngineCache, EngineHandle, build_engine
 from bollard.platform.sql.runner import run_sql, test_sql_connection
 from bollard.platform.sql.types import SqlError, SqlResult
 
@@ -24,21 +24,22 @@ class SqlService:
         self.settings = settings
         self.engines = EngineCache()
 
-    async def handle(self, version: IntegrationVersion, credential_id: str, values: dict[str, str]) -> EngineHandle:
+    def _engine_args(self, version: IntegrationVersion) -> dict[str, Any]:
         cfg = version.manifest.sql_connection_config
         if cfg is None:
             raise SqlError("config_error", f"integration '{version.slug}' has no sqlConnectionConfig")
         data_dir = self.settings.data_dir.resolve()
-        return await self.engines.get(
-            version.slug,
-            credential_id,
-            engine=cfg.engine,
-            connection_config=cfg.model_dump(by_alias=True, exclude_none=True),
-            credentials=values,
-            integration_dir=version.path.resolve(),
-            data_dir=data_dir,
-            allowed_roots=[version.path.resolve(), data_dir],
-        )
+        return {
+            "engine": cfg.engine,
+            "connection_config": cfg.model_dump(by_alias=True, exclude_none=True),
+            "integration_dir": version.path.resolve(),
+            "data_dir": data_dir,
+            "allowed_roots": [version.path.resolve(), data_dir],
+        }
+
+    async def handle(self, version: IntegrationVersion, credential_id: str, values: dict[str, str]) -> EngineHandle:
+        """The pooled engine for (integration, credential id), rebuilt when either changed."""
+        return await self.engines.get(version.slug, credential_id, credentials=values, **self._engine_args(version))
 
     def security(self, version: IntegrationVersion, timeout_ms: int | None) -> dict[str, Any]:
         """``security`` with the caller's ``timeoutMs`` (only lowers) and the operator's
@@ -77,14 +78,20 @@ class SqlService:
         )
 
     async def test(
-        self, version: IntegrationVersion, credential_id: str, values: dict[str, str], *, timeout_ms: int = 10_000
+        self, version: IntegrationVersion, values: dict[str, str], *, timeout_ms: int = 10_000
     ) -> list[dict[str, Any]]:
-        """Connect and ``SELECT 1``; the steps as :func:`test_sql_connection` reports them."""
+        """Connect and ``SELECT 1`` on a fresh, throwaway engine (so unsaved values can be
+        tested and the pool of saved ones is untouched); the steps as
+        :func:`test_sql_connection` reports them."""
         try:
-            handle = await self.handle(version, credential_id, values)
+            args = self._engine_args(version)
+            handle = build_engine(args.pop("engine"), args.pop("connection_config"), values, slug=version.slug, **args)
         except SqlError as e:
             return [{"name": "configure", "ok": False, "durationMs": 0, "message": e.message}]
-        return await test_sql_connection(handle, timeout_ms=timeout_ms)
+        try:
+            return await test_sql_connection(handle, timeout_ms=timeout_ms)
+        finally:
+            await handle.dispose()
 
     async def aclose(self) -> None:
         await self.engines.dispose_all()
