@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from bollard.platform import cli
 from bollard.platform.manifest import json_schema, parse_manifest_bytes
 
@@ -57,11 +58,11 @@ def test_corpus_manifest_parses(folder: Path) -> None:
         # Every declared parameter survives normalisation, and every parameter Tale
         # marks with "required": true ends up in the standard array.
         raw_props = (raw_op.get("parametersSchema") or {}).get("properties", {})
-        assert set(op.schema.get("properties", {})) == set(raw_props)
+        assert set(op.params_schema.get("properties", {})) == set(raw_props)
         tale_required = {n for n, p in raw_props.items() if p.get("required") is True}
-        assert tale_required <= set(op.schema.get("required", []))
+        assert tale_required <= set(op.params_schema.get("required", []))
         # The normalised schema is a valid JSON Schema.
-        jsonschema.Draft202012Validator.check_schema(op.schema)
+        jsonschema.Draft202012Validator.check_schema(op.params_schema)
     # No warnings for Tale's own manifests (names are recommended ones, params used).
     assert [str(w) for w in parsed.warnings] == []
 

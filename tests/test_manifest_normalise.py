@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from bollard.platform.manifest import (
     Manifest,
     normalize_required,
@@ -33,7 +34,7 @@ def loaded_schema(schema: dict[str, Any]) -> dict[str, Any]:
     m = parse_manifest(rest_with_schema(schema)).manifest
     op = m.operation("search")
     assert op is not None
-    return op.schema
+    return op.params_schema
 
 
 # --- per-property "required" ----------------------------------------------------------
@@ -191,8 +192,8 @@ def test_normalisation_applies_to_sql_operations_too() -> None:
     }
     op = parse_manifest(data).manifest.operation("get")
     assert op is not None
-    assert op.schema["required"] == ["id"]
-    assert op.schema["properties"]["id"] == {"type": "integer"}
+    assert op.params_schema["required"] == ["id"]
+    assert op.params_schema["properties"]["id"] == {"type": "integer"}
 
 
 def test_normalise_does_not_change_the_callers_dict() -> None:
@@ -208,10 +209,10 @@ def test_corpus_github_required_params() -> None:
     m = parse_manifest_bytes((CORPUS / "github" / "config.json").read_bytes()).manifest
     get_issue = m.operation("get_issue")
     assert get_issue is not None
-    assert get_issue.schema["required"] == ["owner", "repo", "issue_number"]
+    assert get_issue.params_schema["required"] == ["owner", "repo", "issue_number"]
     list_repos = m.operation("list_repos")
     assert list_repos is not None
-    assert "required" not in list_repos.schema
+    assert "required" not in list_repos.params_schema
 
 
 # --- SQL manifests with operations[].query (Tale's protel shape) -------------------------
@@ -229,7 +230,7 @@ def test_protel_shape_operations_with_query() -> None:
     op = m.operation("get_reservation")
     assert op is not None
     assert op.query is not None and "WHERE b.buchnr = @reservationId" in op.query
-    assert op.schema["required"] == ["reservationId"]
+    assert op.params_schema["required"] == ["reservationId"]
     assert op.operation_type == "read"
     assert not op.needs_approval
 
@@ -264,9 +265,9 @@ def test_inline_protel_shape_and_sqloperations_are_both_available() -> None:
     count_rooms = m.operation("count_rooms")
     assert list_rooms is not None and count_rooms is not None
     assert list_rooms.query == "SELECT * FROM rooms WHERE floor = @floor"
-    assert list_rooms.schema["required"] == ["floor"]
+    assert list_rooms.params_schema["required"] == ["floor"]
     assert count_rooms.query == "SELECT COUNT(*) AS n FROM rooms"
-    assert count_rooms.schema == {"type": "object", "properties": {}}
+    assert count_rooms.params_schema == {"type": "object", "properties": {}}
     assert m.operation("missing") is None
     # SQL credentials: secretBindings first, then the connection fields.
     assert m.credential_keys[:2] == ("username", "password")
