@@ -35,13 +35,13 @@ import ssl as ssl_module
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import URL, Connection, Engine, create_engine
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .errors import to_sql_error
@@ -231,6 +231,15 @@ def _seed_sqlite(target: Path, seed: Path) -> None:
             os.unlink(tmp)
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    """An error the server reported for a statement (the connection is still sound)."""
+    import asyncpg
+
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, asyncpg.exceptions.PostgresConnectionError
+    )
+
+
 @dataclass
 class SqliteDeadline:
     """Per-connection deadline read by SQLite's progress handler (monotonic seconds)."""
@@ -263,6 +272,9 @@ class EngineHandle:
     sqlite_path: Path | None = None
     sqlite_seed: Path | None = None
     _sqlite_deadlines: weakref.WeakKeyDictionary[Any, SqliteDeadline] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
+    compiled_cache: weakref.WeakKeyDictionary[Any, tuple[str, list[str]]] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
     _prepared: bool = field(default=False, repr=False)
@@ -330,6 +342,31 @@ class EngineHandle:
 
         return await asyncio.to_thread(in_thread)
 
+    async def run_driver(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """Check a connection out of the pool and await ``fn(driver_connection)`` with
+        the driver's own connection (asyncpg's, for the PostgreSQL read path).
+
+        ``fn`` must leave the connection outside any transaction. If it raises anything
+        but a database error, the connection is discarded rather than pooled again.
+        """
+        await self._prepare()
+        assert self.async_engine is not None
+        aconn = self.async_engine.connect()
+        try:
+            await aconn.start()
+        except Exception as exc:
+            raise self._connect_error(exc) from None
+        try:
+            raw = await aconn.get_raw_connection()
+            return await fn(raw.driver_connection)
+        except BaseException as exc:
+            if not _is_database_error(exc):
+                # cancelled or broken mid-protocol: never hand this connection out again
+                await asyncio.shield(aconn.invalidate())
+            raise
+        finally:
+            await asyncio.shield(aconn.close())
+
     async def dispose(self) -> None:
         """Close the pool; connections in use close when returned."""
         if self.async_engine is not None:
@@ -356,6 +393,24 @@ def _client_ssl_context(mode: str | None) -> ssl_module.SSLContext | None:
     elif mode == "verify-ca":
         ctx.check_hostname = False
     return ctx
+
+
+def _require_mysql_tls(dbapi_connection: Any, _record: Any) -> None:
+    """Refuse a MariaDB/MySQL connection that came up without TLS although the
+    credential asks for it (aiomysql silently continues in clear text when the server
+    offers no TLS)."""
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    if not row or not row[1]:
+        raise SqlError(
+            "connection_failed",
+            "the server did not encrypt the connection (no TLS), which the credential "
+            "requires (ssl/encrypt)",
+        )
 
 
 def _target(engine: str, credentials: Mapping[str, Any], sqlite_path: Path | None) -> str:
@@ -430,6 +485,8 @@ def build_engine(
         if (ctx := _client_ssl_context(mode)) is not None:
             connect_args["ssl"] = ctx
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
+        if ctx is not None:
+            event.listen(aeng.sync_engine, "connect", _require_mysql_tls)
         return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets)
     # mssql through pymssql (FreeTDS); its query timeout is whole seconds.
     connect_args = {

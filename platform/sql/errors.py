@@ -60,9 +60,31 @@ def _sqlstate(errors: list[BaseException]) -> str | None:
     return None
 
 
+def _args(e: BaseException) -> tuple[Any, ...]:
+    """Exception args; pymssql nests ``(number, b"message")`` as its only arg."""
+    args: tuple[Any, ...] = tuple(getattr(e, "args", ()))
+    if len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) >= 2:
+        return tuple(args[0])
+    return args
+
+
+def _clean(message: str) -> str:
+    """One line: FreeTDS's "DB-Lib error message N, severity S:" headers and repeated
+    lines dropped."""
+    lines: list[str] = []
+    for line in message.splitlines():
+        line = " ".join(line.split())
+        if not line or line.startswith("DB-Lib error message") or line in lines:
+            continue
+        if line.startswith("General SQL Server error: Check messages"):
+            continue
+        lines.append(line)
+    return "; ".join(lines)
+
+
 def _errno(errors: list[BaseException]) -> int | None:
     for e in errors:
-        args = getattr(e, "args", ())
+        args = _args(e)
         if args and isinstance(args[0], int) and not isinstance(args[0], bool):
             return args[0]
         number = getattr(e, "number", None)  # pymssql
@@ -77,12 +99,12 @@ def driver_message(exc: BaseException) -> str:
     for e in reversed(errors):
         if isinstance(e, sa_exc.SQLAlchemyError):
             continue
-        args: tuple[Any, ...] = tuple(getattr(e, "args", ()))
+        args = _args(e)
         if len(args) >= 2 and isinstance(args[0], int):
             msg = args[1]
             if isinstance(msg, bytes):
                 msg = msg.decode("utf-8", "replace")
-            return " ".join(str(msg).split())
+            return _clean(str(msg)) or type(e).__name__
         text = str(e).strip()
         if text:
             # asyncpg errors adapted by SQLAlchemy read "<class '…'>: message"

@@ -5,10 +5,13 @@ pooled connection out of the integration's ``EngineHandle``, and runs the statem
 one transaction:
 
 - **reads** run in a read-only transaction where the engine has one (PostgreSQL
-  ``BEGIN READ ONLY``; MariaDB/MySQL ``SET SESSION TRANSACTION READ ONLY``; SQLite ``PRAGMA
-  query_only``) and always end in ROLLBACK, so a write in a read fails with ``read_only``
-  and changes nothing. SQL Server has no read-only transaction: a read whose statements
-  start with a data-changing keyword is refused, and the ROLLBACK undoes anything else.
+  ``BEGIN READ ONLY``; MariaDB/MySQL a read-only session, since DDL would commit a
+  transaction-level READ ONLY away; SQLite ``PRAGMA query_only``) and always end in
+  ROLLBACK, so a write in a read fails with ``read_only`` and changes nothing. A read
+  may not run transaction or session control (``COMMIT``, ``SET``, ``PRAGMA``, …),
+  which could end or loosen that transaction. SQL Server has no read-only transaction:
+  a read whose statements start with a data-changing keyword is refused, and the
+  ROLLBACK undoes anything else.
 - **writes** run all statements or none and report ``rows_affected``: the sum of the
   row counts of the data-changing statements (MariaDB/MySQL count matched rows).
   ``readOnly: true`` on the connection refuses every write before connecting.
@@ -29,9 +32,10 @@ one transaction:
 
 Values are returned JSON-friendly: dates, times and date-times as ISO 8601 strings,
 intervals/``TIME`` durations as ``[-]HH:MM:SS[.ffffff]``, bytes as base64, UUIDs and other
-objects as strings. **Decimal**: a JSON number when it converts to a float without
-changing its digits (an int when integral), otherwise its exact string
-(``"12345678901234567890.12"``); non-finite numbers become ``"NaN"``/``"Infinity"``.
+objects as strings. **Decimal**: an int when it has no fraction digits (``NUMERIC(10,0)``),
+a float when it has some and converts without changing its digits (``12.50`` → ``12.5``),
+otherwise its exact string (``"12345678901234567890.12"``); non-finite values become
+``"NaN"``/``"Infinity"``/``"-Infinity"``.
 """
 
 from __future__ import annotations
@@ -39,11 +43,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import json
 import math
 import time as time_mod
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -59,6 +62,7 @@ from .types import SqlError, SqlResult
 __all__ = [
     "DEFAULT_MAX_RESULT_ROWS",
     "client_deadline_ms",
+    "json_rows",
     "run_sql",
     "test_sql_connection",
     "to_json_value",
@@ -72,8 +76,18 @@ _READ_KEYWORDS = frozenset(
 # Statements SQL Server reads must not start with (it has no read-only transaction).
 _MSSQL_WRITE_KEYWORDS = frozenset(
     {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE", "EXEC",
-     "EXECUTE", "GRANT", "REVOKE", "DENY", "BULK", "SET"}
+     "EXECUTE", "GRANT", "REVOKE", "DENY", "BULK", "SAVE"}
 )
+# Statements a read may not run on any engine: they end the read-only transaction or
+# change its mode (`COMMIT; DELETE …`, `SET TRANSACTION READ WRITE`, `PRAGMA
+# query_only = 0`), which would let a read write without approval.
+_READ_FORBIDDEN = frozenset(
+    {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "SET",
+     "RESET", "DISCARD", "PRAGMA", "LOCK", "UNLOCK", "PREPARE", "EXECUTE", "DEALLOCATE",
+     "USE", "ATTACH", "DETACH", "VACUUM", "CHECKPOINT"}
+)
+# SQLite statements no operation may run: they reach files outside the allowed folders.
+_SQLITE_FORBIDDEN = frozenset({"ATTACH", "DETACH", "VACUUM"})
 _INFO_TIMEOUT = "bollard_session_timeout_ms"
 _INFO_ACCESS = "bollard_session_access"
 
@@ -92,21 +106,27 @@ def _limit(value: Any, default: int, what: str) -> int:
     return int(value)
 
 
+_SchemaKey = tuple[tuple[str, Any, Any], ...]
+
+
 @functools.lru_cache(maxsize=512)
-def _compile_cached(query: str, engine: str, schema_json: str) -> CompiledQuery:
-    return compile_query(query, json.loads(schema_json), engine=engine)
+def _compile_cached(query: str, engine: str, key: _SchemaKey) -> CompiledQuery:
+    schema = {"properties": {name: {"type": list(t) if isinstance(t, tuple) else t,
+                                    "format": f} for name, t, f in key}}
+    return compile_query(query, schema, engine=engine)
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value if isinstance(value, str) else None
 
 
 def _compile(query: str, engine: str, schema: Mapping[str, Any] | None) -> CompiledQuery:
     props = (schema or {}).get("properties") or {}
     # Only type and format matter for binding; descriptions do not split the cache.
-    key = json.dumps(
-        {"properties": {
-            k: {"type": v.get("type"), "format": v.get("format")}
-            for k, v in props.items() if isinstance(v, Mapping)
-        }},
-        sort_keys=True,
-    )
+    key = tuple(sorted(
+        (str(k), _hashable(v.get("type")), _hashable(v.get("format")))
+        for k, v in props.items() if isinstance(v, Mapping)
+    ))
     return _compile_cached(query, engine, key)
 
 
@@ -116,9 +136,14 @@ _PLAIN = (str, int, bool, type(None))
 
 
 def _decimal(d: Decimal) -> Any:
+    s = str(d)
+    # Fast path: at most 15 characters means at most 15 significant digits, which a
+    # float holds exactly (its repr gives the same digits back).
+    if len(s) <= 15 and "E" not in s and "N" not in s and "I" not in s:
+        return float(s) if "." in s else int(s)
     if not d.is_finite():
         return "NaN" if d.is_nan() else ("Infinity" if d > 0 else "-Infinity")
-    if d == d.to_integral_value() and abs(d) < 2**63:
+    if d.as_tuple().exponent == 0:
         return int(d)
     f = float(d)
     return f if Decimal(repr(f)) == d else str(d)
@@ -173,6 +198,46 @@ def _column_names(keys: list[str]) -> list[str]:
         seen.add(name)
         out.append(name)
     return out
+
+
+_PLAIN_TYPES = frozenset(_PLAIN)
+# One converter per Python type, for columns whose values all share that type.
+_BY_TYPE: dict[type, Any] = {
+    Decimal: _decimal,
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    time: time.isoformat,
+    timedelta: _duration,
+    uuid.UUID: str,
+}
+
+
+def _column_converter(values: tuple[Any, ...]) -> Any:
+    """None when a column needs no conversion, else a function for its values."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= _PLAIN_TYPES:
+        return None
+    if len(kinds) == 1:
+        fast = _BY_TYPE.get(next(iter(kinds)))
+        if fast is not None:
+            if type(None) in set(map(type, values)):
+                return lambda v: None if v is None else fast(v)
+            return fast
+    return to_json_value
+
+
+def json_rows(columns: list[str], batch: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows (sequences) as JSON-friendly dicts keyed by ``columns``; converts column by
+    column so plain columns (str, int, bool, None) cost nothing."""
+    if not batch:
+        return []
+    cols: list[Any] = list(zip(*batch, strict=True))
+    for i, col in enumerate(cols):
+        conv = _column_converter(col)
+        if conv is not None:
+            cols[i] = list(map(conv, col))
+    return [dict(zip(columns, vals, strict=True)) for vals in zip(*cols, strict=True)]
 
 
 # --- the synchronous core (runs in run_sync's greenlet or in a worker thread) -----------
@@ -283,10 +348,7 @@ def _run_statements(conn: Connection, plan: _Plan, *, stream: bool) -> SqlResult
                 batch = result.fetchmany(fetch)
                 columns = _column_names(list(result.keys()))
                 truncated = len(batch) > plan.cap
-                rows = [
-                    {k: to_json_value(v) for k, v in zip(columns, r, strict=True)}
-                    for r in batch[: plan.cap]
-                ]
+                rows = json_rows(columns, batch[: plan.cap])
             if not plan.read and (not reads or not result.returns_rows):
                 count = result.rowcount
                 if count is not None and count >= 0:
@@ -300,6 +362,82 @@ def _run_statements(conn: Connection, plan: _Plan, *, stream: bool) -> SqlResult
         rows_affected=None if plan.read else affected,
         columns=columns,
     )
+
+
+# --- PostgreSQL reads: asyncpg directly, fewer round trips ------------------------------
+
+def _pg_compiled(handle: EngineHandle, stmt: BoundStatement) -> tuple[str, list[Any]]:
+    """The statement as asyncpg SQL (``$1::TYPE`` binds) and its positional arguments."""
+    cache = handle.compiled_cache
+    hit = cache.get(stmt.clause)
+    if hit is None:
+        assert handle.async_engine is not None
+        compiled = stmt.clause.compile(dialect=handle.async_engine.dialect)
+        hit = (compiled.string, list(compiled.positiontup or ()))
+        cache[stmt.clause] = hit
+    sql, names = hit
+    return sql, [stmt.values[n] for n in names]
+
+
+async def _pg_read(raw: Any, handle: EngineHandle, plan: _Plan) -> SqlResult:
+    """A read on PostgreSQL: BEGIN READ ONLY, one bind-and-execute of at most cap + 1
+    rows per statement through a portal, ROLLBACK (a read never commits).
+
+    SQLAlchemy's streamed result needs two more round trips (a separate bind, and a
+    first batch of 50 rows); the statement text and its typed binds are still
+    SQLAlchemy's own compilation.
+    """
+    rows: list[Any] = []
+    columns: list[str] = []
+    truncated = False
+    tr = raw.transaction(readonly=True)
+    await tr.start()
+    try:
+        if plan.timeout_ms != handle.default_timeout_ms:
+            await raw.execute("SELECT set_config('statement_timeout', $1, true)",
+                              str(plan.timeout_ms))
+        for stmt in plan.statements:
+            sql, args = _pg_compiled(handle, stmt)
+            batch: list[Any] = []
+            async for record in raw.cursor(sql, *args, prefetch=plan.cap + 1):
+                batch.append(record)
+                if len(batch) > plan.cap:
+                    break
+            if batch:
+                columns = _column_names(list(batch[0].keys()))
+            else:
+                attrs = (await raw.prepare(sql)).get_attributes()
+                if not attrs:
+                    continue  # no result set (a statement that returns nothing)
+                columns = _column_names([a.name for a in attrs])
+            truncated = len(batch) > plan.cap
+            rows = batch[: plan.cap]
+    finally:
+        await tr.rollback()
+    return SqlResult(rows=json_rows(columns, rows), count=len(rows), truncated=truncated,
+                     rows_affected=None, columns=columns)
+
+
+def _check_statements(engine: str, keywords: Sequence[str], *, read: bool) -> None:
+    """Refuse statements by their leading keyword before anything runs.
+
+    Reads may not control transactions or session modes (all engines), nor, on SQL
+    Server, which has no read-only transaction, start with a data-changing keyword.
+    SQLite may not ATTACH/DETACH/VACUUM (files outside the allowed folders). A T-SQL
+    batch is only checked at its ``;`` boundaries: keep SQL Server credentials to the
+    privileges the integration needs.
+    """
+    if engine == "sqlite":
+        bad = [k for k in keywords if k in _SQLITE_FORBIDDEN]
+        if bad:
+            raise SqlError("sql_error", f"{bad[0]} is not allowed: a sqlite integration uses "
+                                        "its own database file only")
+    if not read:
+        return
+    forbidden = _READ_FORBIDDEN | (_MSSQL_WRITE_KEYWORDS if engine == "mssql" else set())
+    bad = [k for k in keywords if k in forbidden]
+    if bad:
+        raise SqlError("read_only", f"a read operation cannot run {bad[0]} statements")
 
 
 async def run_sql(
@@ -352,13 +490,14 @@ async def run_sql(
     )
     if not statements or not compiled.statement_keywords:
         raise SqlError("config_error", "the query has no SQL statement")
-    if read and batch:
-        writes = [k for k in compiled.statement_keywords if k in _MSSQL_WRITE_KEYWORDS]
-        if writes:
-            raise SqlError(
-                "read_only", f"a read operation cannot run {writes[0]} statements"
-            )
+    _check_statements(engine, compiled.statement_keywords, read=read)
     plan = _Plan(statements, keywords, read, cap, timeout_ms)
+    if read and engine == "postgres":
+        return await _run_with_deadline(
+            engine_handle, functools.partial(_pg_read, handle=engine_handle,
+                                             plan=plan),
+            timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms), driver=True,
+        )
     return await _run_with_deadline(
         engine_handle, functools.partial(_execute, handle=engine_handle, plan=plan),
         timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms),
@@ -366,11 +505,14 @@ async def run_sql(
 
 
 async def _run_with_deadline(
-    handle: EngineHandle, fn: Any, *, timeout_ms: int, deadline_ms: int
+    handle: EngineHandle, fn: Any, *, timeout_ms: int, deadline_ms: int, driver: bool = False
 ) -> Any:
-    """``handle.run(fn)`` under a client-side deadline (ms); errors become SqlError."""
+    """``handle.run(fn)`` (or ``run_driver`` when ``driver``) under a client-side deadline
+    (ms); errors become SqlError."""
     try:
         async with asyncio.timeout(deadline_ms / 1000):
+            if driver:
+                return await handle.run_driver(fn)
             return await handle.run(fn)
     except SqlError:
         raise

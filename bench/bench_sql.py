@@ -1,0 +1,216 @@
+"""SQL runner benchmarks (a script, not a test).
+
+(a) The same 100-row SELECT through ``run_sql`` and through raw asyncpg on one pool
+    each, interleaved: p50 per call and the ratio (target ≤ 1.3×).
+(b) On a 1,000,000-row table with a cap of 100 rows: time and peak Python memory of the
+    capped ``SELECT * FROM big`` against ``SELECT * FROM big LIMIT 100``, per engine.
+
+Usage: ``python bench/bench_sql.py [--engines postgres,mysql,sqlite] [--iterations N]``.
+Servers come from BOLLARD_TEST_PG_URL / BOLLARD_TEST_MYSQL_URL (see tests/sql_support.py
+for the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from sql_support import MYSQL_URL, PG_URL, credentials_from_url  # noqa: E402
+
+from bollard.platform.sql.engines import EngineHandle, build_engine  # noqa: E402
+from bollard.platform.sql.runner import run_sql  # noqa: E402
+
+BIG_ROWS = 1_000_000
+CAP = 100
+
+
+def _pg_dsn() -> str:
+    return make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t0 = time.perf_counter()
+    await fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+async def bench_overhead(iterations: int) -> None:
+    """(a) runner vs raw asyncpg on the same 100-row SELECT."""
+    table = f"bench_{uuid.uuid4().hex[:8]}"
+    raw = await asyncpg.create_pool(_pg_dsn(), min_size=1, max_size=1)
+    handle = build_engine("postgres", {"security": {"maxConnectionPoolSize": 1}},
+                          credentials_from_url(PG_URL))
+    try:
+        await raw.execute(
+            f"CREATE TABLE {table} (id int PRIMARY KEY, name text, amount numeric(10,2), "
+            "created timestamp, flag boolean)"
+        )
+        await raw.execute(
+            f"INSERT INTO {table} SELECT i, 'guest ' || i, i * 1.25, "
+            "timestamp '2024-01-01' + i * interval '1 hour', i % 2 = 0 "
+            "FROM generate_series(1, 100) i"
+        )
+        sql_raw = f"SELECT id, name, amount, created, flag FROM {table} WHERE id <= $1"
+        sql_ours = f"SELECT id, name, amount, created, flag FROM {table} WHERE id <= @n"
+        schema = {"properties": {"n": {"type": "integer"}}}
+
+        async def ours() -> None:
+            r = await run_sql(handle, query=sql_ours, operation_type="read", schema=schema,
+                              params={"n": 100}, security={}, read_only_connection=False)
+            assert r.count == 100
+
+        async def baseline() -> None:
+            rows = await raw.fetch(sql_raw, 100)
+            assert len(rows) == 100
+
+        async def baseline_json() -> None:
+            # raw asyncpg plus what the runner also does: rows to JSON-friendly dicts
+            rows = await raw.fetch(sql_raw, 100)
+            [{k: (v.isoformat() if hasattr(v, "isoformat") else
+                  float(v) if k == "amount" else v) for k, v in r.items()} for r in rows]
+
+        for _ in range(200):  # warm-up: pools, prepared statements, compile cache
+            await ours()
+            await baseline()
+        t_ours: list[float] = []
+        t_raw: list[float] = []
+        t_raw_json: list[float] = []
+        for _ in range(iterations):
+            t_ours.append(await _timed(ours))
+            t_raw.append(await _timed(baseline))
+            t_raw_json.append(await _timed(baseline_json))
+        p50_ours = statistics.median(t_ours)
+        p50_raw = statistics.median(t_raw)
+        p50_raw_json = statistics.median(t_raw_json)
+        print(f"(a) 100-row SELECT, {iterations} calls each, interleaved")
+        print(f"    raw asyncpg           p50 {p50_raw:.3f} ms")
+        print(f"    raw asyncpg + dicts   p50 {p50_raw_json:.3f} ms")
+        print(f"    run_sql               p50 {p50_ours:.3f} ms")
+        print(f"    ratio run_sql / raw   {p50_ours / p50_raw:.2f}x "
+              f"(vs raw + dicts {p50_ours / p50_raw_json:.2f}x)")
+    finally:
+        await raw.execute(f"DROP TABLE IF EXISTS {table}")
+        await raw.close()
+        await handle.dispose()
+
+
+async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callable[[], Awaitable[None]]]:
+    table = f"bench_big_{uuid.uuid4().hex[:8]}"
+    if engine == "postgres":
+        conn = await asyncpg.connect(_pg_dsn())
+        await conn.execute(f"CREATE UNLOGGED TABLE {table} (id int, name text, amount numeric)")
+        await conn.execute(f"INSERT INTO {table} SELECT i, 'row ' || i, i * 0.5 "
+                           f"FROM generate_series(1, {BIG_ROWS}) i")
+        await conn.close()
+
+        async def drop() -> None:
+            c = await asyncpg.connect(_pg_dsn())
+            await c.execute(f"DROP TABLE IF EXISTS {table}")
+            await c.close()
+
+        return build_engine("postgres", {}, credentials_from_url(PG_URL)), table, drop
+    if engine == "mysql":
+        import aiomysql
+
+        creds = credentials_from_url(MYSQL_URL)
+        kw = {"host": creds["server"], "port": creds.get("port", 3306),
+              "user": creds.get("username"), "password": creds.get("password", ""),
+              "db": creds["database"], "autocommit": True}
+        conn = await aiomysql.connect(**kw)
+        async with conn.cursor() as cur:
+            await cur.execute(f"CREATE TABLE {table} (id int, name varchar(40), "
+                              "amount decimal(12,1))")
+            await cur.execute(f"INSERT INTO {table} SELECT seq, CONCAT('row ', seq), seq * 0.5 "
+                              f"FROM seq_1_to_{BIG_ROWS}")
+        conn.close()
+
+        async def drop() -> None:
+            c = await aiomysql.connect(**kw)
+            async with c.cursor() as cur:
+                await cur.execute(f"DROP TABLE IF EXISTS {table}")
+            c.close()
+
+        return build_engine("mysql", {}, creds), table, drop
+    import sqlite3
+
+    path = tmp / "big.db"
+    con = sqlite3.connect(path)
+    con.execute(f"CREATE TABLE {table} (id int, name text, amount numeric)")
+    con.execute(
+        f"INSERT INTO {table} WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s "
+        f"WHERE i < {BIG_ROWS}) SELECT i, 'row ' || i, i * 0.5 FROM s"
+    )
+    con.commit()
+    con.close()
+
+    async def nothing() -> None:
+        return None
+
+    return (build_engine("sqlite", {}, {"database": str(path)}, integration_dir=tmp,
+                         data_dir=tmp), table, nothing)
+
+
+async def bench_cap(engine: str, repeats: int) -> None:
+    """(b) capped SELECT * on 1M rows vs LIMIT 100: time and peak memory."""
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        handle, table, drop = await _setup_big(engine, Path(d))
+        setup_s = time.perf_counter() - t0
+        try:
+            queries = {
+                "capped SELECT *": f"SELECT * FROM {table}",
+                "LIMIT 100": f"SELECT * FROM {table} LIMIT 100",
+            }
+
+            async def call(sql: str) -> None:
+                r = await run_sql(handle, query=sql, operation_type="read", schema={},
+                                  params={}, security={"maxResultRows": CAP},
+                                  read_only_connection=False)
+                assert r.count == CAP
+
+            for sql in queries.values():
+                await call(sql)  # warm-up
+            print(f"(b) {engine}: {BIG_ROWS:,} rows (setup {setup_s:.1f} s), cap {CAP}")
+            for label, sql in queries.items():
+                times = [await _timed(lambda s=sql: call(s)) for _ in range(repeats)]
+                tracemalloc.start()
+                await call(sql)
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                print(f"    {label:<16} p50 {statistics.median(times):8.2f} ms   "
+                      f"peak Python memory {peak / 1024:8.1f} KiB")
+        finally:
+            await handle.dispose()
+            await drop()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engines", default="postgres,mysql,sqlite")
+    ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-overhead", action="store_true")
+    args = ap.parse_args()
+    print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
+    if not args.skip_overhead:
+        await bench_overhead(args.iterations)
+    for engine in args.engines.split(","):
+        await bench_cap(engine.strip(), args.repeats)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
