@@ -47,16 +47,33 @@ def fernet_from_secret(secret: str) -> Fernet:
         return Fernet(base64.urlsafe_b64encode(digest))
 
 
-def load_or_create_key_file(path: Path) -> str:
-    """Read the key file, creating it (mode 0600, a fresh Fernet key) when missing."""
+def load_or_create_key_file(path: Path) -> list[str]:
+    """The keys in the key file, primary first (one per line), creating the file (mode
+    0600, one fresh Fernet key) when missing. Several lines exist only during a rotation."""
     if path.exists():
-        return path.read_text().strip()
+        keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if keys:
+            return keys
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key().decode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    write_key_file(path, [key])
+    return [key]
+
+
+def write_key_file(path: Path, keys: list[str]) -> None:
+    """Atomically replace the key file (mode 0600) with ``keys``, primary first."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key
+        f.write("\n".join(keys) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def split_keys(value: str) -> list[str]:
+    """``BOLLARD_SECRET_KEY`` may list several keys, comma-separated, primary first."""
+    return [k.strip() for k in value.split(",") if k.strip()]
 
 
 def check_credential_id(credential_id: str) -> None:
@@ -85,6 +102,7 @@ class CredentialStore:
         if not ferns:
             raise ValueError("at least one key is needed")
         self._engine = engine
+        self._ferns = ferns
         self._fernet = MultiFernet(ferns)
 
     def encrypt(self, values: dict[str, str]) -> bytes:
@@ -167,6 +185,44 @@ class CredentialStore:
             )
             await conn.execute(credentials_table.insert().values(**row))
         return sorted(merged)
+
+    async def rotate(self, new_key: str) -> int:
+        """Re-encrypt every credential under ``new_key`` (DESIGN §7); return how many.
+
+        The caller must already have made ``new_key`` durable next to the old keys, so a
+        crash in the middle leaves each row readable with one of them; every row is
+        rewritten in its own transaction. Raises :class:`CredentialError` when a row
+        cannot be decrypted with any known key (nothing is changed for that row).
+        """
+        rotating = MultiFernet([fernet_from_secret(new_key), *self._ferns])
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        credentials_table.c.integration, credentials_table.c.credential_id, credentials_table.c.ciphertext
+                    ).order_by(credentials_table.c.integration, credentials_table.c.credential_id)
+                )
+            ).all()
+        for integration, credential_id, token in rows:
+            try:
+                new_token = rotating.rotate(token)
+            except InvalidToken:
+                raise CredentialError(
+                    "credentials_unreadable",
+                    f"credential '{credential_id}' of '{integration}' cannot be decrypted with any known key",
+                ) from None
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    credentials_table.update()
+                    .where(
+                        credentials_table.c.integration == integration,
+                        credentials_table.c.credential_id == credential_id,
+                    )
+                    .values(ciphertext=new_token)
+                )
+        self._ferns = [fernet_from_secret(new_key)]
+        self._fernet = MultiFernet(self._ferns)
+        return len(rows)
 
     async def delete(self, integration: str, credential_id: str) -> bool:
         """Remove a credential; ``True`` when one existed."""

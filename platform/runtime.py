@@ -15,7 +15,7 @@ from typing import Any
 
 from bollard.platform import auth
 from bollard.platform.approvals import Approvals
-from bollard.platform.credentials import CredentialStore, load_or_create_key_file
+from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
 from bollard.platform.execution import ExecutionService
 from bollard.platform.executions import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
@@ -40,10 +40,11 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 def secret_keys(settings: Settings) -> list[str]:
-    """The credential encryption keys, newest first (DESIGN §7)."""
+    """The credential encryption keys, primary first (DESIGN §7): ``BOLLARD_SECRET_KEY``
+    (comma-separated during a rotation) or the key file in the data directory."""
     if settings.secret_key:
-        return [settings.secret_key]
-    return [load_or_create_key_file(settings.data_dir / KEY_FILE)]
+        return split_keys(settings.secret_key)
+    return load_or_create_key_file(settings.data_dir / KEY_FILE)
 
 
 def required_credential_keys(entry: IntegrationEntry) -> tuple[str, ...]:
