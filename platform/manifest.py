@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -410,8 +411,9 @@ def _rules(m: Manifest, has_connector: bool | None) -> tuple[list[ManifestIssue]
             ("authorizationUrl", m.oauth2_config.authorization_url),
             ("tokenUrl", m.oauth2_config.token_url),
         ):
-            if not re.match(r"^https://[^/\s@]+", url):
-                E(f"oauth2Config.{key}", f"must be an absolute https:// URL, got {url!r}")
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or parts.username is not None or parts.password is not None:
+                E(f"oauth2Config.{key}", f"must be an absolute https:// URL without user-info, got {url!r}")
 
     seen_keys: set[str] = set()
     for i, key in enumerate(m.secret_bindings):

@@ -175,6 +175,18 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] =
         [("oauth2Config.authorizationUrl", "absolute https:// URL")],
     ),
     (
+        "oauth2-user-info-url",
+        REST,
+        {
+            "authMethod": "oauth2",
+            "oauth2Config": {
+                "authorizationUrl": "https://user@evil.example/auth",
+                "tokenUrl": "https://auth.example.com/token",
+            },
+        },
+        [("oauth2Config.authorizationUrl", "without user-info")],
+    ),
+    (
         "oauth2-relative-urls",
         REST,
         {
