@@ -157,6 +157,7 @@ class Db:
 async def open_db(engine: str, tmp: Path) -> AsyncIterator[Db]:
     """Yield a ``Db`` for ``engine`` (skipping or failing when it is unreachable)."""
     if engine == "sqlite":
+        tmp.mkdir(parents=True, exist_ok=True)
         db = Db(engine, tmp, sqlite_file=tmp / "test.db")
         sqlite3.connect(db.sqlite_file).close()
     else:

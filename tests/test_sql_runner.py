@@ -344,3 +344,76 @@ async def test_sql_errors_carry_the_database_message(db: Db) -> None:
     assert err.value.code == "sql_error"
     assert f"{db.table}_missing" in err.value.message
     assert "sqlalche.me" not in err.value.message
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COMMIT; DELETE FROM {t}",
+        "SET TRANSACTION READ WRITE; DELETE FROM {t}",
+        "ROLLBACK; DELETE FROM {t}",
+        "BEGIN; DELETE FROM {t}",
+    ],
+)
+async def test_reads_cannot_leave_their_read_only_transaction(db: Db, statement: str) -> None:
+    await make_reservations(db)
+    with pytest.raises(SqlError) as err:
+        await read(db.handle(), statement.format(t=db.table))
+    assert err.value.code == "read_only"
+    assert await db.fetch(f"SELECT count(*) FROM {db.table}") == [(5,)]
+
+
+async def test_pg_read_cannot_switch_its_transaction_to_read_write(tmp_path: Path) -> None:
+    async for db in open_db("postgres", tmp_path):
+        await make_reservations(db)
+        h = db.handle()
+        for query in (
+            "SELECT set_config('transaction_read_only', 'off', true); DELETE FROM {t}",
+            "SELECT set_config('default_transaction_read_only', 'off', false); "
+            "DELETE FROM {t}",
+        ):
+            with pytest.raises(SqlError):
+                await read(h, query.format(t=db.table))
+        # the session default did not stick either: the next read still cannot write
+        with pytest.raises(SqlError) as err:
+            await read(h, f"DELETE FROM {db.table}")
+        assert err.value.code == "read_only"
+        assert await db.fetch(f"SELECT count(*) FROM {db.table}") == [(5,)]
+
+
+async def _pg_sleep_raw(raw: Any) -> Any:
+    await raw.execute("SET statement_timeout = 0")
+    return await raw.fetch("SELECT pg_sleep(3)")
+
+
+async def test_client_deadline_on_the_postgres_read_path(tmp_path: Path) -> None:
+    async for db in open_db("postgres", tmp_path):
+        h = db.handle({"maxConnectionPoolSize": 1})
+        with pytest.raises(SqlError) as err:
+            await _run_with_deadline(h, _pg_sleep_raw, timeout_ms=200, deadline_ms=200,
+                                     driver=True)
+        assert err.value.code == "timeout"
+        r = await read(h, "SHOW statement_timeout")
+        # a fresh connection: the cancelled one (statement_timeout 0) was discarded
+        assert r.rows == [{"statement_timeout": "30s"}]
+
+
+async def test_empty_results_still_name_their_columns(db: Db) -> None:
+    await make_reservations(db)
+    r = await read(db.handle(), f"SELECT id, name FROM {db.table} WHERE id < 0")
+    assert (r.rows, r.count, r.truncated, r.columns) == ([], 0, False, ["id", "name"])
+
+
+async def test_duplicate_column_names_are_suffixed(db: Db) -> None:
+    r = await read(db.handle(), "SELECT 1 AS id, 2 AS id")
+    assert r.columns == ["id", "id_2"]
+    assert r.rows == [{"id": 1, "id_2": 2}]
+
+
+async def test_postgres_returning_rows_and_count(tmp_path: Path) -> None:
+    async for db in open_db("postgres", tmp_path):
+        await make_reservations(db)
+        r = await write(db.handle(),
+                        f"UPDATE {db.table} SET status = 'x' WHERE id > 3 RETURNING id")
+        assert sorted(row["id"] for row in r.rows) == [4, 5]
+        assert r.rows_affected == 2

@@ -1,0 +1,117 @@
+"""SQL Server through pymssql (DESIGN §5).
+
+Rendering is checked offline through SQLAlchemy's mssql dialect; the real-server tests
+run only when ``BOLLARD_TEST_MSSQL_URL`` is set (e.g.
+``mssql://sa:Passw0rd!@127.0.0.1:1433/master``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bollard.platform.sql import SqlError, compile_query
+from bollard.platform.sql.engines import EngineHandle, build_engine
+from bollard.platform.sql.runner import run_sql
+from sql_support import MSSQL_URL, credentials_from_url, unavailable
+from sqlalchemy.dialects import mssql
+
+PROTEL = Path("/work/shared/corpus/tale-manifests/protel/config.json")
+PYMSSQL = mssql.pymssql.dialect(paramstyle="pyformat")
+
+
+def test_protel_update_batch_renders_as_one_tsql_batch() -> None:
+    manifest = json.loads(PROTEL.read_text())
+    op = next(o for o in manifest["operations"] if o["name"] == "update_guest")
+    cq = compile_query(op["query"], op["parametersSchema"], engine="mssql")
+    [stmt] = cq.bind({"guestId": 42, "email": "a@b.c"}, split=False)
+    sql = str(stmt.clause.compile(dialect=PYMSSQL))
+    assert "WHERE kdnr = %(guestId)s AND typ = 2; SELECT %(guestId)s AS guest_id" in sql
+    assert "@@ROWCOUNT > 0" in sql
+    assert "@guestId" not in sql
+    assert stmt.values["guestId"] == 42 and stmt.values["lastName"] is None
+    assert cq.statement_keywords == ("UPDATE", "SELECT")
+
+
+def test_mssql_brackets_and_nested_comments() -> None:
+    sql = "SELECT [order @x], 'it''s @y' /* a /* @z */ b */ FROM t WHERE id = @id"
+    cq = compile_query(sql, {"properties": {"id": {"type": "integer"}}}, engine="mssql")
+    assert cq.names == ("id",)
+    rendered = str(cq.clause.compile(dialect=PYMSSQL))
+    assert rendered.endswith("WHERE id = %(id)s")
+
+
+async def test_reads_refuse_tsql_writes_before_connecting() -> None:
+    # No server needed: the statement check happens first.
+    h = build_engine("mssql", {}, {"server": "127.0.0.1", "port": 1})
+    try:
+        for query in ("DELETE FROM t", "SELECT 1; UPDATE t SET a = 1", "EXEC sp_who"):
+            with pytest.raises(SqlError) as err:
+                await run_sql(h, query=query, operation_type="read", schema={}, params={},
+                              security={}, read_only_connection=False)
+            assert err.value.code == "read_only"
+    finally:
+        await h.dispose()
+
+
+# --- real server ------------------------------------------------------------------------
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[EngineHandle, str]]:
+    if not MSSQL_URL:
+        pytest.skip("BOLLARD_TEST_MSSQL_URL is not set")
+    h = build_engine("mssql", {"options": {"connectionTimeout": 5000}},
+                     credentials_from_url(MSSQL_URL))
+    table = f"bt_{uuid.uuid4().hex[:10]}"
+    try:
+        await run_sql(h, query=f"CREATE TABLE {table} (id int PRIMARY KEY, name nvarchar(50))",
+                      operation_type="write", schema={}, params={}, security={},
+                      read_only_connection=False)
+    except SqlError as exc:
+        await h.dispose()
+        unavailable(f"mssql test server unusable: {exc.message}")
+    try:
+        yield h, table
+    finally:
+        await run_sql(h, query=f"DROP TABLE {table}", operation_type="write", schema={},
+                      params={}, security={}, read_only_connection=False)
+        await h.dispose()
+
+
+async def _call(h: EngineHandle, op: str, query: str, params: dict[str, Any] | None = None,
+                **security: Any) -> Any:
+    schema = {"properties": {"id": {"type": "number"}, "name": {"type": "string"}}}
+    return await run_sql(h, query=query, operation_type=op, schema=schema,
+                         params=params or {}, security=security, read_only_connection=False)
+
+
+async def test_mssql_protel_style_write_batch(server: tuple[EngineHandle, str]) -> None:
+    h, t = server
+    await _call(h, "write", f"INSERT INTO {t} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    r = await _call(
+        h, "write",
+        f"UPDATE {t} SET name = @name WHERE id = @id; "
+        "SELECT @id AS id, 'updated' AS status WHERE @@ROWCOUNT > 0;",
+        {"id": 2, "name": "'; DROP TABLE x; --"},
+    )
+    assert r.rows == [{"id": 2, "status": "updated"}]
+    r = await _call(h, "read", f"SELECT name FROM {t} WHERE id = @id", {"id": 2})
+    assert r.rows == [{"name": "'; DROP TABLE x; --"}]
+    r = await _call(h, "read", f"SELECT id FROM {t} ORDER BY id", maxResultRows=2)
+    assert (r.count, r.truncated) == (2, True)
+
+
+async def test_mssql_write_rolls_back_and_timeout(server: tuple[EngineHandle, str]) -> None:
+    h, t = server
+    await _call(h, "write", f"INSERT INTO {t} VALUES (1, 'a')")
+    with pytest.raises(SqlError):
+        await _call(h, "write", f"UPDATE {t} SET name = 'z'; INSERT INTO {t} VALUES (1, 'dup')")
+    assert (await _call(h, "read", f"SELECT name FROM {t}")).rows == [{"name": "a"}]
+    with pytest.raises(SqlError) as err:
+        await _call(h, "read", "WAITFOR DELAY '00:00:05'; SELECT 1 AS x", queryTimeoutMs=1000)
+    assert err.value.code == "timeout"
+    assert (await _call(h, "read", "SELECT 1 AS ok")).rows == [{"ok": 1}]
