@@ -19,7 +19,9 @@ degrades gracefully where the host cannot provide it):
 5. as root: drop to an unprivileged uid/gid (65534) after the namespaces exist;
 6. ``PR_SET_NO_NEW_PRIVS`` and ``PR_SET_DUMPABLE`` 0 (no ptrace or /proc reads by
    other processes of the same uid, e.g. other workers);
-7. a seccomp filter (libseccomp through ctypes) making socket creation, exec,
+7. Landlock: no filesystem access at all, no TCP, no signals out of the worker
+   (what the kernel's Landlock ABI supports);
+8. a seccomp filter (libseccomp through ctypes) making socket creation, exec,
    process creation, ptrace, namespace, mount, kill, rlimit and kernel-interface
    syscalls fail with ``EPERM``.
 
@@ -167,6 +169,54 @@ def _seccomp(lib: ctypes.CDLL | None) -> bool | str:
     return True
 
 
+# Landlock (Linux 5.13+): the same syscall numbers on every architecture.
+SYS_LANDLOCK_CREATE_RULESET = 444
+SYS_LANDLOCK_RESTRICT_SELF = 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+
+
+class _LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+def _landlock(libc: ctypes.CDLL) -> bool | str:
+    """Deny every filesystem access (and, where the kernel's ABI allows, TCP bind and
+    connect, abstract unix sockets and signals to processes outside the worker): a
+    ruleset that handles all rights and grants none. Everything the worker needs was
+    imported and read before this point."""
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
+        ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
+    )
+    if abi < 1:
+        return f"unavailable: {os.strerror(ctypes.get_errno())}"
+    # Access rights known to each ABI version (linux/landlock.h).
+    fs_bits = {1: 13, 2: 14, 3: 15}.get(abi, 16)
+    attr = _LandlockRulesetAttr(
+        handled_access_fs=(1 << fs_bits) - 1,
+        handled_access_net=0b11 if abi >= 4 else 0,
+        scoped=0b11 if abi >= 6 else 0,
+    )
+    size = 8 if abi < 4 else 16 if abi < 6 else 24
+    ruleset = libc.syscall(
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(size),
+        ctypes.c_uint32(0),
+    )
+    if ruleset < 0:
+        return f"unavailable: {os.strerror(ctypes.get_errno())}"
+    try:
+        if libc.syscall(ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            return f"unavailable: {os.strerror(ctypes.get_errno())}"
+    finally:
+        os.close(ruleset)
+    return f"abi {abi}"
+
+
 def _layer(layers: dict[str, Any], name: str, step: Any) -> None:
     try:
         result = step()
@@ -179,7 +229,7 @@ def isolate(*, memory_bytes: int, cpu_budget_s: int, keep_fds: tuple[int, ...] =
     """Isolate the calling process (the worker) and return the layers in force:
     ``{"process": True, "closed_fds": ..., "empty_environment": ..., "empty_cwd": ...,
     "network_namespace": ..., "rlimits": ..., "unprivileged_uid": "65534" | reason,
-    "no_new_privs": ..., "seccomp": ...}``; each value is ``True`` (or the uid), or a
+    "no_new_privs": ..., "landlock": "abi <n>", "seccomp": ...}``; each value is ``True`` (or the uid), or a
     string saying why the layer is missing.
 
     ``memory_bytes`` is added to the current address-space size for ``RLIMIT_AS``;
@@ -215,6 +265,7 @@ def isolate(*, memory_bytes: int, cpu_budget_s: int, keep_fds: tuple[int, ...] =
     _layer(layers, "unprivileged_uid", _drop_privileges)
     _layer(layers, "no_new_privs", lambda: _prctl(libc, PR_SET_NO_NEW_PRIVS, 1))
     _layer(layers, "not_dumpable", lambda: _prctl(libc, PR_SET_DUMPABLE, 0))
+    _layer(layers, "landlock", lambda: _landlock(libc))
     _layer(layers, "seccomp", lambda: _seccomp(libseccomp))
     return layers
 

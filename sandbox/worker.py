@@ -17,13 +17,14 @@ from __future__ import annotations
 # Modules the allowed modules import lazily, inside functions: after isolation the
 # worker cannot read the Python installation, so they are imported now.
 import _strptime  # noqa: F401  (time.strptime, datetime.strptime)
-import copy  # noqa: F401  (collections.UserDict.copy)
 import codecs
+import copy  # noqa: F401  (collections.UserDict.copy)
+import decimal
 import heapq  # noqa: F401  (collections.Counter.most_common)
-import unicodedata  # noqa: F401  (urllib.parse netloc checks, re's \N{...})
-import warnings  # noqa: F401  (re, hashlib deprecation paths)
 import os
 import sys
+import unicodedata  # noqa: F401  (urllib.parse netloc checks, re's \N{...})
+import warnings  # noqa: F401  (re, hashlib deprecation paths)
 from types import TracebackType
 from typing import Any
 
@@ -146,6 +147,7 @@ class Worker:
             log=log,
         )
         namespace = make_globals(lambda _getattr=None: Printer(log), self.compiled.filename)
+        decimal.setcontext(decimal.Context())  # nothing a previous run did to it carries over
         isolation.start_cpu_timer(int(message["cpu_time_ms"]))
         try:
             exec(self.compiled.code, namespace)

@@ -315,6 +315,8 @@ async def test_allowed_modules_work_in_the_worker(pool: SandboxPool, egress: Egr
                 "strp": time.strptime("2024", "%Y").tm_year,
                 "b64": base64.b64encode("x".encode()).decode(),
                 "sig": sig[:8],
+                "digests": [len(hashlib.new(n, "x".encode()).hexdigest()) for n in
+                            ("md5", "sha1", "sha3_256", "blake2b", "sha512")],
                 "dec": str(decimal.Decimal("1.10") + decimal.Decimal("2.205")),
                 "counter": collections.Counter("aab").most_common(1)[0][0],
                 "chain": list(itertools.chain([1], [2])),
@@ -328,7 +330,8 @@ async def test_allowed_modules_work_in_the_worker(pool: SandboxPool, egress: Egr
     """)
     assert r.value == {
         "json": {"a": [1]}, "re": ["1", "22"], "math": 3, "when": "2024-05-01", "clock": True,
-        "strp": 2024, "b64": "eA==", "sig": hmac.new(b"k", b"m", hashlib.sha256).hexdigest()[:8], "dec": "3.305", "counter": "a",
+        "strp": 2024, "b64": "eA==", "sig": hmac.new(b"k", b"m", hashlib.sha256).hexdigest()[:8],
+        "digests": [32, 40, 64, 128, 128], "dec": "3.305", "counter": "a",
         "chain": [1, 2], "uuid": 36, "q": "a%20b&x=1", "idna": "xn--bcher-kva.example",
         "netloc": "bücher.example", "named": "cafe", "dt": "2024 032",
     }
@@ -591,6 +594,7 @@ def write_file():
 attempt("write_file", write_file)
 attempt("create_in_cwd", lambda: open("x", "w"))
 attempt("read_root", lambda: open("/root/.bashrc").read())
+attempt("read_etc", lambda: open("/etc/passwd").read())
 attempt("big_alloc", lambda: bytearray(200 * 1024 * 1024))
 attempt("kill_parent", lambda: os.kill(os.getppid(), 0))
 os.write(1, json.dumps(results).encode())
@@ -621,3 +625,5 @@ def test_escaped_code_is_contained_by_os_layers(server: LocalServer, tmp_path: P
         assert results["read_root"] == "PermissionError"
     if layers["seccomp"] is True:
         assert results["kill_parent"] == "PermissionError"
+    if layers["landlock"] != "unavailable" and str(layers["landlock"]).startswith("abi"):
+        assert results["read_etc"] == "PermissionError"
