@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import socket
 import ssl
@@ -86,6 +87,13 @@ _PRIVATE_SETTING = "BOLLARD_ALLOW_PRIVATE_EGRESS"
 # An entry: optional scheme, the authority, at most a bare trailing slash.
 _ENTRY_RE = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*)://)?([^/?#]*)(/?)", re.DOTALL)
 
+
+
+# httpx logs every request URL at INFO and httpcore every header at DEBUG; connector URLs
+# and headers carry secrets (``?api_key=…``, ``Authorization``), so neither may log
+# below WARNING, whatever level the operator sets for the root logger (DESIGN §7).
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # --------------------------------------------------------------------------- entries
 

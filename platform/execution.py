@@ -11,6 +11,7 @@ envelope of DESIGN §8. Every call is recorded in the execution log.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialError,
 from bollard.platform.manifest import Operation, format_path
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.ratelimit import Limiter
-from bollard.platform.redact import redact, secret_values
+from bollard.platform.redact import redact, redact_text, secret_values
 
 if TYPE_CHECKING:
     from bollard.platform.runtime import Runtime
@@ -219,6 +220,8 @@ class ExecutionService:
                 "set it with PUT /api/integrations/{slug}/credentials/{credentialId}",
             )
         values = values or {}
+        if version.manifest.auth_method == "oauth2":
+            values = await self.runtime.oauth2.fresh_values(version, credential_id, values)
         entry = self.runtime.registry.get(version.slug)
         required = required_credential_keys(entry) if entry is not None else ()
         missing = [k for k in required if k not in values]
@@ -272,8 +275,6 @@ class ExecutionService:
         except ExecutionError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
-            import logging
-
             logging.getLogger("bollard.execution").exception("unexpected error in %s.%s", inv.slug, inv.operation)
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__}); see the server log")
             return self._fail(inv, version, started, t0, err, secrets)
@@ -500,8 +501,9 @@ class ExecutionService:
             raise ExecutionError("integration_error", f"integration '{version.slug}' has no connector.py")
         declared = set(version.manifest.secret_bindings)
         secrets = {k: v for k, v in values.items() if k in declared}
+        hidden = secret_values(values)
         try:
-            return await self.runtime.pool.run(
+            result = await self.runtime.pool.run(
                 key=f"{version.slug}:{version.content_hash}",
                 source=source,
                 entrypoint=entrypoint,
@@ -512,7 +514,10 @@ class ExecutionService:
                 limits=limits,
             )
         except SandboxError as e:
+            connector_log(version.slug, operation, e.logs, hidden)
             raise ExecutionError(e.code, e.message) from None
+        connector_log(version.slug, operation, result.logs, hidden)
+        return result
 
     async def _run_rest(
         self,
@@ -569,6 +574,13 @@ class ExecutionService:
 
 
 MAX_RETRIES = 5
+connector_logger = logging.getLogger("bollard.connector")
+
+
+def connector_log(slug: str, operation: str, lines: list[str], secrets: list[str]) -> None:
+    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted."""
+    for line in lines[:200]:
+        connector_logger.info("%s.%s: %s", slug, operation, redact_text(line[:2000], secrets))
 
 
 def backoff(attempt: int, base_s: float = 0.1, cap_s: float = 5.0) -> float:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import copy
 import json
 import re
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 from pydantic import (
