@@ -12,7 +12,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from bollard.platform import cli
 from bollard.platform.manifest import json_schema, parse_manifest_bytes
 

@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 import pytest
-
 from bollard.platform.manifest import (
     MANIFEST_MAX_BYTES,
     ManifestError,

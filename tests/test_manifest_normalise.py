@@ -11,7 +11,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from bollard.platform.manifest import (
     Manifest,
     normalize_required,
