@@ -417,3 +417,18 @@ async def test_postgres_returning_rows_and_count(tmp_path: Path) -> None:
                         f"UPDATE {db.table} SET status = 'x' WHERE id > 3 RETURNING id")
         assert sorted(row["id"] for row in r.rows) == [4, 5]
         assert r.rows_affected == 2
+
+
+async def test_mariadb_truncated_read_drops_its_connection_instead_of_draining(
+    tmp_path: Path,
+) -> None:
+    async for db in open_db("mysql", tmp_path):
+        h = db.handle({"maxConnectionPoolSize": 1})
+        first = (await read(h, "SELECT CONNECTION_ID() AS id")).rows[0]["id"]
+        r = await read(h, SERIES.format(n=5000), security={"maxResultRows": 10})
+        assert (r.count, r.truncated) == (10, True)
+        second = (await read(h, "SELECT CONNECTION_ID() AS id")).rows[0]["id"]
+        assert second != first  # the unread rest went with the old connection
+        # an untruncated read keeps its connection
+        await read(h, SERIES.format(n=5), security={"maxResultRows": 10})
+        assert (await read(h, "SELECT CONNECTION_ID() AS id")).rows[0]["id"] == second

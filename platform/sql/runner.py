@@ -22,8 +22,8 @@ one transaction:
 - **row cap**: ``security.maxResultRows`` (default 1000, clipped by the operator
   ceiling) rows are fetched plus one to detect truncation, through a server-side
   cursor / streamed result; the rest is never fetched. (MariaDB/MySQL's protocol has no
-  way to stop a result early: the driver discards the remaining rows unread into
-  Python objects.)
+  way to stop a result early: a truncated read drops its connection rather than read
+  the rest off the wire; a truncated write result is drained, unparsed.)
 - **timeout**: ``security.queryTimeoutMs`` (default 30000) is enforced by the server
   (PostgreSQL ``statement_timeout``; MariaDB ``max_statement_time``; MySQL
   ``max_execution_time``, SELECT only; pymssql's query timeout, whole seconds; SQLite a
@@ -313,7 +313,8 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
         if plan.read and engine == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = 1")
             sqlite_query_only = True
-        result = _run_statements(conn, plan, stream=engine != "mssql")
+        result = _run_statements(conn, plan, stream=engine != "mssql",
+                                 discard_unread=engine == "mysql")
         if plan.read:
             trans.rollback()
         else:
@@ -329,13 +330,23 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
             conn.exec_driver_sql("PRAGMA query_only = 0")
 
 
-def _run_statements(conn: Connection, plan: _Plan, *, stream: bool) -> SqlResult:
+def _run_statements(
+    conn: Connection, plan: _Plan, *, stream: bool, discard_unread: bool = False
+) -> SqlResult:
+    """Execute the plan's statements on ``conn`` and collect the capped result.
+
+    ``discard_unread``: when the last statement of a read has rows past the cap, drop
+    the connection instead of reading the rest off the wire (MariaDB/MySQL, whose
+    protocol cannot stop a result early; dropping costs one reconnect, draining a
+    million rows costs seconds).
+    """
     rows: list[dict[str, Any]] = []
     columns: list[str] = []
     truncated = False
     affected: int | None = None
     fetch = plan.cap + 1
-    for stmt, keyword in zip(plan.statements, plan.keywords, strict=True):
+    last = len(plan.statements) - 1
+    for i, (stmt, keyword) in enumerate(zip(plan.statements, plan.keywords, strict=True)):
         reads = keyword in _READ_KEYWORDS
         if stream and (plan.read or reads):
             # Server-side cursor: only cap + 1 rows ever leave the server's buffers.
@@ -349,12 +360,16 @@ def _run_statements(conn: Connection, plan: _Plan, *, stream: bool) -> SqlResult
                 columns = _column_names(list(result.keys()))
                 truncated = len(batch) > plan.cap
                 rows = json_rows(columns, batch[: plan.cap])
+                if truncated and discard_unread and plan.read and i == last:
+                    conn.invalidate()  # the server aborts the query when its writes fail
+                    continue
             if not plan.read and (not reads or not result.returns_rows):
                 count = result.rowcount
                 if count is not None and count >= 0:
                     affected = (affected or 0) + count
         finally:
-            result.close()
+            if not conn.invalidated:
+                result.close()
     return SqlResult(
         rows=rows,
         count=len(rows),
