@@ -222,7 +222,9 @@ def _check_headers(headers: Any) -> dict[str, str]:
         if type(name) is not str or type(value) is not str:
             raise TypeError("header names and values must be str")
         if len(name) > MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
-            raise ValueError(f"header names and values are limited to {MAX_HEADER_CHARS} characters")
+            raise ValueError(
+                f"header names and values are limited to {MAX_HEADER_CHARS} characters"
+            )
         out[name] = value
     return out
 
@@ -334,34 +336,75 @@ class Http:
             message["binary_body"] = _binary(binary_body)
         return Response(self._send(message), response_type)
 
-    def get(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
-            body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+    def get(
+        self,
+        url: Any,
+        *,
+        headers: Any = None,
+        params: Any = None,
+        json: Any = None,
+        body: Any = None,
+        binary_body: Any = None,
+        response_type: Any = None,
+    ) -> Response:
         """GET ``url``; see the class docstring for the arguments."""
         return self._request("GET", url, headers, params, json, body, binary_body, response_type)
 
-    def post(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
-             body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+    def post(
+        self,
+        url: Any,
+        *,
+        headers: Any = None,
+        params: Any = None,
+        json: Any = None,
+        body: Any = None,
+        binary_body: Any = None,
+        response_type: Any = None,
+    ) -> Response:
         """POST to ``url``; see the class docstring for the arguments."""
         return self._request("POST", url, headers, params, json, body, binary_body, response_type)
 
-    def put(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
-            body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+    def put(
+        self,
+        url: Any,
+        *,
+        headers: Any = None,
+        params: Any = None,
+        json: Any = None,
+        body: Any = None,
+        binary_body: Any = None,
+        response_type: Any = None,
+    ) -> Response:
         """PUT to ``url``; see the class docstring for the arguments."""
         return self._request("PUT", url, headers, params, json, body, binary_body, response_type)
 
-    def patch(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
-              body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+    def patch(
+        self,
+        url: Any,
+        *,
+        headers: Any = None,
+        params: Any = None,
+        json: Any = None,
+        body: Any = None,
+        binary_body: Any = None,
+        response_type: Any = None,
+    ) -> Response:
         """PATCH ``url``; see the class docstring for the arguments."""
-        return self._request(
-            "PATCH", url, headers, params, json, body, binary_body, response_type
-        )
+        return self._request("PATCH", url, headers, params, json, body, binary_body, response_type)
 
-    def delete(self, url: Any, *, headers: Any = None, params: Any = None, json: Any = None,
-               body: Any = None, binary_body: Any = None, response_type: Any = None) -> Response:
+    def delete(
+        self,
+        url: Any,
+        *,
+        headers: Any = None,
+        params: Any = None,
+        json: Any = None,
+        body: Any = None,
+        binary_body: Any = None,
+        response_type: Any = None,
+    ) -> Response:
         """DELETE ``url``; see the class docstring for the arguments."""
-        return self._request(
-            "DELETE", url, headers, params, json, body, binary_body, response_type
-        )
+        return self._request("DELETE", url, headers, params, json, body, binary_body, response_type)
 
     def __repr__(self) -> str:
         return "<ctx.http>"

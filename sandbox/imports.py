@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+# fmt: off
 MODULE_MEMBERS: dict[str, tuple[str, ...]] = {
     "json": ("dumps", "loads", "JSONDecodeError"),
     "re": (
@@ -85,11 +86,22 @@ MODULE_MEMBERS: dict[str, tuple[str, ...]] = {
     "uuid": ("UUID", "uuid3", "uuid4", "uuid5", "NAMESPACE_DNS", "NAMESPACE_URL",
              "NAMESPACE_OID", "NAMESPACE_X500"),
 }
+# fmt: on
 
 _REAL_MODULES: dict[str, ModuleType] = {
-    "json": json, "re": re, "math": math, "datetime": datetime, "time": time,
-    "base64": base64, "hashlib": hashlib, "hmac": hmac, "urllib.parse": urllib.parse,
-    "decimal": decimal, "collections": collections, "itertools": itertools, "uuid": uuid,
+    "json": json,
+    "re": re,
+    "math": math,
+    "datetime": datetime,
+    "time": time,
+    "base64": base64,
+    "hashlib": hashlib,
+    "hmac": hmac,
+    "urllib.parse": urllib.parse,
+    "decimal": decimal,
+    "collections": collections,
+    "itertools": itertools,
+    "uuid": uuid,
 }
 
 # Names an ``import`` statement may name: the allowlist plus the ``urllib`` package,
@@ -126,7 +138,6 @@ class ModuleFacade:
         return f"<module '{object.__getattribute__(self, '_module_name')}'>"
 
 
-
 def facade_members(facade: ModuleFacade) -> frozenset[str]:
     """The member names ``facade`` exposes (a module function, not a method, so that
     connector code sees nothing on a facade but the module's own members)."""
@@ -142,9 +153,7 @@ def _freeze(value: Any) -> Any:
 
 def _build_facades() -> dict[str, ModuleFacade]:
     facades = {
-        name: ModuleFacade(
-            name, {m: _freeze(getattr(_REAL_MODULES[name], m)) for m in members}
-        )
+        name: ModuleFacade(name, {m: _freeze(getattr(_REAL_MODULES[name], m)) for m in members})
         for name, members in MODULE_MEMBERS.items()
     }
     facades["urllib"] = ModuleFacade("urllib", {"parse": facades["urllib.parse"]})

@@ -49,6 +49,7 @@ MAX_OPEN_FILES = 8
 SCMP_ACT_ALLOW = 0x7FFF0000
 
 # Syscalls a worker never needs once it runs connector code.
+# fmt: off
 DENIED_SYSCALLS = (
     "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
     "execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace",
@@ -64,6 +65,7 @@ DENIED_SYSCALLS = (
     "setfsgid", "personality", "acct", "quotactl", "lookup_dcookie", "fanotify_init",
     "move_pages", "migrate_pages", "mbind", "set_mempolicy",
 )
+# fmt: on
 
 
 def _libc() -> ctypes.CDLL:
@@ -134,8 +136,12 @@ def _drop_privileges() -> bool | str:
 
 
 def _prctl(libc: ctypes.CDLL, option: int, value: int) -> None:
-    if libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                  ctypes.c_ulong(0)) != 0:
+    if (
+        libc.prctl(
+            option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        )
+        != 0
+    ):
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
 
@@ -190,7 +196,9 @@ def _landlock(libc: ctypes.CDLL) -> bool | str:
     imported and read before this point."""
     libc.syscall.restype = ctypes.c_long
     abi = libc.syscall(
-        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET),
+        None,
+        ctypes.c_size_t(0),
         ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
     )
     if abi < 1:
@@ -204,13 +212,20 @@ def _landlock(libc: ctypes.CDLL) -> bool | str:
     )
     size = 8 if abi < 4 else 16 if abi < 6 else 24
     ruleset = libc.syscall(
-        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(size),
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET),
+        ctypes.byref(attr),
+        ctypes.c_size_t(size),
         ctypes.c_uint32(0),
     )
     if ruleset < 0:
         return f"unavailable: {os.strerror(ctypes.get_errno())}"
     try:
-        if libc.syscall(ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+        if (
+            libc.syscall(
+                ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)
+            )
+            != 0
+        ):
             return f"unavailable: {os.strerror(ctypes.get_errno())}"
     finally:
         os.close(ruleset)
@@ -225,7 +240,9 @@ def _layer(layers: dict[str, Any], name: str, step: Any) -> None:
         layers[name] = _error(exc)
 
 
-def isolate(*, memory_bytes: int, cpu_budget_s: int, keep_fds: tuple[int, ...] = (0, 1, 2)) -> dict[str, bool | str]:
+def isolate(
+    *, memory_bytes: int, cpu_budget_s: int, keep_fds: tuple[int, ...] = (0, 1, 2)
+) -> dict[str, bool | str]:
     """Isolate the calling process (the worker) and return the layers in force:
     ``{"process": True, "closed_fds": ..., "empty_environment": ..., "empty_cwd": ...,
     "network_namespace": ..., "rlimits": ..., "unprivileged_uid": "65534" | reason,

@@ -35,6 +35,7 @@ TEST_ENTRYPOINTS = ("test_connection", "testConnection")
 
 # Python builtins that connector code does not get. Using one (without defining it)
 # is a load error rather than a NameError at run time.
+# fmt: off
 UNAVAILABLE = frozenset(
     {
         "open", "eval", "exec", "compile", "input", "globals", "locals", "vars", "dir",
@@ -45,6 +46,7 @@ UNAVAILABLE = frozenset(
         "GeneratorExit", "MemoryError", "ExceptionGroup", "BaseExceptionGroup",
     }
 )
+# fmt: on
 
 _LINE = re.compile(r"^Line (\d+)")
 
@@ -95,8 +97,11 @@ def _policy_errors(tree: ast.Module) -> list[str]:
     bound = _bound_names(tree)
     # RestrictedPython already reports eval(...)/exec(...) calls; don't report twice.
     called = {
-        id(n.func) for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("eval", "exec")
+        id(n.func)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id in ("eval", "exec")
     }
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -183,7 +188,9 @@ def compile_connector(source: str, filename: str = "connector.py") -> CompiledCo
     )
 
 
-def make_globals(print_factory: Callable[..., Any], filename: str = "connector.py") -> dict[str, Any]:
+def make_globals(
+    print_factory: Callable[..., Any], filename: str = "connector.py"
+) -> dict[str, Any]:
     """A fresh globals dict for one execution: builtins (a fresh copy), the guard
     hooks RestrictedPython's rewritten code calls, and ``__metaclass__`` for classes.
 

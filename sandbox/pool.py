@@ -89,7 +89,9 @@ class _Outcome:
 class _Worker:
     """One worker process and its pipe."""
 
-    def __init__(self, process: asyncio.subprocess.Process, memory_bytes: int, cpu_time_ms: int) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, memory_bytes: int, cpu_time_ms: int
+    ) -> None:
         self.process = process
         self.memory_bytes = memory_bytes
         self.cpu_time_ms = cpu_time_ms
@@ -143,7 +145,11 @@ class _Group:
 def _frame_cap(limits: Limits) -> int:
     # Biggest legitimate worker message: a result or a request body, plus the logs
     # (JSON escaping can grow control characters sixfold).
-    return max(limits.max_result_bytes, MAX_REQUEST_BODY_BYTES * 4 // 3) + 6 * limits.max_log_bytes + 65536
+    return (
+        max(limits.max_result_bytes, MAX_REQUEST_BODY_BYTES * 4 // 3)
+        + 6 * limits.max_log_bytes
+        + 65536
+    )
 
 
 def _signal_name(number: int) -> str:
@@ -344,7 +350,10 @@ class SandboxPool:
         group.busy += 1
         try:
             for worker in reversed(group.idle):
-                if (worker.memory_bytes, worker.cpu_time_ms) == (limits.memory_bytes, limits.cpu_time_ms):
+                if (worker.memory_bytes, worker.cpu_time_ms) == (
+                    limits.memory_bytes,
+                    limits.cpu_time_ms,
+                ):
                     group.idle.remove(worker)
                     if worker.idle_timer is not None:
                         worker.idle_timer.cancel()
@@ -405,8 +414,13 @@ class SandboxPool:
         budget_s = math.ceil(limits.cpu_time_ms / 1000 * self.max_executions_per_worker * 1.1) + 5
         try:
             process = await asyncio.create_subprocess_exec(
-                self.python, "-I", "-B", "-m", WORKER_MODULE,
-                str(limits.memory_bytes), str(budget_s),
+                self.python,
+                "-I",
+                "-B",
+                "-m",
+                WORKER_MODULE,
+                str(limits.memory_bytes),
+                str(budget_s),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 env={},
@@ -422,10 +436,14 @@ class SandboxPool:
             ready = await worker.recv(MAX_HANDSHAKE_BYTES)
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
             code = await worker.process.wait()
-            raise SandboxUnavailable(f"the sandbox worker failed to start (exit status {code})") from None
+            raise SandboxUnavailable(
+                f"the sandbox worker failed to start (exit status {code})"
+            ) from None
         layers = ready.get("layers")
-        if ready["type"] != "ready" or type(layers) is not dict or not all(
-            type(v) in (bool, str) for v in layers.values()
+        if (
+            ready["type"] != "ready"
+            or type(layers) is not dict
+            or not all(type(v) in (bool, str) for v in layers.values())
         ):
             raise SandboxUnavailable("the sandbox worker sent an invalid greeting")
         self._layers = layers
@@ -445,7 +463,9 @@ class SandboxPool:
                 raise ConnectorCompileError([truncate(str(e)) for e in errors[:100]])
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
             self._kill(worker)
-            raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None
+            raise SandboxUnavailable(
+                "the sandbox worker failed while loading the connector"
+            ) from None
         except BaseException:
             self._kill(worker)
             raise
@@ -470,16 +490,18 @@ class SandboxPool:
         cap = _frame_cap(limits)
         max_log_chars = limits.max_log_bytes + 200
         try:
-            await worker.send({
-                "type": "execute",
-                "entrypoint": entrypoint,
-                "operation": operation,
-                "params": params,
-                "secrets": secrets,
-                "cpu_time_ms": limits.cpu_time_ms,
-                "max_result_bytes": limits.max_result_bytes,
-                "max_log_bytes": limits.max_log_bytes,
-            })
+            await worker.send(
+                {
+                    "type": "execute",
+                    "entrypoint": entrypoint,
+                    "operation": operation,
+                    "params": params,
+                    "secrets": secrets,
+                    "cpu_time_ms": limits.cpu_time_ms,
+                    "max_result_bytes": limits.max_result_bytes,
+                    "max_log_bytes": limits.max_log_bytes,
+                }
+            )
             while True:
                 message = await worker.recv(cap)
                 kind = message["type"]
@@ -527,10 +549,14 @@ class SandboxPool:
                 f"the execution exceeded its CPU time limit of {limits.cpu_time_ms} ms",
             )
         if code < 0:
-            return ConnectorError(f"the connector's worker process was killed ({_signal_name(-code)})")
+            return ConnectorError(
+                f"the connector's worker process was killed ({_signal_name(-code)})"
+            )
         return ConnectorError(f"the connector's worker process exited unexpectedly (status {code})")
 
-    def _failure(self, failure: WorkerFailure, limits: Limits, codes_sent: set[str]) -> SandboxError:
+    def _failure(
+        self, failure: WorkerFailure, limits: Limits, codes_sent: set[str]
+    ) -> SandboxError:
         if failure.kind == "memory":
             return LimitExceeded(
                 "memory_bytes",
@@ -551,12 +577,18 @@ class SandboxPool:
             return HttpRefusedError(failure.code, truncate(failure.message), logs=failure.logs)
         return ConnectorError(truncate(failure.message), line=failure.line, logs=failure.logs)
 
-    async def _http(self, request: HttpRequest, handler: HttpHandler, limits: Limits) -> dict[str, Any]:
+    async def _http(
+        self, request: HttpRequest, handler: HttpHandler, limits: Limits
+    ) -> dict[str, Any]:
         """Await the host's handler; the reply message for the worker."""
         try:
             response = await handler(request)
         except HttpRequestRefused as exc:
-            return {"type": "http_error", "code": str(exc.code), "message": truncate(str(exc.message))}
+            return {
+                "type": "http_error",
+                "code": str(exc.code),
+                "message": truncate(str(exc.message)),
+            }
         except Exception:
             logger.exception("the HTTP handler failed on a sandbox request")
             return {"type": "http_error", "code": "network_error", "message": "the request failed"}

@@ -133,7 +133,9 @@ def _plain(value: Any, path: str, depth: int) -> Any:
         return value
     if kind is float:
         if not math.isfinite(value):
-            raise ValueError(f"{path} is not a finite number ({value!r}); JSON has no NaN or Infinity")
+            raise ValueError(
+                f"{path} is not a finite number ({value!r}); JSON has no NaN or Infinity"
+            )
         return value
     if depth >= MAX_JSON_DEPTH:
         raise ValueError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
@@ -141,7 +143,9 @@ def _plain(value: Any, path: str, depth: int) -> Any:
         out: dict[str, Any] = {}
         for key, item in dict.items(value):
             if type(key) is not str:
-                raise TypeError(f"{path} has a key of type {type(key).__name__}; JSON keys must be str")
+                raise TypeError(
+                    f"{path} has a key of type {type(key).__name__}; JSON keys must be str"
+                )
             out[key] = _plain(item, f"{path}[{key!r}]", depth + 1)
         return out
     if kind is list or kind is tuple:
@@ -240,11 +244,7 @@ def parse_http_request(message: dict[str, Any]) -> HttpRequest:
     if type(headers) is not dict or len(headers) > MAX_HEADERS:
         raise ProtocolError(f"field 'headers' must be an object of at most {MAX_HEADERS} entries")
     for name, value in headers.items():
-        if (
-            type(value) is not str
-            or len(name) > MAX_HEADER_CHARS
-            or len(value) > MAX_HEADER_CHARS
-        ):
+        if type(value) is not str or len(name) > MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
             raise ProtocolError("header names and values must be short strings")
     params = message.get("params")
     if params is not None:

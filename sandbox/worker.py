@@ -32,7 +32,12 @@ from bollard.sandbox import isolation
 from bollard.sandbox.ctx import Context, ExecutionLog, Http, HttpError, Printer, Secrets
 from bollard.sandbox.errors import ConnectorCompileError, truncate
 from bollard.sandbox.guards import defined_by_connector
-from bollard.sandbox.policy import TEST_ENTRYPOINTS, CompiledConnector, compile_connector, make_globals
+from bollard.sandbox.policy import (
+    TEST_ENTRYPOINTS,
+    CompiledConnector,
+    compile_connector,
+    make_globals,
+)
 from bollard.sandbox.protocol import (
     HEADER,
     ProtocolError,
@@ -46,8 +51,18 @@ from bollard.sandbox.protocol import (
 
 # Codecs are looked up (and their modules imported) on first use: do it now.
 PRELOADED_CODECS = (
-    "utf-8", "utf-8-sig", "ascii", "latin-1", "idna", "punycode", "utf-16", "utf-16-le",
-    "utf-16-be", "utf-32", "cp1252", "iso8859-15",
+    "utf-8",
+    "utf-8-sig",
+    "ascii",
+    "latin-1",
+    "idna",
+    "punycode",
+    "utf-16",
+    "utf-16-le",
+    "utf-16-be",
+    "utf-32",
+    "cp1252",
+    "iso8859-15",
 )
 for _codec in PRELOADED_CODECS:
     codecs.lookup(_codec)
@@ -171,11 +186,18 @@ class Worker:
         except MemoryError:
             return "error", {"kind": "memory", "message": "memory limit exceeded"}
         except HttpError as exc:
-            return "error", {"kind": "http", "code": exc.code, "message": truncate(str(exc)),
-                             "line": _connector_line(exc.__traceback__, self.compiled.filename)}
+            return "error", {
+                "kind": "http",
+                "code": exc.code,
+                "message": truncate(str(exc)),
+                "line": _connector_line(exc.__traceback__, self.compiled.filename),
+            }
         except BaseException as exc:  # noqa: BLE001 - SystemExit etc. must not escape
-            return "error", {"kind": "connector", "message": _describe(exc),
-                             "line": _connector_line(exc.__traceback__, self.compiled.filename)}
+            return "error", {
+                "kind": "connector",
+                "message": _describe(exc),
+                "line": _connector_line(exc.__traceback__, self.compiled.filename),
+            }
         finally:
             isolation.stop_cpu_timer()
             secrets.clear()
@@ -190,9 +212,15 @@ class Worker:
             kind, payload = "error", {"kind": "memory", "message": "memory limit exceeded"}
         logs = log.finish()
         if kind == "result":
-            self.channel.send_bytes(encode_raw_frame(
-                '{"type":"result","logs":' + dumps(logs) + ',"value":' + payload["value_json"] + "}"
-            ))
+            self.channel.send_bytes(
+                encode_raw_frame(
+                    '{"type":"result","logs":'
+                    + dumps(logs)
+                    + ',"value":'
+                    + payload["value_json"]
+                    + "}"
+                )
+            )
         else:
             payload.setdefault("line", None)
             self.channel.send({"type": "error", "logs": logs, **payload})
@@ -216,7 +244,9 @@ def main(argv: list[str]) -> int:
         if load["type"] != "load":
             return 2
         try:
-            compiled = compile_connector(str(load["source"]), str(load.get("filename") or "connector.py"))
+            compiled = compile_connector(
+                str(load["source"]), str(load.get("filename") or "connector.py")
+            )
         except ConnectorCompileError as exc:
             channel.send({"type": "loaded", "ok": False, "errors": exc.errors})
             return 0

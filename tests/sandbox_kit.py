@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-
 from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused, HttpResponse
 
 
@@ -50,12 +49,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(echo).encode(), "application/json")
         elif url.path.startswith("/status/"):
             status = int(url.path.rsplit("/", 1)[1])
-            self._send(status, json.dumps({"error": f"status {status}"}).encode(), "application/json")
+            self._send(
+                status, json.dumps({"error": f"status {status}"}).encode(), "application/json"
+            )
         elif url.path == "/text":
             self._send(200, "café".encode("latin-1"), "text/plain; charset=iso-8859-1")
         elif url.path == "/bytes":
             n = int(query.get("n", ["16"])[0])
-            self._send(200, bytes(range(256)) * (n // 256) + bytes(range(n % 256)), "application/octet-stream")
+            self._send(
+                200,
+                bytes(range(256)) * (n // 256) + bytes(range(n % 256)),
+                "application/octet-stream",
+            )
         elif url.path == "/hits":
             self._send(200, json.dumps({"hits": self.server.hits}).encode(), "application/json")
         else:

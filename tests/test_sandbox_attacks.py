@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-
 from bollard.sandbox.errors import ConnectorCompileError, SandboxError
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.policy import compile_connector, source_hash
@@ -58,18 +57,35 @@ def connector(attack: str, prelude: str = "") -> str:
 
 
 async def run(
-    pool: SandboxPool, egress: Any, source: str, *, operation: str = "attack",
-    limits: Limits = LIMITS, secrets: dict[str, str] | None = None, params: dict[str, Any] | None = None,
+    pool: SandboxPool,
+    egress: Any,
+    source: str,
+    *,
+    operation: str = "attack",
+    limits: Limits = LIMITS,
+    secrets: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> RunResult:
     return await pool.run(
-        key="attack:" + source_hash(source)[:12], source=source, entrypoint="execute",
-        operation=operation, params=params or {}, secrets=secrets or {}, http_handler=egress,
+        key="attack:" + source_hash(source)[:12],
+        source=source,
+        entrypoint="execute",
+        operation=operation,
+        params=params or {},
+        secrets=secrets or {},
+        http_handler=egress,
         limits=limits,
     )
 
 
 async def contained(
-    pool: SandboxPool, egress: Any, source: str, code: str, match: str, *, limits: Limits = LIMITS,
+    pool: SandboxPool,
+    egress: Any,
+    source: str,
+    code: str,
+    match: str,
+    *,
+    limits: Limits = LIMITS,
     params: dict[str, Any] | None = None,
 ) -> SandboxError:
     """Run the attack: it must fail with ``code`` and a message matching ``match``; then
@@ -92,8 +108,12 @@ async def result_then_benign(pool: SandboxPool, egress: Any, source: str, **kw: 
 # --- refused at load ---------------------------------------------------------------------
 
 REFUSED = [
-    ("dunder_subclasses", "x = ().__class__.__bases__[0].__subclasses__()", 5,
-     r'"__class__" is an invalid attribute name'),
+    (
+        "dunder_subclasses",
+        "x = ().__class__.__bases__[0].__subclasses__()",
+        5,
+        r'"__class__" is an invalid attribute name',
+    ),
     ("dunder_mro", "return (1).__class__.__mro__[1].__subclasses__()", 5, r'"__class__"'),
     ("getattr_computed", "return getattr((), '__cl' + 'ass__')", 5, r"'getattr' is not available"),
     ("type_builtin", "return type(ctx)", 5, r"'type' is not available"),
@@ -107,7 +127,12 @@ REFUSED = [
     ("open_write", "open('out.txt', 'w').write('data')", 5, r"'open' is not available"),
     ("dunder_import", "os = __import__('os')", 5, r'"__import__" is an invalid variable name'),
     ("breakpoint", "breakpoint()", 5, r"breakpoint"),
-    ("builtins_dict", "return __builtins__['open']", 5, r'"__builtins__" is an invalid variable name'),
+    (
+        "builtins_dict",
+        "return __builtins__['open']",
+        5,
+        r'"__builtins__" is an invalid variable name',
+    ),
     ("import_os", "import os", 5, r"import of 'os' is not allowed"),
     ("import_subprocess", "import subprocess", 5, r"import of 'subprocess' is not allowed"),
     ("from_os", "from os import system", 5, r"import of 'os' is not allowed"),
@@ -117,9 +142,18 @@ REFUSED = [
     ("decimal_context", "from decimal import getcontext", 5, r"cannot import name 'getcontext'"),
     ("uuid1_runs_commands", "from uuid import uuid1", 5, r"cannot import name 'uuid1'"),
     ("relative_import", "from . import secrets", 5, r"relative imports are not allowed"),
-    ("gen_frame", "g = (i for i in [1])\nreturn g.gi_frame.f_back.f_globals", 6, r'"gi_frame" is a restricted name'),
-    ("traceback_frame", "try:\n    1 / 0\nexcept Exception as e:\n    return e.__traceback__.tb_frame",
-     8, r'"__traceback__" is an invalid attribute name'),
+    (
+        "gen_frame",
+        "g = (i for i in [1])\nreturn g.gi_frame.f_back.f_globals",
+        6,
+        r'"gi_frame" is a restricted name',
+    ),
+    (
+        "traceback_frame",
+        "try:\n    1 / 0\nexcept Exception as e:\n    return e.__traceback__.tb_frame",
+        8,
+        r'"__traceback__" is an invalid attribute name',
+    ),
     ("tb_frame", "tb = None\nreturn tb.tb_frame.f_globals", 6, r'"tb_frame" is a restricted name'),
     ("coroutine_frame", "c = None\nreturn c.cr_frame", 6, r'"cr_frame" is a restricted name'),
     ("async_gen_frame", "a = None\nreturn a.ag_frame", 6, r'"ag_frame" is a restricted name'),
@@ -128,26 +162,44 @@ REFUSED = [
     ("ctx_private", "return ctx._log", 5, r'"_log" is an invalid attribute name'),
     ("http_private", "return ctx.http._send", 5, r'"_send" is an invalid attribute name'),
     ("secrets_private", "return ctx.secrets._values", 5, r'"_values" is an invalid attribute name'),
-    ("bound_method_self", "return ctx.http.get.__self__", 5, r'"__self__" is an invalid attribute name'),
+    (
+        "bound_method_self",
+        "return ctx.http.get.__self__",
+        5,
+        r'"__self__" is an invalid attribute name',
+    ),
     ("function_globals", "f = lambda: 1\nreturn f.__globals__", 6, r'"__globals__"'),
     ("system_exit", "raise SystemExit(0)", 5, r"'SystemExit' is not available"),
     ("base_exception", "raise BaseException('x')", 5, r"'BaseException' is not available"),
     ("keyboard_interrupt", "raise KeyboardInterrupt", 5, r"'KeyboardInterrupt' is not available"),
     ("exit", "exit(1)", 5, r"'exit' is not available"),
-    ("match_class_pattern", "match ctx:\n    case object(operation=x):\n        return x", 5,
-     r"Match statements are not allowed"),
-    ("except_star", "try:\n    pass\nexcept* Exception:\n    pass", 5, r"TryStar statements are not allowed"),
+    (
+        "match_class_pattern",
+        "match ctx:\n    case object(operation=x):\n        return x",
+        5,
+        r"Match statements are not allowed",
+    ),
+    (
+        "except_star",
+        "try:\n    pass\nexcept* Exception:\n    pass",
+        5,
+        r"TryStar statements are not allowed",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "attack", "line", "message"), REFUSED, ids=[r[0] for r in REFUSED])
+@pytest.mark.parametrize(
+    ("name", "attack", "line", "message"), REFUSED, ids=[r[0] for r in REFUSED]
+)
 async def test_refused_at_load(
     pool: SandboxPool, egress: Egress, name: str, attack: str, line: int, message: str
 ) -> None:
     source = connector(attack)
     with pytest.raises(ConnectorCompileError) as info:
         compile_connector(source)
-    assert any(e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors), info.value.errors
+    assert any(
+        e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors
+    ), info.value.errors
     with pytest.raises(ConnectorCompileError):
         await run(pool, egress, source)
     benign = connector("return 1")
@@ -155,60 +207,118 @@ async def test_refused_at_load(
 
 
 REFUSED_PRELUDE = [
-    ("posonly_getattr_shadow", "def f(_getattr_=None, /):\n    return 1\n", 2, r'"_getattr_" is an invalid'),
-    ("posonly_write_shadow", "def f(x, _write_=lambda o: o, /):\n    x.y = 1\n", 2, r'"_write_" is an invalid'),
-    ("metaclass_keyword", "class A(metaclass=dict):\n    pass\n", 2, r'keyword argument "metaclass"'),
-    ("dunder_method", "class A:\n    def __getattribute__(self, n):\n        return 1\n", 3,
-     r'"__getattribute__" is an invalid variable name'),
-    ("reduce_method", "class A:\n    def __reduce__(self):\n        return 1\n", 3, r'"__reduce__"'),
+    (
+        "posonly_getattr_shadow",
+        "def f(_getattr_=None, /):\n    return 1\n",
+        2,
+        r'"_getattr_" is an invalid',
+    ),
+    (
+        "posonly_write_shadow",
+        "def f(x, _write_=lambda o: o, /):\n    x.y = 1\n",
+        2,
+        r'"_write_" is an invalid',
+    ),
+    (
+        "metaclass_keyword",
+        "class A(metaclass=dict):\n    pass\n",
+        2,
+        r'keyword argument "metaclass"',
+    ),
+    (
+        "dunder_method",
+        "class A:\n    def __getattribute__(self, n):\n        return 1\n",
+        3,
+        r'"__getattribute__" is an invalid variable name',
+    ),
+    (
+        "reduce_method",
+        "class A:\n    def __reduce__(self):\n        return 1\n",
+        3,
+        r'"__reduce__"',
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "prelude", "line", "message"), REFUSED_PRELUDE,
-                         ids=[r[0] for r in REFUSED_PRELUDE])
+@pytest.mark.parametrize(
+    ("name", "prelude", "line", "message"), REFUSED_PRELUDE, ids=[r[0] for r in REFUSED_PRELUDE]
+)
 async def test_refused_definitions(name: str, prelude: str, line: int, message: str) -> None:
     with pytest.raises(ConnectorCompileError) as info:
         compile_connector(connector("return 1", "\n" + prelude))
-    assert any(e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors), info.value.errors
+    assert any(
+        e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors
+    ), info.value.errors
 
 
 # --- contained at run time: escapes -------------------------------------------------------
 
 
 async def test_str_format_field_traversal(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return '{0.__class__.__mro__}'.format(1)"),
-                    "connector_error", r"str\.format\(\) is not available")
+    await contained(
+        pool,
+        egress,
+        connector("return '{0.__class__.__mro__}'.format(1)"),
+        "connector_error",
+        r"str\.format\(\) is not available",
+    )
 
 
 async def test_str_format_map(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return '{x.__class__}'.format_map({'x': ctx})"),
-                    "connector_error", r"str\.format\(\) is not available")
+    await contained(
+        pool,
+        egress,
+        connector("return '{x.__class__}'.format_map({'x': ctx})"),
+        "connector_error",
+        r"str\.format\(\) is not available",
+    )
 
 
 async def test_str_format_through_type_and_subclass(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return str.format('{0.__class__}', 1)"),
-                    "connector_error", r"str\.format\(\) is not available")
-    await contained(pool, egress, connector("return S('{0.__class__}').format(1)", "class S(str):\n    pass\n"),
-                    "connector_error", r"str\.format\(\) is not available")
+    await contained(
+        pool,
+        egress,
+        connector("return str.format('{0.__class__}', 1)"),
+        "connector_error",
+        r"str\.format\(\) is not available",
+    )
+    await contained(
+        pool,
+        egress,
+        connector("return S('{0.__class__}').format(1)", "class S(str):\n    pass\n"),
+        "connector_error",
+        r"str\.format\(\) is not available",
+    )
 
 
 async def test_attribute_error_obj(pool: SandboxPool, egress: Egress) -> None:
-    source = connector("""
+    source = connector(
+        """
         try:
             json.nope
         except AttributeError as e:
             return e.obj
-    """, "import json\n")
-    await contained(pool, egress, source, "connector_error", r"AttributeError\.obj is not available")
+    """,
+        "import json\n",
+    )
+    await contained(
+        pool, egress, source, "connector_error", r"AttributeError\.obj is not available"
+    )
 
 
 async def test_type_mro_to_object(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return repr(int.mro())"), "connector_error",
-                    r"type\.mro is not available")
+    await contained(
+        pool,
+        egress,
+        connector("return repr(int.mro())"),
+        "connector_error",
+        r"type\.mro is not available",
+    )
 
 
 async def test_module_poisoning_does_not_persist(pool: SandboxPool, egress: Egress) -> None:
-    source = connector("""
+    source = connector(
+        """
         if ctx.operation == "check":
             return [json.dumps({"a": 1}), math.pi > 3.14, sorted(["b", "a"])]
         caught = []
@@ -225,14 +335,23 @@ async def test_module_poisoning_does_not_persist(pool: SandboxPool, egress: Egre
             except Exception as e:
                 caught.append('TypeError' if isinstance(e, TypeError) else 'AttributeError' if isinstance(e, AttributeError) else 'other')
         return caught
-    """, "import json, math, re\n")
+    """,
+        "import json, math, re\n",
+    )
     assert await result_then_benign(pool, egress, source) == ["TypeError"] * 4
     # Same worker, next execution: the modules are intact.
-    assert (await run(pool, egress, source, operation="check")).value == ['{"a": 1}', True, ["a", "b"]]
+    assert (await run(pool, egress, source, operation="check")).value == [
+        '{"a": 1}',
+        True,
+        ["a", "b"],
+    ]
 
 
-async def test_shared_classes_and_constants_are_read_only(pool: SandboxPool, egress: Egress) -> None:
-    source = connector("""
+async def test_shared_classes_and_constants_are_read_only(
+    pool: SandboxPool, egress: Egress
+) -> None:
+    source = connector(
+        """
         caught = []
         for attack in range(4):
             try:
@@ -247,24 +366,39 @@ async def test_shared_classes_and_constants_are_read_only(pool: SandboxPool, egr
             except Exception as e:
                 caught.append('TypeError' if isinstance(e, TypeError) else 'AttributeError' if isinstance(e, AttributeError) else 'other')
         return caught
-    """, "import collections, hashlib\n")
+    """,
+        "import collections, hashlib\n",
+    )
     assert await result_then_benign(pool, egress, source) == [
-        "TypeError", "TypeError", "AttributeError", "TypeError"]
+        "TypeError",
+        "TypeError",
+        "AttributeError",
+        "TypeError",
+    ]
 
 
 async def test_globals_are_fresh_per_execution(pool: SandboxPool, egress: Egress) -> None:
-    source = connector("""
+    source = connector(
+        """
         STASH.append(ctx.secrets.get("token"))
         return STASH
-    """, "STASH = []\n")
+    """,
+        "STASH = []\n",
+    )
     assert (await run(pool, egress, source, secrets={"token": "tenant-a"})).value == ["tenant-a"]
     assert (await run(pool, egress, source, secrets={"token": "tenant-b"})).value == ["tenant-b"]
     assert (await run(pool, egress, source)).value == [None]
 
 
 async def test_other_calls_secrets_and_undeclared_keys(pool: SandboxPool, egress: Egress) -> None:
-    source = connector("return [ctx.secrets.get('apiKey'), ctx.secrets.get('undeclared'), ctx.secrets.get('')]")
-    assert (await run(pool, egress, source, secrets={"apiKey": "s3cret"})).value == ["s3cret", None, None]
+    source = connector(
+        "return [ctx.secrets.get('apiKey'), ctx.secrets.get('undeclared'), ctx.secrets.get('')]"
+    )
+    assert (await run(pool, egress, source, secrets={"apiKey": "s3cret"})).value == [
+        "s3cret",
+        None,
+        None,
+    ]
     assert (await run(pool, egress, source)).value == [None, None, None]
 
 
@@ -320,16 +454,36 @@ async def test_ctx_objects_are_read_only(pool: SandboxPool, egress: Egress) -> N
     ("attack", "match"),
     [
         ("ctx.http.get(S('http://127.0.0.1/'))", r"TypeError: url must be a str"),
-        ("ctx.http.get('http://127.0.0.1/', headers=D({'a': 'b'}))", r"TypeError: headers must be a dict"),
-        ("ctx.http.get('http://127.0.0.1/', headers={'a': S('b')})", r"TypeError: header names and values must be str"),
-        ("ctx.http.post('http://127.0.0.1/', json=D({'a': 1}))", r"json is not JSON-serialisable \(found D\)"),
-        ("ctx.http.get('http://127.0.0.1/', params={L('a'): 'b'})", r"TypeError: query parameter names must be str"),
+        (
+            "ctx.http.get('http://127.0.0.1/', headers=D({'a': 'b'}))",
+            r"TypeError: headers must be a dict",
+        ),
+        (
+            "ctx.http.get('http://127.0.0.1/', headers={'a': S('b')})",
+            r"TypeError: header names and values must be str",
+        ),
+        (
+            "ctx.http.post('http://127.0.0.1/', json=D({'a': 1}))",
+            r"json is not JSON-serialisable \(found D\)",
+        ),
+        (
+            "ctx.http.get('http://127.0.0.1/', params={L('a'): 'b'})",
+            r"TypeError: query parameter names must be str",
+        ),
         ("return ctx.secrets.get(K('apiKey'))", r"TypeError: ctx.secrets.get\(\) takes a str key"),
     ],
-    ids=["str_subclass_url", "dict_subclass_headers", "str_subclass_header_value", "dict_subclass_json",
-         "str_subclass_param_name", "lying_secret_key"],
+    ids=[
+        "str_subclass_url",
+        "dict_subclass_headers",
+        "str_subclass_header_value",
+        "dict_subclass_json",
+        "str_subclass_param_name",
+        "lying_secret_key",
+    ],
 )
-async def test_type_confusion_at_the_boundary(pool: SandboxPool, egress: Egress, attack: str, match: str) -> None:
+async def test_type_confusion_at_the_boundary(
+    pool: SandboxPool, egress: Egress, attack: str, match: str
+) -> None:
     prelude = """
         class S(str):
             def __eq__(self, other):
@@ -359,20 +513,28 @@ async def test_type_confusion_at_the_boundary(pool: SandboxPool, egress: Egress,
     ],
     ids=["set", "nan", "dict_subclass", "int_key", "cycle", "ctx_object"],
 )
-async def test_result_must_be_plain_json(pool: SandboxPool, egress: Egress, attack: str, match: str) -> None:
+async def test_result_must_be_plain_json(
+    pool: SandboxPool, egress: Egress, attack: str, match: str
+) -> None:
     prelude = "class D(dict):\n    def items(self):\n        return []\n"
     await contained(pool, egress, connector(attack, prelude), "connector_error", match)
 
 
 async def test_print_to_a_file_object(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("print('x', file=ctx)"), "connector_error",
-                    r"print\(file=\.\.\.\) is not available")
+    await contained(
+        pool,
+        egress,
+        connector("print('x', file=ctx)"),
+        "connector_error",
+        r"print\(file=\.\.\.\) is not available",
+    )
 
 
 async def test_builtins_missing_at_run_time(pool: SandboxPool, egress: Egress) -> None:
     # Binding the names elsewhere passes the compile-time check; at run time the
     # builtins are still not there.
-    source = connector("""
+    source = connector(
+        """
         found = []
         for name in range(3):
             try:
@@ -385,17 +547,28 @@ async def test_builtins_missing_at_run_time(pool: SandboxPool, egress: Egress) -
             except NameError as e:
                 found.append(str(e))
         return found
-    """, "def shadow(open, getattr, type):\n    return 1\n")
+    """,
+        "def shadow(open, getattr, type):\n    return 1\n",
+    )
     assert await result_then_benign(pool, egress, source) == [
-        "name 'open' is not defined", "name 'getattr' is not defined", "name 'type' is not defined"]
+        "name 'open' is not defined",
+        "name 'getattr' is not defined",
+        "name 'type' is not defined",
+    ]
 
 
 # --- contained at run time: exhaustion ------------------------------------------------------
 
 
 async def test_endless_loop_hits_the_cpu_limit(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("while True:\n    pass"), "limit_exceeded",
-                    r"CPU time limit of 400 ms", limits=TIGHT)
+    await contained(
+        pool,
+        egress,
+        connector("while True:\n    pass"),
+        "limit_exceeded",
+        r"CPU time limit of 400 ms",
+        limits=TIGHT,
+    )
 
 
 async def test_endless_loop_with_bare_except(pool: SandboxPool, egress: Egress) -> None:
@@ -404,8 +577,14 @@ async def test_endless_loop_with_bare_except(pool: SandboxPool, egress: Egress) 
 
 
 async def test_huge_power(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return 10 ** 10 ** 8"), "limit_exceeded", r"CPU time limit",
-                    limits=TIGHT)
+    await contained(
+        pool,
+        egress,
+        connector("return 10 ** 10 ** 8"),
+        "limit_exceeded",
+        r"CPU time limit",
+        limits=TIGHT,
+    )
 
 
 async def test_wall_time(pool: SandboxPool, server: LocalServer) -> None:
@@ -418,13 +597,25 @@ async def test_wall_time(pool: SandboxPool, server: LocalServer) -> None:
         raise AssertionError
 
     source = connector("return ctx.http.get('http://127.0.0.1/slow').status")
-    await contained(pool, stalls, source, "timeout", r"wall time limit of 500 ms",
-                    limits=Limits(wall_time_ms=500))
+    await contained(
+        pool,
+        stalls,
+        source,
+        "timeout",
+        r"wall time limit of 500 ms",
+        limits=Limits(wall_time_ms=500),
+    )
 
 
 async def test_memory_bomb(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("x = 'a' * (1 << 34)\nreturn len(x)"), "limit_exceeded",
-                    r"memory limit of 64 MiB", limits=TIGHT)
+    await contained(
+        pool,
+        egress,
+        connector("x = 'a' * (1 << 34)\nreturn len(x)"),
+        "limit_exceeded",
+        r"memory limit of 64 MiB",
+        limits=TIGHT,
+    )
 
 
 async def test_growing_memory(pool: SandboxPool, egress: Egress) -> None:
@@ -433,18 +624,31 @@ async def test_growing_memory(pool: SandboxPool, egress: Egress) -> None:
 
 
 async def test_huge_string(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return 'A' * 10 ** 11"), "limit_exceeded", r"memory limit",
-                    limits=TIGHT)
+    await contained(
+        pool,
+        egress,
+        connector("return 'A' * 10 ** 11"),
+        "limit_exceeded",
+        r"memory limit",
+        limits=TIGHT,
+    )
 
 
 async def test_deep_recursion(pool: SandboxPool, egress: Egress) -> None:
     source = connector("return f(0)", "def f(n):\n    return f(n + 1)\n")
-    await contained(pool, egress, source, "connector_error", r"RecursionError: maximum recursion depth")
+    await contained(
+        pool, egress, source, "connector_error", r"RecursionError: maximum recursion depth"
+    )
 
 
 async def test_huge_result(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return 'x' * (6 * 1024 * 1024)"), "limit_exceeded",
-                    r"result is larger than the limit of 5242880 bytes")
+    await contained(
+        pool,
+        egress,
+        connector("return 'x' * (6 * 1024 * 1024)"),
+        "limit_exceeded",
+        r"result is larger than the limit of 5242880 bytes",
+    )
 
 
 async def test_request_cap(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
@@ -459,14 +663,25 @@ async def test_request_cap(pool: SandboxPool, egress: Egress, server: LocalServe
         return done
     """)
     before = server.hits
-    await contained(pool, egress, source, "limit_exceeded", r"more than 50 HTTP requests",
-                    params={"base": server.url})
+    await contained(
+        pool,
+        egress,
+        source,
+        "limit_exceeded",
+        r"more than 50 HTTP requests",
+        params={"base": server.url},
+    )
     assert server.hits - before == 50  # the 51st never left the host
 
 
 async def test_range_is_bounded(pool: SandboxPool, egress: Egress) -> None:
-    await contained(pool, egress, connector("return list(range(10 ** 12))"), "connector_error",
-                    r"range\(\) is limited to 1000000 elements")
+    await contained(
+        pool,
+        egress,
+        connector("return list(range(10 ** 12))"),
+        "connector_error",
+        r"range\(\) is limited to 1000000 elements",
+    )
 
 
 async def test_log_flood(pool: SandboxPool, egress: Egress) -> None:

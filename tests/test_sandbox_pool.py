@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-
 from bollard.sandbox.errors import (
     ConnectorCompileError,
     ConnectorError,
     ExecutionTimeout,
     HttpRefusedError,
-    LimitExceeded,
     SandboxUnavailable,
 )
 from bollard.sandbox.limits import Limits
@@ -128,26 +126,44 @@ def execute(ctx):
 """
 
 
-async def test_get_returns_plain_response(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
-    r = await run(pool, egress, HTTP_CONNECTOR, operation="get_json",
-                  params={"base": server.url}, secrets={"token": "t0k"})
+async def test_get_returns_plain_response(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
+    r = await run(
+        pool,
+        egress,
+        HTTP_CONNECTOR,
+        operation="get_json",
+        params={"base": server.url},
+        secrets={"token": "t0k"},
+    )
     v = r.value
-    assert (v["status"], v["status_text"], v["ctype"], v["server"]) == (200, "OK", "application/json", "yes")
+    assert (v["status"], v["status_text"], v["ctype"], v["server"]) == (
+        200,
+        "OK",
+        "application/json",
+        "yes",
+    )
     assert v["body"] == v["json"] and v["is_text"] is True
     assert v["body"]["query"] == {"limit": ["10"], "flag": ["true"], "tags": ["a", "b"]}
     assert v["body"]["headers"]["x-token"] == "t0k"
     assert r.http_requests == 1 and r.duration_ms > 0
 
 
-async def test_non_2xx_is_returned_not_raised(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
+async def test_non_2xx_is_returned_not_raised(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
     r = await run(pool, egress, HTTP_CONNECTOR, operation="not_found", params={"base": server.url})
     assert r.value == {"status": 404, "body": {"error": "status 404"}}
 
 
 @pytest.mark.parametrize(
     ("operation", "method", "body"),
-    [("post_json", "POST", b'{"a":[1,2.5,null,true]}'), ("put_text", "PUT", b"hello"),
-     ("patch_binary", "PATCH", b"bin")],
+    [
+        ("post_json", "POST", b'{"a":[1,2.5,null,true]}'),
+        ("put_text", "PUT", b"hello"),
+        ("patch_binary", "PATCH", b"bin"),
+    ],
 )
 async def test_request_bodies(
     pool: SandboxPool, egress: Egress, server: LocalServer, operation: str, method: str, body: bytes
@@ -161,37 +177,56 @@ async def test_request_bodies(
     assert (json.loads(sent) == json.loads(body)) if operation == "post_json" else sent == body
 
 
-async def test_delete_and_response_types(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
+async def test_delete_and_response_types(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
     base = {"base": server.url}
-    assert (await run(pool, egress, HTTP_CONNECTOR, operation="delete", params=base)).value == "DELETE"
+    assert (
+        await run(pool, egress, HTTP_CONNECTOR, operation="delete", params=base)
+    ).value == "DELETE"
     assert (await run(pool, egress, HTTP_CONNECTOR, operation="latin1", params=base)).value == {
-        "body": "café", "text": "café"}
-    assert (await run(pool, egress, HTTP_CONNECTOR, operation="base64", params=base)).value == "AAECAw=="
+        "body": "café",
+        "text": "café",
+    }
+    assert (
+        await run(pool, egress, HTTP_CONNECTOR, operation="base64", params=base)
+    ).value == "AAECAw=="
 
 
 async def test_refused_request_is_catchable_with_host_message(
     pool: SandboxPool, egress: Egress, server: LocalServer
 ) -> None:
     r = await run(pool, egress, HTTP_CONNECTOR, operation="refused", params={"base": server.url})
-    assert r.value == {"caught": "host elsewhere.example is not in allowedHosts", "code": "host_not_allowed"}
+    assert r.value == {
+        "caught": "host elsewhere.example is not in allowedHosts",
+        "code": "host_not_allowed",
+    }
 
 
 async def test_uncaught_refusal_keeps_the_handler_code(
     pool: SandboxPool, egress: Egress, server: LocalServer
 ) -> None:
     with pytest.raises(HttpRefusedError) as info:
-        await run(pool, egress, HTTP_CONNECTOR, operation="refused_uncaught", params={"base": server.url})
+        await run(
+            pool, egress, HTTP_CONNECTOR, operation="refused_uncaught", params={"base": server.url}
+        )
     assert info.value.code == "host_not_allowed"
     assert info.value.message == "host elsewhere.example is not in allowedHosts"
 
 
-async def test_response_over_the_limit_is_refused(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
+async def test_response_over_the_limit_is_refused(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
     limits = Limits(max_response_bytes=4096)
-    r = await run(pool, egress, HTTP_CONNECTOR, operation="big", params={"base": server.url}, limits=limits)
+    r = await run(
+        pool, egress, HTTP_CONNECTOR, operation="big", params={"base": server.url}, limits=limits
+    )
     assert r.value["code"] == "limit_exceeded" and "4096 bytes" in r.value["caught"]
 
 
-async def test_one_execution_runs_the_code_once(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
+async def test_one_execution_runs_the_code_once(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
     before = server.hits
     r = await run(pool, egress, HTTP_CONNECTOR, operation="three", params={"base": server.url})
     # Three requests, then /hits: the connector was not re-run per round trip.
@@ -199,49 +234,75 @@ async def test_one_execution_runs_the_code_once(pool: SandboxPool, egress: Egres
 
 
 async def test_logs_print_and_ctx_log(pool: SandboxPool, egress: Egress) -> None:
-    r = await run(pool, egress, """
+    r = await run(
+        pool,
+        egress,
+        """
         def execute(ctx):
             print("a", 1, sep="-")
             print("no newline", end="")
             ctx.log("from ctx")
             ctx.log({"k": 1})
             return printed
-    """)
+    """,
+    )
     assert r.logs == ["a-1", "no newline", "from ctx", "{'k': 1}"]
     assert r.value == "a-1\nno newline"
 
 
 async def test_logs_are_capped(pool: SandboxPool, egress: Egress) -> None:
-    r = await run(pool, egress, """
+    r = await run(
+        pool,
+        egress,
+        """
         def execute(ctx):
             for i in range(100000):
                 print("line", i)
             return "done"
-    """, limits=Limits(max_log_bytes=1000))
+    """,
+        limits=Limits(max_log_bytes=1000),
+    )
     assert r.value == "done"
     assert r.logs[-1] == "[log truncated at 1000 bytes]"
     assert sum(len(x) + 1 for x in r.logs[:-1]) <= 1000
 
 
 async def test_ctx_fields_and_helpers(pool: SandboxPool, egress: Egress) -> None:
-    r = await run(pool, egress, """
+    r = await run(
+        pool,
+        egress,
+        """
         def execute(ctx):
             ctx.params["nested"]["x"] = 2
             return {"op": ctx.operation, "params": ctx.params, "enc": ctx.base64_encode("héllo"),
                     "dec": ctx.base64_decode("aMOpbGxv"), "missing": ctx.secrets.get("nope"),
                     "default": ctx.secrets.get("nope", "d")}
-    """, operation="list_items", params={"nested": {"x": 1}, "n": [1.5, None]})
-    assert r.value == {"op": "list_items", "params": {"nested": {"x": 2}, "n": [1.5, None]},
-                       "enc": "aMOpbGxv", "dec": "héllo", "missing": None, "default": "d"}
+    """,
+        operation="list_items",
+        params={"nested": {"x": 1}, "n": [1.5, None]},
+    )
+    assert r.value == {
+        "op": "list_items",
+        "params": {"nested": {"x": 2}, "n": [1.5, None]},
+        "enc": "aMOpbGxv",
+        "dec": "héllo",
+        "missing": None,
+        "default": "d",
+    }
 
 
 async def test_params_are_a_copy(pool: SandboxPool, egress: Egress) -> None:
     params = {"items": [1, 2]}
-    await run(pool, egress, """
+    await run(
+        pool,
+        egress,
+        """
         def execute(ctx):
             ctx.params["items"].append(3)
             return None
-    """, params=params)
+    """,
+        params=params,
+    )
     assert params == {"items": [1, 2]}
 
 
@@ -255,23 +316,37 @@ def execute(ctx):
 
 
 async def test_entrypoints(pool: SandboxPool, egress: Egress) -> None:
-    assert (await run(pool, egress, CONNECTOR_WITH_TEST, entrypoint="test_connection")).value == {"status": "ok"}
+    assert (await run(pool, egress, CONNECTOR_WITH_TEST, entrypoint="test_connection")).value == {
+        "status": "ok"
+    }
     alias = CONNECTOR_WITH_TEST.replace("def test_connection", "def testConnection")
-    assert (await run(pool, egress, alias, entrypoint="test_connection", key="alias:v1")).value == {"status": "ok"}
+    assert (await run(pool, egress, alias, entrypoint="test_connection", key="alias:v1")).value == {
+        "status": "ok"
+    }
     with pytest.raises(ConnectorError, match=r"does not define test_connection\(ctx\)"):
-        await run(pool, egress, "def execute(ctx):\n    return 1\n", entrypoint="test_connection",
-                  key="notest:v1")
+        await run(
+            pool,
+            egress,
+            "def execute(ctx):\n    return 1\n",
+            entrypoint="test_connection",
+            key="notest:v1",
+        )
     with pytest.raises(ValueError):
         await run(pool, egress, CONNECTOR_WITH_TEST, entrypoint="other")
 
 
 async def test_connector_exception_message_and_line(pool: SandboxPool, egress: Egress) -> None:
     with pytest.raises(ConnectorError) as info:
-        await run(pool, egress, """
+        await run(
+            pool,
+            egress,
+            """
             def execute(ctx):
                 x = 1
                 raise Exception("Unknown operation: " + ctx.operation)
-        """, operation="frob")
+        """,
+            operation="frob",
+        )
     assert info.value.code == "connector_error"
     assert info.value.message == "Unknown operation: frob" and info.value.line == 4
     with pytest.raises(ConnectorError) as info:
@@ -279,12 +354,16 @@ async def test_connector_exception_message_and_line(pool: SandboxPool, egress: E
     assert info.value.message == "KeyError: 'missing'"
     # A connector's own exception class: its message, as for Exception.
     with pytest.raises(ConnectorError, match="^rate limited$"):
-        await run(pool, egress, """
+        await run(
+            pool,
+            egress,
+            """
             class ApiError(Exception):
                 pass
             def execute(ctx):
                 raise ApiError("rate limited")
-        """)
+        """,
+        )
 
 
 async def test_compile_error_raised_before_any_worker(pool: SandboxPool, egress: Egress) -> None:
@@ -298,7 +377,10 @@ async def test_compile_error_raised_before_any_worker(pool: SandboxPool, egress:
 
 
 async def test_allowed_modules_work_in_the_worker(pool: SandboxPool, egress: Egress) -> None:
-    r = await run(pool, egress, """
+    r = await run(
+        pool,
+        egress,
+        """
         import json, re, math, datetime, time, base64, hashlib, hmac, decimal, collections, itertools, uuid
         import urllib.parse
         from urllib.parse import urlencode
@@ -327,13 +409,27 @@ async def test_allowed_modules_work_in_the_worker(pool: SandboxPool, egress: Egr
                 "named": re.sub("\\N{LATIN SMALL LETTER E WITH ACUTE}", "e", "café"),
                 "dt": datetime.datetime(2024, 1, 2, 3, 4).strftime("%Y %H") + str(datetime.datetime(2024, 1, 2).timetuple().tm_yday),
             }
-    """)
+    """,
+    )
     assert r.value == {
-        "json": {"a": [1]}, "re": ["1", "22"], "math": 3, "when": "2024-05-01", "clock": True,
-        "strp": 2024, "b64": "eA==", "sig": hmac.new(b"k", b"m", hashlib.sha256).hexdigest()[:8],
-        "digests": [32, 40, 64, 128, 128], "dec": "3.305", "counter": "a",
-        "chain": [1, 2], "uuid": 36, "q": "a%20b&x=1", "idna": "xn--bcher-kva.example",
-        "netloc": "bücher.example", "named": "cafe", "dt": "2024 032",
+        "json": {"a": [1]},
+        "re": ["1", "22"],
+        "math": 3,
+        "when": "2024-05-01",
+        "clock": True,
+        "strp": 2024,
+        "b64": "eA==",
+        "sig": hmac.new(b"k", b"m", hashlib.sha256).hexdigest()[:8],
+        "digests": [32, 40, 64, 128, 128],
+        "dec": "3.305",
+        "counter": "a",
+        "chain": [1, 2],
+        "uuid": 36,
+        "q": "a%20b&x=1",
+        "idna": "xn--bcher-kva.example",
+        "netloc": "bücher.example",
+        "named": "cafe",
+        "dt": "2024 032",
     }
 
 
@@ -344,7 +440,9 @@ async def test_worker_is_reused_and_globals_are_fresh(pool: SandboxPool, egress:
             SEEN.append(ctx.params["v"])
             return SEEN
     """
-    results = [(await run(pool, egress, source, key="reuse:v1", params={"v": i})).value for i in range(5)]
+    results = [
+        (await run(pool, egress, source, key="reuse:v1", params={"v": i})).value for i in range(5)
+    ]
     assert results == [[0], [1], [2], [3], [4]]
     stats = pool.stats()["reuse:v1"]
     assert stats["idle"] == 1 and stats["busy"] == 0
@@ -411,9 +509,18 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
     source = "def execute(ctx):\n    return ctx.http.get(ctx.params['url']).status\n"
     try:
         calls = [
-            asyncio.create_task(pool.run(key="cap:v1", source=source, entrypoint="execute", operation="x",
-                                         params={"url": server.url + "/json"}, secrets={},
-                                         http_handler=gated, limits=FAST))
+            asyncio.create_task(
+                pool.run(
+                    key="cap:v1",
+                    source=source,
+                    entrypoint="execute",
+                    operation="x",
+                    params={"url": server.url + "/json"},
+                    secrets={},
+                    http_handler=gated,
+                    limits=FAST,
+                )
+            )
             for _ in range(3)
         ]
         for _ in range(1000):
@@ -428,16 +535,31 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
         assert pool.stats()["cap:v1"]["idle"] == 1 and len(egress.requests) == 3
         # Waiting longer than the wall time is a timeout.
         gate.clear()
-        first = asyncio.create_task(pool.run(key="cap:v1", source=source, entrypoint="execute", operation="x",
-                                             params={"url": server.url + "/json"}, secrets={},
-                                             http_handler=gated, limits=FAST))
+        first = asyncio.create_task(
+            pool.run(
+                key="cap:v1",
+                source=source,
+                entrypoint="execute",
+                operation="x",
+                params={"url": server.url + "/json"},
+                secrets={},
+                http_handler=gated,
+                limits=FAST,
+            )
+        )
         for _ in range(1000):
             if pool.stats()["cap:v1"]["busy"] == 1:
                 break
             await asyncio.sleep(0.01)
         with pytest.raises(ExecutionTimeout, match="waiting for a free sandbox worker"):
-            await run(pool, gated, source, key="cap:v1", params={"url": server.url + "/json"},
-                      limits=Limits(wall_time_ms=300))
+            await run(
+                pool,
+                gated,
+                source,
+                key="cap:v1",
+                params={"url": server.url + "/json"},
+                limits=Limits(wall_time_ms=300),
+            )
         gate.set()
         assert (await first).value == 200
     finally:
@@ -489,7 +611,7 @@ async def test_closed_pool_refuses_runs(egress: Egress) -> None:
 
 # --- hostile workers: a fake interpreter speaking the protocol badly ---------------------
 
-ROGUE = r'''
+ROGUE = r"""
 import json, os, struct, sys
 mode = os.environ.get("ROGUE_MODE") or open("/tmp/rogue-mode-%d" % os.getppid()).read()
 def send(obj=None, raw=None):
@@ -525,7 +647,7 @@ elif mode == "unknown":
 elif mode == "exit":
     sys.exit(3)
 os.read(0, 1)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -569,7 +691,7 @@ async def test_hostile_worker_messages(
 
 # --- the OS layers, as seen by code that escaped the interpreter -----------------------
 
-ESCAPED = r'''
+ESCAPED = r"""
 import json, os, socket, sys
 from bollard.sandbox import isolation
 port = int(sys.argv[1])
@@ -598,7 +720,7 @@ attempt("read_etc", lambda: open("/etc/passwd").read())
 attempt("big_alloc", lambda: bytearray(200 * 1024 * 1024))
 attempt("kill_parent", lambda: os.kill(os.getppid(), 0))
 os.write(1, json.dumps(results).encode())
-'''
+"""
 
 
 @pytest.mark.filterwarnings("ignore:The test <Function")
@@ -607,8 +729,13 @@ def test_escaped_code_is_contained_by_os_layers(server: LocalServer, tmp_path: P
 
     script = tmp_path / "escaped.py"
     script.write_text(ESCAPED)
-    out = subprocess.run([sys.executable, "-I", "-B", str(script), str(server.port)],
-                         capture_output=True, env={}, cwd="/", timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-I", "-B", str(script), str(server.port)],
+        capture_output=True,
+        env={},
+        cwd="/",
+        timeout=60,
+    )
     results = json.loads(out.stdout)
     Path(results["file"]).unlink(missing_ok=True)
     layers = results["layers"]
