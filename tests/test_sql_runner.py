@@ -432,3 +432,17 @@ async def test_mariadb_truncated_read_drops_its_connection_instead_of_draining(
         # an untruncated read keeps its connection
         await read(h, SERIES.format(n=5), security={"maxResultRows": 10})
         assert (await read(h, "SELECT CONNECTION_ID() AS id")).rows[0]["id"] == second
+
+
+@pytest.mark.parametrize("engine", ["postgres", "sqlite"])
+async def test_ddl_in_a_failed_write_is_rolled_back(engine: str, tmp_path: Path) -> None:
+    # (MariaDB/MySQL commit DDL implicitly; documented in runner.py.)
+    async for db in open_db(engine, tmp_path):
+        await make_reservations(db)
+        query = (f"CREATE TABLE {db.table}_new (id integer); "
+                 f"INSERT INTO {db.table} (id) VALUES (1)")
+        with pytest.raises(SqlError):
+            await write(db.handle(), query)
+        with pytest.raises(SqlError) as err:
+            await read(db.handle(), f"SELECT count(*) AS n FROM {db.table}_new")
+        assert err.value.code == "sql_error"  # the table was never created

@@ -1,13 +1,25 @@
-"""The SQL runner: placeholder compiler, engines and execution (DESIGN §5)."""
+"""The SQL runner: placeholder compiler, engines and execution (DESIGN §5).
 
+``compile_query``/``find_placeholders`` (placeholders.py), ``EngineCache``/``build_engine``
+(engines.py), ``run_sql``/``test_sql_connection`` (runner.py), ``SqlResult``/``SqlError``
+(types.py).
+"""
+
+from .engines import EngineCache, EngineHandle, build_engine
 from .placeholders import CompiledQuery, compile_query, find_placeholders, split_statements
+from .runner import run_sql, test_sql_connection
 from .types import SqlError, SqlResult
 
 __all__ = [
     "CompiledQuery",
+    "EngineCache",
+    "EngineHandle",
     "SqlError",
     "SqlResult",
+    "build_engine",
     "compile_query",
     "find_placeholders",
+    "run_sql",
     "split_statements",
+    "test_sql_connection",
 ]

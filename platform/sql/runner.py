@@ -14,6 +14,8 @@ one transaction:
   ROLLBACK undoes anything else.
 - **writes** run all statements or none and report ``rows_affected``: the sum of the
   row counts of the data-changing statements (MariaDB/MySQL count matched rows).
+  MariaDB/MySQL commit DDL (``CREATE``/``ALTER``/``DROP``) implicitly, so a write mixing
+  DDL with other statements is not atomic there.
   ``readOnly: true`` on the connection refuses every write before connecting.
 - **multi-statement queries**: on PostgreSQL, MariaDB/MySQL and SQLite the query is split
   at top-level ``;`` and the statements run one by one in the transaction; on SQL Server
@@ -313,6 +315,10 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
         if plan.read and engine == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = 1")
             sqlite_query_only = True
+        elif engine == "sqlite":
+            # sqlite3 opens transactions only before INSERT/UPDATE/DELETE; an explicit
+            # BEGIN makes DDL part of the all-or-nothing write too.
+            conn.exec_driver_sql("BEGIN")
         result = _run_statements(conn, plan, stream=engine != "mssql",
                                  discard_unread=engine == "mysql")
         if plan.read:
