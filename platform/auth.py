@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,3 +78,28 @@ async def authenticate(engine: AsyncEngine, token: str) -> Principal | None:
     if row is None:
         return None
     return Principal(token_id=row[0], name=row[1], role=row[2])
+
+
+class TokenCache:
+    """Authenticated tokens for a short time, so a request costs no database read.
+
+    A token created here is found at once; a deleted one stops working after at most
+    ``ttl_s`` seconds. Unknown tokens are not cached (each try is looked up).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, ttl_s: float = 2.0) -> None:
+        self._engine = engine
+        self._ttl_s = ttl_s
+        self._known: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, token: str) -> Principal | None:
+        digest = hash_token(token)
+        hit = self._known.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl_s:
+            return hit[1]
+        found = await authenticate(self._engine, token)
+        if found is not None and self._ttl_s > 0:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[digest] = (time.monotonic(), found)
+        return found

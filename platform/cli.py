@@ -59,7 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         elif token_file.exists():
             print(f"  Admin token ({token_file}): {token_file.read_text().strip()}", flush=True)
         config = uvicorn.Config(
-            create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info"
+            create_app(runtime=runtime),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=settings.access_log,  # the execution log records every call
         )
         await uvicorn.Server(config).serve()
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,13 +98,18 @@ class CredentialInfo:
 class CredentialStore:
     """Encrypted values per (integration, credential id) in the state database."""
 
-    def __init__(self, engine: AsyncEngine, keys: Iterable[str]) -> None:
+    def __init__(self, engine: AsyncEngine, keys: Iterable[str], *, cache_ttl_s: float = 2.0) -> None:
         ferns = [fernet_from_secret(k) for k in keys]
         if not ferns:
             raise ValueError("at least one key is needed")
         self._engine = engine
         self._ferns = ferns
         self._fernet = MultiFernet(ferns)
+        # Decrypted values for a short time: a read and a decryption per call cost more
+        # than the call itself. Writes here invalidate at once; another replica's write
+        # is seen after at most ``cache_ttl_s`` (0 disables the cache).
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
+        self._cache_ttl_s = cache_ttl_s
 
     def encrypt(self, values: dict[str, str]) -> bytes:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode())
@@ -120,7 +126,24 @@ class CredentialStore:
         return {str(k): str(v) for k, v in data.items()}
 
     async def get(self, integration: str, credential_id: str = DEFAULT_CREDENTIAL_ID) -> dict[str, str] | None:
-        """The decrypted values, or ``None`` when nothing is stored for that id."""
+        """The decrypted values (a copy), or ``None`` when nothing is stored for that id."""
+        key = (integration, credential_id)
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
+            return dict(cached[1]) if cached[1] is not None else None
+        values = await self._read(integration, credential_id)
+        if self._cache_ttl_s > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic(), values)
+        return dict(values) if values is not None else None
+
+    def forget(self, integration: str, credential_id: str | None = None) -> None:
+        """Drop cached values (all credential ids of ``integration`` when none given)."""
+        for key in [k for k in self._cache if k[0] == integration and credential_id in (None, k[1])]:
+            self._cache.pop(key, None)
+
+    async def _read(self, integration: str, credential_id: str) -> dict[str, str] | None:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -184,6 +207,7 @@ class CredentialStore:
                 )
             )
             await conn.execute(credentials_table.insert().values(**row))
+        self.forget(integration, credential_id)
         return sorted(merged)
 
     async def rotate(self, new_key: str) -> int:
@@ -222,6 +246,7 @@ class CredentialStore:
                 )
         self._ferns = [fernet_from_secret(new_key)]
         self._fernet = MultiFernet(self._ferns)
+        self._cache.clear()
         return len(rows)
 
     async def delete(self, integration: str, credential_id: str) -> bool:
@@ -233,4 +258,5 @@ class CredentialStore:
                     credentials_table.c.credential_id == credential_id,
                 )
             )
+        self.forget(integration, credential_id)
         return bool(result.rowcount)

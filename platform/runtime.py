@@ -74,7 +74,8 @@ class Runtime:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
-        self.credentials = CredentialStore(self.db, secret_keys(settings))
+        self.credentials = CredentialStore(self.db, secret_keys(settings), cache_ttl_s=settings.cache_ttl_s)
+        self.tokens = auth.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._services: dict[str, Any] = {}
@@ -131,6 +132,13 @@ class Runtime:
         from bollard.platform.sql.service import SqlService
 
         return self.service("sql", lambda: SqlService(self.settings))
+
+    @property
+    def oauth2(self) -> Any:
+        """The OAuth2 service (authorisation flow, token refresh; DESIGN §7), created on first use."""
+        from bollard.platform.oauth2 import OAuth2Service
+
+        return self.service("oauth2", lambda: OAuth2Service(self))
 
     @property
     def pool(self) -> Any:

@@ -30,6 +30,19 @@ class Settings(BaseSettings):
     port: int = 8000
 
     allow_private_egress: bool = False
+    # How long decrypted credentials and authenticated tokens are cached per process (s);
+    # another replica's change is seen after at most this long. 0 disables the caches.
+    cache_ttl_s: float = Field(default=2.0, ge=0)
+    access_log: bool = False
+    # The externally visible base URL (scheme://host[:port]) used to build the OAuth2
+    # redirect URI; default http://{host}:{port} (DESIGN §7).
+    public_url: str | None = None
+
+    # OAuth2 (DESIGN §7): extra CA certificates (PEM) trusted for token endpoints, on top
+    # of the public CAs (a corporate CA); how long an authorisation request stays valid.
+    oauth2_ca_bundle: Path | None = None
+    oauth2_state_ttl_s: int = Field(default=600, gt=0)
+
     reload: bool = True
     reload_debounce_ms: int = Field(default=150, gt=0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bollard.platform.api import approvals, executions, integrations, meta, operations
+from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = rt
     install_error_handlers(app)
     app.include_router(meta.router)
+    app.include_router(oauth2.router)
     app.include_router(integrations.router)
     app.include_router(operations.router)
     app.include_router(approvals.router)

@@ -24,7 +24,7 @@ async def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -
             "send 'Authorization: Bearer <token>' (create one with: bollard token create --role admin)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    found = await auth.authenticate(runtime.db, token.strip())
+    found = await runtime.tokens.authenticate(token.strip())
     if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return found

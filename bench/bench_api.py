@@ -1,0 +1,187 @@
+"""Benchmark: one ctx.http.get through the library and the HTTP API vs a plain httpx GET.
+
+Run with ``make bench`` (or ``.venv/bin/python bench/bench_api.py``). Everything runs on
+this machine: a stand-in HTTP server (uvicorn, a small JSON), a Bollard server
+(``bollard serve`` in a subprocess), and the clients. Reports, in one run:
+
+- the median (p50) and p90 latency of a direct ``httpx.AsyncClient.get`` to the stand-in;
+- the same GET made by a connector through the execution service in-process ("library");
+- the same through the HTTP API of a real server (sequential calls);
+- executions per second through the HTTP API with 16 concurrent clients;
+- a connector making 20 sequential requests vs 20 direct GETs (one execution = one run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.servers import Server, bollard  # noqa: E402
+from tests.standin import ServerThread  # noqa: E402
+
+N = int(os.environ.get("BENCH_N", "300"))
+CONCURRENCY = 16
+
+
+async def small(_: object) -> JSONResponse:
+    return JSONResponse({"ok": True, "items": list(range(10))})
+
+
+def connector(url: str) -> str:
+    return f'''
+def execute(ctx):
+    if ctx.operation == "one":
+        return ctx.http.get("{url}/small").body
+    out = []
+    for i in range(20):
+        out.append(ctx.http.get("{url}/small").status)
+    return out
+'''
+
+
+def manifest(url: str) -> dict:
+    return {
+        "title": "Bench",
+        "authMethod": "none",
+        "allowedHosts": [url],
+        "operations": [{"name": "one"}, {"name": "twenty"}],
+    }
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
+def line(label: str, samples: list[float], base: float | None = None) -> str:
+    p50 = statistics.median(samples)
+    ratio = f"  ratio {p50 / base:5.2f}x" if base else ""
+    return f"{label:<38} p50 {p50 * 1000:7.3f} ms  p90 {pct(samples, 0.9) * 1000:7.3f} ms{ratio}"
+
+
+async def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def main() -> None:
+    from bollard.platform.execution import Invocation
+    from bollard.platform.runtime import Runtime
+    from bollard.platform.settings import Settings
+
+    with ServerThread(Starlette(routes=[Route("/small", small)])) as standin, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        folder = root / "integrations" / "bench"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(manifest(standin.url)))
+        (folder / "connector.py").write_text(connector(standin.url))
+
+        async with httpx.AsyncClient() as direct:
+            await timed(lambda: direct.get(standin.url + "/small"), 50)
+            direct_samples = await timed(lambda: direct.get(standin.url + "/small"), N)
+
+            async def twenty_direct() -> None:
+                for _ in range(20):
+                    await direct.get(standin.url + "/small")
+
+            direct20 = await timed(twenty_direct, max(20, N // 10))
+
+        settings = Settings(integrations_dir=root / "integrations", data_dir=root / "lib", secret_key="bench",
+                            reload=False, allow_private_egress=True)
+        rt = Runtime(settings)
+        await rt.start()
+        try:
+            async def lib_one() -> None:
+                out = await rt.execution.invoke(Invocation("bench", "one"))
+                assert out.status == 200, out.body
+
+            async def lib_twenty() -> None:
+                out = await rt.execution.invoke(Invocation("bench", "twenty"))
+                assert out.status == 200, out.body
+
+            await timed(lib_one, 50)
+            lib_samples = await timed(lib_one, N)
+            lib20 = await timed(lib_twenty, max(20, N // 10))
+            layers = rt.isolation_layers()
+        finally:
+            await rt.stop()
+
+        env = {"BOLLARD_SECRET_KEY": "bench", "BOLLARD_ALLOW_PRIVATE_EGRESS": "true", "BOLLARD_RELOAD": "false"}
+        token = bollard("token", "create", "--role", "agent", "--data-dir", str(root / "srv"), env=env).strip()
+        server = Server(root / "integrations", root / "srv", env)
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30,
+                                         limits=httpx.Limits(max_connections=CONCURRENCY)) as api:
+                async def api_one() -> None:
+                    r = await api.post("/api/integrations/bench/operations/one", json={"params": {}})
+                    assert r.status_code == 200, r.text
+
+                await timed(api_one, 50)
+                api_samples = await timed(api_one, N)
+
+                total = N * 4
+                done = 0
+                start = time.perf_counter()
+
+                async def worker() -> None:
+                    nonlocal done
+                    while done < total:
+                        done += 1
+                        await api_one()
+
+                await asyncio.gather(*[worker() for _ in range(CONCURRENCY)])
+                throughput = total / (time.perf_counter() - start)
+            rss = worker_rss(server.proc.pid)
+        finally:
+            server.stop()
+
+    base = statistics.median(direct_samples)
+    print(f"bench_api: N={N} on {os.cpu_count()} cores; sandbox layers: "
+          + ", ".join(k for k, v in layers.items() if v and v is not False))
+    print(line("direct httpx GET", direct_samples))
+    print(line("library: connector, one ctx.http.get", lib_samples, base))
+    print(line("HTTP API: connector, one ctx.http.get", api_samples, base))
+    print(f"{'HTTP API throughput':<38} {throughput:7.0f} executions/s ({CONCURRENCY} concurrent clients)")
+    print(line("direct: 20 sequential GETs", direct20))
+    print(line("library: connector, 20 ctx.http.get", lib20, statistics.median(direct20)))
+    if rss:
+        print(f"{'sandbox worker RSS':<38} {' '.join(f'{r / 1024:.1f} MB' for r in rss)}")
+
+
+def worker_rss(server_pid: int) -> list[int]:
+    """RSS (KiB) of the server's sandbox worker processes, from /proc."""
+    out = []
+    try:
+        children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
+    except FileNotFoundError:
+        return out
+    for pid in children:
+        try:
+            for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if row.startswith("VmRSS:"):
+                    out.append(int(row.split()[1]))
+        except OSError:
+            pass
+    return out
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
