@@ -1,0 +1,686 @@
+"""OAuth2 for integrations: the authorization-code flow with PKCE, and token refresh.
+
+DESIGN §7: "OAuth2 uses the authorization-code flow with PKCE and a signed, expiring
+``state``; tokens refresh before expiry under a lock and the new tokens are saved."
+
+The flow (RFC 6749 §4.1, RFC 7636):
+
+1. An admin calls ``GET /api/integrations/{slug}/oauth2/authorize``.
+   :meth:`OAuth2Service.start_authorization` makes a PKCE verifier (kept server-side,
+   encrypted in the credential store under :data:`PENDING`, never in a URL), a signed
+   ``state`` (slug, credential id, nonce, expiry; HMAC-SHA256 with a key derived from
+   the credential encryption key) and the provider's authorization URL carrying
+   ``client_id``, ``redirect_uri``, the manifest's scopes and the S256 challenge.
+2. The provider sends the browser to ``GET /api/integrations/oauth2/callback``.
+   :meth:`OAuth2Service.complete_authorization` checks the signature and the expiry,
+   consumes the pending record (an atomic delete: a state works once, across replicas
+   too), exchanges the code with the verifier at ``tokenUrl`` and stores
+   ``accessToken``, ``refreshToken``, ``expiresAt`` (epoch seconds), ``tokenType`` and
+   ``scope`` in the credential.
+3. Every execution asks :meth:`OAuth2Service.fresh_values` for the values; an access
+   token within :data:`REFRESH_MARGIN_S` of expiry is refreshed (RFC 6749 §6) under a
+   per-(integration, credential) lock, once however many calls wait for it. A refresh
+   answered ``invalid_grant`` (revoked or expired grant) removes the tokens, records a
+   ``reauthorize`` marker and raises ``needs_credentials`` saying how to authorise again.
+
+Token requests go to the manifest's ``tokenUrl`` only, through the egress sender with an
+egress policy naming that origin alone: the address checks apply (no private, loopback or
+metadata address unless the operator allows private egress), TLS is verified against the
+public CAs plus ``oauth2_ca_bundle``, with a timeout and a response size cap. No token,
+client secret, code or verifier is ever logged or put into an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import httpx
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialError, check_credential_id
+from bollard.platform.execution import ExecutionError
+from bollard.platform.packages import IntegrationVersion
+from bollard.platform.redact import redact_text
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:
+    from bollard.platform.runtime import Runtime
+
+log = logging.getLogger("bollard.oauth2")
+
+CALLBACK_PATH = "/api/integrations/oauth2/callback"
+PENDING = "_oauth2"
+"""Credential-store namespace of pending authorisations (never a valid slug: slugs start
+with a letter or digit), one record per state nonce holding the PKCE verifier."""
+
+REFRESH_MARGIN_S = 60
+"""An access token expiring within this many seconds is refreshed before use."""
+TOKEN_TIMEOUT_S = 15.0
+"""Wall time of one token endpoint request, redirects included (seconds)."""
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+"""Largest token endpoint response accepted (bytes)."""
+
+INTERNAL_KEYS = frozenset({"expiresAt", "tokenType", "scope", "reauthorize"})
+"""Credential values the host keeps for itself: never handed to connectors (unless the
+manifest binds them) and not hunted for when redacting (``Bearer`` must stay readable)."""
+
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+class OAuth2Error(Exception):
+    """A failed OAuth2 request for the API: ``status`` (HTTP), ``code``, ``message``
+    (what is wrong and how to fix it; never a secret)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class TokenEndpointError(Exception):
+    """A token request that failed: ``code`` is ``oauth2_error`` (the provider answered an
+    RFC 6749 §5.2 error, in ``error``), ``bad_response``, ``host_not_allowed``,
+    ``network_error``, ``timeout`` or ``limit_exceeded``."""
+
+    def __init__(self, code: str, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.error = error
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class StateClaims:
+    """What a signed ``state`` carries: the integration, the credential, the nonce naming
+    the pending record, and its expiry (epoch seconds)."""
+
+    slug: str
+    credential_id: str
+    nonce: str
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def state_key(secret: str) -> bytes:
+    """The 32-byte HMAC key for states, derived (HKDF-SHA256) from the credential key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"bollard oauth2 state v1").derive(
+        secret.encode()
+    )
+
+
+def sign_state(key: bytes, claims: StateClaims) -> str:
+    """``base64url(JSON claims) "." base64url(HMAC-SHA256(key, JSON claims))``."""
+    payload = json.dumps(
+        {"s": claims.slug, "c": claims.credential_id, "n": claims.nonce, "e": claims.expires_at},
+        separators=(",", ":"),
+    ).encode()
+    return _b64(payload) + "." + _b64(hmac.digest(key, payload, "sha256"))
+
+
+def verify_state(key: bytes, state: str, now: float) -> StateClaims:
+    """Check a state's signature and expiry; return its claims.
+
+    Raises :class:`OAuth2Error` ``invalid_state`` (400) for a malformed or tampered state
+    and ``state_expired`` (400) for one past its expiry (RFC 6749 §10.12).
+    """
+    invalid = OAuth2Error(
+        400,
+        "invalid_state",
+        "the state parameter is not one Bollard issued (malformed or altered); start the "
+        "authorisation again with GET /api/integrations/{slug}/oauth2/authorize",
+    )
+    payload_text, _, signature_text = state.partition(".")
+    try:
+        payload, signature = _unb64(payload_text), _unb64(signature_text)
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    if not hmac.compare_digest(signature, hmac.digest(key, payload, "sha256")):
+        raise invalid
+    try:
+        data = json.loads(payload)
+        claims = StateClaims(str(data["s"]), str(data["c"]), str(data["n"]), int(data["e"]))
+    except (ValueError, KeyError, TypeError):
+        raise invalid from None
+    if now >= claims.expires_at:
+        raise OAuth2Error(
+            400,
+            "state_expired",
+            f"this authorisation of integration '{claims.slug}' expired (it must be completed "
+            f"within the state lifetime, BOLLARD_OAUTH2_STATE_TTL_S); start again with "
+            f"{authorize_path(claims.slug, claims.credential_id)}",
+        )
+    return claims
+
+
+def authorize_path(slug: str, credential_id: str) -> str:
+    """``GET /api/integrations/{slug}/oauth2/authorize[?credentialId=…]`` as text for messages."""
+    query = "" if credential_id == DEFAULT_CREDENTIAL_ID else f"?credentialId={credential_id}"
+    return f"GET /api/integrations/{slug}/oauth2/authorize{query}"
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def parse_token_response(status: int, content_type: str, body: bytes, secrets_sent: list[str]) -> dict[str, Any]:
+    """The token response (RFC 6749 §5.1) as a dict, or :class:`TokenEndpointError`.
+
+    JSON is the standard; ``application/x-www-form-urlencoded`` is accepted too (some
+    providers answer so). An ``error`` member (RFC 6749 §5.2), even in a 200 response,
+    raises ``oauth2_error`` with the provider's code and description (truncated, with
+    the values sent redacted).
+    """
+    data: Any
+    try:
+        if "application/x-www-form-urlencoded" in content_type:
+            data = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        else:
+            data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise TokenEndpointError(
+            "bad_response",
+            f"the token endpoint answered HTTP {status} without a JSON object; check "
+            "oauth2Config.tokenUrl in config.json",
+        )
+    if "error" in data or not 200 <= status < 300:
+        error = str(data.get("error") or f"HTTP {status}")[:80]
+        description = str(data.get("error_description") or "")[:300]
+        text = redact_text(f"{error}: {description}" if description else error, secrets_sent)
+        raise TokenEndpointError("oauth2_error", f"the token endpoint refused the request ({text})", error=error)
+    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
+        raise TokenEndpointError(
+            "bad_response", "the token endpoint's answer has no access_token (RFC 6749 §5.1)"
+        )
+    return data
+
+
+def token_values(token: dict[str, Any], now: float, *, refresh: bool) -> dict[str, str]:
+    """Credential values from a token response (empty string: remove the key).
+
+    ``expires_in`` becomes ``expiresAt`` (epoch seconds). After a refresh, a refresh token
+    or scope the provider did not repeat is kept (RFC 6749 §6); after a new authorisation
+    everything is replaced.
+    """
+    keep = "__keep__"
+    out: dict[str, str] = {"accessToken": str(token["access_token"]), "reauthorize": ""}
+    out["refreshToken"] = str(token.get("refresh_token") or (keep if refresh else ""))
+    out["tokenType"] = str(token.get("token_type") or "")
+    out["scope"] = str(token.get("scope") or (keep if refresh else ""))
+    expires_at = ""
+    try:
+        expires_in = float(token.get("expires_in"))  # type: ignore[arg-type]
+        if 0 < expires_in < 10 * 365 * 86400:
+            expires_at = str(int(now + expires_in))
+    except (TypeError, ValueError):
+        pass
+    out["expiresAt"] = expires_at
+    return {k: v for k, v in out.items() if v != keep}
+
+
+def expires_at(values: dict[str, str]) -> float | None:
+    """``expiresAt`` as epoch seconds, or ``None`` when absent or unreadable."""
+    try:
+        return float(values["expiresAt"])
+    except (KeyError, ValueError):
+        return None
+
+
+def public_values(version: IntegrationVersion, values: dict[str, str]) -> dict[str, str]:
+    """The values without the host's bookkeeping (:data:`INTERNAL_KEYS`) unless the
+    manifest binds such a key itself."""
+    bound = set(version.manifest.secret_bindings)
+    return {k: v for k, v in values.items() if k not in INTERNAL_KEYS or k in bound}
+
+
+def token_ssl_context(ca_bundle: Any = None) -> ssl.SSLContext:
+    """Public CAs (certifi) plus the PEM file ``ca_bundle`` when given, hostname checked."""
+    context = httpx.create_ssl_context(trust_env=False)
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=str(ca_bundle))
+    return context
+
+
+# --------------------------------------------------------------------------- service
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A started authorisation: the provider URL to send the browser to, and its expiry."""
+
+    url: str
+    slug: str
+    credential_id: str
+    redirect_uri: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A completed authorisation (what the callback page may show: no token)."""
+
+    slug: str
+    credential_id: str
+    scope: str | None
+    expires_at: int | None
+    has_refresh_token: bool
+
+
+class OAuth2Service:
+    """OAuth2 flows and refresh for a :class:`~bollard.platform.runtime.Runtime`.
+
+    ``refresh_margin_s``: refresh tokens expiring within that many seconds (default
+    :data:`REFRESH_MARGIN_S`); ``clock``: epoch seconds (state and token expiry; tests
+    move it). Created lazily as ``runtime.oauth2``; ``aclose()`` at stop.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        refresh_margin_s: float = REFRESH_MARGIN_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from bollard.platform.runtime import secret_keys
+
+        self.runtime = runtime
+        self.refresh_margin_s = refresh_margin_s
+        self.clock = clock
+        self._state_key = state_key(secret_keys(runtime.settings)[0])
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._client: httpx.AsyncClient | None = None
+        self.refresh_count = 0  # refreshes made by this process (metrics, tests)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def redirect_uri(self) -> str:
+        """``{public_url}/api/integrations/oauth2/callback`` (``http://{host}:{port}`` by default)."""
+        s = self.runtime.settings
+        base = (s.public_url or f"http://{s.host}:{s.port}").rstrip("/")
+        return base + CALLBACK_PATH
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The pinned egress client for token requests (TLS: public CAs + ``oauth2_ca_bundle``)."""
+        if self._client is None:
+            from bollard.platform.egress import make_client
+
+            self._client = make_client(
+                ssl_context=token_ssl_context(self.runtime.settings.oauth2_ca_bundle), max_connections=20
+            )
+        return self._client
+
+    # --- resolution ----------------------------------------------------------
+
+    def version(self, slug: str) -> IntegrationVersion:
+        """The serving version of an ``oauth2`` integration, else :class:`OAuth2Error`."""
+        entry = self.runtime.registry.get(slug)
+        if entry is None:
+            raise OAuth2Error(404, "unknown_integration", f"no integration '{slug[:80]}' is installed")
+        if entry.version is None:
+            raise OAuth2Error(409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}")
+        m = entry.version.manifest
+        if m.auth_method != "oauth2" or m.oauth2_config is None:
+            raise OAuth2Error(
+                400,
+                "not_oauth2",
+                f"integration '{slug}' uses authMethod '{m.auth_method}', not 'oauth2'; set its "
+                "credentials with PUT /api/integrations/{slug}/credentials instead",
+            )
+        return entry.version
+
+    async def _client_credentials(self, slug: str, credential_id: str) -> dict[str, str]:
+        values = await self.runtime.credentials.get(slug, credential_id) or {}
+        if not values.get("clientId"):
+            raise OAuth2Error(
+                409,
+                "needs_credentials",
+                f"integration '{slug}' has no clientId in credential '{credential_id}'; register "
+                f"Bollard with the provider (redirect URI {self.redirect_uri}), then set clientId "
+                f"and clientSecret with PUT /api/integrations/{slug}/credentials"
+                + ("" if credential_id == DEFAULT_CREDENTIAL_ID else f"/{credential_id}"),
+            )
+        return values
+
+    # --- the authorization-code flow -----------------------------------------
+
+    async def start_authorization(self, slug: str, credential_id: str = DEFAULT_CREDENTIAL_ID) -> Authorization:
+        """Make the provider authorization URL (RFC 6749 §4.1.1 with RFC 7636 S256).
+
+        Stores the PKCE verifier and redirect URI under a fresh nonce; the signed state
+        names the nonce. Raises :class:`OAuth2Error` (unknown integration, not oauth2,
+        invalid credential id, no ``clientId``).
+        """
+        version = self.version(slug)
+        try:
+            check_credential_id(credential_id)
+        except CredentialError as e:
+            raise OAuth2Error(400, e.code, e.message) from None
+        values = await self._client_credentials(slug, credential_id)
+        await self._sweep_pending()
+        cfg = version.manifest.oauth2_config
+        assert cfg is not None
+        now = self.clock()
+        expiry = int(now) + self.runtime.settings.oauth2_state_ttl_s
+        nonce = secrets.token_hex(16)
+        verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-] (RFC 7636 §4.1)
+        redirect_uri = self.redirect_uri
+        await self.runtime.credentials.put(
+            PENDING,
+            nonce,
+            {
+                "integration": slug,
+                "credentialId": credential_id,
+                "codeVerifier": verifier,
+                "redirectUri": redirect_uri,
+                "expiresAt": str(expiry),
+            },
+            merge=False,
+        )
+        state = sign_state(self._state_key, StateClaims(slug, credential_id, nonce, expiry))
+        url = prepare_grant_uri(
+            cfg.authorization_url,
+            values["clientId"],
+            "code",
+            redirect_uri=redirect_uri,
+            scope=list(cfg.scopes) or None,
+            state=state,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+        )
+        log.info("oauth2: authorisation of %s (credential %s) started", slug, credential_id)
+        return Authorization(url, slug, credential_id, redirect_uri, expiry)
+
+    async def _sweep_pending(self) -> None:
+        """Delete pending records past their lifetime (abandoned authorisations)."""
+        horizon = self.clock() - self.runtime.settings.oauth2_state_ttl_s - 60
+        for info in await self.runtime.credentials.describe(PENDING):
+            updated = info.updated_at if info.updated_at.tzinfo else info.updated_at.replace(tzinfo=UTC)
+            if updated.timestamp() < horizon:
+                await self.runtime.credentials.delete(PENDING, info.credential_id)
+
+    async def complete_authorization(
+        self,
+        *,
+        state: str | None,
+        code: str | None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> Authorized:
+        """Handle the provider's redirect (RFC 6749 §4.1.2): check and consume the state,
+        exchange the code with the PKCE verifier (§4.1.3, RFC 7636 §4.5), store the tokens.
+
+        Raises :class:`OAuth2Error`: ``invalid_state`` / ``state_expired`` / ``state_used``
+        (400), ``access_denied`` or the provider's other error code (400), ``invalid_request``
+        (400, no code), ``token_exchange_failed`` (502) — and nothing is stored then.
+        """
+        if not state:
+            raise OAuth2Error(
+                400,
+                "invalid_state",
+                "the callback has no state parameter, so it cannot be matched to an authorisation; "
+                "start with GET /api/integrations/{slug}/oauth2/authorize",
+            )
+        try:
+            claims = verify_state(self._state_key, state, self.clock())
+        except OAuth2Error as e:
+            if e.code == "state_expired":
+                nonce = json.loads(_unb64(state.partition(".")[0]))["n"]
+                await self.runtime.credentials.delete(PENDING, str(nonce))
+            raise
+        again = authorize_path(claims.slug, claims.credential_id)
+        pending = await self.runtime.credentials.get(PENDING, claims.nonce)
+        if pending is None or not await self.runtime.credentials.delete(PENDING, claims.nonce):
+            raise OAuth2Error(
+                400,
+                "state_used",
+                f"this authorisation of integration '{claims.slug}' was already completed or "
+                f"abandoned (a state works once); start again with {again}",
+            )
+        if pending.get("integration") != claims.slug or pending.get("credentialId") != claims.credential_id:
+            raise OAuth2Error(400, "invalid_state", f"the state does not match its authorisation; start again with {again}")
+        if error:
+            reason = error[:80] + (f": {error_description[:300]}" if error_description else "")
+            log.info("oauth2: provider refused authorisation of %s (%s)", claims.slug, error[:80])
+            raise OAuth2Error(
+                400,
+                error[:80] if error == "access_denied" else "authorization_failed",
+                f"the provider did not authorise integration '{claims.slug}' ({reason}); nothing "
+                f"was stored. To try again: {again}",
+            )
+        if not code:
+            raise OAuth2Error(
+                400, "invalid_request", f"the callback has neither code nor error; start again with {again}"
+            )
+        version = self.version(claims.slug)
+        values = await self._client_credentials(claims.slug, claims.credential_id)
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": pending["redirectUri"],
+            "code_verifier": pending["codeVerifier"],
+        }
+        try:
+            token = await self._token_request(version, values, form)
+        except TokenEndpointError as e:
+            log.warning("oauth2: code exchange for %s failed: %s", claims.slug, e.message)
+            raise OAuth2Error(
+                502,
+                "token_exchange_failed",
+                f"exchanging the authorisation code of integration '{claims.slug}' failed: {e.message}. "
+                f"Nothing was stored; check clientId/clientSecret and oauth2Config.tokenUrl, then {again}",
+            ) from None
+        new = token_values(token, self.clock(), refresh=False)
+        await self.runtime.credentials.put(claims.slug, claims.credential_id, new)
+        log.info("oauth2: integration %s (credential %s) authorised", claims.slug, claims.credential_id)
+        return Authorized(
+            claims.slug,
+            claims.credential_id,
+            new.get("scope") or None,
+            int(new["expiresAt"]) if new.get("expiresAt") else None,
+            bool(new.get("refreshToken")),
+        )
+
+    # --- refresh -------------------------------------------------------------
+
+    def _due(self, values: dict[str, str], now: float) -> bool:
+        expiry = expires_at(values)
+        return expiry is not None and expiry - now <= self.refresh_margin_s
+
+    async def fresh_values(
+        self, version: IntegrationVersion, credential_id: str, values: dict[str, str]
+    ) -> dict[str, str]:
+        """The credential values with an access token good for at least the refresh margin.
+
+        Refreshes (RFC 6749 §6) under a per-(integration, credential) lock, re-reading the
+        store inside it so concurrent callers refresh once; saves the new tokens (a rotated
+        refresh token replaces the old one). Returns the values without the host's
+        bookkeeping keys. Raises ``ExecutionError``: ``needs_credentials`` when the grant
+        was revoked (``invalid_grant``; the tokens are removed and a ``reauthorize`` marker
+        stored), the client was refused, or the token expired with no refresh token;
+        ``connection_failed`` when the token endpoint failed and the token has expired
+        (before expiry the current token is used and the failure logged).
+        """
+        slug = version.slug
+        if values.get("reauthorize") and "accessToken" not in values:
+            raise ExecutionError("needs_credentials", self._reauthorize_message(slug, credential_id, values["reauthorize"]))
+        if not self._due(values, self.clock()):
+            return public_values(version, values)
+        lock = self._locks.setdefault((slug, credential_id), asyncio.Lock())
+        async with lock:
+            current = await self._read_through(slug, credential_id)
+            now = self.clock()
+            if not self._due(current, now):
+                return public_values(version, current)
+            expired = now >= (expires_at(current) or 0)
+            if not current.get("refreshToken"):
+                if expired and current.get("accessToken"):
+                    raise ExecutionError(
+                        "needs_credentials",
+                        f"the OAuth2 access token of integration '{slug}' (credential '{credential_id}') "
+                        f"has expired and the provider issued no refresh token; authorise again: "
+                        f"{authorize_path(slug, credential_id)}",
+                    )
+                return public_values(version, current)
+            try:
+                token = await self._token_request(
+                    version, current, {"grant_type": "refresh_token", "refresh_token": current["refreshToken"]}
+                )
+            except TokenEndpointError as e:
+                return public_values(version, await self._refresh_failed(version, credential_id, current, e, expired))
+            await self.runtime.credentials.put(slug, credential_id, token_values(token, self.clock(), refresh=True))
+            self.refresh_count += 1
+            log.info("oauth2: access token of %s (credential %s) refreshed", slug, credential_id)
+            return public_values(version, await self.runtime.credentials.get(slug, credential_id) or {})
+
+    async def _read_through(self, slug: str, credential_id: str) -> dict[str, str]:
+        """The stored values, past any per-process cache: another replica may have just
+        refreshed (and rotated) the tokens (DESIGN §12)."""
+        forget = getattr(self.runtime.credentials, "forget", None)
+        if forget is not None:
+            forget(slug, credential_id)
+        return await self.runtime.credentials.get(slug, credential_id) or {}
+
+    async def _refresh_failed(
+        self,
+        version: IntegrationVersion,
+        credential_id: str,
+        current: dict[str, str],
+        e: TokenEndpointError,
+        expired: bool,
+    ) -> dict[str, str]:
+        """Decide what a failed refresh means; return values to go on with or raise."""
+        slug = version.slug
+        if e.error == "invalid_grant":
+            # Another replica may have rotated the refresh token a moment ago (DESIGN §12).
+            latest = await self._read_through(slug, credential_id)
+            if latest.get("refreshToken") != current.get("refreshToken") and not self._due(latest, self.clock()):
+                return latest
+            await self.runtime.credentials.put(
+                slug,
+                credential_id,
+                {"accessToken": "", "refreshToken": "", "expiresAt": "", "reauthorize": "invalid_grant"},
+            )
+            log.warning("oauth2: refresh of %s (credential %s) refused: invalid_grant", slug, credential_id)
+            raise ExecutionError("needs_credentials", self._reauthorize_message(slug, credential_id, "invalid_grant"))
+        log.warning("oauth2: refreshing the token of %s (credential %s) failed: %s", slug, credential_id, e.message)
+        if not expired:
+            return current
+        if e.error in ("invalid_client", "unauthorized_client"):
+            raise ExecutionError(
+                "needs_credentials",
+                f"the provider refused the OAuth2 client of integration '{slug}' ({e.error}); check "
+                f"clientId and clientSecret (PUT /api/integrations/{slug}/credentials), then authorise "
+                f"again: {authorize_path(slug, credential_id)}",
+            )
+        raise ExecutionError(
+            "connection_failed",
+            f"the OAuth2 access token of integration '{slug}' has expired and refreshing it failed: {e.message}",
+        )
+
+    @staticmethod
+    def _reauthorize_message(slug: str, credential_id: str, reason: str) -> str:
+        return (
+            f"the provider no longer accepts the OAuth2 grant of integration '{slug}' (credential "
+            f"'{credential_id}'; {reason[:40]}: revoked or expired); authorise again: "
+            f"{authorize_path(slug, credential_id)}"
+        )
+
+    # --- the token endpoint --------------------------------------------------
+
+    async def _token_request(
+        self, version: IntegrationVersion, values: dict[str, str], form: dict[str, str]
+    ) -> dict[str, Any]:
+        """POST ``form`` to the manifest's ``tokenUrl`` with client authentication.
+
+        Client authentication (RFC 6749 §2.3.1): HTTP Basic with the form-encoded id and
+        secret, or both in the body when ``connectionConfig.tokenEndpointAuthMethod`` is
+        ``client_secret_post``; a client without a secret sends ``client_id`` (public
+        client, PKCE). Raises :class:`TokenEndpointError`.
+        """
+        from bollard.platform.egress import EgressPolicy, send
+        from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused
+
+        cfg = version.manifest.oauth2_config
+        assert cfg is not None
+        client_id, client_secret = values.get("clientId", ""), values.get("clientSecret", "")
+        if not client_id:
+            raise TokenEndpointError(
+                "bad_request", f"no clientId is set; set it with PUT /api/integrations/{version.slug}/credentials"
+            )
+        method = self._auth_method(version)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        body = dict(form)
+        if client_secret and method == "client_secret_basic":
+            pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            body["client_id"] = client_id
+            if client_secret:
+                body["client_secret"] = client_secret
+        sent = [v for v in (client_secret, *form.values()) if len(v) >= 4]
+        policy = EgressPolicy([_origin_entry(cfg.token_url)], allow_private=self.runtime.settings.allow_private_egress)
+        try:
+            response = await send(
+                self.client,
+                policy,
+                HttpRequest("POST", cfg.token_url, headers=headers, body=urlencode(body)),
+                max_response_bytes=MAX_TOKEN_RESPONSE_BYTES,
+                timeout_s=TOKEN_TIMEOUT_S,
+            )
+        except HttpRequestRefused as e:
+            message = redact_text(e.message, sent)
+            if e.code == "host_not_allowed":
+                message = (
+                    f"the token endpoint oauth2Config.tokenUrl was refused: {message.split('; ')[0].rstrip('.')}. "
+                    "Token requests to private or local addresses need BOLLARD_ALLOW_PRIVATE_EGRESS=true"
+                )
+            raise TokenEndpointError(e.code, message) from None
+        return parse_token_response(response.status, response.headers.get("content-type", ""), response.body, sent)
+
+    @staticmethod
+    def _auth_method(version: IntegrationVersion) -> str:
+        cc = version.manifest.connection_config
+        method = getattr(cc, "model_extra", None) or {}
+        chosen = method.get("tokenEndpointAuthMethod", "client_secret_basic")
+        return chosen if chosen in TOKEN_AUTH_METHODS else "client_secret_basic"
+
+
+def _origin_entry(url: str) -> str:
+    """The ``allowedHosts``-style entry naming exactly the origin of ``url``."""
+    from bollard.platform.urls import parse_url
+
+    try:
+        target = parse_url(url)
+    except ValueError as e:
+        raise TokenEndpointError("host_not_allowed", f"oauth2Config.tokenUrl is not a usable URL: {e}") from None
+    return target.netloc if (target.scheme, target.port) == ("https", 443) else f"{target.scheme}://{target.netloc}"
