@@ -73,6 +73,7 @@ class ExecutionLog:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._pruner: asyncio.Task[None] | None = None
         self.retention_days = retention_days
 
     def record(
@@ -143,6 +144,10 @@ class ExecutionLog:
                 raise
 
     async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -177,6 +182,21 @@ class ExecutionLog:
                 )
             ).all()
         return [_row_json(r) for r in rows], int(total)
+
+    def start_pruner(self, interval_s: float = 3600.0) -> None:
+        """Prune past the retention period now and then every ``interval_s`` seconds."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    removed = await self.prune()
+                    if removed:
+                        log.info("execution log: removed %d records older than %d days", removed, self.retention_days)
+                except Exception:
+                    log.exception("pruning the execution log failed")
+                await asyncio.sleep(interval_s)
+
+        self._pruner = asyncio.get_running_loop().create_task(loop())
 
     async def prune(self) -> int:
         """Delete records older than the retention period; return how many."""

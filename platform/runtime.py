@@ -94,6 +94,7 @@ class Runtime:
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
             )
         self.approvals.start_sweeper()
+        self.execution_log.start_pruner()
         self.started = True
 
     async def stop(self) -> None:

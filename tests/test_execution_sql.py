@@ -237,3 +237,28 @@ async def test_postgres_typed_null_through_the_api(integrations_dir: Path, api: 
     assert r.json()["data"] == [{"id": 2}, {"id": 3}]
     r = await api.post("/api/integrations/pgitems/operations/list", json={"params": {"fromDate": "2026-11-02", "status": "open"}})
     assert r.json()["data"] == [{"id": 3}]
+
+
+async def test_oversized_body_is_refused_with_json(items: Path, api: Api) -> None:
+    big = {"params": {"status": "open"}, "pad": "x" * (1024 * 1024 + 10)}
+    r = await api.post("/api/integrations/items/operations/list_items", json=big)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_execution_log_retention(items: Path, api: Api, runtime: Runtime) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bollard.platform.store.tables import executions
+    from sqlalchemy import update
+
+    await api.post("/api/integrations/items/operations/list_items", json={"params": {}})
+    await api.post("/api/integrations/items/operations/list_items", json={"params": {"status": "open"}})
+    await runtime.execution_log.flush()
+    async with runtime.db.begin() as conn:
+        await conn.execute(
+            update(executions).where(executions.c.params == {}).values(started_at=datetime.now(UTC) - timedelta(days=400))
+        )
+    assert await runtime.execution_log.prune() == 1
+    rows = (await api.get("/api/executions")).json()["executions"]
+    assert [r["params"] for r in rows] == [{"status": "open"}]

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations
 from bollard.platform.api.errors import install_error_handlers
+from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from fastapi import FastAPI
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = rt
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(meta.router)
     app.include_router(oauth2.router)
     app.include_router(integrations.router)
