@@ -15,6 +15,7 @@ from typing import Any
 
 from bollard.platform import auth
 from bollard.platform.approvals import Approvals
+from bollard.platform.auth_methods import required_keys
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
 from bollard.platform.execution import ExecutionService
 from bollard.platform.executions import ExecutionLog
@@ -49,22 +50,7 @@ def secret_keys(settings: Settings) -> list[str]:
 
 def required_credential_keys(entry: IntegrationEntry) -> tuple[str, ...]:
     """Keys the default credential must set before the integration is ``ready``."""
-    if entry.version is None:
-        return ()
-    m = entry.version.manifest
-    if m.auth_method == "none" and m.type != "sql":
-        return ()
-    keys = list(m.secret_bindings)
-    if m.type == "sql" and m.sql_connection_config is not None:
-        cfg = m.sql_connection_config
-        if cfg.engine == "sqlite":
-            if "database" not in cfg.options and "database" not in keys:
-                keys.append("database")
-        else:
-            keys += [k for k in ("server", "database") if k not in keys]
-    if m.auth_method == "oauth2" and "accessToken" not in keys:
-        keys.append("accessToken")
-    return tuple(keys)
+    return required_keys(entry.version.manifest) if entry.version is not None else ()
 
 
 class Runtime:

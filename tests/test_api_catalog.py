@@ -172,3 +172,47 @@ async def test_catalog_follows_folder_changes_live(integrations_dir: Path, data_
             shutil.rmtree(integrations_dir / "live")
             latencies.append(await until(lambda c: "live" not in c))
             print("catalog reload latencies (s):", [round(x, 3) for x in latencies])
+
+
+@pytest.mark.parametrize(
+    ("manifest", "fields"),
+    [
+        (rest_manifest(), []),
+        (rest_manifest(authMethod="api_key", secretBindings=["apiKey"]), [("apiKey", True, True, "user")]),
+        (
+            rest_manifest(authMethod="basic_auth", secretBindings=["username", "password"]),
+            [("username", True, False, "user"), ("password", True, True, "user")],
+        ),
+        (
+            rest_manifest(
+                authMethod="oauth2",
+                secretBindings=["accessToken"],
+                oauth2Config={"authorizationUrl": "https://a.example/auth", "tokenUrl": "https://a.example/token"},
+            ),
+            [("clientId", True, False, "user"), ("clientSecret", True, True, "user"), ("accessToken", True, True, "oauth2")],
+        ),
+    ],
+)
+async def test_each_auth_method_asks_for_exactly_its_fields(
+    integrations_dir: Path, runtime: Runtime, api: Api, manifest: dict, fields: list
+) -> None:
+    write_integration(integrations_dir, "auth", manifest=manifest)
+    runtime.registry.load_all()
+    got = (await api.get("/api/integrations/auth")).json()["credentialFields"]
+    assert [(f["key"], f["required"], f["secret"], f["source"]) for f in got] == fields
+
+
+async def test_sql_fields(integrations_dir: Path, runtime: Runtime, api: Api) -> None:
+    write_integration(
+        integrations_dir,
+        "db",
+        connector=None,
+        manifest={
+            "title": "DB", "type": "sql", "authMethod": "basic_auth", "secretBindings": ["username", "password"],
+            "sqlConnectionConfig": {"engine": "mysql"}, "sqlOperations": [{"name": "one", "query": "SELECT 1"}],
+        },
+    )
+    runtime.registry.load_all()
+    got = {f["key"]: f["required"] for f in (await api.get("/api/integrations/db")).json()["credentialFields"]}
+    assert got["server"] and got["database"] and got["username"] and got["password"]
+    assert got["port"] is False and got["trustServerCertificate"] is False

@@ -119,3 +119,30 @@ def test_call_runs_through_the_execution_service(tmp_path: Path, capsys: pytest.
     assert code == 2 and json.loads(out)["status"] == "pending"
     code = main(["call", "echo", "echo", "--params", "{bad", *dirs])
     assert code == 1 and "--params is not valid JSON" in capsys.readouterr().err
+
+
+def test_first_serve_creates_a_private_admin_token(tmp_path: Path) -> None:
+    import stat
+
+    import httpx
+
+    from tests.servers import Server
+
+    write_integration(tmp_path / "i", "echo")
+    server = Server(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
+    try:
+        token_file = tmp_path / "d" / "admin.token"
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert f"Admin token (created now, saved to {token_file}): {token}" in server.log.read_text()
+        r = httpx.get(server.url + "/api/integrations", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["integrations"][0]["slug"] == "echo"
+    finally:
+        server.stop()
+    # a second start creates no new token and shows the saved one
+    server = Server(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
+    try:
+        assert token_file.read_text().strip() == token
+        assert f"Admin token ({token_file}): {token}" in server.log.read_text()
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ from typing import Any
 from bollard.platform import auth
 from bollard.platform.api.deps import admin, get_runtime, principal
 from bollard.platform.api.errors import ApiError
+from bollard.platform.auth_methods import credential_fields
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialError, check_credential_id
 from bollard.platform.packages import ICON_MEDIA_TYPES, IntegrationVersion
 from bollard.platform.registry import IntegrationEntry
@@ -113,6 +114,7 @@ async def get_integration(
             {"key": k, "set": k in default_keys, "required": k in required} for k in m.secret_bindings
         ],
         credentialKeys=list(m.credential_keys),
+        credentialFields=credential_fields(m),
         credentials=[{"credentialId": c.credential_id, "keys": c.keys, "updatedAt": c.updated_at.isoformat()} for c in creds],
         allowedHosts=m.allowed_hosts,
         setupGuide=m.setup_guide,

@@ -1,0 +1,64 @@
+"""What each auth method asks the user for (DESIGN §7), and what must be set before use.
+
+- ``none``: nothing;
+- ``api_key``, ``bearer_token``, ``basic_auth``: the manifest's ``secretBindings``;
+- ``oauth2``: the OAuth client's ``clientId`` and ``clientSecret`` (the access and refresh
+  tokens come from the authorisation flow, not from the user);
+- SQL integrations: the connection fields ``server``, ``port``, ``database``,
+  ``username``, ``password`` and TLS options, plus any other secretBindings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bollard.platform.manifest import SQL_CONNECTION_KEYS, Manifest
+
+# Filled in by the OAuth2 flow, never typed by a person.
+OAUTH2_TOKEN_KEYS = ("accessToken", "refreshToken")
+SECRET_FIELDS = frozenset({"password", "apiKey", "accessToken", "refreshToken", "clientSecret", "token", "secret"})
+SQL_OPTIONAL = frozenset({"port", "ssl", "sslMode", "sslRootCert", "encrypt", "trustServerCertificate"})
+
+
+def required_keys(m: Manifest) -> tuple[str, ...]:
+    """Keys the default credential must set before the integration is ``ready``."""
+    if m.auth_method == "none" and m.type != "sql":
+        return ()
+    keys = list(m.secret_bindings)
+    if m.type == "sql" and m.sql_connection_config is not None:
+        cfg = m.sql_connection_config
+        if cfg.engine == "sqlite":
+            if "database" not in cfg.options and "database" not in keys:
+                keys.append("database")
+        else:
+            keys += [k for k in ("server", "database") if k not in keys]
+    if m.auth_method == "oauth2" and "accessToken" not in keys:
+        keys.append("accessToken")
+    return tuple(keys)
+
+
+def credential_fields(m: Manifest) -> list[dict[str, Any]]:
+    """The fields a settings form asks for: ``[{key, required, secret, source}]``.
+
+    ``source`` is ``user`` (typed in) or ``oauth2`` (set by the authorisation flow).
+    """
+    required = set(required_keys(m))
+    fields: list[dict[str, Any]] = []
+
+    def add(key: str, *, source: str = "user", req: bool | None = None) -> None:
+        if any(f["key"] == key for f in fields):
+            return
+        secret = key in SECRET_FIELDS or key.lower().endswith(("key", "token", "secret", "password"))
+        fields.append({"key": key, "required": key in required if req is None else req, "secret": secret, "source": source})
+
+    if m.auth_method == "oauth2":
+        add("clientId", req=True)
+        add("clientSecret", req=True)
+    for key in m.secret_bindings:
+        add(key, source="oauth2" if m.auth_method == "oauth2" and key in OAUTH2_TOKEN_KEYS else "user")
+    if m.type == "sql" and m.sql_connection_config is not None and m.sql_connection_config.engine != "sqlite":
+        for key in SQL_CONNECTION_KEYS:
+            add(key, req=key in required and key not in SQL_OPTIONAL)
+    elif m.type == "sql":
+        add("database", req="database" in required)
+    return fields
