@@ -157,6 +157,8 @@ def validate_params(op: Operation, params: Any) -> dict[str, Any]:
     if validator is None or getattr(validator, "schema", None) is not schema:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        if len(_validators) > 4096:  # schemas of replaced versions; rebuilt on demand
+            _validators.clear()
         _validators[key] = validator
     for err in sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path))):
         path = format_path(["params", *err.absolute_path])

@@ -60,6 +60,10 @@ SQL_CONNECTION_KEYS = (
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 
 
+# Shared by every operation that declares no parameters; never mutated.
+EMPTY_PARAMETERS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
 class _Model(BaseModel):
     """Base: camelCase aliases as in the manifest, snake_case attributes in Python."""
 
@@ -127,7 +131,7 @@ class Operation(_Model):
     @property
     def params_schema(self) -> dict[str, Any]:
         """The parameters schema, an empty object schema when none is declared."""
-        return self.parameters_schema or {"type": "object", "properties": {}}
+        return self.parameters_schema or EMPTY_PARAMETERS_SCHEMA
 
     @property
     def has_mock(self) -> bool:
