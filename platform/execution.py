@@ -119,8 +119,19 @@ class Outcome:
         return self.status < 300
 
 
-def _envelope_base(version: IntegrationVersion, op_name: str) -> dict[str, Any]:
-    return {"integration": version.slug, "operation": op_name, "version": version.version}
+def success_body(version: IntegrationVersion, op_name: str, data: Any, **extra: Any) -> dict[str, Any]:
+    """The success envelope of DESIGN §8 (``count`` when ``data`` is a list)."""
+    body: dict[str, Any] = {
+        "success": True,
+        "integration": version.slug,
+        "operation": op_name,
+        "version": version.version,
+        "data": data,
+    }
+    if isinstance(data, list):
+        body["count"] = len(data)
+    body.update(extra)
+    return body
 
 
 def apply_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -371,10 +382,7 @@ class ExecutionService:
                 f"operation '{op.name}' has no mock result; add a \"mock\" example to it in config.json "
                 "or call without useMock",
             )
-        body = {"success": True, **_envelope_base(version, op.name), "data": op.mock, "mock": True}
-        if isinstance(op.mock, list):
-            body["count"] = len(op.mock)
-        return body
+        return success_body(version, op.name, op.mock, mock=True)
 
     # --- running ----------------------------------------------------------------
 
@@ -533,10 +541,7 @@ class ExecutionService:
     ) -> dict[str, Any]:
         limits = self.limits_for(version, op, timeout_ms)
         result = await self.run_connector(version, "execute", op.name, params, values, limits, retries)
-        body: dict[str, Any] = {"success": True, **_envelope_base(version, op.name), "data": result.value}
-        if isinstance(result.value, list):
-            body["count"] = len(result.value)
-        return body
+        return success_body(version, op.name, result.value)
 
     async def _run_sql(
         self,
@@ -563,13 +568,7 @@ class ExecutionService:
             attempt += 1
             self.retry_count += 1
             await asyncio.sleep(backoff(attempt - 1))
-        body: dict[str, Any] = {
-            "success": True,
-            **_envelope_base(version, op.name),
-            "data": res.rows,
-            "count": res.count,
-            "truncated": res.truncated,
-        }
+        body = success_body(version, op.name, res.rows, truncated=res.truncated)
         if res.rows_affected is not None:
             body["rowsAffected"] = res.rows_affected
         return body

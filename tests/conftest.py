@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,6 +81,27 @@ class Api:
 
     async def delete(self, url: str, *, role: str = "admin", **kw: object) -> httpx.Response:
         return await self.client.delete(url, headers=self.admin if role == "admin" else self.agent, **kw)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings: Any, *, role: str = "admin") -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """Start a runtime and app for ``settings`` (lifespan included) and yield an ASGI
+    client authenticated with a fresh token of ``role``, and the runtime."""
+    from bollard.platform import auth
+    from bollard.platform.api.app import create_app
+    from bollard.platform.runtime import Runtime
+
+    rt = Runtime(settings)
+    app = create_app(runtime=rt)
+    async with app.router.lifespan_context(app):
+        token = await auth.create_token(rt.db, role)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://bollard.test",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ) as client:
+            yield client, rt
 
 
 @pytest.fixture

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bollard.platform import auth
-from bollard.platform.api.app import create_app
-from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.conftest import app_client
 from tests.helpers import rest_manifest, write_integration
 from tests.standin import ServerThread
 
@@ -111,17 +109,12 @@ async def client(standin: ServerThread, integrations_dir: Path, data_dir: Path) 
         ),
         connector=connector,
     )
-    rt = Runtime(Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="k", reload=False, allow_private_egress=True))
-    app = create_app(runtime=rt)
-    async with app.router.lifespan_context(app):
-        token = await auth.create_token(rt.db, "admin")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as c:
-            r = await c.put("/api/integrations/svc/credentials", json={"values": {"accessToken": SECRET}})
-            assert r.status_code == 200
-            c.runtime = rt  # type: ignore[attr-defined]
-            yield c
+    settings = Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="k", reload=False, allow_private_egress=True)
+    async with app_client(settings) as (c, rt):
+        r = await c.put("/api/integrations/svc/credentials", json={"values": {"accessToken": SECRET}})
+        assert r.status_code == 200
+        c.runtime = rt  # type: ignore[attr-defined]
+        yield c
 
 
 async def call(c: httpx.AsyncClient, op: str, **body: object) -> httpx.Response:

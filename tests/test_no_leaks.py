@@ -11,15 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bollard.platform.runtime import Runtime
+from bollard.platform.settings import Settings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bollard.platform import auth
-from bollard.platform.api.app import create_app
-from bollard.platform.runtime import Runtime
-from bollard.platform.settings import Settings
+from tests.conftest import app_client
 from tests.helpers import rest_manifest, write_integration
 from tests.sql_support import PG_URL, credentials_from_url
 from tests.standin import ServerThread
@@ -96,14 +95,9 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[tuple[h
             "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
         },
     )
-    rt = Runtime(Settings(integrations_dir=integrations, data_dir=tmp_path / "d", secret_key="k", reload=False, allow_private_egress=True))
-    app = create_app(runtime=rt)
-    async with app.router.lifespan_context(app):
-        token = await auth.create_token(rt.db, "admin")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as c:
-            yield c, rt
+    settings = Settings(integrations_dir=integrations, data_dir=tmp_path / "d", secret_key="k", reload=False, allow_private_egress=True)
+    async with app_client(settings) as (c, rt):
+        yield c, rt
 
 
 def clean(text: str) -> None:
@@ -154,9 +148,8 @@ async def test_no_secret_anywhere(client: tuple[httpx.AsyncClient, Runtime], cap
     clean("\n".join(rec.getMessage() for rec in caplog.records))
     assert any("leaky.log_it" in rec.getMessage() and "[REDACTED]" in rec.getMessage() for rec in caplog.records)
     # the executions table, read directly, holds no secret either
-    from sqlalchemy import select
-
     from bollard.platform.store.tables import approvals, executions
+    from sqlalchemy import select
 
     async with rt.db.connect() as conn:
         rows = (await conn.execute(select(executions))).all() + (await conn.execute(select(approvals))).all()

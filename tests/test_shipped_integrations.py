@@ -11,17 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bollard.platform import auth
-from bollard.platform.api.app import create_app
 from bollard.platform.cli import main
-from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import SHIPPED
+from tests.conftest import SHIPPED, app_client
 from tests.standin import ServerThread
 
 TOKEN = "ghp_standin_token_0123456789"
@@ -129,14 +126,9 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[httpx.A
         shutil.copytree(SHIPPED / slug, integrations / slug)
     point_at(integrations / "countries", "/v3.1", standin.url)
     point_at(integrations / "github", "", standin.url)
-    rt = Runtime(Settings(integrations_dir=integrations, data_dir=tmp_path / "data", secret_key="k", reload=False, allow_private_egress=True))
-    app = create_app(runtime=rt)
-    async with app.router.lifespan_context(app):
-        token = await auth.create_token(rt.db, "admin")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as c:
-            yield c
+    settings = Settings(integrations_dir=integrations, data_dir=tmp_path / "data", secret_key="k", reload=False, allow_private_egress=True)
+    async with app_client(settings) as (c, _):
+        yield c
 
 
 async def op(c: httpx.AsyncClient, slug: str, name: str, params: dict | None = None) -> httpx.Response:
