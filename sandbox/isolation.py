@@ -284,6 +284,7 @@ def isolate(
     _layer(layers, "not_dumpable", lambda: _prctl(libc, PR_SET_DUMPABLE, 0))
     _layer(layers, "landlock", lambda: _landlock(libc))
     _layer(layers, "seccomp", lambda: _seccomp(libseccomp))
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)  # the CPU timer's signal terminates
     return layers
 
 
@@ -291,7 +292,6 @@ def start_cpu_timer(cpu_time_ms: int) -> None:
     """Arm the per-execution CPU limit: ``SIGPROF`` (default action: terminate) after
     ``cpu_time_ms`` ms of process CPU time. ``ITIMER_PROF`` has ms precision where
     ``RLIMIT_CPU`` has seconds, and needs no ``setrlimit`` (denied by seccomp)."""
-    signal.signal(signal.SIGPROF, signal.SIG_DFL)
     signal.setitimer(signal.ITIMER_PROF, cpu_time_ms / 1000.0)
 
 

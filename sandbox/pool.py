@@ -63,6 +63,7 @@ ENTRYPOINTS = ("execute", "test_connection")
 WORKER_MODULE = "bollard.sandbox.worker"
 MAX_HANDSHAKE_BYTES = 1 * MIB
 CPU_SIGNALS = (signal.SIGPROF, signal.SIGXCPU)
+OFFLOAD_BYTES = 1 * MIB  # JSON work above this size runs in a thread
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,20 @@ class _Worker:
     def alive(self) -> bool:
         return not self.killed and self.process.returncode is None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any], *, large: bool = False) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(encode_frame(message))
+        # Encoding a big message (a multi-MiB response body) would stall the event loop.
+        frame = await asyncio.to_thread(encode_frame, message) if large else encode_frame(message)
+        self.process.stdin.write(frame)
         await self.process.stdin.drain()
 
     async def recv(self, max_bytes: int) -> dict[str, Any]:
         assert self.process.stdout is not None
         size = read_frame_header(await self.process.stdout.readexactly(HEADER.size), max_bytes)
-        return decode_payload(await self.process.stdout.readexactly(size))
+        payload = await self.process.stdout.readexactly(size)
+        if size > OFFLOAD_BYTES:  # parse a big result off the event loop
+            return await asyncio.to_thread(decode_payload, payload)
+        return decode_payload(payload)
 
     def kill(self) -> None:
         if self.idle_timer is not None:
@@ -518,7 +524,7 @@ class SandboxPool:
                     reply = await self._http(parse_http_request(message), http_handler, limits)
                     if reply["type"] == "http_error":
                         codes_sent.add(reply["code"])
-                    await worker.send(reply)
+                    await worker.send(reply, large=len(reply.get("body", "")) > OFFLOAD_BYTES)
                 elif kind == "result":
                     value, logs = parse_result(message, max_log_chars)
                     worker.executions += 1

@@ -77,16 +77,19 @@ class Channel:
     def __init__(self, read_fd: int = READ_FD, write_fd: int = WRITE_FD) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
+        self._buffer = bytearray()
 
     def _read_exact(self, size: int) -> bytes:
-        chunks: list[bytes] = []
-        while size:
-            chunk = os.read(self.read_fd, min(size, 1 << 20))
+        # Reads whatever the pipe holds (a header usually arrives with its payload),
+        # so most messages cost one read(2).
+        while len(self._buffer) < size:
+            chunk = os.read(self.read_fd, max(size - len(self._buffer), 65536))
             if not chunk:
                 raise EOFError
-            chunks.append(chunk)
-            size -= len(chunk)
-        return b"".join(chunks)
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
     def recv(self) -> dict[str, Any]:
         """The next host message; ``EOFError`` when the host closed the pipe."""
@@ -230,14 +233,14 @@ def main(argv: list[str]) -> int:
     """Worker entry point; returns the exit status."""
     memory_bytes, cpu_budget_s = int(argv[0]), int(argv[1])
     channel = Channel()
-    layers = isolation.isolate(memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s)
-    try:
-        # Past this point nothing should reach the host's stderr.
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        os.close(null)
-    except OSError:
-        layers["stderr_closed"] = False
+    # Opened before isolation (Landlock then denies every open): once isolated, the
+    # worker's stderr goes nowhere, so escaped code cannot write to the host's logs.
+    null = os.open(os.devnull, os.O_WRONLY)
+    layers = isolation.isolate(
+        memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null)
+    )
+    os.dup2(null, 2)
+    os.close(null)
     channel.send({"type": "ready", "layers": layers, "pid": os.getpid()})
     try:
         load = channel.recv()

@@ -224,6 +224,23 @@ async def test_response_over_the_limit_is_refused(
     assert r.value["code"] == "limit_exceeded" and "4096 bytes" in r.value["caught"]
 
 
+async def test_large_response_and_result(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
+    # Above the pool's 1 MiB threshold: encoded and parsed off the event loop.
+    r = await run(
+        pool,
+        egress,
+        """
+        def execute(ctx):
+            r = ctx.http.get(ctx.params["base"] + "/bytes", params={"n": 3000000}, response_type="base64")
+            return {"b64": len(r.body), "text": "é" * 1500000}
+    """,
+        params={"base": server.url},
+    )
+    assert r.value == {"b64": 4000000, "text": "é" * 1500000}
+
+
 async def test_one_execution_runs_the_code_once(
     pool: SandboxPool, egress: Egress, server: LocalServer
 ) -> None:
