@@ -565,9 +565,7 @@ class OAuth2Service:
     async def _read_through(self, slug: str, credential_id: str) -> dict[str, str]:
         """The stored values, past any per-process cache: another replica may have just
         refreshed (and rotated) the tokens (DESIGN §12)."""
-        forget = getattr(self.runtime.credentials, "forget", None)
-        if forget is not None:
-            forget(slug, credential_id)
+        self.runtime.credentials.forget(slug, credential_id)
         return await self.runtime.credentials.get(slug, credential_id) or {}
 
     async def _refresh_failed(
