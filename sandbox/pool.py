@@ -144,6 +144,7 @@ class _Group:
         self.slots = asyncio.Semaphore(cap)
         self.idle: list[_Worker] = []
         self.busy = 0
+        self.running: set[_Worker] = set()
         self.waiting = 0
         self.retired = False
 
@@ -249,6 +250,7 @@ class SandboxPool:
         try:
             async with timeout:
                 worker = await self._acquire(group, limits)
+                group.running.add(worker)
                 outcome = await self._execute(
                     worker, entrypoint, operation, plain_params, secrets, http_handler, limits
                 )
@@ -311,13 +313,14 @@ class SandboxPool:
         }
 
     async def close(self) -> None:
-        """Kill every worker (running executions fail with ``internal_error``) and wait
-        for them to exit."""
+        """Kill every worker and wait for them to exit. Running executions fail with
+        ``internal_error`` (:class:`SandboxUnavailable`) when they next use their
+        worker; later :meth:`run` calls fail at once."""
         self._closed = True
         for key in list(self._groups):
             self.retire(key)
         for group in list(self._retired):
-            for worker in list(group.idle):
+            for worker in list(group.running):
                 self._kill(worker)
         if self._reaping:
             await asyncio.gather(*self._reaping, return_exceptions=True)
@@ -378,6 +381,7 @@ class SandboxPool:
 
     def _release(self, group: _Group, worker: _Worker, reusable: bool) -> None:
         group.busy -= 1
+        group.running.discard(worker)
         if (
             reusable
             and worker.alive

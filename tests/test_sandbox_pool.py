@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,13 @@ async def pool() -> AsyncIterator[SandboxPool]:
     p = SandboxPool(workers_per_integration=2)
     yield p
     await p.close()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Wait (polling) until ``condition()`` holds; fail after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 async def run(
@@ -483,16 +490,8 @@ async def test_idle_workers_are_reaped(egress: Egress) -> None:
     try:
         await run(pool, egress, "def execute(ctx):\n    return 1\n", key="reap:v1")
         (pid,) = pool.stats()["reap:v1"]["idle_pids"]
-        for _ in range(200):
-            if "reap:v1" not in pool.stats():
-                break
-            await asyncio.sleep(0.05)
-        assert "reap:v1" not in pool.stats()
-        for _ in range(200):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            await asyncio.sleep(0.05)
-        assert not Path(f"/proc/{pid}").exists()
+        await until(lambda: "reap:v1" not in pool.stats())
+        await until(lambda: not Path(f"/proc/{pid}").exists())
     finally:
         await pool.close()
 
@@ -506,12 +505,7 @@ async def test_new_version_retires_old_workers(pool: SandboxPool, egress: Egress
     assert "versioned:aaa" not in pool.stats()
     # Same key, changed source: new workers too.
     assert (await run(pool, egress, v1, key="versioned:bbb")).value == "v1"
-    await asyncio.sleep(0)
-    for _ in range(200):
-        if not Path(f"/proc/{old_pid}").exists():
-            break
-        await asyncio.sleep(0.05)
-    assert not Path(f"/proc/{old_pid}").exists()
+    await until(lambda: not Path(f"/proc/{old_pid}").exists())
 
 
 async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
@@ -540,10 +534,7 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
             )
             for _ in range(3)
         ]
-        for _ in range(1000):
-            if pool.stats().get("cap:v1", {}).get("waiting") == 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: pool.stats().get("cap:v1", {}).get("waiting") == 2)
         stats = pool.stats()["cap:v1"]
         assert (stats["busy"], stats["waiting"]) == (1, 2)  # one running, two waiting
         gate.set()
@@ -564,10 +555,7 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
                 limits=FAST,
             )
         )
-        for _ in range(1000):
-            if pool.stats()["cap:v1"]["busy"] == 1:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: pool.stats()["cap:v1"]["busy"] == 1)
         with pytest.raises(ExecutionTimeout, match="waiting for a free sandbox worker"):
             await run(
                 pool,
@@ -585,17 +573,16 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
 
 
 async def test_cancelled_call_kills_its_worker(pool: SandboxPool, server: LocalServer) -> None:
+    entered = asyncio.Event()
+
     async def never(request: HttpRequest) -> HttpResponse:
+        entered.set()
         await asyncio.sleep(3600)
         raise AssertionError
 
     source = "def execute(ctx):\n    if ctx.operation == 'hang':\n        ctx.http.get('http://x/')\n    return 'ok'\n"
     task = asyncio.create_task(run(pool, never, source, key="cancel:v1", operation="hang"))
-    for _ in range(400):
-        if pool.stats().get("cancel:v1", {}).get("busy"):
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(entered.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -619,9 +606,26 @@ async def test_isolation_layers_reported(pool: SandboxPool, egress: Egress) -> N
     await fresh.close()
 
 
-async def test_closed_pool_refuses_runs(egress: Egress) -> None:
+async def test_close_kills_running_workers(egress: Egress, server: LocalServer) -> None:
     pool = SandboxPool()
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def gated(request: HttpRequest) -> HttpResponse:
+        entered.set()
+        await gate.wait()
+        return await egress(request)
+
+    source = "def execute(ctx):\n    return ctx.http.get(ctx.params['url']).status\n"
+    call = asyncio.create_task(
+        run(pool, gated, source, key="closing:v1", params={"url": server.url + "/json"})
+    )
+    await asyncio.wait_for(entered.wait(), 30)  # the worker waits for its HTTP answer
     await pool.close()
+    gate.set()
+    with pytest.raises(SandboxUnavailable, match="closed"):
+        await call
+    with pytest.raises(SandboxUnavailable):
+        await run(pool, egress, "def execute(ctx):\n    return 1\n")
     with pytest.raises(SandboxUnavailable):
         await run(pool, egress, "def execute(ctx):\n    return 1\n")
 
