@@ -53,12 +53,12 @@ class ExecutionLog:
     ``max_bytes`` (UTF-8) in total; past the cap one marker line is added and further
     output dropped."""
 
-    __slots__ = ("lines", "_size", "_max_bytes", "_partial", "_full")
+    __slots__ = ("lines", "_size", "max_bytes", "_partial", "_full")
 
     def __init__(self, max_bytes: int) -> None:
         self.lines: list[str] = []
         self._size = 0
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
         self._partial = ""
         self._full = False
 
@@ -73,9 +73,9 @@ class ExecutionLog:
         if self._full:
             return
         size = len(line.encode("utf-8", "replace")) + 1
-        if self._size + size > self._max_bytes:
+        if self._size + size > self.max_bytes:
             self._full = True
-            self.lines.append(f"[log truncated at {self._max_bytes} bytes]")
+            self.lines.append(f"[log truncated at {self.max_bytes} bytes]")
             return
         self._size += size
         self.lines.append(line)
@@ -86,7 +86,7 @@ class ExecutionLog:
             return
         text = self._partial + text
         *complete, self._partial = text.split("\n")
-        if len(self._partial) > self._max_bytes:
+        if len(self._partial) > self.max_bytes:
             complete.append(self._partial)
             self._partial = ""
         for line in complete:
@@ -105,11 +105,12 @@ class Printer:
     ``print(...)`` to ``_print._call_print(...)`` and ``printed`` to ``_print()``).
     Output goes to the execution log; ``file=`` is refused."""
 
-    __slots__ = ("_log", "_text")
+    __slots__ = ("_log", "_text", "_size")
 
     def __init__(self, log: ExecutionLog) -> None:
         self._log = log
         self._text: list[str] = []
+        self._size = 0
 
     def __call__(self) -> str:
         return "".join(self._text)
@@ -124,8 +125,9 @@ class Printer:
         if type(sep) is not str or type(end) is not str:
             raise TypeError("print() sep and end must be str")
         text = sep.join(str(o) for o in objects) + end
-        if sum(len(t) for t in self._text) < self._log._max_bytes:
+        if self._size < self._log.max_bytes:  # ``printed`` is capped like the log
             self._text.append(text)
+            self._size += len(text)
         self._log.write(text)
 
 
@@ -310,7 +312,10 @@ class Http:
             raise TypeError("url must be a str")
         if len(url) > MAX_URL_CHARS:
             raise ValueError(f"urls are limited to {MAX_URL_CHARS} characters")
-        if response_type not in RESPONSE_TYPES:
+        # Exact type first: a connector object's __eq__ could claim to be "base64".
+        if response_type is not None and (
+            type(response_type) is not str or response_type not in RESPONSE_TYPES
+        ):
             raise ValueError("response_type must be None, 'text' or 'base64'")
         if (json is not None) + (body is not None) + (binary_body is not None) > 1:
             raise ValueError("pass at most one of json, body and binary_body")

@@ -104,12 +104,15 @@ class _Worker:
     def alive(self) -> bool:
         return not self.killed and self.process.returncode is None
 
-    async def send(self, message: dict[str, Any], *, large: bool = False) -> None:
+    async def send(
+        self, message: dict[str, Any], *, large: bool = False, drain: bool = True
+    ) -> None:
         assert self.process.stdin is not None
         # Encoding a big message (a multi-MiB response body) would stall the event loop.
         frame = await asyncio.to_thread(encode_frame, message) if large else encode_frame(message)
         self.process.stdin.write(frame)
-        await self.process.stdin.drain()
+        if drain:
+            await self.process.stdin.drain()
 
     async def recv(self, max_bytes: int) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -528,17 +531,22 @@ class SandboxPool:
                     reply = await self._http(parse_http_request(message), http_handler, limits)
                     if reply["type"] == "http_error":
                         codes_sent.add(reply["code"])
-                    await worker.send(reply, large=len(reply.get("body", "")) > OFFLOAD_BYTES)
+                    # No drain: a worker that stops reading mid-answer (it failed while
+                    # receiving) still gets to send its final message.
+                    large = len(reply.get("body", "")) > OFFLOAD_BYTES
+                    await worker.send(reply, large=large, drain=False)
                 elif kind == "result":
                     value, logs = parse_result(message, max_log_chars)
                     worker.executions += 1
-                    return _Outcome(value, logs, requests, None, True)
+                    reusable = message.get("discard") is not True
+                    return _Outcome(value, logs, requests, None, reusable)
                 elif kind == "error":
                     worker.executions += 1
                     failure = parse_error(message, max_log_chars)
                     error = self._failure(failure, limits, codes_sent)
                     # After a MemoryError the worker's heap is suspect: replace it.
-                    return _Outcome(None, failure.logs, requests, error, failure.kind != "memory")
+                    reusable = failure.kind != "memory" and message.get("discard") is not True
+                    return _Outcome(None, failure.logs, requests, error, reusable)
                 else:
                     raise ProtocolError(f"unexpected {kind!r} message")
         except ProtocolError as exc:

@@ -135,10 +135,17 @@ class Worker:
     def __init__(self, channel: Channel, compiled: CompiledConnector) -> None:
         self.channel = channel
         self.compiled = compiled
+        self.broken = False
 
     def _transport(self, message: dict[str, Any]) -> dict[str, Any]:
-        self.channel.send(message)
-        reply = self.channel.recv()
+        try:
+            self.channel.send(message)
+            reply = self.channel.recv()
+        except BaseException:
+            # Failing between request and answer (a RecursionError or MemoryError in
+            # this code) leaves the pipe out of step: the worker must not run again.
+            self.broken = True
+            raise
         if reply["type"] == "http_response":
             return reply
         if reply["type"] == "http_error":
@@ -214,10 +221,11 @@ class Worker:
         except MemoryError:
             kind, payload = "error", {"kind": "memory", "message": "memory limit exceeded"}
         logs = log.finish()
+        discard = "true" if self.broken else "false"  # asks the host not to reuse us
         if kind == "result":
             self.channel.send_bytes(
                 encode_raw_frame(
-                    '{"type":"result","logs":'
+                    f'{{"type":"result","discard":{discard},"logs":'
                     + dumps(logs)
                     + ',"value":'
                     + payload["value_json"]
@@ -226,7 +234,7 @@ class Worker:
             )
         else:
             payload.setdefault("line", None)
-            self.channel.send({"type": "error", "logs": logs, **payload})
+            self.channel.send({"type": "error", "discard": self.broken, "logs": logs, **payload})
 
 
 def main(argv: list[str]) -> int:
@@ -260,6 +268,8 @@ def main(argv: list[str]) -> int:
             if message["type"] != "execute":
                 return 2
             worker.execute(message)
+            if worker.broken:
+                return 0
     except EOFError:
         return 0
 

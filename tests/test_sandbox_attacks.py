@@ -641,6 +641,36 @@ async def test_deep_recursion(pool: SandboxPool, egress: Egress) -> None:
     )
 
 
+async def test_failure_while_receiving_an_answer_does_not_desynchronise_the_pipe(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
+    # Fill memory to just below the limit, then fetch a 6 MB body: the MemoryError
+    # strikes while the worker reads the answer, and the connector swallows it. The
+    # rest of the answer is still in the pipe, so that worker must not be reused.
+    source = connector(
+        """
+        filler = []
+        try:
+            while True:
+                filler.append(" " * 1000000)
+        except Exception:
+            pass
+        filler = filler[:-3]
+        try:
+            ctx.http.get(ctx.params["base"] + "/bytes", params={"n": 6000000})
+            return "received"
+        except Exception:
+            return "caught"
+        """
+    )
+    for _ in range(2):
+        r = await run(pool, egress, source, params={"base": server.url}, limits=TIGHT)
+        assert r.value == "caught"
+        assert (await run(pool, egress, source, operation="ping", limits=TIGHT)).value == {
+            "pong": True
+        }
+
+
 async def test_huge_result(pool: SandboxPool, egress: Egress) -> None:
     await contained(
         pool,
