@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,7 +197,8 @@ class SandboxPool:
         self.python = python or sys.executable
         self._groups: dict[str, _Group] = {}
         self._retired: set[_Group] = set()
-        self._reaping: set[asyncio.Task[Any]] = set()
+        self._background_tasks: set[asyncio.Task[Any]] = set()
+        self._replenishing: set[asyncio.Task[Any]] = set()
         self._layers: dict[str, bool | str] = {}
         self._closed = False
 
@@ -320,13 +321,15 @@ class SandboxPool:
         ``internal_error`` (:class:`SandboxUnavailable`) when they next use their
         worker; later :meth:`run` calls fail at once."""
         self._closed = True
+        for task in list(self._replenishing):
+            task.cancel()
         for key in list(self._groups):
             self.retire(key)
         for group in list(self._retired):
             for worker in list(group.running):
                 self._kill(worker)
-        if self._reaping:
-            await asyncio.gather(*self._reaping, return_exceptions=True)
+        if self._background_tasks:
+            await asyncio.gather(*self._background_tasks, return_exceptions=True)
 
     # --- groups and workers --------------------------------------------------------------
 
@@ -350,7 +353,7 @@ class SandboxPool:
         group.retired = True
         while group.idle:
             self._kill(group.idle.pop())
-        if group.busy:
+        if group.busy or group.waiting:  # tracked until its last call ends (see close)
             self._retired.add(group)
 
     async def _acquire(self, group: _Group, limits: Limits) -> _Worker:
@@ -361,6 +364,8 @@ class SandboxPool:
             group.waiting -= 1
         group.busy += 1
         try:
+            if self._closed:
+                raise SandboxUnavailable("the sandbox pool was closed")
             for worker in reversed(group.idle):
                 if (worker.memory_bytes, worker.cpu_time_ms) == (
                     limits.memory_bytes,
@@ -385,21 +390,38 @@ class SandboxPool:
     def _release(self, group: _Group, worker: _Worker, reusable: bool) -> None:
         group.busy -= 1
         group.running.discard(worker)
-        if (
-            reusable
-            and worker.alive
-            and not group.retired
-            and not self._closed
-            and worker.executions < self.max_executions_per_worker
-        ):
+        healthy = reusable and worker.alive and not group.retired and not self._closed
+        if healthy and worker.executions < self.max_executions_per_worker:
             group.idle.append(worker)
             loop = asyncio.get_running_loop()
             worker.idle_timer = loop.call_later(self.idle_timeout_s, self._reap_idle, group, worker)
         else:
             self._kill(worker)
-        if group.retired and not group.busy:
+            if healthy:
+                # Retired after its last execution: start the replacement now, so the
+                # next call does not wait for a cold start.
+                task = self._background(
+                    self._replenish(group, worker.memory_bytes, worker.cpu_time_ms)
+                )
+                self._replenishing.add(task)
+                task.add_done_callback(self._replenishing.discard)
+        if group.retired and not group.busy and not group.waiting:
             self._retired.discard(group)
         group.slots.release()
+
+    async def _replenish(self, group: _Group, memory_bytes: int, cpu_time_ms: int) -> None:
+        limits = Limits(memory_bytes=memory_bytes, cpu_time_ms=cpu_time_ms)
+        try:
+            worker = await self._acquire(group, limits)
+        except SandboxError:
+            return
+        self._release(group, worker, True)
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
+        return task
 
     def _reap_idle(self, group: _Group, worker: _Worker) -> None:
         worker.idle_timer = None
@@ -411,9 +433,7 @@ class SandboxPool:
 
     def _kill(self, worker: _Worker) -> None:
         worker.kill()
-        task = asyncio.ensure_future(self._reap(worker))
-        self._reaping.add(task)
-        task.add_done_callback(self._reaping.discard)
+        self._background(self._reap(worker))
 
     @staticmethod
     async def _reap(worker: _Worker) -> None:
