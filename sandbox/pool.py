@@ -37,7 +37,7 @@ from bollard.sandbox.errors import (
     truncate,
 )
 from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits
-from bollard.sandbox.policy import CompiledConnector, compile_connector, source_hash
+from bollard.sandbox.policy import CompiledConnector, compile_connector
 from bollard.sandbox.protocol import (
     HEADER,
     MAX_REQUEST_BODY_BYTES,
@@ -335,7 +335,7 @@ class SandboxPool:
 
     def _group(self, key: str, source: str) -> _Group:
         group = self._groups.get(key)
-        if group is not None and group.compiled.source_hash == source_hash(source):
+        if group is not None and (group.source is source or group.source == source):
             return group
         compiled = compile_connector(source)  # raises ConnectorCompileError
         if group is not None:
