@@ -17,9 +17,11 @@ Messages (``type`` field):
 - host -> worker: ``load`` {source, filename}; ``execute`` {entrypoint, operation,
   params, secrets, limits}; ``http_response`` {status, status_text, headers, body
   (base64), url}; ``http_error`` {code, message}.
-- worker -> host: ``ready`` {layers}; ``loaded`` {ok, errors}; ``http`` {method, url,
-  headers, params, json?, body, binary_body (base64), response_type}; ``result``
-  {value, logs}; ``error`` {kind, message, line, code, logs}.
+- worker -> host: ``ready`` {layers, pid}; ``loaded`` {ok, errors}; ``http`` {method,
+  url, headers, params, json?, body, binary_body (base64), response_type}; ``result``
+  {value, logs, discard}; ``error`` {kind, message, line, code, logs, discard}.
+  ``discard: true`` asks the host not to reuse the worker (it failed mid-answer);
+  the host honours it, as it only lowers trust.
 """
 
 from __future__ import annotations
