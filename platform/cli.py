@@ -49,6 +49,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         await runtime.start()
+        try:  # start one worker now so /healthz reports the isolation layers in force
+            layers = await runtime.pool.probe()
+            print("  Sandbox layers: " + ", ".join(k for k, v in layers.items() if v and k != "probed"), flush=True)
+        except Exception as e:
+            print(f"  Warning: the sandbox could not start a worker ({e}); REST operations will fail", flush=True)
         created = await runtime.ensure_admin_token()
         url = f"http://{settings.host}:{settings.port}"
         token_file = settings.data_dir / ADMIN_TOKEN_FILE

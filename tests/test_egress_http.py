@@ -12,15 +12,12 @@ import base64
 import json
 import socket
 import ssl
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from bollard.platform.egress import EgressPolicy, make_client, send
 from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused, HttpResponse
 from starlette.applications import Starlette
@@ -28,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.standin import make_certificates
+from tests.standin import ServerThread, make_certificates
 
 # ----------------------------------------------------------------- the server
 
@@ -107,47 +104,16 @@ APP = Starlette(
 )
 
 
-class ServerThread:
-    """uvicorn serving ``APP`` on 127.0.0.1 in a daemon thread; ``port`` once started."""
-
-    def __init__(self, **config: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                APP, log_level="warning", lifespan="off", timeout_graceful_shutdown=1, **config
-            )
-        )
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join()
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerThread]:
-    with ServerThread() as running:
+    with ServerThread(APP) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, Path]]:
     ca, cert, key = make_certificates(tmp_path_factory.mktemp("tls"))
-    with ServerThread(ssl_certfile=str(cert), ssl_keyfile=str(key)) as running:
+    with ServerThread(APP, ssl_certfile=str(cert), ssl_keyfile=str(key)) as running:
         yield running, ca
 
 
