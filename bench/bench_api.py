@@ -24,20 +24,51 @@ import time
 from pathlib import Path
 
 import httpx
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.servers import Server, bollard  # noqa: E402
-from tests.standin import ServerThread  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "300"))
 CONCURRENCY = 16
 
 
-async def small(_: object) -> JSONResponse:
+UPSTREAM = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+async def small(_):
     return JSONResponse({"ok": True, "items": list(range(10))})
+
+uvicorn.run(Starlette(routes=[Route("/small", small)]), host="127.0.0.1", port=int(sys.argv[1]),
+            log_level="warning", access_log=False)
+"""
+
+
+class Upstream:
+    """The stand-in API in its own process, so it shares no interpreter with the clients."""
+
+    def __init__(self) -> None:
+        from tests.servers import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(self.port)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/small", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("the upstream did not start")
+
+    def __enter__(self) -> Upstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def connector(url: str) -> str:
@@ -86,7 +117,7 @@ async def main() -> None:
     from bollard.platform.runtime import Runtime
     from bollard.platform.settings import Settings
 
-    with ServerThread(Starlette(routes=[Route("/small", small)])) as standin, tempfile.TemporaryDirectory() as tmp:
+    with Upstream() as standin, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = root / "integrations" / "bench"
         folder.mkdir(parents=True)
@@ -184,4 +215,11 @@ def worker_rss(server_pid: int) -> list[int]:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The server runs on uvloop (uvicorn's default when installed); the in-process
+    # "library" path and the direct GET share one loop here, so both use it too.
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())

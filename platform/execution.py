@@ -191,6 +191,7 @@ class ExecutionService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._policies: dict[str, Any] = {}
+        self._limits: dict[tuple[str, str | None, int | None], Any] = {}
         self.limiter = Limiter()
         self.retry_count = 0  # retries made, for /metrics and tests
 
@@ -409,7 +410,20 @@ class ExecutionService:
 
     def limits_for(self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None) -> Any:
         """Sandbox limits: defaults ← ``connectionConfig.timeout`` ← operation overrides ←
-        the caller's ``timeoutMs`` (only lowers), capped by the operator ceilings."""
+        the caller's ``timeoutMs`` (only lowers), capped by the operator ceilings.
+
+        Cached per (version, operation, timeoutMs): the inputs are immutable.
+        """
+        key = (version.content_hash, op.name if op is not None else None, timeout_ms)
+        cached = self._limits.get(key)
+        if cached is None:
+            cached = self._resolve_limits(version, op, timeout_ms)
+            if len(self._limits) > 4096:
+                self._limits.clear()
+            self._limits[key] = cached
+        return cached
+
+    def _resolve_limits(self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None) -> Any:
         from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
 
         s = self.runtime.settings
