@@ -65,15 +65,35 @@ class Runtime:
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._services: dict[str, Any] = {}
+        self._versions: dict[str, str] = {}  # slug -> content hash serving
+        self._background: set[asyncio.Task[None]] = set()
         self.started = False
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
 
+    def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
+        """Free what an old version held: its sandbox workers and SQL pools."""
+        previous = self._versions.pop(slug, None)
+        current = entry.version.content_hash if entry is not None and entry.version is not None else None
+        if current is not None:
+            self._versions[slug] = current
+        if previous is None or previous == current:
+            return
+        pool = self._services.get("sandbox")
+        if pool is not None:
+            pool.retire(f"{slug}:{previous}")
+        sql = self._services.get("sql")
+        if sql is not None and entry is None:
+            task = asyncio.get_running_loop().create_task(sql.engines.invalidate(slug))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     async def start(self, *, watch: bool | None = None) -> None:
         """Migrate the state database, load integrations, start the watcher."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate(self.db)
+        self.registry.add_listener(self._on_registry_change)
         self.registry.load_all()
         if self.settings.reload if watch is None else watch:
             self._watch_task = asyncio.create_task(

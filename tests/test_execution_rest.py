@@ -195,3 +195,15 @@ async def test_unset_credentials_are_reported(client: httpx.AsyncClient) -> None
     r = await call(client, "me", credentialId="other")
     assert r.json()["error"]["message"] == "rejected: Bad credentials"
     assert json.loads(r.text)["success"] is False
+
+
+async def test_replaced_version_retires_its_workers(client: httpx.AsyncClient, integrations_dir: Path) -> None:
+    rt = client.runtime  # type: ignore[attr-defined]
+    assert (await call(client, "me")).status_code == 200
+    old_key = next(k for k in rt.pool.stats() if k.startswith("svc:"))
+    folder = integrations_dir / "svc"
+    (folder / "connector.py").write_text((folder / "connector.py").read_text() + "\n# v2\n")
+    rt.registry.reload("svc")
+    assert old_key not in rt.pool.stats()
+    assert (await call(client, "me")).status_code == 200
+    assert any(k.startswith("svc:") and k != old_key for k in rt.pool.stats())
