@@ -165,14 +165,14 @@ async def test_cache_reuses_and_rebuilds_on_change(pg: Db) -> None:
         assert await cache.get("hotel", "default", engine="postgres",
                                connection_config=config, credentials=dict(creds)) is h1
         pid1 = (await select(h1, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
-        assert h1.async_engine is not None
-        assert h1.async_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+        pool1 = h1.read_pool  # reads use the read pool
+        assert pool1 is not None and pool1.get_size() == 1
 
-        # a changed credential value builds a new engine and disposes the old pool
+        # a changed credential value builds a new engine and disposes the old pools
         h2 = await cache.get("hotel", "default", engine="postgres", connection_config=config,
                              credentials={**creds, "password": "rotated-secret"})
         assert h2 is not h1
-        assert h1.async_engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+        assert h1.read_pool is None and pool1.is_closing() and pool1.get_size() == 0
         pid2 = (await select(h2, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
         assert pid2 != pid1
 

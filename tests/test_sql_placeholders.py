@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from bollard.platform.sql import SqlError, compile_query, find_placeholders, split_statements
+from bollard.platform.sql.placeholders import leading_keyword
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
@@ -224,6 +225,31 @@ def test_split_statements() -> None:
     cq = compile_query(sql, {}, engine="postgres")
     assert cq.statement_keywords == ("UPDATE", "SELECT")
     assert cq.statement_names == (("id",), ())
+
+
+@pytest.mark.parametrize(
+    ("sql", "engine", "keyword"),
+    [
+        # PostgreSQL and SQL Server block comments nest: the server runs COMMIT
+        ("/* /* */ SELECT */ COMMIT", "postgres", "COMMIT"),
+        ("/* /* */ SELECT */ DO $$ BEGIN END $$", "postgres", "DO"),
+        ("/* /* */ SELECT */ EXEC p", "mssql", "EXEC"),
+        # ... MySQL's and SQLite's do not
+        ("/* /* */ SELECT 1", "sqlite", "SELECT"),
+        ("(( -- c\n SELECT 1))", "postgres", "SELECT"),
+        ("# c\nSET x = 1", "mysql", "SET"),
+        ("--c\nSET x = 1", "mysql", "-"),  # MySQL's -- needs a space: an operator
+        # MySQL/MariaDB run executable comments (unless versioned above the server)
+        ("/*!SET @@session.tx_read_only = 0, @x = */ (SELECT 1)", "mysql", "/*!"),
+        ("/*M!100100 SET x = 1 */ SELECT 1", "mysql", "/*!"),
+        ("/*!99999 SELECT */ SET x = 1", "mysql", "/*!"),
+        ("/*!SET x = 1 */ SELECT 1", "postgres", "SELECT"),
+    ],
+)
+def test_leading_keyword_reads_comments_as_the_server_does(sql: str, engine: str,
+                                                            keyword: str) -> None:
+    assert leading_keyword(sql, engine=engine) == keyword
+    assert compile_query(sql, {}, engine=engine).statement_keywords == (keyword,)
 
 
 # --- properties -------------------------------------------------------------------

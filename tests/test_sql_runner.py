@@ -149,7 +149,7 @@ def _sleep_without_server_timeout(conn: Connection, *, engine: str) -> Any:
         conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
     elif engine == "mysql":
         conn.exec_driver_sql("SET SESSION max_statement_time = 0")
-        conn.info.pop("bollard_session_timeout_ms", None)
+        conn.info.pop("bollard_session", None)
     return conn.exec_driver_sql(SLOW[engine].replace("5", "3")).all()
 
 
@@ -389,13 +389,16 @@ async def _pg_sleep_raw(raw: Any) -> Any:
 async def test_client_deadline_on_the_postgres_read_path(tmp_path: Path) -> None:
     async for db in open_db("postgres", tmp_path):
         h = db.handle({"maxConnectionPoolSize": 1})
+        before = (await read(h, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
         with pytest.raises(SqlError) as err:
             await _run_with_deadline(h, _pg_sleep_raw, timeout_ms=200, deadline_ms=200,
-                                     driver=True)
+                                     pg_read=True)
         assert err.value.code == "timeout"
-        r = await read(h, "SHOW statement_timeout")
+        r = await read(h, "SELECT current_setting('statement_timeout') AS t, "
+                          "pg_backend_pid() AS pid")
         # a fresh connection: the cancelled one (statement_timeout 0) was discarded
-        assert r.rows == [{"statement_timeout": "30s"}]
+        assert r.rows[0]["t"] == "30s"
+        assert r.rows[0]["pid"] != before
 
 
 async def test_empty_results_still_name_their_columns(db: Db) -> None:
@@ -446,3 +449,37 @@ async def test_ddl_in_a_failed_write_is_rolled_back(engine: str, tmp_path: Path)
         with pytest.raises(SqlError) as err:
             await read(db.handle(), f"SELECT count(*) AS n FROM {db.table}_new")
         assert err.value.code == "sql_error"  # the table was never created
+
+
+async def test_mariadb_reads_cannot_loosen_their_session(tmp_path: Path) -> None:
+    # A read-only session is what makes MariaDB refuse DDL in a read; a read must not be
+    # able to switch it off, for its own later statements or for later reads.
+    async for db in open_db("mysql", tmp_path):
+        await make_reservations(db)
+        fn, new = f"{db.table}_loosen", f"{db.table}_new"
+        await db.execute(f"CREATE FUNCTION {fn}() RETURNS INT BEGIN "
+                         "SET SESSION TRANSACTION READ WRITE; "
+                         "SET @@session.max_statement_time = 0; RETURN 1; END")
+        try:
+            h = db.handle({"maxConnectionPoolSize": 1})
+            # the server runs an executable comment's text: refused at the start
+            with pytest.raises(SqlError) as err:
+                await read(h, "/*!SET @@session.tx_read_only = 0, @x = */ (SELECT 1)")
+            assert err.value.code == "read_only"
+            # a function already in the database: the session is read-only again before
+            # every statement (DDL would commit the read's transaction and start anew)
+            with pytest.raises(SqlError) as err:
+                await read(h, f"SELECT {fn}() AS r; CREATE TABLE {new} (id integer)")
+            assert err.value.code == "read_only"
+            assert (await read(h, f"SELECT {fn}() AS r")).rows == [{"r": 1}]
+            with pytest.raises(SqlError) as err:
+                await read(h, f"CREATE TABLE {new} (id integer)")
+            assert err.value.code == "read_only"
+            r = await read(h, "SELECT @@session.tx_read_only AS ro, "
+                              "@@session.max_statement_time AS t")
+            assert r.rows == [{"ro": 1, "t": 30}]
+            assert await db.fetch(f"SHOW TABLES LIKE '{new}'") == []
+            assert (await write(h, f"UPDATE {db.table} SET name = 'w' WHERE id = 1")
+                    ).rows_affected == 1
+        finally:
+            await db.execute(f"DROP FUNCTION IF EXISTS {fn}", f"DROP TABLE IF EXISTS {new}")

@@ -8,6 +8,14 @@ Engines: ``postgres`` → ``postgresql+asyncpg``; ``mysql`` → ``mysql+aiomysql
 and MariaDB); ``sqlite`` → ``sqlite+aiosqlite``; ``mssql`` → ``mssql+pymssql``, a
 synchronous driver run in worker threads behind the same ``EngineHandle.run``.
 
+PostgreSQL reads use a second pool of the same (integration, credential), an
+``asyncpg.Pool`` opened on the first read (``EngineHandle.run_read``; runner.py explains
+the protocol): sessions start with the integration's ``statement_timeout`` and
+``default_transaction_read_only = on``, each connection is rolled back and reset
+(``READ_RESET``) before it is used again, and idle ones close after 5 minutes. Each pool
+holds at most ``maxConnectionPoolSize`` connections, so an integration that both reads
+and writes may hold up to twice that many; a read-only one never opens the other pool.
+
 Credential values: ``server``, ``port``, ``database``, ``username``, ``password`` and TLS
 settings ``ssl`` (bool, or a libpq mode: ``disable``/``prefer``/``require``/``verify-ca``/
 ``verify-full``), ``sslMode`` (the same modes), ``encrypt`` (bool) and
@@ -26,6 +34,7 @@ script first. A ``database`` credential must name an existing file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -52,6 +61,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_QUERY_TIMEOUT_MS",
     "ENGINES",
+    "READ_RESET",
     "EngineCache",
     "EngineHandle",
     "SqliteDeadline",
@@ -78,6 +88,8 @@ _SQLITE_PROGRESS_STEPS = 1000
 # Connections are replaced after this long (seconds), so server-side idle limits and
 # failovers do not hand us dead sockets.
 _POOL_RECYCLE_S = 1800
+# PostgreSQL read-pool connections idle this long (seconds) are closed.
+_READ_POOL_IDLE_S = 300.0
 
 
 def _security(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -279,6 +291,12 @@ class EngineHandle:
     )
     _prepared: bool = field(default=False, repr=False)
     _prepare_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # PostgreSQL: asyncpg.connect arguments of the read pool (see ``run_read``).
+    read_connect: dict[str, Any] | None = field(default=None, repr=False)
+    _read_pool: Any = field(default=None, repr=False)
+    _read_pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _releases: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _disposed: bool = field(default=False, repr=False)
 
     @property
     def dialect_name(self) -> str:
@@ -342,37 +360,122 @@ class EngineHandle:
 
         return await asyncio.to_thread(in_thread)
 
-    async def run_driver(self, fn: Callable[[Any], Awaitable[T]]) -> T:
-        """Check a connection out of the pool and await ``fn(driver_connection)`` with
-        the driver's own connection (asyncpg's, for the PostgreSQL read path).
+    @property
+    def read_pool(self) -> Any:
+        """The PostgreSQL read pool (an ``asyncpg.Pool``), or None until the first read."""
+        return self._read_pool
 
-        ``fn`` must leave the connection outside any transaction. If it raises anything
-        but a database error, the connection is discarded rather than pooled again.
+    async def _open_read_pool(self) -> Any:
+        import asyncpg
+
+        async with self._read_pool_lock:
+            if self._read_pool is None:
+                if self._disposed:
+                    raise SqlError("connection_failed", f"the engine for {self.target} "
+                                                        "was closed")
+                assert self.read_connect is not None
+                pool = asyncpg.create_pool(
+                    min_size=0, max_size=self.pool_size, reset=_no_reset,
+                    max_inactive_connection_lifetime=_READ_POOL_IDLE_S,
+                    **self.read_connect,
+                )
+                await pool  # min_size 0: opens no connection yet
+                self._read_pool = pool
+            return self._read_pool
+
+    async def run_read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """Await ``fn(connection)`` with an asyncpg connection of the PostgreSQL read
+        pool, whose sessions start with the integration's ``statement_timeout`` and
+        ``default_transaction_read_only = on``.
+
+        ``fn`` may leave a transaction open (runner.py's reads do). Afterwards, in the
+        background once the result has been returned, ``READ_RESET`` rolls it back and
+        resets the session to its state at connect; only then does the pool hand the
+        connection out again. The connection is discarded instead when ``fn`` raised
+        anything but a database error (cancelled, past its deadline, broken protocol),
+        when the reset fails, or when the server reported ``default_transaction_read_only``
+        as anything but ``on``.
         """
-        await self._prepare()
-        assert self.async_engine is not None
-        aconn = self.async_engine.connect()
+        pool = self._read_pool or await self._open_read_pool()
         try:
-            await aconn.start()
+            con = await pool.acquire()
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             raise self._connect_error(exc) from None
+        sound = False
         try:
-            raw = await aconn.get_raw_connection()
-            return await fn(raw.driver_connection)
+            result = await fn(con)
+            sound = True
+            return result
         except BaseException as exc:
-            if not _is_database_error(exc):
-                # cancelled or broken mid-protocol: never hand this connection out again
-                await asyncio.shield(aconn.invalidate())
+            sound = _is_database_error(exc)
             raise
         finally:
-            await asyncio.shield(aconn.close())
+            if not sound or reported_read_only(con) is False:
+                con.terminate()  # never pooled again; release only frees its slot
+                await asyncio.shield(pool.release(con))
+            else:
+                task = asyncio.get_running_loop().create_task(_reset_and_release(pool, con))
+                self._releases.add(task)
+                task.add_done_callback(self._releases.discard)
 
     async def dispose(self) -> None:
-        """Close the pool; connections in use close when returned."""
+        """Close the pools; connections in use close when returned."""
+        self._disposed = True
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+        async with self._read_pool_lock:
+            pool, self._read_pool = self._read_pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except Exception:  # noqa: BLE001 - a dead server must not stop shutdown
+                pool.terminate()
         if self.async_engine is not None:
             await self.async_engine.dispose()
         if self.sync_engine is not None:
             await asyncio.to_thread(self.sync_engine.dispose)
+
+
+# Sent as one simple query (one round trip) before a read connection is pooled again:
+# the read's transaction rolled back, and what could outlive a transaction (advisory
+# locks, WITH HOLD cursors, LISTEN, role, session settings) back to the state at
+# connect (RESET ALL restores the startup packet's server_settings; it leaves role and
+# session_authorization alone, which SET SESSION AUTHORIZATION DEFAULT resets, as any
+# user may).
+READ_RESET = (
+    "ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; "
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL;"
+)
+
+
+async def _no_reset(con: Any) -> None:
+    """The read pool's own reset (asyncpg ``Pool(reset=...)``): ``READ_RESET`` has run."""
+
+
+async def _reset_and_release(pool: Any, con: Any) -> None:
+    try:
+        await con.execute(READ_RESET)
+    except asyncio.CancelledError:
+        con.terminate()  # never pooled again
+        raise
+    except Exception:  # noqa: BLE001 - a connection that cannot be reset is dropped
+        con.terminate()
+    finally:
+        with contextlib.suppress(Exception):
+            await pool.release(con)
+
+
+def reported_read_only(con: Any) -> bool | None:
+    """``default_transaction_read_only`` as the server last reported it on ``con``
+    (PostgreSQL 14+ reports every change, before the end of the call that made it), or
+    None when the server does not report it."""
+    try:
+        value = con.get_settings().default_transaction_read_only
+    except AttributeError:
+        return None
+    return value == "on"
 
 
 def _pg_ssl(mode: str | None) -> Any:
@@ -479,7 +582,17 @@ def build_engine(
         if (pg_ssl := _pg_ssl(mode)) is not None:
             connect_args["ssl"] = pg_ssl
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
-        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets)
+        # The read pool: the same server and settings, plus read-only transactions by
+        # default (a second line of defence: runner.py's reads BEGIN READ ONLY).
+        read_connect: dict[str, Any] = {
+            "host": url.host, "port": url.port, "user": url.username,
+            "password": url.password, "database": url.database,
+            **connect_args,
+            "server_settings": {**connect_args["server_settings"],
+                                "default_transaction_read_only": "on"},
+        }
+        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets,
+                            read_connect=read_connect)
     if engine == "mysql":
         connect_args = {"connect_timeout": connect_s}
         if (ctx := _client_ssl_context(mode)) is not None:

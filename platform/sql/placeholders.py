@@ -12,7 +12,9 @@ Lexing rules that differ by engine are chosen with ``engine`` (``postgres``, ``m
 
 - ``[…]`` quotes an identifier on mssql, sqlite and None only (it is an array subscript
   on PostgreSQL, where ``arr[@i]`` holds a placeholder);
-- MySQL: backslash escapes in ``'…'`` and ``"…"``, ``#`` comments, ``--`` needs a space;
+- MySQL: backslash escapes in ``'…'`` and ``"…"``, ``#`` comments, ``--`` needs a space,
+  executable comments ``/*! … */`` (a statement starting with one has the leading
+  keyword ``"/*!"``);
 - PostgreSQL and MSSQL block comments nest; dollar quotes on postgres and None only.
 
 An ``@`` directly after a letter, digit or ``_`` (``user@host``) is not a placeholder.
@@ -68,6 +70,9 @@ class _Lexicon:
     nested_comments: bool = False
     dollar_quotes: bool = True
     dash_comment_needs_space: bool = False
+    # MySQL/MariaDB run the text of /*! … */ and /*M! … */ (unless a version number
+    # in it is above the server's): code to a server, a comment to this lexer.
+    executable_comments: bool = False
 
 
 _LEXICONS: dict[str | None, _Lexicon] = {
@@ -79,6 +84,7 @@ _LEXICONS: dict[str | None, _Lexicon] = {
         bracket_identifiers=False,
         dollar_quotes=False,
         dash_comment_needs_space=True,
+        executable_comments=True,
     ),
     "mssql": _Lexicon(nested_comments=True, dollar_quotes=False),
     "sqlite": _Lexicon(dollar_quotes=False),
@@ -232,23 +238,33 @@ def split_statements(sql: str, *, engine: str | None = None) -> list[str]:
             parts.append(sql[start:s])
             start = e
     parts.append(sql[start:])
-    return [p for p in parts if leading_keyword(p)]
+    return [p for p in parts if leading_keyword(p, engine=engine)]
 
 
-def leading_keyword(sql: str) -> str:
+def leading_keyword(sql: str, *, engine: str | None = None) -> str:
     """The first word of a statement, upper-cased, skipping blanks, comments and ``(``.
 
-    Returns "" when the statement has no code at all.
+    Comments are read as ``engine`` reads them (``split_statements``' rules: nested
+    block comments on PostgreSQL and SQL Server, ``#`` on MySQL), so the word is the one
+    the server starts executing. On MySQL a statement that starts with an executable
+    comment (``/*! … */``, ``/*M! … */``) returns ``"/*!"``: whether the server runs
+    the comment's text depends on its version. Returns "" when the statement has no
+    code at all.
     """
+    lex = _lexicon(engine)
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
         if c.isspace() or c == "(":
             i += 1
-        elif sql.startswith("--", i) or c == "#":
+        elif sql.startswith("--", i) and (
+            not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace()
+        ) or c == "#" and lex.hash_comments:
             i = _skip_line(sql, i)
         elif sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i, False)
+            if lex.executable_comments and sql.startswith(("/*!", "/*M!"), i):
+                return "/*!"
+            i = _skip_block_comment(sql, i, lex.nested_comments)
         else:
             j = i
             while j < n and _is_word(sql[j]):
@@ -533,7 +549,7 @@ def compile_query(
         tmpl, part_names = _template(part, lex)
         stmts.append(text(tmpl))
         stmt_names.append(tuple(part_names))
-        keywords.append(leading_keyword(part))
+        keywords.append(leading_keyword(part, engine=engine))
     template = text(whole)
     typed = template.bindparams(
         *(bindparam(n, type_=params[n].sql_type(None)) for n in names)

@@ -9,9 +9,43 @@ one transaction:
   transaction-level READ ONLY away; SQLite ``PRAGMA query_only``) and always end in
   ROLLBACK, so a write in a read fails with ``read_only`` and changes nothing. A read
   may not run transaction or session control (``COMMIT``, ``SET``, ``PRAGMA``, …),
-  which could end or loosen that transaction. SQL Server has no read-only transaction:
-  a read whose statements start with a data-changing keyword is refused, and the
-  ROLLBACK undoes anything else.
+  which could end or loosen that transaction; leading keywords are read with the
+  engine's comment rules (PostgreSQL's block comments nest; a MariaDB/MySQL statement
+  may not start with an executable ``/*! … */`` comment). MariaDB/MySQL reads set the
+  session read-only (and its time limit) again before each statement, since a stored
+  function can switch it off and a session variable outlives the ROLLBACK. SQL Server
+  has no read-only transaction: a read whose statements start with a data-changing
+  keyword is refused, and the ROLLBACK undoes anything else.
+- **PostgreSQL reads** use asyncpg directly on a read pool of their own (see
+  ``EngineHandle.run_read``), two round trips on the caller's path: ``BEGIN READ ONLY``
+  (with ``SET LOCAL statement_timeout`` when the call lowers the timeout), then per
+  statement one Bind/Execute/Sync whose Execute row limit of cap + 1 stops the portal
+  (asyncpg's statement cache keeps the Parse off later calls). The ROLLBACK, together
+  with a session reset, is sent after the result has been handed back, and the pool
+  gives the connection to no one before both are done. Why this and not less:
+
+  * *One implicit transaction per read* (a session started with
+    ``default_transaction_read_only = on``, one Bind/Execute/Sync, no BEGIN) would save
+    the BEGIN, but it commits. A read-only transaction still lets a statement create,
+    write and unlink large objects (``lo_from_bytea``, ``lo_put``, ``lo_unlink``,
+    ``lo_import``) and ``NOTIFY`` (``pg_notify``), also from inside any function a
+    SELECT calls, so no check of the query text can see it; only a rollback undoes
+    those. Outside a transaction block a ``DO`` block or ``CALL``ed procedure may also
+    ``COMMIT`` and go on in a new transaction. (tests/test_sql_pg_reads.py has these
+    attacks.)
+  * *Session state*: inside ``BEGIN READ ONLY``, ``set_config(…, false)`` (including
+    through a function or ``UPDATE pg_settings``) is undone by the ROLLBACK, and
+    ``SET``/``BEGIN``/``COMMIT``/``RESET`` are refused by keyword; the reset
+    (``engines.READ_RESET``: advisory locks, held cursors, LISTEN, role, ``RESET ALL``
+    back to the startup settings) covers what outlives a transaction. The sessions also
+    start with ``default_transaction_read_only = on``, and a connection for which the
+    server reports that setting as anything else is closed, not pooled.
+  * *Timeouts*: ``statement_timeout`` is a startup setting of the pool's sessions (the
+    engine, and so the pool, is rebuilt when ``queryTimeoutMs`` changes); a call with a
+    lower timeout sets it transaction-locally in the BEGIN round trip. The client
+    deadline still applies; a connection it interrupts is closed.
+  * *Row cap*: the Execute row limit is the protocol's own; the statement text is never
+    changed (no ``LIMIT`` appended), and rows past the cap are never computed.
 - **writes** run all statements or none and report ``rows_affected``: the sum of the
   row counts of the data-changing statements (MariaDB/MySQL count matched rows).
   MariaDB/MySQL commit DDL (``CREATE``/``ALTER``/``DROP``) implicitly, so a write mixing
@@ -23,7 +57,8 @@ one transaction:
   manifest). The rows returned are those of the last statement that returns rows.
 - **row cap**: ``security.maxResultRows`` (default 1000, clipped by the operator
   ceiling) rows are fetched plus one to detect truncation, through a server-side
-  cursor / streamed result; the rest is never fetched. (MariaDB/MySQL's protocol has no
+  cursor / streamed result (PostgreSQL reads: Execute's row limit); the rest is never
+  fetched. (MariaDB/MySQL's protocol has no
   way to stop a result early: a truncated read drops its connection rather than read
   the rest off the wire; a truncated write result is drained, unparsed.)
 - **timeout**: ``security.queryTimeoutMs`` (default 30000) is enforced by the server
@@ -48,7 +83,7 @@ import functools
 import math
 import time as time_mod
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -86,12 +121,14 @@ _MSSQL_WRITE_KEYWORDS = frozenset(
 _READ_FORBIDDEN = frozenset(
     {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "SET",
      "RESET", "DISCARD", "PRAGMA", "LOCK", "UNLOCK", "PREPARE", "EXECUTE", "DEALLOCATE",
-     "USE", "ATTACH", "DETACH", "VACUUM", "CHECKPOINT"}
+     "USE", "ATTACH", "DETACH", "VACUUM", "CHECKPOINT",
+     # MySQL/MariaDB: a statement starting with an executable comment, whose text the
+     # server may run (`/*!SET @@session.tx_read_only = 0, @x = */ (SELECT 1)`)
+     "/*!"}
 )
 # SQLite statements no operation may run: they reach files outside the allowed folders.
 _SQLITE_FORBIDDEN = frozenset({"ATTACH", "DETACH", "VACUUM"})
-_INFO_TIMEOUT = "bollard_session_timeout_ms"
-_INFO_ACCESS = "bollard_session_access"
+_INFO_SESSION = "bollard_session"  # MariaDB/MySQL: (access mode, timeout ms) last set
 
 
 def client_deadline_ms(timeout_ms: int) -> int:
@@ -254,21 +291,14 @@ class _Plan:
 
 
 def _set_timeout(conn: Connection, handle: EngineHandle, timeout_ms: int) -> None:
-    """Make the server stop any statement of this call after ``timeout_ms``."""
+    """Make the server stop any statement of this call after ``timeout_ms``
+    (MariaDB/MySQL: ``_set_mysql_session``)."""
     engine = handle.engine
     if engine == "postgres":
         if timeout_ms != handle.default_timeout_ms:
             # transaction-local: gone at COMMIT/ROLLBACK
             conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
                          {"ms": str(timeout_ms)})
-    elif engine == "mysql":
-        if conn.info.get(_INFO_TIMEOUT) != timeout_ms:
-            if conn.dialect.is_mariadb:  # type: ignore[attr-defined]
-                conn.execute(text("SET SESSION max_statement_time = :s"),
-                             {"s": timeout_ms / 1000})
-            else:
-                conn.execute(text("SET SESSION max_execution_time = :ms"), {"ms": timeout_ms})
-            conn.info[_INFO_TIMEOUT] = timeout_ms
     elif engine == "sqlite":
         deadline = handle.sqlite_deadline(conn)
         if deadline is not None:
@@ -280,17 +310,36 @@ def _set_timeout(conn: Connection, handle: EngineHandle, timeout_ms: int) -> Non
             raw.query_timeout = seconds
 
 
-def _set_mysql_access(conn: Connection, *, read: bool) -> None:
-    """Session access mode for the transactions of this call (MariaDB/MySQL).
+def _set_mysql_session(conn: Connection, *, read: bool, timeout_ms: int) -> None:
+    """The session's access mode and statement time limit (MariaDB ``max_statement_time``,
+    MySQL ``max_execution_time``), in one statement (one round trip).
 
     Session-wide rather than ``START TRANSACTION READ ONLY``: DDL commits the current
     transaction implicitly and would escape a transaction-level mode, but a read-only
-    session refuses it. Tracked per connection so repeated reads cost nothing.
+    session refuses it. Reads set both before each of their statements: a function the
+    read calls can change either (``SET @@session.tx_read_only = 0`` in a stored
+    function), no keyword check sees that, and the change outlives the read's ROLLBACK,
+    so the next statement (DDL starts a new transaction) or a later read could write.
+    Writes set them only when the connection's last known state differs, and every read
+    forgets that state.
     """
-    want = "read only" if read else "read write"
-    if conn.info.get(_INFO_ACCESS) != want:
-        conn.exec_driver_sql("SET SESSION TRANSACTION " + want.upper())
-        conn.info[_INFO_ACCESS] = want
+    state = ("read only" if read else "read write", timeout_ms)
+    if not read and conn.info.get(_INFO_SESSION) == state:
+        return
+    dialect: Any = conn.dialect
+    if dialect.is_mariadb:
+        version = tuple(v for v in dialect.server_version_info or () if isinstance(v, int))
+        access = "tx_read_only" if version < (11, 1) else "transaction_read_only"
+        sql = (f"SET SESSION {access} = {int(read)}, "
+               f"SESSION max_statement_time = {int(timeout_ms) / 1000:.3f}")
+    else:
+        sql = (f"SET SESSION transaction_read_only = {int(read)}, "
+               f"SESSION max_execution_time = {int(timeout_ms)}")
+    conn.exec_driver_sql(sql)  # numbers only: nothing from the caller
+    if read:
+        conn.info.pop(_INFO_SESSION, None)
+    else:
+        conn.info[_INFO_SESSION] = state
 
 
 def _clear_timeout(conn: Connection, handle: EngineHandle) -> None:
@@ -302,16 +351,13 @@ def _clear_timeout(conn: Connection, handle: EngineHandle) -> None:
 
 def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
     engine = handle.engine
-    if plan.read and engine == "postgres":
-        # asyncpg then opens the transaction as BEGIN READ ONLY (one round trip);
-        # SQLAlchemy resets the characteristic when the connection returns to the pool.
-        conn = conn.execution_options(postgresql_readonly=True)
     trans = conn.begin()
     sqlite_query_only = False
     try:
         if engine == "mysql":
-            _set_mysql_access(conn, read=plan.read)
-        _set_timeout(conn, handle, plan.timeout_ms)
+            _set_mysql_session(conn, read=plan.read, timeout_ms=plan.timeout_ms)
+        else:
+            _set_timeout(conn, handle, plan.timeout_ms)
         if plan.read and engine == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = 1")
             sqlite_query_only = True
@@ -319,8 +365,12 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
             # sqlite3 opens transactions only before INSERT/UPDATE/DELETE; an explicit
             # BEGIN makes DDL part of the all-or-nothing write too.
             conn.exec_driver_sql("BEGIN")
-        result = _run_statements(conn, plan, stream=engine != "mssql",
-                                 discard_unread=engine == "mysql")
+        result = _run_statements(
+            conn, plan, stream=engine != "mssql", discard_unread=engine == "mysql",
+            before_next=functools.partial(_set_mysql_session, conn, read=True,
+                                          timeout_ms=plan.timeout_ms)
+            if engine == "mysql" and plan.read else None,
+        )
         if plan.read:
             trans.rollback()
         else:
@@ -337,14 +387,16 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
 
 
 def _run_statements(
-    conn: Connection, plan: _Plan, *, stream: bool, discard_unread: bool = False
+    conn: Connection, plan: _Plan, *, stream: bool, discard_unread: bool = False,
+    before_next: Callable[[], None] | None = None,
 ) -> SqlResult:
     """Execute the plan's statements on ``conn`` and collect the capped result.
 
     ``discard_unread``: when the last statement of a read has rows past the cap, drop
     the connection instead of reading the rest off the wire (MariaDB/MySQL, whose
     protocol cannot stop a result early; dropping costs one reconnect, draining a
-    million rows costs seconds).
+    million rows costs seconds). ``before_next`` runs before every statement but the
+    first.
     """
     rows: list[dict[str, Any]] = []
     columns: list[str] = []
@@ -353,6 +405,8 @@ def _run_statements(
     fetch = plan.cap + 1
     last = len(plan.statements) - 1
     for i, (stmt, keyword) in enumerate(zip(plan.statements, plan.keywords, strict=True)):
+        if i and before_next is not None:
+            before_next()
         reads = keyword in _READ_KEYWORDS
         if stream and (plan.read or reads):
             # Server-side cursor: only cap + 1 rows ever leave the server's buffers.
@@ -400,41 +454,94 @@ def _pg_compiled(handle: EngineHandle, stmt: BoundStatement) -> tuple[str, list[
     return sql, [stmt.values[n] for n in names]
 
 
-async def _pg_read(raw: Any, handle: EngineHandle, plan: _Plan) -> SqlResult:
-    """A read on PostgreSQL: BEGIN READ ONLY, one bind-and-execute of at most cap + 1
-    rows per statement through a portal, ROLLBACK (a read never commits).
+def _capped_fetch_available() -> bool:
+    """Whether asyncpg has the (private) ``Connection._execute(query, args, limit,
+    timeout)`` and ``_get_statement`` that ``_pg_fetch`` uses (asyncpg 0.29–0.32; its own
+    ``fetchrow`` is ``_execute(..., 1, ...)``). Without them reads fall back to a
+    cursor, which costs a round trip more for an empty result."""
+    import inspect
 
-    SQLAlchemy's streamed result needs two more round trips (a separate bind, and a
-    first batch of 50 rows); the statement text and its typed binds are still
-    SQLAlchemy's own compilation.
+    import asyncpg
+
+    execute = getattr(asyncpg.Connection, "_execute", None)
+    get_statement = getattr(asyncpg.Connection, "_get_statement", None)
+    if execute is None or get_statement is None:
+        return False
+    try:
+        names = list(inspect.signature(execute).parameters)[1:5]
+    except (TypeError, ValueError):
+        return False
+    return names == ["query", "args", "limit", "timeout"]
+
+
+_CAPPED_FETCH = _capped_fetch_available()
+
+
+async def _pg_fetch(con: Any, sql: str, args: list[Any], limit: int
+                    ) -> tuple[list[Any], list[str] | None]:
+    """Run one statement and return at most ``limit`` rows and its column names (None
+    when it returns no result set).
+
+    One Bind/Execute/Sync round trip with Execute's row limit: the portal stops after
+    ``limit`` rows, so the server computes no row past them (asyncpg prepares the
+    statement once per connection and caches it).
     """
+    if _CAPPED_FETCH:
+        records = await con._execute(sql, args, limit, None)
+        if records:
+            return records, list(records[0].keys())
+        state = await con._get_statement(sql, None)  # cached by _execute just now
+        attrs = state._get_attributes()
+    else:
+        records = []
+        async for record in con.cursor(sql, *args, prefetch=limit):
+            records.append(record)
+            if len(records) >= limit:
+                break
+        if records:
+            return records, list(records[0].keys())
+        attrs = (await con.prepare(sql)).get_attributes()
+    return records, [a.name for a in attrs] if attrs else None
+
+
+async def _pg_read(con: Any, handle: EngineHandle, plan: _Plan) -> SqlResult:
+    """A read on PostgreSQL (a connection of ``EngineHandle.run_read``'s read pool).
+
+    ``BEGIN READ ONLY`` (with ``SET LOCAL statement_timeout`` in the same round trip
+    when the call's timeout differs from the pool's), then each statement in one round
+    trip of at most cap + 1 rows. The transaction is left open: ``run_read`` rolls it
+    back together with the session reset before the connection is used again (see the
+    module docstring). The statement text and its typed binds are SQLAlchemy's own
+    compilation.
+    """
+    from asyncpg.exceptions import InvalidCachedStatementError
+
+    begin = "BEGIN READ ONLY"
+    if plan.timeout_ms != handle.default_timeout_ms:
+        begin += f"; SET LOCAL statement_timeout = {int(plan.timeout_ms)}"
+    try:
+        return await _pg_read_statements(con, handle, plan, begin)
+    except InvalidCachedStatementError:
+        # A schema change invalidated a statement asyncpg had prepared (it has dropped
+        # its cache); the read changed nothing, so run it once more, re-prepared.
+        await con.execute("ROLLBACK")
+        return await _pg_read_statements(con, handle, plan, begin)
+
+
+async def _pg_read_statements(con: Any, handle: EngineHandle, plan: _Plan, begin: str
+                              ) -> SqlResult:
+    await con.execute(begin)
     rows: list[Any] = []
     columns: list[str] = []
     truncated = False
-    tr = raw.transaction(readonly=True)
-    await tr.start()
-    try:
-        if plan.timeout_ms != handle.default_timeout_ms:
-            await raw.execute("SELECT set_config('statement_timeout', $1, true)",
-                              str(plan.timeout_ms))
-        for stmt in plan.statements:
-            sql, args = _pg_compiled(handle, stmt)
-            batch: list[Any] = []
-            async for record in raw.cursor(sql, *args, prefetch=plan.cap + 1):
-                batch.append(record)
-                if len(batch) > plan.cap:
-                    break
-            if batch:
-                columns = _column_names(list(batch[0].keys()))
-            else:
-                attrs = (await raw.prepare(sql)).get_attributes()
-                if not attrs:
-                    continue  # no result set (a statement that returns nothing)
-                columns = _column_names([a.name for a in attrs])
-            truncated = len(batch) > plan.cap
-            rows = batch[: plan.cap]
-    finally:
-        await tr.rollback()
+    for stmt in plan.statements:
+        sql, args = _pg_compiled(handle, stmt)
+        batch, names = await _pg_fetch(con, sql, args, plan.cap + 1)
+        if names is None:
+            continue  # no result set (a statement that returns nothing)
+        columns = _column_names(names)
+        truncated = len(batch) > plan.cap
+        rows = batch[: plan.cap] if truncated else batch
     return SqlResult(rows=json_rows(columns, rows), count=len(rows), truncated=truncated,
                      rows_affected=None, columns=columns)
 
@@ -457,6 +564,9 @@ def _check_statements(engine: str, keywords: Sequence[str], *, read: bool) -> No
         return
     forbidden = _READ_FORBIDDEN | (_MSSQL_WRITE_KEYWORDS if engine == "mssql" else set())
     bad = [k for k in keywords if k in forbidden]
+    if bad and bad[0] == "/*!":
+        raise SqlError("read_only", "a read operation cannot start a statement with an "
+                                    "executable comment (/*! … */)")
     if bad:
         raise SqlError("read_only", f"a read operation cannot run {bad[0]} statements")
 
@@ -515,9 +625,9 @@ async def run_sql(
     plan = _Plan(statements, keywords, read, cap, timeout_ms)
     if read and engine == "postgres":
         return await _run_with_deadline(
-            engine_handle, functools.partial(_pg_read, handle=engine_handle,
-                                             plan=plan),
-            timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms), driver=True,
+            engine_handle, functools.partial(_pg_read, handle=engine_handle, plan=plan),
+            timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms),
+            pg_read=True,
         )
     return await _run_with_deadline(
         engine_handle, functools.partial(_execute, handle=engine_handle, plan=plan),
@@ -526,14 +636,14 @@ async def run_sql(
 
 
 async def _run_with_deadline(
-    handle: EngineHandle, fn: Any, *, timeout_ms: int, deadline_ms: int, driver: bool = False
+    handle: EngineHandle, fn: Any, *, timeout_ms: int, deadline_ms: int, pg_read: bool = False
 ) -> Any:
-    """``handle.run(fn)`` (or ``run_driver`` when ``driver``) under a client-side deadline
-    (ms); errors become SqlError."""
+    """``handle.run(fn)`` (or ``run_read``, PostgreSQL's read pool, when ``pg_read``)
+    under a client-side deadline (ms); errors become SqlError."""
     try:
         async with asyncio.timeout(deadline_ms / 1000):
-            if driver:
-                return await handle.run_driver(fn)
+            if pg_read:
+                return await handle.run_read(fn)
             return await handle.run(fn)
     except SqlError:
         raise
