@@ -420,11 +420,16 @@ class EngineHandle:
                 self._releases.add(task)
                 task.add_done_callback(self._releases.discard)
 
+    async def quiesce(self) -> None:
+        """Wait until the read connections returned so far are reset and back in their
+        pool (tests, benchmarks)."""
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+
     async def dispose(self) -> None:
         """Close the pools; connections in use close when returned."""
         self._disposed = True
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
+        await self.quiesce()
         async with self._read_pool_lock:
             pool, self._read_pool = self._read_pool, None
         if pool is not None:
