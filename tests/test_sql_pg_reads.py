@@ -248,3 +248,18 @@ async def test_session_locks_of_a_read_are_released(pg: Db, admin: asyncpg.Conne
     await read(h, "SELECT 1 AS flush")
     assert await admin.fetchval("SELECT pg_try_advisory_lock($1)", key)
     await admin.execute("SELECT pg_advisory_unlock_all()")
+
+
+async def test_reads_without_asyncpg_capped_execute(pg: Db, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    # the cursor fallback for an asyncpg without Connection._execute(…, limit, …)
+    from bollard.platform.sql import runner
+
+    monkeypatch.setattr(runner, "_CAPPED_FETCH", False)
+    await make_reservations(pg)
+    h = pg.handle({"maxConnectionPoolSize": 1})
+    r = await read(h, "SELECT i FROM generate_series(1, 100) i", security={"maxResultRows": 3})
+    assert (r.rows, r.truncated) == ([{"i": 1}, {"i": 2}, {"i": 3}], True)
+    r = await read(h, f"SELECT id, name FROM {pg.table} WHERE id < 0")
+    assert (r.rows, r.columns) == ([], ["id", "name"])
+    await _cannot_write(pg, h)
