@@ -9,7 +9,9 @@ JSON document and measures, in the same run and interleaved:
 (b) ``SandboxPool.run`` of a connector doing one ``ctx.http.get`` of it, whose
     ``http_handler`` uses one shared ``httpx.AsyncClient`` (warm, reused workers);
 (c) a connector doing 20 sequential requests, against 20 direct GETs;
-(d) a cold start (new key: spawn, isolate, load) and the workers' RSS (/proc).
+(d) a cold start (new key: spawn, isolate, load) and the workers' RSS (/proc);
+(e) one ``ctx.http.get`` of a 1 MiB text body, against a direct GET of it (the cost
+    of moving a body through the worker's pipe).
 
 Targets (DESIGN §4): (b) p50 within 1.5x of (a); worker RSS <= 60 MB.
 """
@@ -36,6 +38,7 @@ SERVER = textwrap.dedent(
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     BODY = b'{"id": 42, "name": "widget", "tags": ["a", "b"], "price": 9.5}'
+    BIG = b"0123456789abcdef" * 65536  # 1 MiB
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -43,11 +46,13 @@ SERVER = textwrap.dedent(
         def log_message(self, *args):
             pass
         def do_GET(self):
+            big = self.path == "/big"
+            body = BIG if big else BODY
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(BODY)))
+            self.send_header("Content-Type", "text/plain" if big else "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(BODY)
+            self.wfile.write(body)
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
     print(server.server_address[1], flush=True)
@@ -59,6 +64,11 @@ ONE_GET = """
 def execute(ctx):
     r = ctx.http.get(ctx.params["url"])
     return {"status": r.status, "item": r.body}
+"""
+
+BIG_GET = """
+def execute(ctx):
+    return len(ctx.http.get(ctx.params["url"]).body)
 """
 
 TWENTY_GETS = """
@@ -93,20 +103,20 @@ async def main(n: int) -> None:
         r = await client.get(request.url, headers=request.headers, params=request.params)
         return HttpResponse(r.status_code, r.reason_phrase, dict(r.headers), r.content, str(r.url))
 
-    async def direct() -> float:
+    async def direct(target: str = url) -> float:
         t = time.perf_counter()
-        r = await client.get(url)
-        r.json()
+        r = await client.get(target)
+        r.json() if target == url else r.text
         return (time.perf_counter() - t) * 1000
 
-    async def sandboxed(source: str, key: str) -> float:
+    async def sandboxed(source: str, key: str, target: str = url) -> float:
         t = time.perf_counter()
         await pool.run(
             key=key,
             source=source,
             entrypoint="execute",
             operation="get",
-            params={"url": url},
+            params={"url": target},
             secrets={},
             http_handler=handler,
             limits=limits,
@@ -138,6 +148,14 @@ async def main(n: int) -> None:
             twenty_direct.append((time.perf_counter() - t) * 1000)
             twenty_pool.append(await sandboxed(TWENTY_GETS, "bench:twenty"))
 
+        big_url = url.replace("/item", "/big")
+        big_direct: list[float] = []
+        big_pool: list[float] = []
+        await sandboxed(BIG_GET, "bench:big", big_url)
+        for _ in range(max(20, n // 10)):
+            big_direct.append(await direct(big_url))
+            big_pool.append(await sandboxed(BIG_GET, "bench:big", big_url))
+
         pids = [pid for s in pool.stats().values() for pid in s["idle_pids"]]
         rss = [rss_mb(pid) for pid in pids]
 
@@ -161,6 +179,11 @@ async def main(n: int) -> None:
         print(
             f"    worker RSS                median {statistics.median(rss):7.1f} MB   "
             f"max {max(rss):7.1f} MB   (target <= 60 MB, {len(rss)} workers)"
+        )
+        print(f"(e) direct GET, 1 MiB body     p50 {pct(big_direct, 50):7.3f} ms")
+        print(
+            f"    pool.run, 1 MiB ctx.http  p50 {pct(big_pool, 50):7.3f} ms   overhead "
+            f"{pct(big_pool, 50) - pct(big_direct, 50):.3f} ms"
         )
         print(f"isolation layers: {pool.isolation_layers()}")
     finally:

@@ -33,9 +33,10 @@ from bollard.sandbox.protocol import (
     plain_json,
 )
 
-# Sends one ``http`` message to the host and returns its ``http_response`` message;
-# raises HttpError for an ``http_error`` answer.
-Transport = Callable[[dict[str, Any]], dict[str, Any]]
+# Sends one ``http`` message (and its binary body, or b"") to the host and returns its
+# ``http_response`` message and the response body; raises HttpError for an
+# ``http_error`` answer.
+Transport = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
 
 
 class HttpError(Exception):
@@ -182,13 +183,14 @@ class Response:
 
     __slots__ = ("status", "status_text", "headers", "body", "url", "_raw", "_charset")
 
-    def __init__(self, message: dict[str, Any], response_type: str | None) -> None:
-        headers = {str(k).lower(): str(v) for k, v in dict(message["headers"]).items()}
+    def __init__(self, message: dict[str, Any], raw: bytes, response_type: str | None) -> None:
+        # The host's message: JSON-decoded (exact types), header names lower-cased.
+        headers = message["headers"]
         self.status = int(message["status"])
         self.status_text = str(message["status_text"])
         self.headers = headers
         self.url = str(message.get("url", ""))
-        self._raw = base64.b64decode(message["body"])
+        self._raw = raw
         media_type, self._charset = _media_type(headers)
         if response_type == "base64":
             self.body: Any = base64.b64encode(self._raw).decode("ascii")
@@ -264,7 +266,7 @@ def _check_params(params: Any) -> dict[str, Any] | None:
     return out
 
 
-def _binary(value: Any) -> str:
+def _binary(value: Any) -> bytes:
     if type(value) is bytes:
         raw = value
     elif type(value) is str:
@@ -276,7 +278,7 @@ def _binary(value: Any) -> str:
         raise TypeError("binary_body must be base64 text (or bytes)")
     if len(raw) > MAX_REQUEST_BODY_BYTES:
         raise ValueError(f"request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes")
-    return base64.b64encode(raw).decode("ascii")
+    return raw
 
 
 class Http:
@@ -326,9 +328,10 @@ class Http:
             "headers": _check_headers(headers),
             "params": _check_params(params),
             "body": None,
-            "binary_body": None,
+            "binary_body": False,
             "response_type": response_type,
         }
+        raw = b""
         if json is not None:
             message["json"] = plain_json(json, "json")
         if body is not None:
@@ -338,8 +341,10 @@ class Http:
                 raise ValueError(f"request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes")
             message["body"] = body
         if binary_body is not None:
-            message["binary_body"] = _binary(binary_body)
-        return Response(self._send(message), response_type)
+            raw = _binary(binary_body)
+            message["binary_body"] = True
+        reply, body = self._send(message, raw)
+        return Response(reply, body, response_type)
 
     def get(
         self,

@@ -48,6 +48,7 @@ from bollard.sandbox.protocol import (
     WorkerFailure,
     decode_payload,
     encode_frame,
+    frame_head,
     http_response_message,
     parse_error,
     parse_http_request,
@@ -64,6 +65,9 @@ WORKER_MODULE = "bollard.sandbox.worker"
 MAX_HANDSHAKE_BYTES = 1 * MIB
 CPU_SIGNALS = (signal.SIGPROF, signal.SIGXCPU)
 OFFLOAD_BYTES = 1 * MIB  # JSON work above this size runs in a thread
+_REQUEST_FAILED = {"type": "http_error", "code": "network_error", "message": "the request failed"}
+READ_CHUNK = 64 * 1024  # least bytes asked of one read(2) of a worker pipe
+MAX_READ_CHUNK = 1 * MIB
 
 
 @dataclass(frozen=True)
@@ -87,13 +91,192 @@ class _Outcome:
     reusable: bool = False
 
 
+class _Pipe:
+    """The host's ends of a worker's two pipes, non-blocking and driven by the event
+    loop's reader and writer callbacks (no transports, no stream objects).
+
+    The read end stays registered with the loop (no ``epoll_ctl`` per message) and
+    each callback reads what the pipe holds into one buffer, so a message usually
+    costs one ``read(2)``. A worker sends one message, then waits for the answer; when
+    no :meth:`recv` waits and more than :data:`READ_CHUNK` bytes are buffered, the
+    host stops reading until the next :meth:`recv`, so a worker cannot make it buffer
+    more than one capped frame and a chunk. A write goes out at once (one ``write(2)``
+    or ``writev(2)``); what the pipe cannot take is queued and flushed when it becomes
+    writable.
+    """
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._buffer = bytearray()
+        self._need = 0
+        self._reader: asyncio.Future[None] | None = None
+        self._read_error: ConnectionError | None = None
+        self._queue: list[memoryview] = []
+        self._drained: asyncio.Future[None] | None = None
+        self._write_error: BrokenPipeError | None = None
+        self.closed = False
+        self._loop.add_reader(read_fd, self._readable)
+        self._reading = True
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def recv(self, max_bytes: int) -> tuple[bytes, bytes]:
+        """The JSON and body parts of the next frame; ``ProtocolError`` past
+        ``max_bytes``, ``ConnectionResetError`` at end of file."""
+        buffer = self._buffer
+        while True:
+            have = len(buffer)
+            if have >= HEADER.size:
+                size, body_size = read_frame_header(buffer, max_bytes)
+                middle = HEADER.size + size
+                end = middle + body_size
+                if have >= end:
+                    # Copied out through memoryviews (one copy each); the temporary
+                    # views are gone before the buffer shrinks.
+                    payload = bytes(memoryview(buffer)[HEADER.size : middle])
+                    body = bytes(memoryview(buffer)[middle:end]) if body_size else b""
+                    del buffer[:end]
+                    return payload, body
+                await self._fill(end)
+            else:
+                await self._fill(HEADER.size)
+
+    async def _fill(self, need: int) -> None:
+        if self._read_error is not None:
+            raise self._read_error
+        if self.closed:
+            raise ConnectionResetError("the worker pipe is closed")
+        self._need = need
+        self._reader = self._loop.create_future()
+        if not self._reading:
+            self._loop.add_reader(self._read_fd, self._readable)
+            self._reading = True
+        try:
+            await self._reader
+        finally:
+            self._reader = None
+
+    def _readable(self) -> None:
+        buffer = self._buffer
+        want = min(max(self._need - len(buffer), READ_CHUNK), MAX_READ_CHUNK)
+        try:
+            chunk = os.read(self._read_fd, want)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._read_failed(ConnectionResetError(str(exc)))
+            return
+        if not chunk:
+            self._read_failed(ConnectionResetError("the worker closed its pipe"))
+            return
+        buffer += chunk
+        waiter = self._reader
+        if waiter is None:
+            if len(buffer) > READ_CHUNK:  # nobody asked: stop reading for now
+                self._loop.remove_reader(self._read_fd)
+                self._reading = False
+        elif len(buffer) >= self._need and not waiter.done():
+            waiter.set_result(None)
+
+    def _read_failed(self, error: ConnectionError) -> None:
+        self._read_error = error
+        self._loop.remove_reader(self._read_fd)
+        self._reading = False
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_exception(error)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def write(self, head: bytes, body: bytes = b"") -> None:
+        """Send a frame (``head``, then ``body``) with one ``writev(2)``; never blocks.
+        ``BrokenPipeError`` once the worker is gone."""
+        if self._write_error is not None:
+            raise self._write_error
+        if self.closed:
+            raise BrokenPipeError("the worker pipe is closed")
+        if self._queue:
+            self._queue.append(memoryview(head))
+            if body:
+                self._queue.append(memoryview(body))
+            return
+        try:
+            written = os.writev(self._write_fd, (head, body))
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as exc:  # EPIPE: the worker is gone
+            self._write_error = BrokenPipeError(exc.errno, exc.strerror)
+            raise self._write_error from None
+        if written < len(head) + len(body):
+            if written < len(head):
+                self._queue.append(memoryview(head)[written:])
+                written = 0
+            else:
+                written -= len(head)
+            if body:
+                self._queue.append(memoryview(body)[written:])
+            self._loop.add_writer(self._write_fd, self._writable)
+
+    async def drain(self) -> None:
+        """Wait until every queued byte is in the pipe."""
+        if self._queue:
+            self._drained = self._loop.create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
+        if self._write_error is not None:
+            raise self._write_error
+
+    def _writable(self) -> None:
+        try:
+            while self._queue:
+                head = self._queue[0]
+                written = os.write(self._write_fd, head)
+                if written < len(head):
+                    self._queue[0] = head[written:]
+                    return
+                self._queue.pop(0)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._write_error = BrokenPipeError(exc.errno, exc.strerror)
+            self._queue.clear()
+        self._loop.remove_writer(self._write_fd)
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def close(self) -> None:
+        """Stop watching and close both ends; a pending :meth:`recv` fails."""
+        if self.closed:
+            return
+        self.closed = True
+        self._reading = False
+        self._loop.remove_reader(self._read_fd)
+        self._loop.remove_writer(self._write_fd)
+        self._queue.clear()
+        for waiter in (self._reader, self._drained):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionResetError("the worker pipe is closed"))
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+
 class _Worker:
     """One worker process and its pipe."""
 
     def __init__(
-        self, process: asyncio.subprocess.Process, memory_bytes: int, cpu_time_ms: int
+        self,
+        process: asyncio.subprocess.Process,
+        pipe: _Pipe,
+        memory_bytes: int,
+        cpu_time_ms: int,
     ) -> None:
         self.process = process
+        self.pipe = pipe
         self.memory_bytes = memory_bytes
         self.cpu_time_ms = cpu_time_ms
         self.executions = 0
@@ -104,23 +287,21 @@ class _Worker:
     def alive(self) -> bool:
         return not self.killed and self.process.returncode is None
 
-    async def send(
-        self, message: dict[str, Any], *, large: bool = False, drain: bool = True
-    ) -> None:
-        assert self.process.stdin is not None
-        # Encoding a big message (a multi-MiB response body) would stall the event loop.
-        frame = await asyncio.to_thread(encode_frame, message) if large else encode_frame(message)
-        self.process.stdin.write(frame)
-        if drain:
-            await self.process.stdin.drain()
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send a body-less message and wait until the pipe has taken it."""
+        self.pipe.write(encode_frame(message))
+        await self.pipe.drain()
 
-    async def recv(self, max_bytes: int) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        size = read_frame_header(await self.process.stdout.readexactly(HEADER.size), max_bytes)
-        payload = await self.process.stdout.readexactly(size)
-        if size > OFFLOAD_BYTES:  # parse a big result off the event loop
-            return await asyncio.to_thread(decode_payload, payload)
-        return decode_payload(payload)
+    async def recv(self, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+        """The next message and its body part (only an ``http`` message has one)."""
+        payload, body = await self.pipe.recv(max_bytes)
+        if len(payload) > OFFLOAD_BYTES:  # parse a big result off the event loop
+            message = await asyncio.to_thread(decode_payload, payload)
+        else:
+            message = decode_payload(payload)
+        if body and message["type"] != "http":
+            raise ProtocolError(f"a {message['type']!r} message has no body part")
+        return message, body
 
     def kill(self) -> None:
         if self.idle_timer is not None:
@@ -437,14 +618,19 @@ class SandboxPool:
 
     @staticmethod
     async def _reap(worker: _Worker) -> None:
-        if worker.process.stdin is not None:
-            worker.process.stdin.close()
-        await worker.process.wait()
+        try:
+            await worker.process.wait()
+        finally:
+            worker.pipe.close()
 
     async def _start_process(self, limits: Limits) -> _Worker:
         # Lifetime CPU budget (RLIMIT_CPU), a backstop: each execution has its own
         # precise CPU timer, and the wall-time kill bounds everything.
         budget_s = math.ceil(limits.cpu_time_ms / 1000 * self.max_executions_per_worker * 1.1) + 5
+        # Two pipes: the worker's stdin and stdout. The host's ends are close-on-exec
+        # (os.pipe), so no other worker inherits them.
+        worker_stdin, host_writes = os.pipe()
+        host_reads, worker_stdout = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
                 self.python,
@@ -454,20 +640,30 @@ class SandboxPool:
                 WORKER_MODULE,
                 str(limits.memory_bytes),
                 str(budget_s),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                stdin=worker_stdin,
+                stdout=worker_stdout,
                 env={},
                 cwd="/",
                 start_new_session=True,
             )
         except OSError as exc:
+            for fd in (host_reads, host_writes):
+                os.close(fd)
             raise SandboxUnavailable(f"cannot start a sandbox worker: {exc}") from None
-        return _Worker(process, limits.memory_bytes, limits.cpu_time_ms)
+        except BaseException:
+            for fd in (host_reads, host_writes):
+                os.close(fd)
+            raise
+        finally:
+            os.close(worker_stdin)
+            os.close(worker_stdout)
+        pipe = _Pipe(host_reads, host_writes)
+        return _Worker(process, pipe, limits.memory_bytes, limits.cpu_time_ms)
 
     async def _handshake(self, worker: _Worker) -> None:
         try:
-            ready = await worker.recv(MAX_HANDSHAKE_BYTES)
-        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+            ready, _ = await worker.recv(MAX_HANDSHAKE_BYTES)
+        except (ConnectionError, ProtocolError):
             code = await worker.process.wait()
             raise SandboxUnavailable(
                 f"the sandbox worker failed to start (exit status {code})"
@@ -488,13 +684,13 @@ class SandboxPool:
             await worker.send(
                 {"type": "load", "source": group.source, "filename": group.compiled.filename}
             )
-            loaded = await worker.recv(MAX_HANDSHAKE_BYTES)
+            loaded, _ = await worker.recv(MAX_HANDSHAKE_BYTES)
             errors = loaded.get("errors")
             if loaded["type"] != "loaded" or type(errors) is not list:
                 raise SandboxUnavailable("the sandbox worker sent an invalid load answer")
             if loaded.get("ok") is not True:
                 raise ConnectorCompileError([truncate(str(e)) for e in errors[:100]])
-        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        except (ConnectionError, ProtocolError):
             self._kill(worker)
             raise SandboxUnavailable(
                 "the sandbox worker failed while loading the connector"
@@ -536,7 +732,7 @@ class SandboxPool:
                 }
             )
             while True:
-                message = await worker.recv(cap)
+                message, body = await worker.recv(cap)
                 kind = message["type"]
                 if kind == "http":
                     requests += 1
@@ -548,13 +744,13 @@ class SandboxPool:
                             f"the connector made more than {limits.max_http_requests} HTTP "
                             f"requests (limit max_http_requests = {limits.max_http_requests})",
                         )
-                    reply = await self._http(parse_http_request(message), http_handler, limits)
+                    request = parse_http_request(message, body)
+                    reply, body = await self._http(request, http_handler, limits)
                     if reply["type"] == "http_error":
                         codes_sent.add(reply["code"])
                     # No drain: a worker that stops reading mid-answer (it failed while
                     # receiving) still gets to send its final message.
-                    large = len(reply.get("body", "")) > OFFLOAD_BYTES
-                    await worker.send(reply, large=large, drain=False)
+                    worker.pipe.write(frame_head(reply, len(body)), body)
                 elif kind == "result":
                     value, logs = parse_result(message, max_log_chars)
                     worker.executions += 1
@@ -572,7 +768,7 @@ class SandboxPool:
         except ProtocolError as exc:
             worker.kill()
             raise ConnectorError(f"the sandbox worker broke the protocol ({exc})") from None
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except ConnectionError:
             raise await self._death(worker, limits) from None
 
     async def _death(self, worker: _Worker, limits: Limits) -> SandboxError:
@@ -617,8 +813,8 @@ class SandboxPool:
 
     async def _http(
         self, request: HttpRequest, handler: HttpHandler, limits: Limits
-    ) -> dict[str, Any]:
-        """Await the host's handler; the reply message for the worker."""
+    ) -> tuple[dict[str, Any], bytes]:
+        """Await the host's handler; the reply message for the worker and its body."""
         try:
             response = await handler(request)
         except HttpRequestRefused as exc:
@@ -626,18 +822,18 @@ class SandboxPool:
                 "type": "http_error",
                 "code": str(exc.code),
                 "message": truncate(str(exc.message)),
-            }
+            }, b""
         except Exception:
             logger.exception("the HTTP handler failed on a sandbox request")
-            return {"type": "http_error", "code": "network_error", "message": "the request failed"}
+            return _REQUEST_FAILED, b""
         if type(response) is not HttpResponse or type(response.body) is not bytes:
             logger.error("the HTTP handler returned %r, not an HttpResponse", type(response))
-            return {"type": "http_error", "code": "network_error", "message": "the request failed"}
+            return _REQUEST_FAILED, b""
         if len(response.body) > limits.max_response_bytes:
             return {
                 "type": "http_error",
                 "code": "limit_exceeded",
                 "message": f"the response body is larger than the limit of "
                 f"{limits.max_response_bytes} bytes (max_response_bytes)",
-            }
-        return http_response_message(response)
+            }, b""
+        return http_response_message(response), response.body

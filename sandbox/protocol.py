@@ -6,28 +6,31 @@ its egress policy, performs the request and answers with an :class:`HttpResponse
 Both are plain data with exact types so the host can treat every message from the
 worker as hostile.
 
-Framing: every message is one JSON object (UTF-8) preceded by its length as a 4-byte
-big-endian unsigned integer. Bytes travel as base64 text. Each side caps the frames
-it accepts (:func:`read_frame_header`); the host checks every field of every worker
-message for its exact type and size (:func:`parse_http_request`,
-:func:`parse_result`, :func:`parse_error`).
+Framing: every message is a frame of an 8-byte header (two big-endian unsigned
+32-bit integers: the length of the JSON part, the length of the body part), the
+message as one JSON object (UTF-8), then the body as raw bytes. Only bodies travel
+in the body part (a response body to the worker, a binary request body to the host),
+so they are never base64-encoded or JSON-escaped; every other message has an empty
+one. Each side caps the frames it accepts (:func:`read_frame_header`); the host
+checks every field of every worker message for its exact type and size
+(:func:`parse_http_request`, :func:`parse_result`, :func:`parse_error`), and refuses a
+body on anything but an ``http`` message that announces one.
 
-Messages (``type`` field):
+Messages (``type`` field; "+ body" marks the body part):
 
 - host -> worker: ``load`` {source, filename}; ``execute`` {entrypoint, operation,
-  params, secrets, limits}; ``http_response`` {status, status_text, headers, body
-  (base64), url}; ``http_error`` {code, message}.
+  params, secrets, cpu_time_ms, max_result_bytes, max_log_bytes}; ``http_response``
+  {status, status_text, headers, url} + body; ``http_error`` {code, message}.
 - worker -> host: ``ready`` {layers, pid}; ``loaded`` {ok, errors}; ``http`` {method,
-  url, headers, params, json?, body, binary_body (base64), response_type}; ``result``
-  {value, logs, discard}; ``error`` {kind, message, line, code, logs, discard}.
+  url, headers, params, json?, body, binary_body (bool), response_type} + the binary
+  body when ``binary_body`` is true; ``result`` {value, logs, discard}; ``error``
+  {kind, message, line, code, logs, discard}.
   ``discard: true`` asks the host not to reuse the worker (it failed mid-answer);
   the host honours it, as it only lowers trust.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import struct
@@ -37,7 +40,7 @@ from typing import Any
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_TYPES = (None, "text", "base64")
 
-HEADER = struct.Struct(">I")
+HEADER = struct.Struct(">II")  # JSON part, body part (bytes)
 MAX_JSON_DEPTH = 100  # nesting levels of a result, params or a JSON body
 MAX_URL_CHARS = 8192
 MAX_HEADERS = 100
@@ -60,7 +63,7 @@ class HttpRequest:
     - ``params``: query parameters to append (values already ``str`` or lists of ``str``).
     - ``json``: a JSON-serialisable body, sent as ``application/json``; or
     - ``body``: a text body; or
-    - ``binary_body``: raw bytes (the connector passes base64 text, decoded in the worker).
+    - ``binary_body``: raw bytes (the connector passes base64 text or bytes).
     - ``response_type``: ``None`` (JSON for JSON content types, text otherwise) or
       ``"base64"`` (the body comes back base64-encoded) or ``"text"``.
     """
@@ -155,32 +158,47 @@ def _plain(value: Any, path: str, depth: int) -> Any:
     raise TypeError(f"{path} is not JSON-serialisable (found {kind.__name__})")
 
 
+# One encoder and one decoder for every message (json.dumps/loads with options build a
+# new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text of a plain value (no NaN/Infinity: ``ValueError``)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 # --- framing --------------------------------------------------------------------------
 
 
-def encode_frame(message: dict[str, Any]) -> bytes:
-    """One frame: 4-byte big-endian length, then the message as UTF-8 JSON."""
+def encode_frame(message: dict[str, Any], body: bytes = b"") -> bytes:
+    """One frame: the header, the message as UTF-8 JSON, then ``body``."""
     payload = dumps(message).encode("utf-8")
-    return HEADER.pack(len(payload)) + payload
+    return HEADER.pack(len(payload), len(body)) + payload + body
+
+
+def frame_head(message: dict[str, Any], body_size: int) -> bytes:
+    """The header and JSON part of a frame whose body of ``body_size`` bytes the caller
+    writes after it (one ``writev``), so a big body is never copied into the frame."""
+    payload = dumps(message).encode("utf-8")
+    return HEADER.pack(len(payload), body_size) + payload
 
 
 def encode_raw_frame(payload_text: str) -> bytes:
-    """A frame around JSON text the caller already built (avoids encoding twice)."""
+    """A body-less frame around JSON text the caller already built (avoids encoding twice)."""
     payload = payload_text.encode("utf-8")
-    return HEADER.pack(len(payload)) + payload
+    return HEADER.pack(len(payload), 0) + payload
 
 
-def read_frame_header(header: bytes, max_bytes: int) -> int:
-    """Payload length from a 4-byte header; ``ProtocolError`` past ``max_bytes``."""
-    (size,) = HEADER.unpack(header)
-    if size > max_bytes:
-        raise ProtocolError(f"message of {size} bytes exceeds the cap of {max_bytes} bytes")
-    return size
+def read_frame_header(header: bytes | bytearray, max_bytes: int) -> tuple[int, int]:
+    """``(JSON size, body size)`` from a frame header; ``ProtocolError`` when together
+    they exceed ``max_bytes``."""
+    size, body_size = HEADER.unpack_from(header)
+    if size + body_size > max_bytes:
+        raise ProtocolError(
+            f"message of {size + body_size} bytes exceeds the cap of {max_bytes} bytes"
+        )
+    return size, body_size
 
 
 def _finite_float(text: str) -> float:
@@ -194,6 +212,9 @@ def _refuse_constant(text: str) -> Any:
     raise ValueError(f"{text} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+
+
 def decode_payload(payload: bytes) -> dict[str, Any]:
     """Parse a frame payload into a message dict with a ``str`` ``type``.
 
@@ -202,9 +223,7 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
     ``ProtocolError``.
     """
     try:
-        message = json.loads(
-            payload.decode("utf-8"), parse_float=_finite_float, parse_constant=_refuse_constant
-        )
+        message = _DECODER.decode(payload.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"invalid JSON message: {type(exc).__name__}") from None
     if type(message) is not dict or type(message.get("type")) is not str:
@@ -224,15 +243,9 @@ def _str(message: dict[str, Any], key: str, max_chars: int, *, optional: bool = 
     return value
 
 
-def _b64(text: str, key: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError(f"field {key!r} is not valid base64") from None
-
-
-def parse_http_request(message: dict[str, Any]) -> HttpRequest:
-    """Check a worker ``http`` message field by field and build an :class:`HttpRequest`.
+def parse_http_request(message: dict[str, Any], body: bytes = b"") -> HttpRequest:
+    """Check a worker ``http`` message (and the ``body`` part of its frame) field by
+    field and build an :class:`HttpRequest`.
 
     Raises ``ProtocolError`` on any unexpected type, value or size (limits in this
     module: :data:`MAX_URL_CHARS`, :data:`MAX_HEADERS`, :data:`MAX_HEADER_CHARS`,
@@ -257,9 +270,13 @@ def parse_http_request(message: dict[str, Any]) -> HttpRequest:
             if len(items) > MAX_QUERY_PARAMS or any(type(v) is not str for v in items):
                 raise ProtocolError("query parameter values must be strings or lists of strings")
     has_json = "json" in message
-    body = _str(message, "body", MAX_REQUEST_BODY_BYTES, optional=True)
-    raw_binary = _str(message, "binary_body", MAX_REQUEST_BODY_BYTES * 4 // 3 + 4, optional=True)
-    if has_json + (body is not None) + (raw_binary is not None) > 1:
+    text = _str(message, "body", MAX_REQUEST_BODY_BYTES, optional=True)
+    binary = message.get("binary_body", False)
+    if type(binary) is not bool:
+        raise ProtocolError("field 'binary_body' must be true or false")
+    if (body and not binary) or len(body) > MAX_REQUEST_BODY_BYTES:
+        raise ProtocolError("a request body is only sent with binary_body, within its cap")
+    if has_json + (text is not None) + binary > 1:
         raise ProtocolError("a request has at most one of json, body and binary_body")
     response_type = message.get("response_type")
     if response_type not in RESPONSE_TYPES:
@@ -270,20 +287,20 @@ def parse_http_request(message: dict[str, Any]) -> HttpRequest:
         headers=headers,
         params=params,
         json=message.get("json"),
-        body=body,
-        binary_body=None if raw_binary is None else _b64(raw_binary, "binary_body"),
+        body=text,
+        binary_body=bytes(body) if binary else None,
         response_type=response_type,
     )
 
 
 def http_response_message(response: HttpResponse) -> dict[str, Any]:
-    """The ``http_response`` message for the worker (header names lower-cased)."""
+    """The ``http_response`` message for the worker (header names lower-cased); the
+    body travels as the frame's body part."""
     return {
         "type": "http_response",
         "status": int(response.status),
         "status_text": str(response.status_text),
         "headers": {str(k).lower(): str(v) for k, v in response.headers.items()},
-        "body": base64.b64encode(response.body).decode("ascii"),
         "url": str(response.url),
     }
 

@@ -43,8 +43,8 @@ from bollard.sandbox.protocol import (
     ProtocolError,
     decode_payload,
     dumps,
-    encode_frame,
     encode_raw_frame,
+    frame_head,
     plain_json,
     read_frame_header,
 )
@@ -68,42 +68,62 @@ for _codec in PRELOADED_CODECS:
     codecs.lookup(_codec)
 
 MAX_HOST_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_READ = 1024 * 1024  # most bytes asked of one read(2)
 READ_FD, WRITE_FD = 0, 1
 
 
 class Channel:
-    """Blocking length-prefixed JSON frames over the worker's stdin/stdout."""
+    """Blocking frames (:mod:`bollard.sandbox.protocol`) over the worker's stdin/stdout."""
 
     def __init__(self, read_fd: int = READ_FD, write_fd: int = WRITE_FD) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._buffer = bytearray()
 
-    def _read_exact(self, size: int) -> bytes:
-        # Reads whatever the pipe holds (a header usually arrives with its payload),
-        # so most messages cost one read(2).
-        while len(self._buffer) < size:
-            chunk = os.read(self.read_fd, max(size - len(self._buffer), 65536))
+    def _fill(self, size: int) -> None:
+        # Reads whatever the pipe holds (a header arrives with its message), so most
+        # messages cost one read(2).
+        buffer = self._buffer
+        while len(buffer) < size:
+            chunk = os.read(self.read_fd, min(max(size - len(buffer), 65536), MAX_READ))
             if not chunk:
                 raise EOFError
-            self._buffer += chunk
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+            buffer += chunk
 
-    def recv(self) -> dict[str, Any]:
-        """The next host message; ``EOFError`` when the host closed the pipe."""
-        size = read_frame_header(self._read_exact(HEADER.size), MAX_HOST_MESSAGE_BYTES)
-        return decode_payload(self._read_exact(size))
+    def recv(self) -> tuple[dict[str, Any], bytes]:
+        """The next host message and its body part; ``EOFError`` when the host closed
+        the pipe."""
+        self._fill(HEADER.size)
+        size, body_size = read_frame_header(self._buffer, MAX_HOST_MESSAGE_BYTES)
+        middle = HEADER.size + size
+        end = middle + body_size
+        self._fill(end)
+        buffer = self._buffer
+        message = decode_payload(bytes(memoryview(buffer)[HEADER.size : middle]))
+        body = bytes(memoryview(buffer)[middle:end]) if body_size else b""
+        del buffer[:end]
+        return message, body
 
-    def send_bytes(self, frame: bytes) -> None:
-        view = memoryview(frame)
+    def send_bytes(self, frame: bytes, body: bytes = b"") -> None:
+        """Write a frame (``frame``, then ``body``): one ``writev(2)`` unless the pipe
+        is full."""
+        if body:
+            written = os.writev(self.write_fd, (frame, body))
+            if written >= len(frame):
+                self._write_all(memoryview(body)[written - len(frame) :])
+                return
+            self._write_all(memoryview(frame)[written:])
+            self._write_all(memoryview(body))
+        else:
+            self._write_all(memoryview(frame))
+
+    def _write_all(self, view: memoryview) -> None:
         while view:
             written = os.write(self.write_fd, view)
             view = view[written:]
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.send_bytes(encode_frame(message))
+    def send(self, message: dict[str, Any], body: bytes = b"") -> None:
+        self.send_bytes(frame_head(message, len(body)), body)
 
 
 def _connector_line(tb: TracebackType | None, filename: str) -> int | None:
@@ -137,17 +157,17 @@ class Worker:
         self.compiled = compiled
         self.broken = False
 
-    def _transport(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _transport(self, message: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         try:
-            self.channel.send(message)
-            reply = self.channel.recv()
+            self.channel.send(message, body)
+            reply, body = self.channel.recv()
         except BaseException:
             # Failing between request and answer (a RecursionError or MemoryError in
             # this code) leaves the pipe out of step: the worker must not run again.
             self.broken = True
             raise
         if reply["type"] == "http_response":
-            return reply
+            return reply, body
         if reply["type"] == "http_error":
             raise HttpError(str(reply.get("code")), str(reply.get("message")))
         raise ProtocolError(f"unexpected {reply['type']!r} message during a request")
@@ -251,7 +271,7 @@ def main(argv: list[str]) -> int:
     os.close(null)
     channel.send({"type": "ready", "layers": layers, "pid": os.getpid()})
     try:
-        load = channel.recv()
+        load, _ = channel.recv()
         if load["type"] != "load":
             return 2
         try:
@@ -264,7 +284,7 @@ def main(argv: list[str]) -> int:
         channel.send({"type": "loaded", "ok": True, "errors": []})
         worker = Worker(channel, compiled)
         while True:
-            message = channel.recv()
+            message, _ = channel.recv()
             if message["type"] != "execute":
                 return 2
             worker.execute(message)

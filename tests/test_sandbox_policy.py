@@ -18,10 +18,12 @@ from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
 from bollard.sandbox.policy import MAX_SOURCE_BYTES, compile_connector, make_globals, source_hash
 from bollard.sandbox.protocol import (
     HEADER,
+    MAX_REQUEST_BODY_BYTES,
     HttpResponse,
     ProtocolError,
     decode_payload,
     encode_frame,
+    frame_head,
     http_response_message,
     parse_error,
     parse_http_request,
@@ -429,14 +431,14 @@ def test_plain_json_depth() -> None:
 
 
 def test_frames_round_trip_and_cap() -> None:
-    frame = encode_frame({"type": "x", "text": "é"})
-    size = read_frame_header(frame[: HEADER.size], 1000)
-    assert (
-        decode_payload(frame[HEADER.size :]) == {"type": "x", "text": "é"}
-        and size == len(frame) - 4
-    )
+    frame = encode_frame({"type": "x", "text": "é"}, b"\x00\xff")
+    size, body_size = read_frame_header(frame[: HEADER.size], 1000)
+    assert decode_payload(frame[HEADER.size : HEADER.size + size]) == {"type": "x", "text": "é"}
+    assert frame[HEADER.size + size :] == b"\x00\xff" and body_size == 2
+    assert size + body_size == len(frame) - HEADER.size
+    assert frame_head({"type": "x", "text": "é"}, 2) + b"\x00\xff" == frame
     with pytest.raises(ProtocolError, match="exceeds the cap"):
-        read_frame_header(frame[: HEADER.size], size - 1)
+        read_frame_header(frame[: HEADER.size], size + body_size - 1)
 
 
 @pytest.mark.parametrize(
@@ -466,7 +468,7 @@ def good_http(**changes: Any) -> dict[str, Any]:
         "headers": {"a": "b"},
         "params": {"q": "1", "t": ["x", "y"]},
         "body": None,
-        "binary_body": None,
+        "binary_body": False,
         "response_type": None,
     }
     message.update(changes)
@@ -481,7 +483,10 @@ def test_parse_http_request() -> None:
         {"a": "b"},
         {"k": [1]},
     )
-    assert parse_http_request(good_http(binary_body="AAE=")).binary_body == b"\x00\x01"
+    request = parse_http_request(good_http(binary_body=True), b"\x00\x01")
+    assert request.binary_body == b"\x00\x01" and request.body is None
+    assert parse_http_request(good_http(binary_body=True)).binary_body == b""
+    assert parse_http_request(good_http()).binary_body is None
 
 
 @pytest.mark.parametrize(
@@ -494,8 +499,11 @@ def test_parse_http_request() -> None:
         {"headers": {str(i): "v" for i in range(101)}},
         {"params": {"a": 1}},
         {"params": {"a": [1]}},
-        {"body": "x", "binary_body": "AA=="},
-        {"binary_body": "!!"},
+        {"body": "x", "binary_body": True},
+        {"json": 1, "binary_body": True},
+        {"binary_body": "AA=="},
+        {"binary_body": None},
+        {"binary_body": 1},
         {"response_type": "json"},
         {"headers": []},
     ],
@@ -503,6 +511,15 @@ def test_parse_http_request() -> None:
 def test_parse_http_request_refuses(changes: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError):
         parse_http_request(good_http(**changes))
+
+
+def test_parse_http_request_refuses_unannounced_or_oversized_bodies() -> None:
+    with pytest.raises(ProtocolError):
+        parse_http_request(good_http(), b"x")
+    with pytest.raises(ProtocolError):
+        parse_http_request(good_http(body="text"), b"x")
+    with pytest.raises(ProtocolError):
+        parse_http_request(good_http(binary_body=True), bytes(MAX_REQUEST_BODY_BYTES + 1))
 
 
 def test_parse_error_refuses_unknown_kinds_and_bad_fields() -> None:
@@ -522,7 +539,6 @@ def test_http_response_message_lowercases_headers() -> None:
         "status": 201,
         "status_text": "Created",
         "headers": {"x-a": "1"},
-        "body": "AA==",
         "url": "https://a/",
     }
 

@@ -639,24 +639,37 @@ async def test_close_kills_running_workers(egress: Egress, server: LocalServer) 
 ROGUE = r"""
 import json, os, struct, sys
 mode = os.environ.get("ROGUE_MODE") or open("/tmp/rogue-mode-%d" % os.getppid()).read()
-def send(obj=None, raw=None):
+def send(obj=None, raw=None, body=b""):
     payload = raw if raw is not None else json.dumps(obj).encode()
-    os.write(1, struct.pack(">I", len(payload)) + payload)
+    os.write(1, struct.pack(">II", len(payload), len(body)) + payload + body)
 def recv():
     header = b""
-    while len(header) < 4:
-        header += os.read(0, 4 - len(header))
-    n = struct.unpack(">I", header)[0]
+    while len(header) < 8:
+        header += os.read(0, 8 - len(header))
+    n = sum(struct.unpack(">II", header))
     data = b""
     while len(data) < n:
         data += os.read(0, n - len(data))
-    return json.loads(data)
+    return data
 send({"type": "ready", "layers": {"process": True}})
 recv()
 send({"type": "loaded", "ok": True, "errors": []})
 recv()
 if mode == "oversize":
-    os.write(1, struct.pack(">I", 2**31))
+    os.write(1, struct.pack(">II", 2**31, 0))
+elif mode == "oversize_body":
+    os.write(1, struct.pack(">II", 10, 2**31))
+elif mode == "result_body":
+    send({"type": "result", "value": 1, "logs": []}, body=b"x")
+elif mode == "flood":
+    send({"type": "result", "value": 1, "logs": []})
+    try:
+        for _ in range(1024):  # 64 MiB after the answer; blocks once the host stops reading
+            os.write(1, b"\xff" * 65536)
+    except OSError:
+        pass
+elif mode == "unannounced_body":
+    send({"type": "http", "method": "GET", "url": "http://x/", "headers": {}}, body=b"x")
 elif mode == "nan":
     send(raw=b'{"type": "result", "value": NaN, "logs": []}')
 elif mode == "bad_http":
@@ -690,6 +703,9 @@ def rogue_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("mode", "match", "kept"),
     [
         ("oversize", "broke the protocol", False),
+        ("oversize_body", "broke the protocol", False),
+        ("result_body", "broke the protocol", False),
+        ("unannounced_body", "broke the protocol", False),
         ("nan", "broke the protocol", False),
         ("bad_http", "broke the protocol", False),
         ("header_type", "broke the protocol", False),
@@ -709,6 +725,24 @@ async def test_hostile_worker_messages(
             await run(pool, egress, "def execute(ctx):\n    return 1\n", key=f"rogue-{mode}:v1")
         assert info.value.code == "connector_error"
         assert pool.stats()[f"rogue-{mode}:v1"]["idle"] == (1 if kept else 0)
+    finally:
+        Path(f"/tmp/rogue-mode-{os.getpid()}").unlink()
+        await pool.close()
+
+
+async def test_worker_flooding_its_pipe_is_not_buffered(rogue_python: Path, egress: Egress) -> None:
+    from bollard.sandbox.pool import MAX_READ_CHUNK, READ_CHUNK
+
+    pool = SandboxPool(python=str(rogue_python))
+    Path(f"/tmp/rogue-mode-{os.getpid()}").write_text("flood")
+    source = "def execute(ctx):\n    return 1\n"
+    try:
+        assert (await run(pool, egress, source, key="rogue-flood:v1")).value == 1
+        worker = pool._groups["rogue-flood:v1"].idle[0]
+        await asyncio.sleep(0.5)  # the worker keeps writing; the host stops reading
+        assert len(worker.pipe._buffer) <= READ_CHUNK + MAX_READ_CHUNK
+        with pytest.raises(ConnectorError, match="broke the protocol"):
+            await run(pool, egress, source, key="rogue-flood:v1")
     finally:
         Path(f"/tmp/rogue-mode-{os.getpid()}").unlink()
         await pool.close()
