@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+# The sandbox tests' shared fixtures (``server``, ``egress``); a module's own fixture of
+# the same name takes precedence.
+pytest_plugins = ["sandbox_kit"]
+
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus" / "tale-manifests"
 SHIPPED = REPO / "integrations"

@@ -6,13 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
+import pytest_asyncio
 from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused, HttpResponse
 
 
@@ -138,3 +140,17 @@ class Egress:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+# Module-scoped fixtures shared by the sandbox test modules (loaded by conftest.py).
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with local_server() as s:
+        yield s
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def egress(server: LocalServer) -> AsyncIterator[Egress]:
+    e = Egress(server)
+    yield e
+    await e.close()

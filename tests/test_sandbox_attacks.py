@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,25 +18,12 @@ from bollard.sandbox.errors import ConnectorCompileError, SandboxError
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.policy import compile_connector, source_hash
 from bollard.sandbox.pool import RunResult, SandboxPool
-from sandbox_kit import Egress, LocalServer, local_server
+from sandbox_kit import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 LIMITS = Limits(wall_time_ms=20_000, cpu_time_ms=5_000)
 TIGHT = Limits(wall_time_ms=20_000, cpu_time_ms=400, memory_bytes=64 * 1024 * 1024)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    with local_server() as s:
-        yield s
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def egress(server: LocalServer) -> AsyncIterator[Egress]:
-    e = Egress(server)
-    yield e
-    await e.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +27,11 @@ from bollard.sandbox.errors import (
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import RunResult, SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
-from sandbox_kit import Egress, LocalServer, local_server
+from sandbox_kit import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FAST = Limits(wall_time_ms=20_000, cpu_time_ms=5_000)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    with local_server() as s:
-        yield s
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def egress(server: LocalServer) -> AsyncIterator[Egress]:
-    e = Egress(server)
-    yield e
-    await e.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
