@@ -134,11 +134,17 @@ async def main() -> None:
 
             direct20 = await timed(twenty_direct, max(20, N // 10))
 
-        settings = Settings(integrations_dir=root / "integrations", data_dir=root / "lib", secret_key="bench",
-                            reload=False, allow_private_egress=True)
+        settings = Settings(
+            integrations_dir=root / "integrations",
+            data_dir=root / "lib",
+            secret_key="bench",
+            reload=False,
+            allow_private_egress=True,
+        )
         rt = Runtime(settings)
         await rt.start()
         try:
+
             async def lib_one() -> None:
                 out = await rt.execution.invoke(Invocation("bench", "one"))
                 assert out.status == 200, out.body
@@ -154,13 +160,24 @@ async def main() -> None:
         finally:
             await rt.stop()
 
-        env = {"BOLLARD_SECRET_KEY": "bench", "BOLLARD_ALLOW_PRIVATE_EGRESS": "true", "BOLLARD_RELOAD": "false"}
-        token = bollard("token", "create", "--role", "agent", "--data-dir", str(root / "srv"), env=env).strip()
+        env = {
+            "BOLLARD_SECRET_KEY": "bench",
+            "BOLLARD_ALLOW_PRIVATE_EGRESS": "true",
+            "BOLLARD_RELOAD": "false",
+        }
+        token = bollard(
+            "token", "create", "--role", "agent", "--data-dir", str(root / "srv"), env=env
+        ).strip()
         server = Server(root / "integrations", root / "srv", env)
         try:
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30,
-                                         limits=httpx.Limits(max_connections=CONCURRENCY)) as api:
+            async with httpx.AsyncClient(
+                base_url=server.url,
+                headers=headers,
+                timeout=30,
+                limits=httpx.Limits(max_connections=CONCURRENCY),
+            ) as api:
+
                 async def api_one() -> None:
                     r = await api.post("/api/integrations/bench/operations/one", json={"params": {}})
                     assert r.status_code == 200, r.text
@@ -185,8 +202,10 @@ async def main() -> None:
             server.stop()
 
     base = statistics.median(direct_samples)
-    print(f"bench_api: N={N} on {os.cpu_count()} cores; sandbox layers: "
-          + ", ".join(k for k, v in layers.items() if v and v is not False))
+    print(
+        f"bench_api: N={N} on {os.cpu_count()} cores; sandbox layers: "
+        + ", ".join(k for k, v in layers.items() if v and v is not False)
+    )
     print(line("direct httpx GET", direct_samples))
     print(line("library: connector, one ctx.http.get", lib_samples, base))
     print(line("HTTP API: connector, one ctx.http.get", api_samples, base))
@@ -201,7 +220,9 @@ def worker_rss(server_pid: int) -> list[int]:
     """RSS (KiB) of the server's sandbox worker processes, from /proc."""
     out = []
     try:
-        children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(server_pid)], capture_output=True, text=True
+        ).stdout.split()
     except FileNotFoundError:
         return out
     for pid in children:

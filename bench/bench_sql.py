@@ -57,8 +57,9 @@ async def bench_overhead(iterations: int) -> None:
     """(a) runner vs raw asyncpg on the same 100-row SELECT."""
     table = f"bench_{uuid.uuid4().hex[:8]}"
     raw = await asyncpg.create_pool(_pg_dsn(), min_size=1, max_size=1)
-    handle = build_engine("postgres", {"security": {"maxConnectionPoolSize": 1}},
-                          credentials_from_url(PG_URL))
+    handle = build_engine(
+        "postgres", {"security": {"maxConnectionPoolSize": 1}}, credentials_from_url(PG_URL)
+    )
     try:
         await raw.execute(
             f"CREATE TABLE {table} (id int PRIMARY KEY, name text, amount numeric(10,2), "
@@ -74,8 +75,15 @@ async def bench_overhead(iterations: int) -> None:
         schema = {"properties": {"n": {"type": "integer"}}}
 
         async def ours() -> None:
-            r = await run_sql(handle, query=sql_ours, operation_type="read", schema=schema,
-                              params={"n": 100}, security={}, read_only_connection=False)
+            r = await run_sql(
+                handle,
+                query=sql_ours,
+                operation_type="read",
+                schema=schema,
+                params={"n": 100},
+                security={},
+                read_only_connection=False,
+            )
             assert r.count == 100
 
         async def baseline() -> None:
@@ -85,8 +93,13 @@ async def bench_overhead(iterations: int) -> None:
         async def baseline_json() -> None:
             # raw asyncpg plus what the runner also does: rows to JSON-friendly dicts
             rows = await raw.fetch(sql_raw, 100)
-            [{k: (v.isoformat() if hasattr(v, "isoformat") else
-                  float(v) if k == "amount" else v) for k, v in r.items()} for r in rows]
+            [
+                {
+                    k: (v.isoformat() if hasattr(v, "isoformat") else float(v) if k == "amount" else v)
+                    for k, v in r.items()
+                }
+                for r in rows
+            ]
 
         async def baseline_safe() -> None:
             # raw asyncpg doing what a capped read must: a read-only transaction and
@@ -98,15 +111,24 @@ async def bench_overhead(iterations: int) -> None:
                     rows = [r async for r in conn.cursor(sql_raw, 100, prefetch=1001)]
                 finally:
                     await tr.rollback()
-            [{k: (v.isoformat() if hasattr(v, "isoformat") else
-                  float(v) if k == "amount" else v) for k, v in r.items()} for r in rows]
+            [
+                {
+                    k: (v.isoformat() if hasattr(v, "isoformat") else float(v) if k == "amount" else v)
+                    for k, v in r.items()
+                }
+                for r in rows
+            ]
 
         for _ in range(200):  # warm-up: pools, prepared statements, compile cache
             await ours()
             await baseline()
         times: dict[str, list[float]] = {k: [] for k in ("ours", "b2b", "raw", "json", "safe")}
         calls: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("ours", ours), ("raw", baseline), ("json", baseline_json), ("safe", baseline_safe)]
+            ("ours", ours),
+            ("raw", baseline),
+            ("json", baseline_json),
+            ("safe", baseline_safe),
+        ]
         order = random.Random(1)
         for _ in range(iterations):
             order.shuffle(calls)  # no variant always follows the same one
@@ -117,7 +139,8 @@ async def bench_overhead(iterations: int) -> None:
                 if name == "ours":
                     times["b2b"].append(await _timed(ours))
         t_ours, t_ours_b2b, t_raw, t_raw_json, t_raw_safe = (
-            times[k] for k in ("ours", "b2b", "raw", "json", "safe"))
+            times[k] for k in ("ours", "b2b", "raw", "json", "safe")
+        )
         p50_ours = statistics.median(t_ours)
         p50_raw = statistics.median(t_raw)
         p50_raw_json = statistics.median(t_raw_json)
@@ -125,15 +148,15 @@ async def bench_overhead(iterations: int) -> None:
         print(f"    raw asyncpg           p50 {p50_raw:.3f} ms")
         print(f"    raw asyncpg + dicts   p50 {p50_raw_json:.3f} ms")
         p50_raw_safe = statistics.median(t_raw_safe)
-        print(f"    raw asyncpg, read-only tx + capped portal + dicts "
-              f"p50 {p50_raw_safe:.3f} ms")
+        print(f"    raw asyncpg, read-only tx + capped portal + dicts p50 {p50_raw_safe:.3f} ms")
         print(f"    run_sql               p50 {p50_ours:.3f} ms")
         p50_b2b = statistics.median(t_ours_b2b)
-        print(f"    run_sql back-to-back  p50 {p50_b2b:.3f} ms "
-              f"({p50_b2b / p50_raw:.2f}x raw)")
-        print(f"    ratio run_sql / raw   {p50_ours / p50_raw:.2f}x "
-              f"(vs raw + dicts {p50_ours / p50_raw_json:.2f}x, "
-              f"vs raw same protocol {p50_ours / p50_raw_safe:.2f}x)")
+        print(f"    run_sql back-to-back  p50 {p50_b2b:.3f} ms ({p50_b2b / p50_raw:.2f}x raw)")
+        print(
+            f"    ratio run_sql / raw   {p50_ours / p50_raw:.2f}x "
+            f"(vs raw + dicts {p50_ours / p50_raw_json:.2f}x, "
+            f"vs raw same protocol {p50_ours / p50_raw_safe:.2f}x)"
+        )
     finally:
         await raw.execute(f"DROP TABLE IF EXISTS {table}")
         await raw.close()
@@ -145,8 +168,9 @@ async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callabl
     if engine == "postgres":
         conn = await asyncpg.connect(_pg_dsn())
         await conn.execute(f"CREATE UNLOGGED TABLE {table} (id int, name text, amount numeric)")
-        await conn.execute(f"INSERT INTO {table} SELECT i, 'row ' || i, i * 0.5 "
-                           f"FROM generate_series(1, {BIG_ROWS}) i")
+        await conn.execute(
+            f"INSERT INTO {table} SELECT i, 'row ' || i, i * 0.5 FROM generate_series(1, {BIG_ROWS}) i"
+        )
         await conn.close()
 
         async def drop() -> None:
@@ -159,15 +183,20 @@ async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callabl
         import aiomysql
 
         creds = credentials_from_url(MYSQL_URL)
-        kw = {"host": creds["server"], "port": creds.get("port", 3306),
-              "user": creds.get("username"), "password": creds.get("password", ""),
-              "db": creds["database"], "autocommit": True}
+        kw = {
+            "host": creds["server"],
+            "port": creds.get("port", 3306),
+            "user": creds.get("username"),
+            "password": creds.get("password", ""),
+            "db": creds["database"],
+            "autocommit": True,
+        }
         conn = await aiomysql.connect(**kw)
         async with conn.cursor() as cur:
-            await cur.execute(f"CREATE TABLE {table} (id int, name varchar(40), "
-                              "amount decimal(12,1))")
-            await cur.execute(f"INSERT INTO {table} SELECT seq, CONCAT('row ', seq), seq * 0.5 "
-                              f"FROM seq_1_to_{BIG_ROWS}")
+            await cur.execute(f"CREATE TABLE {table} (id int, name varchar(40), amount decimal(12,1))")
+            await cur.execute(
+                f"INSERT INTO {table} SELECT seq, CONCAT('row ', seq), seq * 0.5 FROM seq_1_to_{BIG_ROWS}"
+            )
         conn.close()
 
         async def drop() -> None:
@@ -192,8 +221,11 @@ async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callabl
     async def nothing() -> None:
         return None
 
-    return (build_engine("sqlite", {}, {"database": str(path)}, integration_dir=tmp,
-                         data_dir=tmp), table, nothing)
+    return (
+        build_engine("sqlite", {}, {"database": str(path)}, integration_dir=tmp, data_dir=tmp),
+        table,
+        nothing,
+    )
 
 
 async def bench_cap(engine: str, repeats: int) -> None:
@@ -209,9 +241,15 @@ async def bench_cap(engine: str, repeats: int) -> None:
             }
 
             async def call(sql: str) -> None:
-                r = await run_sql(handle, query=sql, operation_type="read", schema={},
-                                  params={}, security={"maxResultRows": CAP},
-                                  read_only_connection=False)
+                r = await run_sql(
+                    handle,
+                    query=sql,
+                    operation_type="read",
+                    schema={},
+                    params={},
+                    security={"maxResultRows": CAP},
+                    read_only_connection=False,
+                )
                 assert r.count == CAP
 
             for sql in queries.values():
@@ -223,8 +261,10 @@ async def bench_cap(engine: str, repeats: int) -> None:
                 await call(sql)
                 _, peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
-                print(f"    {label:<16} p50 {statistics.median(times):8.2f} ms   "
-                      f"peak Python memory {peak / 1024:8.1f} KiB")
+                print(
+                    f"    {label:<16} p50 {statistics.median(times):8.2f} ms   "
+                    f"peak Python memory {peak / 1024:8.1f} KiB"
+                )
         finally:
             await handle.dispose()
             await drop()

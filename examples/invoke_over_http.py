@@ -27,14 +27,21 @@ def main() -> None:
     token = args.token or Path(".bollard/admin.token").read_text().strip()
     with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
         if args.cancel is None:
-            r = client.post("/api/integrations/hotel/operations/list_reservations", json={"params": {"status": "confirmed"}})
+            r = client.post(
+                "/api/integrations/hotel/operations/list_reservations",
+                json={"params": {"status": "confirmed"}},
+            )
             print(json.dumps(r.json(), indent=2))
             return
-        r = client.post("/api/integrations/hotel/operations/cancel_reservation", json={"params": {"id": args.cancel}})
+        r = client.post(
+            "/api/integrations/hotel/operations/cancel_reservation", json={"params": {"id": args.cancel}}
+        )
         pending = r.json()
         print(f"HTTP {r.status_code}: approval {pending.get('approvalId')} is {pending.get('status')}")
-        print("approve it with: curl -X POST -H 'Authorization: Bearer …' "
-              f"{args.url}/api/approvals/{pending.get('approvalId')}/approve")
+        print(
+            "approve it with: curl -X POST -H 'Authorization: Bearer …' "
+            f"{args.url}/api/approvals/{pending.get('approvalId')}/approve"
+        )
         while True:
             approval = client.get(f"/api/approvals/{pending['approvalId']}").json()
             if approval["status"] not in ("pending", "approved", "executing"):

@@ -157,7 +157,9 @@ class Approvals:
         """One approval (expiring it first if its TTL passed); agents see only their own."""
         await self.expire_due()
         row = await self._load(approval_id)
-        if row is None or (principal is not None and not principal.is_admin and row.requested_by != principal.token_id):
+        if row is None or (
+            principal is not None and not principal.is_admin and row.requested_by != principal.token_id
+        ):
             raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
         return approval_json(row)
 
@@ -179,7 +181,9 @@ class Approvals:
         if principal is not None and not principal.is_admin:
             conds.append(approvals.c.requested_by == principal.token_id)
         async with self.runtime.db.connect() as conn:
-            total = (await conn.execute(select(func.count()).select_from(approvals).where(*conds))).scalar_one()
+            total = (
+                await conn.execute(select(func.count()).select_from(approvals).where(*conds))
+            ).scalar_one()
             rows = (
                 await conn.execute(
                     select(approvals)
@@ -198,7 +202,11 @@ class Approvals:
             await conn.execute(
                 update(approvals)
                 .where(approvals.c.status == "pending", approvals.c.expires_at < now)
-                .values(status="expired", error_code="approval_expired", error_message="the approval was not decided in time")
+                .values(
+                    status="expired",
+                    error_code="approval_expired",
+                    error_message="the approval was not decided in time",
+                )
             )
             await conn.execute(
                 update(approvals)
@@ -223,7 +231,13 @@ class Approvals:
         async with self.runtime.db.begin() as conn:
             result = await conn.execute(
                 update(approvals)
-                .where(and_(approvals.c.id == approval_id, approvals.c.status == "pending", approvals.c.expires_at >= now))
+                .where(
+                    and_(
+                        approvals.c.id == approval_id,
+                        approvals.c.status == "pending",
+                        approvals.c.expires_at >= now,
+                    )
+                )
                 .values(**values)
             )
         return result.rowcount == 1
@@ -239,7 +253,9 @@ class Approvals:
             "approval_decided", f"this approval is already {row.status}; it runs at most once"
         )
 
-    async def reject(self, approval_id: str, principal: Principal, reason: str | None = None) -> dict[str, Any]:
+    async def reject(
+        self, approval_id: str, principal: Principal, reason: str | None = None
+    ) -> dict[str, Any]:
         await self.expire_due()
         if not await self._claim(approval_id, principal, "rejected"):
             await self._refuse_claim(approval_id)
@@ -306,7 +322,9 @@ class Approvals:
         if outcome is not None and outcome.ok:
             values: dict[str, Any] = {"status": "succeeded", "result": outcome.body, "finished_at": now}
         else:
-            error = outcome.body["error"] if outcome is not None else {"code": err.code, "message": err.message}
+            error = (
+                outcome.body["error"] if outcome is not None else {"code": err.code, "message": err.message}
+            )
             values = {
                 "status": "failed",
                 "result": outcome.body if outcome is not None else None,
@@ -316,7 +334,9 @@ class Approvals:
             }
         async with self.runtime.db.begin() as conn:
             await conn.execute(
-                update(approvals).where(approvals.c.id == approval_id, approvals.c.status == "executing").values(**values)
+                update(approvals)
+                .where(approvals.c.id == approval_id, approvals.c.status == "executing")
+                .values(**values)
             )
         return await self.get(approval_id)
 

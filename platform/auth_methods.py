@@ -16,7 +16,9 @@ from bollard.platform.manifest import SQL_CONNECTION_KEYS, Manifest
 
 # Filled in by the OAuth2 flow, never typed by a person.
 OAUTH2_TOKEN_KEYS = ("accessToken", "refreshToken")
-SECRET_FIELDS = frozenset({"password", "apiKey", "accessToken", "refreshToken", "clientSecret", "token", "secret"})
+SECRET_FIELDS = frozenset(
+    {"password", "apiKey", "accessToken", "refreshToken", "clientSecret", "token", "secret"}
+)
 SQL_OPTIONAL = frozenset({"port", "ssl", "sslMode", "sslRootCert", "encrypt", "trustServerCertificate"})
 
 
@@ -49,7 +51,14 @@ def credential_fields(m: Manifest) -> list[dict[str, Any]]:
         if any(f["key"] == key for f in fields):
             return
         secret = key in SECRET_FIELDS or key.lower().endswith(("key", "token", "secret", "password"))
-        fields.append({"key": key, "required": key in required if req is None else req, "secret": secret, "source": source})
+        fields.append(
+            {
+                "key": key,
+                "required": key in required if req is None else req,
+                "secret": secret,
+                "source": source,
+            }
+        )
 
     if m.auth_method == "oauth2":
         add("clientId", req=True)

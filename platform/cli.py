@@ -51,9 +51,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await runtime.start()
         try:  # start one worker now so /healthz reports the isolation layers in force
             layers = await runtime.pool.probe()
-            print("  Sandbox layers: " + ", ".join(k for k, v in layers.items() if v and k != "probed"), flush=True)
+            print(
+                "  Sandbox layers: " + ", ".join(k for k, v in layers.items() if v and k != "probed"),
+                flush=True,
+            )
         except Exception as e:
-            print(f"  Warning: the sandbox could not start a worker ({e}); REST operations will fail", flush=True)
+            print(
+                f"  Warning: the sandbox could not start a worker ({e}); REST operations will fail",
+                flush=True,
+            )
         created = await runtime.ensure_admin_token()
         url = f"http://{settings.host}:{settings.port}"
         token_file = settings.data_dir / ADMIN_TOKEN_FILE
@@ -237,7 +243,9 @@ def cmd_call(args: argparse.Namespace) -> int:
     try:
         params = json.loads(args.params)
     except json.JSONDecodeError as e:
-        print(f"error: --params is not valid JSON (line {e.lineno} column {e.colno}: {e.msg})", file=sys.stderr)
+        print(
+            f"error: --params is not valid JSON (line {e.lineno} column {e.colno}: {e.msg})", file=sys.stderr
+        )
         return 1
 
     async def main() -> tuple[int, dict[str, Any]]:
@@ -290,7 +298,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         for step in report["steps"]:
-            print(f"{'✓' if step['ok'] else '✗'} {step['name']:<13} {step['durationMs']:>8.1f} ms  {step['message']}")
+            print(
+                f"{'✓' if step['ok'] else '✗'} {step['name']:<13} {step['durationMs']:>8.1f} ms  {step['message']}"
+            )
         print(("OK: " if report["ok"] else "FAILED: ") + report["message"])
     return 0 if report["ok"] else 1
 
@@ -325,7 +335,9 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
     count = asyncio.run(main())
     if settings.secret_key:
-        print(f"re-encrypted {count} credential(s); now set BOLLARD_SECRET_KEY to the new key", file=sys.stderr)
+        print(
+            f"re-encrypted {count} credential(s); now set BOLLARD_SECRET_KEY to the new key", file=sys.stderr
+        )
         if not args.new_key:
             print(new_key)
     else:
@@ -338,7 +350,9 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bollard", description="A sandboxed, manifest-driven integration host.")
+    parser = argparse.ArgumentParser(
+        prog="bollard", description="A sandboxed, manifest-driven integration host."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the HTTP API, MCP endpoint and settings page")

@@ -24,7 +24,12 @@ DEFAULT_TEST_TIMEOUT_MS = 15_000
 
 
 def _step(name: str, ok: bool, started: float, message: str) -> dict[str, Any]:
-    return {"name": name, "ok": ok, "durationMs": round((time.perf_counter() - started) * 1000, 2), "message": message}
+    return {
+        "name": name,
+        "ok": ok,
+        "durationMs": round((time.perf_counter() - started) * 1000, 2),
+        "message": message,
+    }
 
 
 async def _check_hosts(runtime: Runtime, version: IntegrationVersion) -> dict[str, Any]:
@@ -71,14 +76,21 @@ async def run_connection_test(
     if entry is None:
         raise ExecutionError("unknown_integration", f"no integration '{slug[:80]}' is installed")
     if entry.version is None:
-        raise ExecutionError("integration_error", f"integration '{slug}' failed to load: {entry.status_error}")
+        raise ExecutionError(
+            "integration_error", f"integration '{slug}' failed to load: {entry.status_error}"
+        )
     version = entry.version
     steps: list[dict[str, Any]] = []
     secrets: list[str] = []
 
     def report(ok: bool, message: str) -> dict[str, Any]:
         return redact(
-            {"ok": ok, "message": message, "steps": steps, "durationMs": round((time.perf_counter() - t0) * 1000, 2)},
+            {
+                "ok": ok,
+                "message": message,
+                "steps": steps,
+                "durationMs": round((time.perf_counter() - t0) * 1000, 2),
+            },
             secrets,
         )
 
@@ -98,7 +110,9 @@ async def run_connection_test(
         message = f"missing credential values: {', '.join(missing)}"
         steps.append(_step("credentials", False, started, message))
         return report(False, message + "; enter them and test again")
-    steps.append(_step("credentials", True, started, "all required values are set" if values else "none needed"))
+    steps.append(
+        _step("credentials", True, started, "all required values are set" if values else "none needed")
+    )
 
     if version.manifest.type == "sql":
         sql_steps = await runtime.sql.test(version, values, timeout_ms=timeout_ms)
@@ -131,7 +145,9 @@ async def run_connection_test(
         return report(False, message)
     limits = service.limits_for(version, None, timeout_ms)
     try:
-        result = await service.run_connector(version, "test_connection", "test_connection", {}, values, limits)
+        result = await service.run_connector(
+            version, "test_connection", "test_connection", {}, values, limits
+        )
     except ExecutionError as e:
         name = "connect" if e.code in ("host_not_allowed", "network_error", "timeout") else "authenticate"
         steps.append(_step(name, False, started, e.message))

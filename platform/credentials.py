@@ -125,7 +125,9 @@ class CredentialStore:
             ) from None
         return {str(k): str(v) for k, v in data.items()}
 
-    async def get(self, integration: str, credential_id: str = DEFAULT_CREDENTIAL_ID) -> dict[str, str] | None:
+    async def get(
+        self, integration: str, credential_id: str = DEFAULT_CREDENTIAL_ID
+    ) -> dict[str, str] | None:
         """The decrypted values (a copy), or ``None`` when nothing is stored for that id."""
         key = (integration, credential_id)
         cached = self._cache.get(key)
@@ -223,7 +225,9 @@ class CredentialStore:
             rows = (
                 await conn.execute(
                     select(
-                        credentials_table.c.integration, credentials_table.c.credential_id, credentials_table.c.ciphertext
+                        credentials_table.c.integration,
+                        credentials_table.c.credential_id,
+                        credentials_table.c.ciphertext,
                     ).order_by(credentials_table.c.integration, credentials_table.c.credential_id)
                 )
             ).all()

@@ -88,7 +88,6 @@ _PRIVATE_SETTING = "BOLLARD_ALLOW_PRIVATE_EGRESS"
 _ENTRY_RE = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*)://)?([^/?#]*)(/?)", re.DOTALL)
 
 
-
 # httpx logs every request URL at INFO and httpcore every header at DEBUG; connector URLs
 # and headers carry secrets (``?api_key=…``, ``Authorization``), so neither may log
 # below WARNING, whatever level the operator sets for the root logger (DESIGN §7).
@@ -325,16 +324,12 @@ class EgressPolicy:
                     "network_error", f"Resolving {target.host} gave an invalid address."
                 ) from None
             if not addresses:
-                raise HttpRequestRefused(
-                    "network_error", f"Could not resolve {target.host}: no addresses."
-                )
+                raise HttpRequestRefused("network_error", f"Could not resolve {target.host}: no addresses.")
         for address in addresses:
             kind, label = classify_address(address)
             if kind == "public" or (kind == "private" and private_ok):
                 continue
-            raise HttpRequestRefused(
-                "host_not_allowed", self._address_message(target, address, kind, label)
-            )
+            raise HttpRequestRefused("host_not_allowed", self._address_message(target, address, kind, label))
         return addresses
 
     def _private_ok(self, target: Target) -> bool:
@@ -505,10 +500,7 @@ def _network_message(target: Target, exc: Exception) -> str:
         if cause is None:
             break
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return (
-                f"The TLS certificate of {target.origin} was not accepted: "
-                f"{cause.verify_message}."
-            )
+            return f"The TLS certificate of {target.origin} was not accepted: {cause.verify_message}."
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.ConnectError):
         return f"Could not connect to {target.origin}: {str(exc)[:200] or 'connection failed'}."

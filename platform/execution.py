@@ -161,7 +161,11 @@ def validate_params(op: Operation, params: Any) -> dict[str, Any]:
     if schema.get("additionalProperties", None) is None:
         for name in params:
             if name not in known:
-                hint = f"; known parameters: {', '.join(sorted(known))}" if known else "; this operation takes none"
+                hint = (
+                    f"; known parameters: {', '.join(sorted(known))}"
+                    if known
+                    else "; this operation takes none"
+                )
                 problems.append({"path": f"params.{name}", "message": f"unknown parameter{hint}"})
     key = id(schema)
     validator = _validators.get(key)
@@ -210,7 +214,8 @@ class ExecutionService:
         if op is None:
             names = ", ".join(o.name for o in entry.version.manifest.all_operations)
             raise ExecutionError(
-                "unknown_operation", f"integration '{slug}' has no operation '{operation[:80]}'; it has: {names}"
+                "unknown_operation",
+                f"integration '{slug}' has no operation '{operation[:80]}'; it has: {names}",
             )
         return entry.version, op
 
@@ -270,7 +275,12 @@ class ExecutionService:
                 approvals = self.runtime.approvals
                 pending = await approvals.request(self, inv, version, op, params)
                 self.runtime.execution_log.record(
-                    inv, version, started, time.perf_counter() - t0, params, "pending_approval",
+                    inv,
+                    version,
+                    started,
+                    time.perf_counter() - t0,
+                    params,
+                    "pending_approval",
                     approval_id=pending["id"],
                 )
                 return Outcome(202, pending)
@@ -289,7 +299,9 @@ class ExecutionService:
         except ExecutionError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
-            logging.getLogger("bollard.execution").exception("unexpected error in %s.%s", inv.slug, inv.operation)
+            logging.getLogger("bollard.execution").exception(
+                "unexpected error in %s.%s", inv.slug, inv.operation
+            )
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__}); see the server log")
             return self._fail(inv, version, started, t0, err, secrets)
 
@@ -307,7 +319,13 @@ class ExecutionService:
         body = redact(body, secrets)
         body["durationMs"] = round(duration * 1000, 2)
         self.runtime.execution_log.record(
-            inv, version, started, duration, redact(params, secrets), "succeeded", mock=inv.use_mock,
+            inv,
+            version,
+            started,
+            duration,
+            redact(params, secrets),
+            "succeeded",
+            mock=inv.use_mock,
             approval_id=inv.approval_id,
         )
         return Outcome(200, body)
@@ -334,8 +352,16 @@ class ExecutionService:
         if e.details is not None:
             body["error"]["details"] = redact(e.details, secrets)
         self.runtime.execution_log.record(
-            inv, version, started, duration, redact(inv.params, secrets) if isinstance(inv.params, dict) else None,
-            "failed", error_code=e.code, error_message=message, mock=inv.use_mock, approval_id=inv.approval_id,
+            inv,
+            version,
+            started,
+            duration,
+            redact(inv.params, secrets) if isinstance(inv.params, dict) else None,
+            "failed",
+            error_code=e.code,
+            error_message=message,
+            mock=inv.use_mock,
+            approval_id=inv.approval_id,
         )
         return Outcome(e.status, body, e.headers)
 
@@ -371,7 +397,13 @@ class ExecutionService:
             )
         try:
             return await self.run(
-                version, op, params, values, credential_id=inv.credential_id, timeout_ms=inv.timeout_ms, retries=retries
+                version,
+                op,
+                params,
+                values,
+                credential_id=inv.credential_id,
+                timeout_ms=inv.timeout_ms,
+                retries=retries,
             )
         finally:
             self.limiter.release(cap_key, op.max_concurrency)
@@ -423,7 +455,9 @@ class ExecutionService:
             self._limits[key] = cached
         return cached
 
-    def _resolve_limits(self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None) -> Any:
+    def _resolve_limits(
+        self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None
+    ) -> Any:
         from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
 
         s = self.runtime.settings
@@ -485,7 +519,11 @@ class ExecutionService:
                 remaining = max(0.05, deadline - time.monotonic())
                 try:
                     response = await egress.send(
-                        client, policy, request, max_response_bytes=limits.max_response_bytes, timeout_s=remaining
+                        client,
+                        policy,
+                        request,
+                        max_response_bytes=limits.max_response_bytes,
+                        timeout_s=remaining,
                     )
                 except HttpRequestRefused as e:
                     if attempt >= retries or e.code not in ("network_error", "timeout"):
@@ -574,7 +612,9 @@ class ExecutionService:
         attempt = 0
         while True:
             try:
-                res = await sql.run(version, op, params, values, credential_id=credential_id, timeout_ms=timeout_ms)
+                res = await sql.run(
+                    version, op, params, values, credential_id=credential_id, timeout_ms=timeout_ms
+                )
                 break
             except SqlError as e:
                 if attempt >= retries or e.code != "connection_failed":

@@ -174,7 +174,9 @@ class ExecutionLog:
         if f.since is not None:
             conds.append(executions.c.started_at >= f.since)
         async with self._engine.connect() as conn:
-            total = (await conn.execute(select(func.count()).select_from(executions).where(*conds))).scalar_one()
+            total = (
+                await conn.execute(select(func.count()).select_from(executions).where(*conds))
+            ).scalar_one()
             rows = (
                 await conn.execute(
                     select(executions)
@@ -194,7 +196,11 @@ class ExecutionLog:
                 try:
                     removed = await self.prune()
                     if removed:
-                        log.info("execution log: removed %d records older than %d days", removed, self.retention_days)
+                        log.info(
+                            "execution log: removed %d records older than %d days",
+                            removed,
+                            self.retention_days,
+                        )
                 except Exception:
                     log.exception("pruning the execution log failed")
                 await asyncio.sleep(interval_s)

@@ -67,9 +67,7 @@ EMPTY_PARAMETERS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 class _Model(BaseModel):
     """Base: camelCase aliases as in the manifest, snake_case attributes in Python."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 class _OpenModel(_Model):
@@ -215,11 +213,7 @@ class Manifest(_Model):
         if self.type == "sql":
             keys += [k for k in SQL_CONNECTION_KEYS if k not in keys]
         if self.auth_method == "oauth2":
-            keys += [
-                k
-                for k in ("clientId", "clientSecret", "accessToken", "refreshToken")
-                if k not in keys
-            ]
+            keys += [k for k in ("clientId", "clientSecret", "accessToken", "refreshToken") if k not in keys]
         return tuple(keys)
 
 
@@ -322,11 +316,7 @@ def _pydantic_issues(exc: ValidationError) -> list[ManifestIssue]:
         if err["type"] == "literal_error":
             msg = f"{err['msg']} (got {json.dumps(err.get('input'))[:80]})"
         if err["type"] == "extra_forbidden" and len(loc) == 1:
-            msg = (
-                "unknown top-level key; remove it (allowed: "
-                + ", ".join(sorted(_TOP_LEVEL_KEYS))
-                + ")"
-            )
+            msg = "unknown top-level key; remove it (allowed: " + ", ".join(sorted(_TOP_LEVEL_KEYS)) + ")"
         issues.append(ManifestIssue(format_path(loc), msg))
     return issues
 
@@ -339,7 +329,12 @@ _CRON_NAMES = [
     {},
     {},
     {},
-    {m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])},
+    {
+        m: i + 1
+        for i, m in enumerate(
+            ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+        )
+    },
     {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])},
 ]
 
@@ -375,12 +370,10 @@ def _check_parameters_schema(path: str, schema: dict[str, Any]) -> list[Manifest
     except jsonschema.SchemaError as e:
         sub = format_path(list(e.absolute_path))
         full = f"{path}.{sub}" if sub else path
-        issues.append(
-            ManifestIssue(full, f"not a valid JSON Schema: {e.message}")
-        )
+        issues.append(ManifestIssue(full, f"not a valid JSON Schema: {e.message}"))
         return issues
     if schema.get("type", "object") != "object":
-        issues.append(ManifestIssue(f"{path}.type", "must be \"object\" (parameters are named)"))
+        issues.append(ManifestIssue(f"{path}.type", 'must be "object" (parameters are named)'))
     props = schema.get("properties", {})
     for req in schema.get("required", []):
         if isinstance(props, dict) and req not in props:
@@ -416,7 +409,12 @@ def _rules(m: Manifest, has_connector: bool | None) -> tuple[list[ManifestIssue]
             ("tokenUrl", m.oauth2_config.token_url),
         ):
             parts = urlsplit(url)
-            if parts.scheme != "https" or not parts.hostname or parts.username is not None or parts.password is not None:
+            if (
+                parts.scheme != "https"
+                or not parts.hostname
+                or parts.username is not None
+                or parts.password is not None
+            ):
                 E(f"oauth2Config.{key}", f"must be an absolute https:// URL without user-info, got {url!r}")
 
     seen_keys: set[str] = set()
@@ -465,7 +463,9 @@ def _rules(m: Manifest, has_connector: bool | None) -> tuple[list[ManifestIssue]
                     E(f"{p}.query", "is required: every operation of a SQL integration runs a query")
                     continue
                 declared = set((op.parameters_schema or {}).get("properties", {}) or {})
-                used = find_placeholders(op.query, engine=m.sql_connection_config.engine if m.sql_connection_config else None)
+                used = find_placeholders(
+                    op.query, engine=m.sql_connection_config.engine if m.sql_connection_config else None
+                )
                 for name in used:
                     if name not in declared:
                         E(
@@ -475,7 +475,10 @@ def _rules(m: Manifest, has_connector: bool | None) -> tuple[list[ManifestIssue]
                 for name in sorted(declared - set(used)):
                     W(f"{p}.parametersSchema.properties.{name}", "is declared but not used in the query")
             elif op.query is not None:
-                E(f"{p}.query", "is only for SQL integrations (type 'sql'); a REST operation runs connector.py")
+                E(
+                    f"{p}.query",
+                    "is only for SQL integrations (type 'sql'); a REST operation runs connector.py",
+                )
 
     if m.capabilities is not None and m.capabilities.sync_frequency is not None:
         problem = cron_error(m.capabilities.sync_frequency)

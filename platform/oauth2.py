@@ -186,7 +186,9 @@ def authorize_path(slug: str, credential_id: str) -> str:
 # --------------------------------------------------------------------------- tokens
 
 
-def parse_token_response(status: int, content_type: str, body: bytes, secrets_sent: list[str]) -> dict[str, Any]:
+def parse_token_response(
+    status: int, content_type: str, body: bytes, secrets_sent: list[str]
+) -> dict[str, Any]:
     """The token response (RFC 6749 §5.1) as a dict, or :class:`TokenEndpointError`.
 
     JSON is the standard; ``application/x-www-form-urlencoded`` is accepted too (some
@@ -212,7 +214,9 @@ def parse_token_response(status: int, content_type: str, body: bytes, secrets_se
         error = str(data.get("error") or f"HTTP {status}")[:80]
         description = str(data.get("error_description") or "")[:300]
         text = redact_text(f"{error}: {description}" if description else error, secrets_sent)
-        raise TokenEndpointError("oauth2_error", f"the token endpoint refused the request ({text})", error=error)
+        raise TokenEndpointError(
+            "oauth2_error", f"the token endpoint refused the request ({text})", error=error
+        )
     if not isinstance(data.get("access_token"), str) or not data["access_token"]:
         raise TokenEndpointError(
             "bad_response", "the token endpoint's answer has no access_token (RFC 6749 §5.1)"
@@ -347,7 +351,9 @@ class OAuth2Service:
         if entry is None:
             raise OAuth2Error(404, "unknown_integration", f"no integration '{slug[:80]}' is installed")
         if entry.version is None:
-            raise OAuth2Error(409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}")
+            raise OAuth2Error(
+                409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}"
+            )
         m = entry.version.manifest
         if m.auth_method != "oauth2" or m.oauth2_config is None:
             raise OAuth2Error(
@@ -373,7 +379,9 @@ class OAuth2Service:
 
     # --- the authorization-code flow -----------------------------------------
 
-    async def start_authorization(self, slug: str, credential_id: str = DEFAULT_CREDENTIAL_ID) -> Authorization:
+    async def start_authorization(
+        self, slug: str, credential_id: str = DEFAULT_CREDENTIAL_ID
+    ) -> Authorization:
         """Make the provider authorization URL (RFC 6749 §4.1.1 with RFC 7636 S256).
 
         Stores the PKCE verifier and redirect URI under a fresh nonce; the signed state
@@ -467,7 +475,9 @@ class OAuth2Service:
                 f"abandoned (a state works once); start again with {again}",
             )
         if pending.get("integration") != claims.slug or pending.get("credentialId") != claims.credential_id:
-            raise OAuth2Error(400, "invalid_state", f"the state does not match its authorisation; start again with {again}")
+            raise OAuth2Error(
+                400, "invalid_state", f"the state does not match its authorisation; start again with {again}"
+            )
         if error:
             reason = error[:80] + (f": {error_description[:300]}" if error_description else "")
             log.info("oauth2: provider refused authorisation of %s (%s)", claims.slug, error[:80])
@@ -532,7 +542,9 @@ class OAuth2Service:
         """
         slug = version.slug
         if values.get("reauthorize") and "accessToken" not in values:
-            raise ExecutionError("needs_credentials", self._reauthorize_message(slug, credential_id, values["reauthorize"]))
+            raise ExecutionError(
+                "needs_credentials", self._reauthorize_message(slug, credential_id, values["reauthorize"])
+            )
         if not self._due(values, self.clock()):
             return public_values(version, values)
         lock = self._locks.setdefault((slug, credential_id), asyncio.Lock())
@@ -553,11 +565,17 @@ class OAuth2Service:
                 return public_values(version, current)
             try:
                 token = await self._token_request(
-                    version, current, {"grant_type": "refresh_token", "refresh_token": current["refreshToken"]}
+                    version,
+                    current,
+                    {"grant_type": "refresh_token", "refresh_token": current["refreshToken"]},
                 )
             except TokenEndpointError as e:
-                return public_values(version, await self._refresh_failed(version, credential_id, current, e, expired))
-            await self.runtime.credentials.put(slug, credential_id, token_values(token, self.clock(), refresh=True))
+                return public_values(
+                    version, await self._refresh_failed(version, credential_id, current, e, expired)
+                )
+            await self.runtime.credentials.put(
+                slug, credential_id, token_values(token, self.clock(), refresh=True)
+            )
             self.refresh_count += 1
             log.info("oauth2: access token of %s (credential %s) refreshed", slug, credential_id)
             return public_values(version, await self.runtime.credentials.get(slug, credential_id) or {})
@@ -581,7 +599,9 @@ class OAuth2Service:
         if e.error == "invalid_grant":
             # Another replica may have rotated the refresh token a moment ago (DESIGN §12).
             latest = await self._read_through(slug, credential_id)
-            if latest.get("refreshToken") != current.get("refreshToken") and not self._due(latest, self.clock()):
+            if latest.get("refreshToken") != current.get("refreshToken") and not self._due(
+                latest, self.clock()
+            ):
                 return latest
             await self.runtime.credentials.put(
                 slug,
@@ -589,8 +609,12 @@ class OAuth2Service:
                 {"accessToken": "", "refreshToken": "", "expiresAt": "", "reauthorize": "invalid_grant"},
             )
             log.warning("oauth2: refresh of %s (credential %s) refused: invalid_grant", slug, credential_id)
-            raise ExecutionError("needs_credentials", self._reauthorize_message(slug, credential_id, "invalid_grant"))
-        log.warning("oauth2: refreshing the token of %s (credential %s) failed: %s", slug, credential_id, e.message)
+            raise ExecutionError(
+                "needs_credentials", self._reauthorize_message(slug, credential_id, "invalid_grant")
+            )
+        log.warning(
+            "oauth2: refreshing the token of %s (credential %s) failed: %s", slug, credential_id, e.message
+        )
         if not expired:
             return current
         if e.error in ("invalid_client", "unauthorized_client"):
@@ -633,7 +657,8 @@ class OAuth2Service:
         client_id, client_secret = values.get("clientId", ""), values.get("clientSecret", "")
         if not client_id:
             raise TokenEndpointError(
-                "bad_request", f"no clientId is set; set it with PUT /api/integrations/{version.slug}/credentials"
+                "bad_request",
+                f"no clientId is set; set it with PUT /api/integrations/{version.slug}/credentials",
             )
         method = self._auth_method(version)
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
@@ -646,7 +671,9 @@ class OAuth2Service:
             if client_secret:
                 body["client_secret"] = client_secret
         sent = [v for v in (client_secret, *form.values()) if len(v) >= 4]
-        policy = EgressPolicy([_origin_entry(cfg.token_url)], allow_private=self.runtime.settings.allow_private_egress)
+        policy = EgressPolicy(
+            [_origin_entry(cfg.token_url)], allow_private=self.runtime.settings.allow_private_egress
+        )
         try:
             response = await send(
                 self.client,
@@ -663,7 +690,9 @@ class OAuth2Service:
                     "Token requests to private or local addresses need BOLLARD_ALLOW_PRIVATE_EGRESS=true"
                 )
             raise TokenEndpointError(e.code, message) from None
-        return parse_token_response(response.status, response.headers.get("content-type", ""), response.body, sent)
+        return parse_token_response(
+            response.status, response.headers.get("content-type", ""), response.body, sent
+        )
 
     @staticmethod
     def _auth_method(version: IntegrationVersion) -> str:
@@ -680,5 +709,11 @@ def _origin_entry(url: str) -> str:
     try:
         target = parse_url(url)
     except ValueError as e:
-        raise TokenEndpointError("host_not_allowed", f"oauth2Config.tokenUrl is not a usable URL: {e}") from None
-    return target.netloc if (target.scheme, target.port) == ("https", 443) else f"{target.scheme}://{target.netloc}"
+        raise TokenEndpointError(
+            "host_not_allowed", f"oauth2Config.tokenUrl is not a usable URL: {e}"
+        ) from None
+    return (
+        target.netloc
+        if (target.scheme, target.port) == ("https", 443)
+        else f"{target.scheme}://{target.netloc}"
+    )

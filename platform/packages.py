@@ -125,7 +125,12 @@ def icon_error(name: str, data: bytes) -> str | None:
         ok = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
     else:
         head = data[:4096].lstrip().lower()
-        ok = b"<svg" in head and (head.startswith(b"<svg") or head.startswith(b"<?xml") or head.startswith(b"<!--") or head.startswith(b"<!doctype svg"))
+        ok = b"<svg" in head and (
+            head.startswith(b"<svg")
+            or head.startswith(b"<?xml")
+            or head.startswith(b"<!--")
+            or head.startswith(b"<!doctype svg")
+        )
         if ok:
             for pattern, reason in _SVG_FORBIDDEN:
                 if pattern.search(data):
@@ -173,7 +178,9 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
     if has_connector:
         source = files[CONNECTOR_FILE]
         if len(source) > CONNECTOR_MAX_BYTES:
-            errors.append(f"{CONNECTOR_FILE} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes")
+            errors.append(
+                f"{CONNECTOR_FILE} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes"
+            )
         else:
             try:
                 text = source.decode("utf-8")
@@ -248,7 +255,9 @@ def read_folder(path: Path) -> dict[str, bytes]:
         raise PackageError(["the folder is a symbolic link; integrations must be real folders"])
     config_path = path / CONFIG_FILE
     try:
-        config_raw: bytes | None = config_path.read_bytes() if config_path.is_file() and not config_path.is_symlink() else None
+        config_raw: bytes | None = (
+            config_path.read_bytes() if config_path.is_file() and not config_path.is_symlink() else None
+        )
     except OSError:
         config_raw = None
     allowed = allowed_file_names(config_raw)

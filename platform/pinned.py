@@ -66,9 +66,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         address = address_of_pinned_host(host)
         if address is None:
             raise httpcore.ConnectError("refusing to dial a host the egress policy did not pin")
-        return await self._inner.connect_tcp(
-            address.compressed, port, timeout, local_address, socket_options
-        )
+        return await self._inner.connect_tcp(address.compressed, port, timeout, local_address, socket_options)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

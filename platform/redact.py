@@ -15,7 +15,9 @@ REDACTED = "[REDACTED]"
 # Shorter values ("1", "eu", a port) are too common to hunt for without mangling output.
 MIN_SECRET_LENGTH = 4
 # Credential fields that are connection settings rather than secrets.
-NOT_SECRET_KEYS = frozenset({"server", "port", "database", "username", "ssl", "sslMode", "encrypt", "trustServerCertificate"})
+NOT_SECRET_KEYS = frozenset(
+    {"server", "port", "database", "username", "ssl", "sslMode", "encrypt", "trustServerCertificate"}
+)
 
 
 def secret_values(values: dict[str, str] | None) -> list[str]:

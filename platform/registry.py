@@ -87,15 +87,20 @@ class Registry:
         try:
             version = load_folder(path)
         except PackageError as e:
-            entry = IntegrationEntry(
-                slug, path, previous.version if previous else None, tuple(e.errors)
-            )
+            entry = IntegrationEntry(slug, path, previous.version if previous else None, tuple(e.errors))
             log.warning("integration %s failed to load: %s", slug, "; ".join(e.errors))
         else:
-            if previous and previous.version and previous.version.content_hash == version.content_hash and not previous.errors:
+            if (
+                previous
+                and previous.version
+                and previous.version.content_hash == version.content_hash
+                and not previous.errors
+            ):
                 return previous
             entry = IntegrationEntry(slug, path, version)
-            log.info("integration %s loaded (version %s, %s)", slug, version.version, version.content_hash[:12])
+            log.info(
+                "integration %s loaded (version %s, %s)", slug, version.version, version.content_hash[:12]
+            )
         self._entries[slug] = entry
         self._notify(slug, entry)
         return entry

@@ -226,9 +226,7 @@ def _check_headers(headers: Any) -> dict[str, str]:
         if type(name) is not str or type(value) is not str:
             raise TypeError("header names and values must be str")
         if len(name) > MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
-            raise ValueError(
-                f"header names and values are limited to {MAX_HEADER_CHARS} characters"
-            )
+            raise ValueError(f"header names and values are limited to {MAX_HEADER_CHARS} characters")
         out[name] = value
     return out
 
@@ -469,9 +467,7 @@ class Context:
 # The only attribute names connector code may read on each ctx type; enforced by the
 # ``_getattr_`` guard in addition to the underscore rule.
 PUBLIC_ATTRIBUTES: dict[type, frozenset[str]] = {
-    Context: frozenset(
-        {"operation", "params", "secrets", "http", "log", "base64_encode", "base64_decode"}
-    ),
+    Context: frozenset({"operation", "params", "secrets", "http", "log", "base64_encode", "base64_decode"}),
     Secrets: frozenset({"get"}),
     Http: frozenset({"get", "post", "put", "patch", "delete"}),
     Response: frozenset({"status", "status_text", "headers", "body", "url", "text", "json"}),

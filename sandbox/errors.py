@@ -53,9 +53,7 @@ class LimitExceeded(SandboxError):
 
     code = "limit_exceeded"
 
-    def __init__(
-        self, limit: str, value: int, message: str, *, logs: list[str] | None = None
-    ) -> None:
+    def __init__(self, limit: str, value: int, message: str, *, logs: list[str] | None = None) -> None:
         super().__init__(message, logs=logs)
         self.limit = limit
         self.value = value
@@ -68,9 +66,7 @@ class ConnectorError(SandboxError):
 
     code = "connector_error"
 
-    def __init__(
-        self, message: str, *, line: int | None = None, logs: list[str] | None = None
-    ) -> None:
+    def __init__(self, message: str, *, line: int | None = None, logs: list[str] | None = None) -> None:
         super().__init__(message, logs=logs)
         self.line = line
 

@@ -137,9 +137,7 @@ def _drop_privileges() -> bool | str:
 
 def _prctl(libc: ctypes.CDLL, option: int, value: int) -> None:
     if (
-        libc.prctl(
-            option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
-        )
+        libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
         != 0
     ):
         code = ctypes.get_errno()
@@ -221,9 +219,7 @@ def _landlock(libc: ctypes.CDLL) -> bool | str:
         return f"unavailable: {os.strerror(ctypes.get_errno())}"
     try:
         if (
-            libc.syscall(
-                ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)
-            )
+            libc.syscall(ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0))
             != 0
         ):
             return f"unavailable: {os.strerror(ctypes.get_errno())}"

@@ -99,9 +99,7 @@ def _policy_errors(tree: ast.Module) -> list[str]:
     called = {
         id(n.func)
         for n in ast.walk(tree)
-        if isinstance(n, ast.Call)
-        and isinstance(n.func, ast.Name)
-        and n.func.id in ("eval", "exec")
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("eval", "exec")
     }
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -160,9 +158,7 @@ def compile_connector(source: str, filename: str = "connector.py") -> CompiledCo
     if type(source) is not str:
         raise ConnectorCompileError(["Line 0: the connector source must be text."])
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        raise ConnectorCompileError(
-            [f"Line 0: the connector is larger than {MAX_SOURCE_BYTES} bytes."]
-        )
+        raise ConnectorCompileError([f"Line 0: the connector is larger than {MAX_SOURCE_BYTES} bytes."])
     result = compile_restricted_exec(source, filename=filename)
     errors = list(result.errors)
     try:
@@ -188,9 +184,7 @@ def compile_connector(source: str, filename: str = "connector.py") -> CompiledCo
     )
 
 
-def make_globals(
-    print_factory: Callable[..., Any], filename: str = "connector.py"
-) -> dict[str, Any]:
+def make_globals(print_factory: Callable[..., Any], filename: str = "connector.py") -> dict[str, Any]:
     """A fresh globals dict for one execution: builtins (a fresh copy), the guard
     hooks RestrictedPython's rewritten code calls, and ``__metaclass__`` for classes.
 

@@ -336,11 +336,7 @@ class _Group:
 def _frame_cap(limits: Limits) -> int:
     # Biggest legitimate worker message: a result or a request body, plus the logs
     # (JSON escaping can grow control characters sixfold).
-    return (
-        max(limits.max_result_bytes, MAX_REQUEST_BODY_BYTES * 4 // 3)
-        + 6 * limits.max_log_bytes
-        + 65536
-    )
+    return max(limits.max_result_bytes, MAX_REQUEST_BODY_BYTES * 4 // 3) + 6 * limits.max_log_bytes + 65536
 
 
 def _signal_name(number: int) -> str:
@@ -444,8 +440,7 @@ class SandboxPool:
                 raise
             where = "running" if worker is not None else "waiting for a free sandbox worker"
             raise ExecutionTimeout(
-                f"the execution exceeded its wall time limit of {limits.wall_time_ms} ms "
-                f"(while {where})"
+                f"the execution exceeded its wall time limit of {limits.wall_time_ms} ms (while {where})"
             ) from None
         finally:
             if worker is not None:
@@ -581,9 +576,7 @@ class SandboxPool:
             if healthy:
                 # Retired after its last execution: start the replacement now, so the
                 # next call does not wait for a cold start.
-                task = self._background(
-                    self._replenish(group, worker.memory_bytes, worker.cpu_time_ms)
-                )
+                task = self._background(self._replenish(group, worker.memory_bytes, worker.cpu_time_ms))
                 self._replenishing.add(task)
                 task.add_done_callback(self._replenishing.discard)
         if group.retired and not group.busy and not group.waiting:
@@ -665,9 +658,7 @@ class SandboxPool:
             ready, _ = await worker.recv(MAX_HANDSHAKE_BYTES)
         except (ConnectionError, ProtocolError):
             code = await worker.process.wait()
-            raise SandboxUnavailable(
-                f"the sandbox worker failed to start (exit status {code})"
-            ) from None
+            raise SandboxUnavailable(f"the sandbox worker failed to start (exit status {code})") from None
         layers = ready.get("layers")
         if (
             ready["type"] != "ready"
@@ -681,9 +672,7 @@ class SandboxPool:
         worker = await self._start_process(limits)
         try:
             await self._handshake(worker)
-            await worker.send(
-                {"type": "load", "source": group.source, "filename": group.compiled.filename}
-            )
+            await worker.send({"type": "load", "source": group.source, "filename": group.compiled.filename})
             loaded, _ = await worker.recv(MAX_HANDSHAKE_BYTES)
             errors = loaded.get("errors")
             if loaded["type"] != "loaded" or type(errors) is not list:
@@ -692,9 +681,7 @@ class SandboxPool:
                 raise ConnectorCompileError([truncate(str(e)) for e in errors[:100]])
         except (ConnectionError, ProtocolError):
             self._kill(worker)
-            raise SandboxUnavailable(
-                "the sandbox worker failed while loading the connector"
-            ) from None
+            raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None
         except BaseException:
             self._kill(worker)
             raise
@@ -783,14 +770,10 @@ class SandboxPool:
                 f"the execution exceeded its CPU time limit of {limits.cpu_time_ms} ms",
             )
         if code < 0:
-            return ConnectorError(
-                f"the connector's worker process was killed ({_signal_name(-code)})"
-            )
+            return ConnectorError(f"the connector's worker process was killed ({_signal_name(-code)})")
         return ConnectorError(f"the connector's worker process exited unexpectedly (status {code})")
 
-    def _failure(
-        self, failure: WorkerFailure, limits: Limits, codes_sent: set[str]
-    ) -> SandboxError:
+    def _failure(self, failure: WorkerFailure, limits: Limits, codes_sent: set[str]) -> SandboxError:
         if failure.kind == "memory":
             return LimitExceeded(
                 "memory_bytes",
@@ -803,8 +786,7 @@ class SandboxPool:
             return LimitExceeded(
                 "max_result_bytes",
                 limits.max_result_bytes,
-                f"the result is larger than the limit of {limits.max_result_bytes} bytes "
-                "(max_result_bytes)",
+                f"the result is larger than the limit of {limits.max_result_bytes} bytes (max_result_bytes)",
                 logs=failure.logs,
             )
         if failure.kind == "http" and failure.code in codes_sent:

@@ -48,9 +48,7 @@ MAX_HEADER_CHARS = 8192  # per name or value
 MAX_QUERY_PARAMS = 1000
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
 MAX_LOG_LINES = 10_000
-ERROR_KINDS = frozenset(
-    {"connector", "memory", "http", "result_too_large", "not_json", "missing_entrypoint"}
-)
+ERROR_KINDS = frozenset({"connector", "memory", "http", "result_too_large", "not_json", "missing_entrypoint"})
 
 
 @dataclass(frozen=True)
@@ -138,9 +136,7 @@ def _plain(value: Any, path: str, depth: int) -> Any:
         return value
     if kind is float:
         if not math.isfinite(value):
-            raise ValueError(
-                f"{path} is not a finite number ({value!r}); JSON has no NaN or Infinity"
-            )
+            raise ValueError(f"{path} is not a finite number ({value!r}); JSON has no NaN or Infinity")
         return value
     if depth >= MAX_JSON_DEPTH:
         raise ValueError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
@@ -148,9 +144,7 @@ def _plain(value: Any, path: str, depth: int) -> Any:
         out: dict[str, Any] = {}
         for key, item in dict.items(value):
             if type(key) is not str:
-                raise TypeError(
-                    f"{path} has a key of type {type(key).__name__}; JSON keys must be str"
-                )
+                raise TypeError(f"{path} has a key of type {type(key).__name__}; JSON keys must be str")
             out[key] = _plain(item, f"{path}[{key!r}]", depth + 1)
         return out
     if kind is list or kind is tuple:
@@ -195,9 +189,7 @@ def read_frame_header(header: bytes | bytearray, max_bytes: int) -> tuple[int, i
     they exceed ``max_bytes``."""
     size, body_size = HEADER.unpack_from(header)
     if size + body_size > max_bytes:
-        raise ProtocolError(
-            f"message of {size + body_size} bytes exceeds the cap of {max_bytes} bytes"
-        )
+        raise ProtocolError(f"message of {size + body_size} bytes exceeds the cap of {max_bytes} bytes")
     return size, body_size
 
 

@@ -264,9 +264,7 @@ def main(argv: list[str]) -> int:
     # Opened before isolation (Landlock then denies every open): once isolated, the
     # worker's stderr goes nowhere, so escaped code cannot write to the host's logs.
     null = os.open(os.devnull, os.O_WRONLY)
-    layers = isolation.isolate(
-        memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null)
-    )
+    layers = isolation.isolate(memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null))
     os.dup2(null, 2)
     os.close(null)
     channel.send({"type": "ready", "layers": layers, "pid": os.getpid()})
@@ -275,9 +273,7 @@ def main(argv: list[str]) -> int:
         if load["type"] != "load":
             return 2
         try:
-            compiled = compile_connector(
-                str(load["source"]), str(load.get("filename") or "connector.py")
-            )
+            compiled = compile_connector(str(load["source"]), str(load.get("filename") or "connector.py"))
         except ConnectorCompileError as exc:
             channel.send({"type": "loaded", "ok": False, "errors": exc.errors})
             return 0

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-SIMPLE_CONNECTOR = '''
+SIMPLE_CONNECTOR = """
 def execute(ctx):
     return {"operation": ctx.operation, "params": ctx.params}
-'''
+"""
 
 
 def rest_manifest(**overrides: Any) -> dict[str, Any]:

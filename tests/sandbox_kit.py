@@ -51,9 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(echo).encode(), "application/json")
         elif url.path.startswith("/status/"):
             status = int(url.path.rsplit("/", 1)[1])
-            self._send(
-                status, json.dumps({"error": f"status {status}"}).encode(), "application/json"
-            )
+            self._send(status, json.dumps({"error": f"status {status}"}).encode(), "application/json")
         elif url.path == "/text":
             self._send(200, "café".encode("latin-1"), "text/plain; charset=iso-8859-1")
         elif url.path == "/bytes":

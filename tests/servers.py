@@ -42,8 +42,16 @@ class Server:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "bollard.platform.cli", "serve",
-                "--port", str(self.port), "--integrations", str(integrations), "--data-dir", str(data_dir),
+                sys.executable,
+                "-m",
+                "bollard.platform.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--integrations",
+                str(integrations),
+                "--data-dir",
+                str(data_dir),
             ],
             env={**os.environ, **env},
             stdout=self.log.open("w"),

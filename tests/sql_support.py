@@ -108,8 +108,12 @@ class Db:
         """A runner engine for this database (disposed after the test)."""
         cfg = {"engine": self.engine, "security": security or {}, **config}
         h = build_engine(
-            self.engine, cfg, self.credentials, slug="tests",
-            integration_dir=self.tmp, data_dir=self.tmp,
+            self.engine,
+            cfg,
+            self.credentials,
+            slug="tests",
+            integration_dir=self.tmp,
+            data_dir=self.tmp,
         )
         self.handles.append(h)
         return h
@@ -164,8 +168,7 @@ async def open_db(engine: str, tmp: Path) -> AsyncIterator[Db]:
         reason = await _check(engine)
         if reason:
             unavailable(reason)
-        db = Db(engine, tmp, admin=create_async_engine(
-            admin_url(engine), connect_args=_connect_args(engine)))
+        db = Db(engine, tmp, admin=create_async_engine(admin_url(engine), connect_args=_connect_args(engine)))
     try:
         yield db
     finally:

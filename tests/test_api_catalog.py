@@ -66,7 +66,9 @@ async def test_detail_and_unknown(folders: Path, api: Api) -> None:
     assert body["operations"][0]["parametersSchema"]["properties"] == {"text": {"type": "string"}}
     r = await api.get("/api/integrations/nope")
     assert r.status_code == 404
-    assert r.json() == {"error": {"code": "unknown_integration", "message": "no integration 'nope' is installed"}}
+    assert r.json() == {
+        "error": {"code": "unknown_integration", "message": "no integration 'nope' is installed"}
+    }
 
 
 async def test_icon_is_served_with_a_restrictive_csp(folders: Path, api: Api) -> None:
@@ -106,7 +108,9 @@ async def test_credentials_are_write_only_and_checked(folders: Path, api: Api, r
     r = await api.put("/api/integrations/keyed/credentials/tenant-b", json={"values": {"password": "x"}})
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_params"
-    assert "values.password" in r.json()["error"]["message"] and "apiKey, region" in r.json()["error"]["message"]
+    assert (
+        "values.password" in r.json()["error"]["message"] and "apiKey, region" in r.json()["error"]["message"]
+    )
     assert await runtime.credentials.get("keyed", "tenant-b") is None
 
     # another credential id, then delete it
@@ -131,7 +135,13 @@ async def test_malformed_credential_body(folders: Path, api: Api) -> None:
 
 async def test_schema_and_health(folders: Path, api: Api) -> None:
     schema = (await api.client.get("/api/schema/config.json")).json()
-    assert schema["properties"]["authMethod"]["enum"] == ["api_key", "bearer_token", "basic_auth", "oauth2", "none"]
+    assert schema["properties"]["authMethod"]["enum"] == [
+        "api_key",
+        "bearer_token",
+        "basic_auth",
+        "oauth2",
+        "none",
+    ]
     health = (await api.client.get("/healthz")).json()
     assert health["status"] == "ok" and health["integrations"] == 3 and health["loadErrors"] == 1
     assert "sandbox" in health
@@ -140,7 +150,9 @@ async def test_schema_and_health(folders: Path, api: Api) -> None:
 
 async def test_catalog_follows_folder_changes_live(integrations_dir: Path, data_dir: Path) -> None:
     """Create, edit, break and delete a folder while the server runs (real watcher)."""
-    rt = Runtime(Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="k", reload_debounce_ms=50))
+    rt = Runtime(
+        Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="k", reload_debounce_ms=50)
+    )
     app = create_app(runtime=rt)
     async with app.router.lifespan_context(app):
         token = await auth.create_token(rt.db, "agent")
@@ -165,7 +177,9 @@ async def test_catalog_follows_folder_changes_live(integrations_dir: Path, data_
             latencies.append(await until(lambda c: c.get("live", {}).get("status") == "ready"))
             (integrations_dir / "live" / "config.json").write_text(json.dumps(rest_manifest(title="Edited")))
             latencies.append(await until(lambda c: c["live"]["title"] == "Edited"))
-            (integrations_dir / "live" / "config.json").write_text(json.dumps(rest_manifest(authMethod="magic")))
+            (integrations_dir / "live" / "config.json").write_text(
+                json.dumps(rest_manifest(authMethod="magic"))
+            )
             latencies.append(await until(lambda c: c["live"]["status"] == "error"))
             assert "authMethod" in (await catalog())["live"]["error"]
             assert (await catalog())["live"]["title"] == "Edited"  # last good version still serving
@@ -187,9 +201,16 @@ async def test_catalog_follows_folder_changes_live(integrations_dir: Path, data_
             rest_manifest(
                 authMethod="oauth2",
                 secretBindings=["accessToken"],
-                oauth2Config={"authorizationUrl": "https://a.example/auth", "tokenUrl": "https://a.example/token"},
+                oauth2Config={
+                    "authorizationUrl": "https://a.example/auth",
+                    "tokenUrl": "https://a.example/token",
+                },
             ),
-            [("clientId", True, False, "user"), ("clientSecret", True, True, "user"), ("accessToken", True, True, "oauth2")],
+            [
+                ("clientId", True, False, "user"),
+                ("clientSecret", True, True, "user"),
+                ("accessToken", True, True, "oauth2"),
+            ],
         ),
     ],
 )
@@ -208,11 +229,17 @@ async def test_sql_fields(integrations_dir: Path, runtime: Runtime, api: Api) ->
         "db",
         connector=None,
         manifest={
-            "title": "DB", "type": "sql", "authMethod": "basic_auth", "secretBindings": ["username", "password"],
-            "sqlConnectionConfig": {"engine": "mysql"}, "sqlOperations": [{"name": "one", "query": "SELECT 1"}],
+            "title": "DB",
+            "type": "sql",
+            "authMethod": "basic_auth",
+            "secretBindings": ["username", "password"],
+            "sqlConnectionConfig": {"engine": "mysql"},
+            "sqlOperations": [{"name": "one", "query": "SELECT 1"}],
         },
     )
     runtime.registry.load_all()
-    got = {f["key"]: f["required"] for f in (await api.get("/api/integrations/db")).json()["credentialFields"]}
+    got = {
+        f["key"]: f["required"] for f in (await api.get("/api/integrations/db")).json()["credentialFields"]
+    }
     assert got["server"] and got["database"] and got["username"] and got["password"]
     assert got["port"] is False and got["trustServerCertificate"] is False

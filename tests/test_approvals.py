@@ -33,7 +33,11 @@ def side_effect_manifest(extra_sql: str = "") -> dict:
                 "name": "record",
                 "operationType": "write",
                 "query": f"INSERT INTO {SIDE} (tag) VALUES (@tag){extra_sql}",
-                "parametersSchema": {"type": "object", "properties": {"tag": {"type": "string"}}, "required": ["tag"]},
+                "parametersSchema": {
+                    "type": "object",
+                    "properties": {"tag": {"type": "string"}},
+                    "required": ["tag"],
+                },
             }
         ],
     }
@@ -58,12 +62,16 @@ async def count(pg: asyncpg.Connection, tag: str) -> int:
     return int(await pg.fetchval(f"SELECT count(*) FROM {SIDE} WHERE tag = $1", tag))
 
 
-async def test_fifty_concurrent_approvals_run_once(integrations_dir: Path, api: Api, runtime: Runtime, pg) -> None:
+async def test_fifty_concurrent_approvals_run_once(
+    integrations_dir: Path, api: Api, runtime: Runtime, pg
+) -> None:
     write_integration(integrations_dir, "side", manifest=side_effect_manifest(), connector=None)
     runtime.registry.reload("side")
     assert (await api.put("/api/integrations/side/credentials", json={"values": creds()})).status_code == 200
     tag = uuid.uuid4().hex
-    r = await api.post("/api/integrations/side/operations/record", role="agent", json={"params": {"tag": tag}})
+    r = await api.post(
+        "/api/integrations/side/operations/record", role="agent", json={"params": {"tag": tag}}
+    )
     assert r.status_code == 202
     aid = r.json()["approvalId"]
 
@@ -81,15 +89,27 @@ async def test_expired_approval_cannot_be_approved(integrations_dir: Path, data_
     from bollard.platform.settings import Settings
 
     write_integration(integrations_dir, "side", manifest=side_effect_manifest(), connector=None)
-    rt = Runtime(Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="k", reload=False, approval_ttl_s=1))
+    rt = Runtime(
+        Settings(
+            integrations_dir=integrations_dir,
+            data_dir=data_dir,
+            secret_key="k",
+            reload=False,
+            approval_ttl_s=1,
+        )
+    )
     app = create_app(runtime=rt)
     async with app.router.lifespan_context(app):
         token = await auth.create_token(rt.db, "admin")
         h = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=h) as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=h
+        ) as c:
             await c.put("/api/integrations/side/credentials", json={"values": creds()})
             tag = uuid.uuid4().hex
-            aid = (await c.post("/api/integrations/side/operations/record", json={"params": {"tag": tag}})).json()["approvalId"]
+            aid = (
+                await c.post("/api/integrations/side/operations/record", json={"params": {"tag": tag}})
+            ).json()["approvalId"]
             await asyncio.sleep(1.3)
             r = await c.post(f"/api/approvals/{aid}/approve")
             assert r.status_code == 409
@@ -126,7 +146,9 @@ async def test_two_replicas_share_one_state_database(tmp_path: Path, state_db: s
             r = await c.put(f"{b.url}/api/integrations/side/credentials", json={"values": creds()})
             assert r.status_code == 200, r.text
             tag = uuid.uuid4().hex
-            r = await c.post(f"{a.url}/api/integrations/side/operations/record", json={"params": {"tag": tag}})
+            r = await c.post(
+                f"{a.url}/api/integrations/side/operations/record", json={"params": {"tag": tag}}
+            )
             assert r.status_code == 202, r.text
             aid = r.json()["approvalId"]
             results = await asyncio.gather(
@@ -144,7 +166,9 @@ async def test_two_replicas_share_one_state_database(tmp_path: Path, state_db: s
 
 async def test_killed_while_executing_is_failed_not_rerun(tmp_path: Path, state_db: str, pg) -> None:
     integrations = tmp_path / "integrations"
-    write_integration(integrations, "side", manifest=side_effect_manifest("; SELECT pg_sleep(20)"), connector=None)
+    write_integration(
+        integrations, "side", manifest=side_effect_manifest("; SELECT pg_sleep(20)"), connector=None
+    )
     env = {"BOLLARD_DATABASE_URL": state_db, "BOLLARD_SECRET_KEY": "shared-key", "BOLLARD_RELOAD": "false"}
     token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
     h = {"Authorization": f"Bearer {token}"}
@@ -153,7 +177,11 @@ async def test_killed_while_executing_is_failed_not_rerun(tmp_path: Path, state_
     try:
         async with httpx.AsyncClient(headers=h, timeout=30) as c:
             await c.put(f"{a.url}/api/integrations/side/credentials", json={"values": creds()})
-            aid = (await c.post(f"{a.url}/api/integrations/side/operations/record", json={"params": {"tag": tag}})).json()["approvalId"]
+            aid = (
+                await c.post(
+                    f"{a.url}/api/integrations/side/operations/record", json={"params": {"tag": tag}}
+                )
+            ).json()["approvalId"]
             approving = asyncio.create_task(c.post(f"{a.url}/api/approvals/{aid}/approve"))
             for _ in range(100):
                 await asyncio.sleep(0.1)

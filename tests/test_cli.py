@@ -62,7 +62,9 @@ def test_validate_lints_secrets_and_urls(tmp_path: Path, capsys: pytest.CaptureF
     write_integration(
         tmp_path,
         "linty",
-        manifest=rest_manifest(authMethod="api_key", secretBindings=["apiKey"], allowedHosts=["api.example.com"]),
+        manifest=rest_manifest(
+            authMethod="api_key", secretBindings=["apiKey"], allowedHosts=["api.example.com"]
+        ),
         connector=connector,
     )
     code, out = run(capsys, "validate", str(tmp_path / "linty"))
@@ -87,7 +89,10 @@ def test_token_create_prints_the_token_alone(tmp_path: Path) -> None:
     env = {**os.environ, "BOLLARD_DATA_DIR": str(tmp_path / "d")}
     out = subprocess.run(
         [sys.executable, "-m", "bollard.platform.cli", "token", "create", "--role", "agent"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     lines = out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bol_") and len(lines[0]) > 30
@@ -96,8 +101,12 @@ def test_token_create_prints_the_token_alone(tmp_path: Path) -> None:
 def test_list_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     integrations = tmp_path / "i"
     write_integration(integrations, "echo")
-    write_integration(integrations, "keyed", manifest=rest_manifest(authMethod="api_key", secretBindings=["apiKey"]))
-    code, out = run(capsys, "list", "--json", "--integrations", str(integrations), "--data-dir", str(tmp_path / "d"))
+    write_integration(
+        integrations, "keyed", manifest=rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
+    )
+    code, out = run(
+        capsys, "list", "--json", "--integrations", str(integrations), "--data-dir", str(tmp_path / "d")
+    )
     rows = {r["slug"]: r for r in json.loads(out)}
     assert rows["echo"]["status"] == "ready" and rows["keyed"]["missingCredentials"] == ["apiKey"]
     code, out = run(capsys, "schema")

@@ -33,13 +33,17 @@ def standin() -> Iterator[ServerThread]:
 
 
 def connector(base: str, with_test: bool = True) -> str:
-    test = f'''
+    test = (
+        f'''
 def test_connection(ctx):
     r = ctx.http.get("{base}/user", headers={{"Authorization": "Bearer " + ctx.secrets.get("accessToken")}})
     if r.status == 401:
         raise Exception("The service rejected the token. Create a new one under Settings > Tokens.")
     return {{"message": "connected as " + r.body["login"]}}
-''' if with_test else ""
+'''
+        if with_test
+        else ""
+    )
     return test + "\ndef execute(ctx):\n    return 1\n"
 
 
@@ -47,9 +51,15 @@ def test_connection(ctx):
 async def rest(integrations_dir: Path, runtime: Runtime, standin: ServerThread) -> None:
     m = rest_manifest(authMethod="bearer_token", secretBindings=["accessToken"], allowedHosts=[standin.url])
     write_integration(integrations_dir, "svc", manifest=m, connector=connector(standin.url))
-    write_integration(integrations_dir, "untestable", manifest=m, connector=connector(standin.url, with_test=False))
-    m2 = rest_manifest(authMethod="bearer_token", secretBindings=["accessToken"], allowedHosts=["does-not-exist.invalid"])
-    write_integration(integrations_dir, "nowhere", manifest=m2, connector=connector("https://does-not-exist.invalid"))
+    write_integration(
+        integrations_dir, "untestable", manifest=m, connector=connector(standin.url, with_test=False)
+    )
+    m2 = rest_manifest(
+        authMethod="bearer_token", secretBindings=["accessToken"], allowedHosts=["does-not-exist.invalid"]
+    )
+    write_integration(
+        integrations_dir, "nowhere", manifest=m2, connector=connector("https://does-not-exist.invalid")
+    )
     runtime.settings.allow_private_egress = True
     runtime.registry.load_all()
 
@@ -80,7 +90,9 @@ async def test_rest_failure_names_the_step_and_carries_the_message(rest: None, a
 
 
 async def test_rest_without_test_connection_says_so(rest: None, api: Api) -> None:
-    body = (await api.post("/api/integrations/untestable/test", json={"values": {"accessToken": GOOD}})).json()
+    body = (
+        await api.post("/api/integrations/untestable/test", json={"values": {"accessToken": GOOD}})
+    ).json()
     assert body["ok"] is False and "defines no test_connection" in body["message"]
 
 

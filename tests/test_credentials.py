@@ -71,7 +71,11 @@ def test_a_crash_mid_rotation_loses_nothing(data_dir: Path) -> None:
         async with store._engine.begin() as conn:
             await conn.execute(
                 credentials.insert().values(
-                    integration="c", credential_id="default", ciphertext=b"garbage", keys=[], updated_at=datetime.now(UTC)
+                    integration="c",
+                    credential_id="default",
+                    ciphertext=b"garbage",
+                    keys=[],
+                    updated_at=datetime.now(UTC),
                 )
             )
         await store._engine.dispose()

@@ -136,9 +136,7 @@ async def call(
     max_response_bytes: int = 1_000_000,
     timeout_s: float = 10.0,
 ) -> HttpResponse:
-    return await send(
-        client, policy, request, max_response_bytes=max_response_bytes, timeout_s=timeout_s
-    )
+    return await send(client, policy, request, max_response_bytes=max_response_bytes, timeout_s=timeout_s)
 
 
 async def refusal(
@@ -187,9 +185,7 @@ async def test_put_text_body_keeps_connector_content_type(
     server: ServerThread, client: httpx.AsyncClient
 ) -> None:
     url = f"http://127.0.0.1:{server.port}/echo"
-    request = HttpRequest(
-        "PUT", url, headers={"Content-Type": "application/xml"}, body="<a>ü</a>"
-    )
+    request = HttpRequest("PUT", url, headers={"Content-Type": "application/xml"}, body="<a>ü</a>")
     data = echoed(await call(client, local_policy(server), request))
     assert data["body"] == "<a>ü</a>".encode()
     assert data["headers"]["content-type"] == "application/xml"
@@ -199,9 +195,7 @@ async def test_put_text_body_keeps_connector_content_type(
 async def test_patch_binary_body(server: ServerThread, client: httpx.AsyncClient) -> None:
     url = f"http://127.0.0.1:{server.port}/echo"
     blob = bytes(range(256))
-    data = echoed(
-        await call(client, local_policy(server), HttpRequest("PATCH", url, binary_body=blob))
-    )
+    data = echoed(await call(client, local_policy(server), HttpRequest("PATCH", url, binary_body=blob)))
     assert data["body"] == blob
     assert data["headers"]["content-type"] == "application/octet-stream"
 
@@ -265,9 +259,7 @@ async def test_header_injection_is_refused(server: ServerThread, client: httpx.A
     assert "evil.com" not in error.message
 
 
-async def test_cookies_are_not_kept_between_requests(
-    server: ServerThread, client: httpx.AsyncClient
-) -> None:
+async def test_cookies_are_not_kept_between_requests(server: ServerThread, client: httpx.AsyncClient) -> None:
     base = f"http://127.0.0.1:{server.port}"
     response = await call(client, local_policy(server), HttpRequest("GET", base + "/set-cookie"))
     assert "session=abc" in response.headers["set-cookie"]
@@ -279,13 +271,9 @@ async def test_cookies_are_not_kept_between_requests(
 # ----------------------------------------------------------------- limits
 
 
-async def test_response_at_the_cap_is_returned(
-    server: ServerThread, client: httpx.AsyncClient
-) -> None:
+async def test_response_at_the_cap_is_returned(server: ServerThread, client: httpx.AsyncClient) -> None:
     url = f"http://127.0.0.1:{server.port}/bytes/100"
-    response = await call(
-        client, local_policy(server), HttpRequest("GET", url), max_response_bytes=100
-    )
+    response = await call(client, local_policy(server), HttpRequest("GET", url), max_response_bytes=100)
     assert response.body == b"x" * 100
 
 
@@ -294,9 +282,7 @@ async def test_response_over_the_cap_is_refused(
     path: str, server: ServerThread, client: httpx.AsyncClient
 ) -> None:
     url = f"http://127.0.0.1:{server.port}{path}"
-    error = await refusal(
-        client, local_policy(server), HttpRequest("GET", url), max_response_bytes=99
-    )
+    error = await refusal(client, local_policy(server), HttpRequest("GET", url), max_response_bytes=99)
     assert error.code == "limit_exceeded"
     assert "larger than 99 bytes" in error.message
 
@@ -375,11 +361,7 @@ async def test_connections_are_reused_per_address_and_name(
 
 
 def redirect_url(server: ServerThread, to: str, status: int = 302, host: str = "127.0.0.1") -> str:
-    return str(
-        httpx.URL(
-            f"http://{host}:{server.port}/redirect", params={"to": to, "status": str(status)}
-        )
-    )
+    return str(httpx.URL(f"http://{host}:{server.port}/redirect", params={"to": to, "status": str(status)}))
 
 
 async def test_redirect_within_the_list(server: ServerThread, client: httpx.AsyncClient) -> None:
@@ -389,9 +371,7 @@ async def test_redirect_within_the_list(server: ServerThread, client: httpx.Asyn
     assert response.url == f"http://127.0.0.1:{server.port}/echo?after=redirect"
 
 
-async def test_redirect_off_the_list_is_refused(
-    server: ServerThread, client: httpx.AsyncClient
-) -> None:
+async def test_redirect_off_the_list_is_refused(server: ServerThread, client: httpx.AsyncClient) -> None:
     url = redirect_url(server, "https://evil.example/steal")
     error = await refusal(client, local_policy(server), HttpRequest("GET", url))
     assert error.code == "host_not_allowed"
@@ -456,9 +436,7 @@ async def test_307_308_keep_method_and_body(
     assert json.loads(data["body"]) == {"a": 1}
 
 
-async def test_credentials_kept_on_the_same_origin(
-    server: ServerThread, client: httpx.AsyncClient
-) -> None:
+async def test_credentials_kept_on_the_same_origin(server: ServerThread, client: httpx.AsyncClient) -> None:
     url = redirect_url(server, "/echo")
     request = HttpRequest("GET", url, headers={"Authorization": "Bearer t0k", "Cookie": "s=1"})
     data = echoed(await call(client, local_policy(server), request))
@@ -493,9 +471,7 @@ async def test_tls_is_verified_for_the_name_not_the_pinned_address(
     policy = EgressPolicy([f"https://localhost:{server.port}"], allow_private=True)
     tls_client = make_client(ssl_context=trusting(ca))
     try:
-        response = await call(
-            tls_client, policy, HttpRequest("GET", f"https://localhost:{server.port}/echo")
-        )
+        response = await call(tls_client, policy, HttpRequest("GET", f"https://localhost:{server.port}/echo"))
     finally:
         await tls_client.aclose()
     assert echoed(response)["headers"]["host"] == f"localhost:{server.port}"
@@ -509,9 +485,7 @@ async def test_tls_certificate_for_another_name_is_refused(
     policy = EgressPolicy([f"https://127.0.0.1:{server.port}"], allow_private=True)
     tls_client = make_client(ssl_context=trusting(ca))
     try:
-        error = await refusal(
-            tls_client, policy, HttpRequest("GET", f"https://127.0.0.1:{server.port}/echo")
-        )
+        error = await refusal(tls_client, policy, HttpRequest("GET", f"https://127.0.0.1:{server.port}/echo"))
     finally:
         await tls_client.aclose()
     assert error.code == "network_error"
@@ -524,9 +498,6 @@ async def test_tls_certificate_from_an_unknown_ca_is_refused(
 ) -> None:
     server, _ = tls_server
     policy = EgressPolicy([f"https://localhost:{server.port}"], allow_private=True)
-    error = await refusal(
-        client, policy, HttpRequest("GET", f"https://localhost:{server.port}/echo")
-    )
+    error = await refusal(client, policy, HttpRequest("GET", f"https://localhost:{server.port}/echo"))
     assert error.code == "network_error"
     assert "certificate" in error.message
-

@@ -377,9 +377,7 @@ async def test_private_address_literals_are_refused(host: str) -> None:
 
 async def test_public_address_literal_is_allowed_without_dns() -> None:
     resolver = fixed_resolver({})
-    destination = await EgressPolicy(["93.184.215.14"], resolver=resolver).authorize(
-        "https://93.184.215.14/"
-    )
+    destination = await EgressPolicy(["93.184.215.14"], resolver=resolver).authorize("https://93.184.215.14/")
     assert [str(a) for a in destination.addresses] == ["93.184.215.14"]
     assert resolver.asked == []
 
@@ -410,9 +408,7 @@ async def test_public_name_resolves_to_checked_addresses() -> None:
 
 
 async def test_private_allowed_only_for_entries_naming_the_host_literally() -> None:
-    resolver = fixed_resolver(
-        {"db.corp.example": ["10.0.0.5"], "api.corp.example": ["10.0.0.6"]}
-    )
+    resolver = fixed_resolver({"db.corp.example": ["10.0.0.5"], "api.corp.example": ["10.0.0.6"]})
     policy = EgressPolicy(
         ["http://db.corp.example:8080", "corp.example", "*.corp.example"],
         allow_private=True,
@@ -485,8 +481,31 @@ async def test_localhost_through_the_system_resolver() -> None:
 
 # Pieces an attacker would splice around an allowed host name.
 _PIECES = st.sampled_from(
-    ["api.github.com", "evil.com", "@", "\\", "%2e", "%40", ".", ":", "443", "/", "?",
-     "#", "[", "]", "::1", "127.0.0.1", " ", "\t", "*", "xn--", "ü", "。", "user:pw"]
+    [
+        "api.github.com",
+        "evil.com",
+        "@",
+        "\\",
+        "%2e",
+        "%40",
+        ".",
+        ":",
+        "443",
+        "/",
+        "?",
+        "#",
+        "[",
+        "]",
+        "::1",
+        "127.0.0.1",
+        " ",
+        "\t",
+        "*",
+        "xn--",
+        "ü",
+        "。",
+        "user:pw",
+    ]
 )
 
 

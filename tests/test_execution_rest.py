@@ -44,7 +44,7 @@ async def slow(request: Request) -> Response:
 
 APP = Starlette(routes=[Route("/me", me), Route("/flaky", flaky), Route("/slow", slow)])
 
-CONNECTOR = '''
+CONNECTOR = """
 BASE = "{base}"
 
 def auth():
@@ -74,7 +74,7 @@ def execute(ctx):
         while True:
             pass
     raise Exception("Unknown operation: " + op)
-'''
+"""
 
 
 def ops() -> list[dict]:
@@ -97,19 +97,33 @@ def standin() -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-async def client(standin: ServerThread, integrations_dir: Path, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    standin: ServerThread, integrations_dir: Path, data_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     connector = CONNECTOR.format(base=standin.url)
-    connector = connector.replace('    raise Exception("Unknown operation: " + op)', '    if op in ("limited", "capped"):\n        r = ctx.http.get(BASE + "/slow", params={"s": "0.5"})\n        return r.body\n    raise Exception("Unknown operation: " + op)')
+    connector = connector.replace(
+        '    raise Exception("Unknown operation: " + op)',
+        '    if op in ("limited", "capped"):\n        r = ctx.http.get(BASE + "/slow", params={"s": "0.5"})\n        return r.body\n    raise Exception("Unknown operation: " + op)',
+    )
     write_integration(
         integrations_dir,
         "svc",
         manifest=rest_manifest(
-            title="Service", authMethod="bearer_token", secretBindings=["accessToken"],
-            allowedHosts=[standin.url], operations=ops(),
+            title="Service",
+            authMethod="bearer_token",
+            secretBindings=["accessToken"],
+            allowedHosts=[standin.url],
+            operations=ops(),
         ),
         connector=connector,
     )
-    settings = Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="k", reload=False, allow_private_egress=True)
+    settings = Settings(
+        integrations_dir=integrations_dir,
+        data_dir=data_dir,
+        secret_key="k",
+        reload=False,
+        allow_private_egress=True,
+    )
     async with app_client(settings) as (c, rt):
         r = await c.put("/api/integrations/svc/credentials", json={"values": {"accessToken": SECRET}})
         assert r.status_code == 200
@@ -197,7 +211,9 @@ async def test_unset_credentials_are_reported(client: httpx.AsyncClient) -> None
     assert json.loads(r.text)["success"] is False
 
 
-async def test_replaced_version_retires_its_workers(client: httpx.AsyncClient, integrations_dir: Path) -> None:
+async def test_replaced_version_retires_its_workers(
+    client: httpx.AsyncClient, integrations_dir: Path
+) -> None:
     rt = client.runtime  # type: ignore[attr-defined]
     assert (await call(client, "me")).status_code == 200
     old_key = next(k for k in rt.pool.stats() if k.startswith("svc:"))

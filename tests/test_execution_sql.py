@@ -45,12 +45,20 @@ def sqlite_manifest(**sec: object) -> dict:
                 "name": "close_item",
                 "operationType": "write",
                 "query": "UPDATE items SET status = 'closed' WHERE id = @id",
-                "parametersSchema": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
+                "parametersSchema": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}},
+                    "required": ["id"],
+                },
             },
             {
                 "name": "sneaky_read",
                 "query": "DELETE FROM items WHERE id = @id",
-                "parametersSchema": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
+                "parametersSchema": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}},
+                    "required": ["id"],
+                },
             },
         ],
     }
@@ -58,7 +66,9 @@ def sqlite_manifest(**sec: object) -> dict:
 
 @pytest.fixture
 def items(integrations_dir: Path) -> Path:
-    return write_integration(integrations_dir, "items", manifest=sqlite_manifest(), connector=None, extra={"seed.sql": SEED})
+    return write_integration(
+        integrations_dir, "items", manifest=sqlite_manifest(), connector=None, extra={"seed.sql": SEED}
+    )
 
 
 async def test_sqlite_read_with_filters_cap_and_seed(items: Path, api: Api, data_dir: Path) -> None:
@@ -70,13 +80,19 @@ async def test_sqlite_read_with_filters_cap_and_seed(items: Path, api: Api, data
     assert body["integration"] == "items" and body["operation"] == "list_items" and body["version"] == 1
     assert (data_dir / "sqlite" / "items" / "items.db").exists()
 
-    r = await api.post("/api/integrations/items/operations/list_items", json={"params": {"status": "open", "since": "2026-11-02"}})
+    r = await api.post(
+        "/api/integrations/items/operations/list_items",
+        json={"params": {"status": "open", "since": "2026-11-02"}},
+    )
     assert r.json()["data"] == [{"id": 3, "name": "c", "status": "open", "added": "2026-11-03"}]
     assert r.json()["truncated"] is False
 
 
 async def test_invalid_params_name_the_path(items: Path, api: Api) -> None:
-    r = await api.post("/api/integrations/items/operations/list_items", json={"params": {"status": "nope", "since": "yesterday", "x": 1}})
+    r = await api.post(
+        "/api/integrations/items/operations/list_items",
+        json={"params": {"status": "nope", "since": "yesterday", "x": 1}},
+    )
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "invalid_params"
@@ -93,7 +109,9 @@ async def test_unknown_things_and_bad_bodies(items: Path, api: Api) -> None:
     r = await api.post("/api/integrations/items/operations/nope", json={})
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_operation"
     assert "list_items" in r.json()["error"]["message"]
-    r = await api.post("/api/integrations/items/operations/list_items", json={"params": {}, "credentialId": "tenant-x"})
+    r = await api.post(
+        "/api/integrations/items/operations/list_items", json={"params": {}, "credentialId": "tenant-x"}
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_credential"
     r = await api.client.post(
         "/api/integrations/items/operations/list_items",
@@ -119,12 +137,16 @@ async def test_mock_mode(items: Path, api: Api) -> None:
     r = await api.post("/api/integrations/items/operations/list_items", json={"params": {}, "useMock": True})
     assert r.status_code == 200
     assert r.json()["data"] == [{"id": 1, "name": "mocked"}] and r.json()["mock"] is True
-    r = await api.post("/api/integrations/items/operations/close_item", json={"params": {"id": 1}, "useMock": True})
+    r = await api.post(
+        "/api/integrations/items/operations/close_item", json={"params": {"id": 1}, "useMock": True}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "no_mock"
 
 
 async def test_write_is_held_for_approval_and_runs_once(items: Path, api: Api) -> None:
-    r = await api.post("/api/integrations/items/operations/close_item", role="agent", json={"params": {"id": 1}})
+    r = await api.post(
+        "/api/integrations/items/operations/close_item", role="agent", json={"params": {"id": 1}}
+    )
     assert r.status_code == 202, r.text
     pending = r.json()
     assert pending["status"] == "pending"
@@ -194,14 +216,20 @@ async def pg_creds() -> dict:
         conn = await asyncpg.connect(PG_URL, timeout=5)
     except Exception as e:  # pragma: no cover - depends on the machine
         unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
-    await conn.execute("DROP TABLE IF EXISTS bollard_exec_items; CREATE TABLE bollard_exec_items (id int primary key, status text, check_in date)")
-    await conn.execute("INSERT INTO bollard_exec_items VALUES (1, 'open', '2026-11-01'), (2, 'closed', '2026-11-05'), (3, 'open', '2026-11-09')")
+    await conn.execute(
+        "DROP TABLE IF EXISTS bollard_exec_items; CREATE TABLE bollard_exec_items (id int primary key, status text, check_in date)"
+    )
+    await conn.execute(
+        "INSERT INTO bollard_exec_items VALUES (1, 'open', '2026-11-01'), (2, 'closed', '2026-11-05'), (3, 'open', '2026-11-09')"
+    )
     yield credentials_from_url(PG_URL)
     await conn.execute("DROP TABLE IF EXISTS bollard_exec_items")
     await conn.close()
 
 
-async def test_postgres_typed_null_through_the_api(integrations_dir: Path, api: Api, runtime: Runtime, pg_creds: dict) -> None:
+async def test_postgres_typed_null_through_the_api(
+    integrations_dir: Path, api: Api, runtime: Runtime, pg_creds: dict
+) -> None:
     write_integration(
         integrations_dir,
         "pgitems",
@@ -218,7 +246,10 @@ async def test_postgres_typed_null_through_the_api(integrations_dir: Path, api: 
                     "query": "SELECT id FROM bollard_exec_items WHERE (@status IS NULL OR status = @status) AND check_in >= @fromDate ORDER BY id",
                     "parametersSchema": {
                         "type": "object",
-                        "properties": {"status": {"type": "string"}, "fromDate": {"type": "string", "format": "date"}},
+                        "properties": {
+                            "status": {"type": "string"},
+                            "fromDate": {"type": "string", "format": "date"},
+                        },
                         "required": ["fromDate"],
                     },
                 }
@@ -226,16 +257,25 @@ async def test_postgres_typed_null_through_the_api(integrations_dir: Path, api: 
         },
     )
     runtime.registry.reload("pgitems")
-    r = await api.post("/api/integrations/pgitems/operations/list", json={"params": {"fromDate": "2026-11-02"}})
+    r = await api.post(
+        "/api/integrations/pgitems/operations/list", json={"params": {"fromDate": "2026-11-02"}}
+    )
     assert r.json()["error"]["code"] == "needs_credentials"
     values = {k: str(v) for k, v in pg_creds.items()}
     values.setdefault("password", "")
-    r = await api.put("/api/integrations/pgitems/credentials", json={"values": {k: v for k, v in values.items() if v}})
+    r = await api.put(
+        "/api/integrations/pgitems/credentials", json={"values": {k: v for k, v in values.items() if v}}
+    )
     assert r.status_code == 200, r.text
-    r = await api.post("/api/integrations/pgitems/operations/list", json={"params": {"fromDate": "2026-11-02"}})
+    r = await api.post(
+        "/api/integrations/pgitems/operations/list", json={"params": {"fromDate": "2026-11-02"}}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == [{"id": 2}, {"id": 3}]
-    r = await api.post("/api/integrations/pgitems/operations/list", json={"params": {"fromDate": "2026-11-02", "status": "open"}})
+    r = await api.post(
+        "/api/integrations/pgitems/operations/list",
+        json={"params": {"fromDate": "2026-11-02", "status": "open"}},
+    )
     assert r.json()["data"] == [{"id": 3}]
 
 
@@ -257,7 +297,9 @@ async def test_execution_log_retention(items: Path, api: Api, runtime: Runtime) 
     await runtime.execution_log.flush()
     async with runtime.db.begin() as conn:
         await conn.execute(
-            update(executions).where(executions.c.params == {}).values(started_at=datetime.now(UTC) - timedelta(days=400))
+            update(executions)
+            .where(executions.c.params == {})
+            .values(started_at=datetime.now(UTC) - timedelta(days=400))
         )
     assert await runtime.execution_log.prune() == 1
     rows = (await api.get("/api/executions")).json()["executions"]

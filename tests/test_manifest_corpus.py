@@ -92,9 +92,7 @@ def test_cli_validate_whole_corpus_directory(capsys: pytest.CaptureFixture[str])
     assert out.rstrip().endswith(f"{len(NAMES)} valid, 0 invalid")
 
 
-def test_cli_validate_reports_a_broken_copy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_validate_reports_a_broken_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The same command fails (exit 1) and names the path once one field is broken."""
     good = tmp_path / "github"
     shutil.copytree(CORPUS / "github", good)
@@ -113,9 +111,7 @@ def test_cli_validate_reports_a_broken_copy(
     assert out.rstrip().endswith("1 valid, 1 invalid")
 
 
-def test_cli_names_the_file_for_file_level_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_names_the_file_for_file_level_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "syntax").mkdir()
     (tmp_path / "syntax" / "config.json").write_text('{\n  "title": "x",\n}', encoding="utf-8")
     (tmp_path / "array").mkdir()
@@ -148,8 +144,15 @@ def test_console_entry_point_validates_corpus() -> None:
 def test_python_dash_m_cli_validates_corpus(tmp_path: Path) -> None:
     # Run from an unrelated folder so that nothing but the installed package is imported.
     proc = subprocess.run(
-        [sys.executable, "-m", "bollard.platform.cli", "validate", "--manifest-only",
-         str(CORPUS / "protel"), str(CORPUS / "slack")],
+        [
+            sys.executable,
+            "-m",
+            "bollard.platform.cli",
+            "validate",
+            "--manifest-only",
+            str(CORPUS / "protel"),
+            str(CORPUS / "slack"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -194,12 +197,9 @@ def test_schema_is_draft_2020_12() -> None:
 
 
 @pytest.mark.parametrize("folder", CORPUS_DIRS, ids=NAMES)
-def test_schema_accepts_corpus_manifest(
-    folder: Path, validator: jsonschema.Draft202012Validator
-) -> None:
+def test_schema_accepts_corpus_manifest(folder: Path, validator: jsonschema.Draft202012Validator) -> None:
     errors = [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(_raw(folder))
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(_raw(folder))
     ]
     assert errors == []
 

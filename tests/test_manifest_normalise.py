@@ -196,9 +196,7 @@ def test_normalisation_applies_to_sql_operations_too() -> None:
 
 
 def test_normalise_does_not_change_the_callers_dict() -> None:
-    data = rest_with_schema(
-        {"type": "object", "properties": {"q": {"type": "string", "required": True}}}
-    )
+    data = rest_with_schema({"type": "object", "properties": {"q": {"type": "string", "required": True}}})
     before = copy.deepcopy(data)
     parse_manifest(data)
     assert data == before
@@ -289,9 +287,7 @@ def test_inline_protel_shape_and_sqloperations_are_both_available() -> None:
         (None, True, True),
     ],
 )
-def test_needs_approval(
-    operation_type: str | None, requires_approval: bool | None, expected: bool
-) -> None:
+def test_needs_approval(operation_type: str | None, requires_approval: bool | None, expected: bool) -> None:
     op_data: dict[str, Any] = {"name": "op"}
     if operation_type is not None:
         op_data["operationType"] = operation_type

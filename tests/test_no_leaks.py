@@ -38,7 +38,7 @@ def standin() -> Iterator[ServerThread]:
         yield s
 
 
-CONNECTOR = '''
+CONNECTOR = """
 import base64
 
 BASE = "{base}"
@@ -63,7 +63,7 @@ def execute(ctx):
     if op == "write_it":
         return {{"wrote": key}}
     raise Exception("unknown")
-'''
+"""
 
 
 @pytest.fixture
@@ -76,9 +76,8 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[tuple[h
             authMethod="api_key",
             secretBindings=["apiKey"],
             allowedHosts=[standin.url],
-            operations=[
-                {"name": n} for n in ("return_it", "log_it", "raise_it", "echo_it")
-            ] + [{"name": "write_it", "operationType": "write"}],
+            operations=[{"name": n} for n in ("return_it", "log_it", "raise_it", "echo_it")]
+            + [{"name": "write_it", "operationType": "write"}],
         ),
         connector=CONNECTOR.format(base=standin.url),
     )
@@ -95,7 +94,13 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[tuple[h
             "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
         },
     )
-    settings = Settings(integrations_dir=integrations, data_dir=tmp_path / "d", secret_key="k", reload=False, allow_private_egress=True)
+    settings = Settings(
+        integrations_dir=integrations,
+        data_dir=tmp_path / "d",
+        secret_key="k",
+        reload=False,
+        allow_private_egress=True,
+    )
     async with app_client(settings) as (c, rt):
         yield c, rt
 
@@ -105,7 +110,9 @@ def clean(text: str) -> None:
         assert secret not in text
 
 
-async def test_no_secret_anywhere(client: tuple[httpx.AsyncClient, Runtime], caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_secret_anywhere(
+    client: tuple[httpx.AsyncClient, Runtime], caplog: pytest.LogCaptureFixture
+) -> None:
     c, rt = client
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
@@ -121,7 +128,10 @@ async def test_no_secret_anywhere(client: tuple[httpx.AsyncClient, Runtime], cap
         r = await c.post(f"/api/integrations/leaky/operations/{name}", json={"params": {}})
         texts.append(r.text)
     returned = (await c.post("/api/integrations/leaky/operations/return_it", json={"params": {}})).json()
-    assert returned["data"]["key"] == "[REDACTED]" and returned["data"]["nested"][1]["deep"] == "prefix [REDACTED]"
+    assert (
+        returned["data"]["key"] == "[REDACTED]"
+        and returned["data"]["nested"][1]["deep"] == "prefix [REDACTED]"
+    )
     echoed = (await c.post("/api/integrations/leaky/operations/echo_it", json={"params": {}})).json()
     assert echoed["data"] == {"query": "k=[REDACTED]", "auth": "[REDACTED]"}
 
@@ -132,7 +142,9 @@ async def test_no_secret_anywhere(client: tuple[httpx.AsyncClient, Runtime], cap
     texts.append((await c.get("/api/approvals")).text)
 
     texts.append((await c.post("/api/integrations/leaky/test")).text)
-    texts.append((await c.post("/api/integrations/leaky/test", json={"values": {"apiKey": API_KEY + "-unsaved"}})).text)
+    texts.append(
+        (await c.post("/api/integrations/leaky/test", json={"values": {"apiKey": API_KEY + "-unsaved"}})).text
+    )
     r = await c.post("/api/integrations/pgleak/operations/one", json={"params": {}})
     assert r.json()["error"]["code"] == "connection_failed"
     texts.append(r.text)
@@ -146,7 +158,9 @@ async def test_no_secret_anywhere(client: tuple[httpx.AsyncClient, Runtime], cap
     for t in texts:
         clean(t)
     clean("\n".join(rec.getMessage() for rec in caplog.records))
-    assert any("leaky.log_it" in rec.getMessage() and "[REDACTED]" in rec.getMessage() for rec in caplog.records)
+    assert any(
+        "leaky.log_it" in rec.getMessage() and "[REDACTED]" in rec.getMessage() for rec in caplog.records
+    )
     # the executions table, read directly, holds no secret either
     from bollard.platform.store.tables import approvals, executions
     from sqlalchemy import select

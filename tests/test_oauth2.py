@@ -299,7 +299,9 @@ def provider_app(provider: Provider) -> Starlette:
             except OAuth2Error as e:
                 return JSONResponse({"error": e.error, "error_description": e.description}, status_code=400)
             user = None if request.query_params.get("decision") == "deny" else USER
-            response: Response = server.create_authorization_response(oauth_request, grant_user=user, grant=grant)
+            response: Response = server.create_authorization_response(
+                oauth_request, grant_user=user, grant=grant
+            )
             return response
 
     async def token(request: Request) -> Response:
@@ -318,7 +320,9 @@ def provider_app(provider: Provider) -> Starlette:
     async def revoke(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         with provider.lock:
-            response: Response = server.create_endpoint_response("revocation", StarletteRequest(request, form))
+            response: Response = server.create_endpoint_response(
+                "revocation", StarletteRequest(request, form)
+            )
         return response
 
     async def me(request: Request) -> Response:
@@ -341,7 +345,7 @@ def provider_app(provider: Provider) -> Starlette:
 
 # ----------------------------------------------------------------- fixtures
 
-CONNECTOR = '''
+CONNECTOR = """
 BASE = "{resource}"
 
 
@@ -362,7 +366,7 @@ def execute(ctx):
     if ctx.operation == "whoami":
         return me(ctx)
     raise Exception("Unknown operation: " + ctx.operation)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -422,12 +426,18 @@ async def runtime(running: Running, integrations_dir: Path, data_dir: Path) -> A
                 "scopes": SCOPES,
             },
             operations=[
-                {"name": "whoami", "operationType": "read", "parametersSchema": {"type": "object", "properties": {}}}
+                {
+                    "name": "whoami",
+                    "operationType": "read",
+                    "parametersSchema": {"type": "object", "properties": {}},
+                }
             ],
         ),
         connector=CONNECTOR.format(resource=running.resource_url),
     )
-    write_integration(integrations_dir, "plain", rest_manifest(authMethod="api_key", secretBindings=["apiKey"]))
+    write_integration(
+        integrations_dir, "plain", rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
+    )
     rt = Runtime(settings(running, integrations_dir, data_dir))
     await rt.start()
     try:
@@ -446,7 +456,10 @@ async def browser(running: Running) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client_registered(api: Api) -> None:
-    r = await api.put(f"/api/integrations/{SLUG}/credentials", json={"values": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}})
+    r = await api.put(
+        f"/api/integrations/{SLUG}/credentials",
+        json={"values": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}},
+    )
     assert r.status_code == 200, r.text
 
 
@@ -553,7 +566,9 @@ async def test_callback_stores_tokens_and_the_connector_uses_them(
     assert body["ok"] is True and body["integration"] == SLUG and body["credentialId"] == "default"
     assert body["scope"] == "read profile" and body["hasRefreshToken"] is True
     # The provider verified the client secret (HTTP Basic) and the PKCE verifier.
-    assert p.token_requests == [{"grant": "authorization_code", "auth": "basic", "status": 200, "error": None}]
+    assert p.token_requests == [
+        {"grant": "authorization_code", "auth": "basic", "status": 200, "error": None}
+    ]
     issued = p.tokens[-1]
     values = await stored(runtime)
     assert values["accessToken"] == issued.access_token
@@ -577,7 +592,8 @@ async def test_callback_answers_a_page_for_browsers_and_serves_named_credentials
     api: Api, browser: httpx.AsyncClient, running: Running, runtime: Any
 ) -> None:
     await api.put(
-        f"/api/integrations/{SLUG}/credentials/tenant-b", json={"values": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}}
+        f"/api/integrations/{SLUG}/credentials/tenant-b",
+        json={"values": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}},
     )
     location = await provider_redirect(browser, await authorize_url(api, "tenant-b"))
     r = await callback(api, location, accept="text/html,application/xhtml+xml,*/*;q=0.8")
@@ -649,7 +665,12 @@ async def test_ten_concurrent_calls_with_an_expired_token_refresh_once(
 
 @pytest.mark.usefixtures("client_registered")
 async def test_a_second_replica_uses_the_token_the_first_refreshed(
-    api: Api, browser: httpx.AsyncClient, running: Running, runtime: Any, integrations_dir: Path, data_dir: Path
+    api: Api,
+    browser: httpx.AsyncClient,
+    running: Running,
+    runtime: Any,
+    integrations_dir: Path,
+    data_dir: Path,
 ) -> None:
     """Two replicas on one state database (DESIGN §12): the second one had read the old
     tokens, finds them due, and takes the first one's refreshed tokens instead of
@@ -729,7 +750,9 @@ async def test_a_tampered_state_is_refused_and_stores_nothing(
     state = query_of(location)["state"]
     payload, _, signature = state.partition(".")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
-    other = base64.urlsafe_b64encode(base64.urlsafe_b64decode(payload + "==").replace(b'"provider"', b'"plain"'))
+    other = base64.urlsafe_b64encode(
+        base64.urlsafe_b64decode(payload + "==").replace(b'"provider"', b'"plain"')
+    )
     for bad in (f"{payload}.{flipped}", f"{other.decode().rstrip('=')}.{signature}", "garbage", ""):
         r = await callback(api, with_state(location, bad))
         assert r.status_code == 400, bad
@@ -759,7 +782,9 @@ async def test_an_expired_state_is_refused(
 
 
 @pytest.mark.usefixtures("client_registered")
-async def test_a_state_works_once(api: Api, browser: httpx.AsyncClient, running: Running, runtime: Any) -> None:
+async def test_a_state_works_once(
+    api: Api, browser: httpx.AsyncClient, running: Running, runtime: Any
+) -> None:
     location = await provider_redirect(browser, await authorize_url(api))
     assert (await callback(api, location)).status_code == 200
     before = await stored(runtime)
@@ -791,7 +816,10 @@ async def test_a_failed_code_exchange_stores_nothing(
     api: Api, browser: httpx.AsyncClient, running: Running, runtime: Any
 ) -> None:
     wrong = "wrong-secret-" + generate_token(20)
-    await api.put(f"/api/integrations/{SLUG}/credentials", json={"values": {"clientId": CLIENT_ID, "clientSecret": wrong}})
+    await api.put(
+        f"/api/integrations/{SLUG}/credentials",
+        json={"values": {"clientId": CLIENT_ID, "clientSecret": wrong}},
+    )
     location = await provider_redirect(browser, await authorize_url(api))
     r = await callback(api, location)
     assert r.status_code == 502
@@ -833,15 +861,23 @@ async def test_no_secret_reaches_responses_the_execution_log_or_the_server_log(
         return r
 
     p.lifetime_s = 30
-    location = await provider_redirect(browser, (await keep(await api.get(
-        f"/api/integrations/{SLUG}/oauth2/authorize", params={"format": "json"}))).json()["authorizeUrl"])
+    location = await provider_redirect(
+        browser,
+        (
+            await keep(await api.get(f"/api/integrations/{SLUG}/oauth2/authorize", params={"format": "json"}))
+        ).json()["authorizeUrl"],
+    )
     await keep(await callback(api, location))
     await keep(await callback(api, location))  # reused
     p.lifetime_s = 3600
     await keep(await whoami(api))  # refreshes
     await keep(await api.post(f"/api/integrations/{SLUG}/test", json={}))
     assert p.refreshes() == 1
-    await browser.post(running.oauth_url + "/revoke", data={"token": p.tokens[-1].refresh_token or ""}, auth=(CLIENT_ID, CLIENT_SECRET))
+    await browser.post(
+        running.oauth_url + "/revoke",
+        data={"token": p.tokens[-1].refresh_token or ""},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
     runtime.oauth2.clock = lambda: time.time() + 7200
     await keep(await whoami(api))  # invalid_grant
     for path in (f"/api/integrations/{SLUG}", "/api/integrations", "/api/executions"):

@@ -25,14 +25,28 @@ def source_packages() -> set[str]:
 
 def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("bollard-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for package in source_packages():
         path = package.replace(".", "/")
-        assert any(n.startswith(path + "/") and n.endswith(".py") for n in names), f"{package} missing from the wheel"
+        assert any(n.startswith(path + "/") and n.endswith(".py") for n in names), (
+            f"{package} missing from the wheel"
+        )
     assert "bollard/platform/store/migrations/versions/0001_initial.py" in names
     assert "bollard/platform/scaffold/templates/rest/connector.py" in names
     assert "bollard/platform/store/migrations/script.py.mako" in names

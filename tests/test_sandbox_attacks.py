@@ -175,18 +175,16 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "attack", "line", "message"), REFUSED, ids=[r[0] for r in REFUSED]
-)
+@pytest.mark.parametrize(("name", "attack", "line", "message"), REFUSED, ids=[r[0] for r in REFUSED])
 async def test_refused_at_load(
     pool: SandboxPool, egress: Egress, name: str, attack: str, line: int, message: str
 ) -> None:
     source = connector(attack)
     with pytest.raises(ConnectorCompileError) as info:
         compile_connector(source)
-    assert any(
-        e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors
-    ), info.value.errors
+    assert any(e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors), (
+        info.value.errors
+    )
     with pytest.raises(ConnectorCompileError):
         await run(pool, egress, source)
     benign = connector("return 1")
@@ -233,9 +231,9 @@ REFUSED_PRELUDE = [
 async def test_refused_definitions(name: str, prelude: str, line: int, message: str) -> None:
     with pytest.raises(ConnectorCompileError) as info:
         compile_connector(connector("return 1", "\n" + prelude))
-    assert any(
-        e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors
-    ), info.value.errors
+    assert any(e.startswith(f"Line {line}:") and re.search(message, e) for e in info.value.errors), (
+        info.value.errors
+    )
 
 
 # --- contained at run time: escapes -------------------------------------------------------
@@ -288,9 +286,7 @@ async def test_attribute_error_obj(pool: SandboxPool, egress: Egress) -> None:
     """,
         "import json\n",
     )
-    await contained(
-        pool, egress, source, "connector_error", r"AttributeError\.obj is not available"
-    )
+    await contained(pool, egress, source, "connector_error", r"AttributeError\.obj is not available")
 
 
 async def test_type_mro_to_object(pool: SandboxPool, egress: Egress) -> None:
@@ -334,9 +330,7 @@ async def test_module_poisoning_does_not_persist(pool: SandboxPool, egress: Egre
     ]
 
 
-async def test_shared_classes_and_constants_are_read_only(
-    pool: SandboxPool, egress: Egress
-) -> None:
+async def test_shared_classes_and_constants_are_read_only(pool: SandboxPool, egress: Egress) -> None:
     source = connector(
         """
         caught = []
@@ -500,9 +494,7 @@ async def test_type_confusion_at_the_boundary(
     ],
     ids=["set", "nan", "dict_subclass", "int_key", "cycle", "ctx_object"],
 )
-async def test_result_must_be_plain_json(
-    pool: SandboxPool, egress: Egress, attack: str, match: str
-) -> None:
+async def test_result_must_be_plain_json(pool: SandboxPool, egress: Egress, attack: str, match: str) -> None:
     prelude = "class D(dict):\n    def items(self):\n        return []\n"
     await contained(pool, egress, connector(attack, prelude), "connector_error", match)
 
@@ -623,9 +615,7 @@ async def test_huge_string(pool: SandboxPool, egress: Egress) -> None:
 
 async def test_deep_recursion(pool: SandboxPool, egress: Egress) -> None:
     source = connector("return f(0)", "def f(n):\n    return f(n + 1)\n")
-    await contained(
-        pool, egress, source, "connector_error", r"RecursionError: maximum recursion depth"
-    )
+    await contained(pool, egress, source, "connector_error", r"RecursionError: maximum recursion depth")
 
 
 async def test_failure_while_receiving_an_answer_does_not_desynchronise_the_pipe(
@@ -653,9 +643,7 @@ async def test_failure_while_receiving_an_answer_does_not_desynchronise_the_pipe
     for _ in range(2):
         r = await run(pool, egress, source, params={"base": server.url}, limits=TIGHT)
         assert r.value == "caught"
-        assert (await run(pool, egress, source, operation="ping", limits=TIGHT)).value == {
-            "pong": True
-        }
+        assert (await run(pool, egress, source, operation="ping", limits=TIGHT)).value == {"pong": True}
 
 
 async def test_huge_result(pool: SandboxPool, egress: Egress) -> None:

@@ -80,13 +80,7 @@ def test_missing_execute() -> None:
 
 
 def test_errors_carry_line_numbers_sorted() -> None:
-    source = (
-        "import json\n"
-        "import socket\n"
-        "def execute(ctx):\n"
-        "    x = eval('1')\n"
-        "    return ctx.__dict__\n"
-    )
+    source = "import json\nimport socket\ndef execute(ctx):\n    x = eval('1')\n    return ctx.__dict__\n"
     errors = errors_of(source)
     assert [e.split(":")[0] for e in errors] == ["Line 2", "Line 4", "Line 5"]
     assert errors[1] == "Line 4: Eval calls are not allowed."  # reported once, not twice
@@ -133,9 +127,7 @@ def test_allowed_imports_compile(statement: str) -> None:
     ],
 )
 def test_refused_imports(statement: str, message: str) -> None:
-    assert any(
-        e.startswith(message) for e in errors_of(statement + "\ndef execute(ctx):\n    return 1\n")
-    )
+    assert any(e.startswith(message) for e in errors_of(statement + "\ndef execute(ctx):\n    return 1\n"))
 
 
 def test_unavailable_builtins_unless_bound() -> None:
@@ -531,9 +523,7 @@ def test_parse_error_refuses_unknown_kinds_and_bad_fields() -> None:
 
 
 def test_http_response_message_lowercases_headers() -> None:
-    message = http_response_message(
-        HttpResponse(201, "Created", {"X-A": "1"}, b"\x00", "https://a/")
-    )
+    message = http_response_message(HttpResponse(201, "Created", {"X-A": "1"}, b"\x00", "https://a/"))
     assert message == {
         "type": "http_response",
         "status": 201,

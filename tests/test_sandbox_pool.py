@@ -120,9 +120,7 @@ def execute(ctx):
 """
 
 
-async def test_get_returns_plain_response(
-    pool: SandboxPool, egress: Egress, server: LocalServer
-) -> None:
+async def test_get_returns_plain_response(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
     r = await run(
         pool,
         egress,
@@ -144,9 +142,7 @@ async def test_get_returns_plain_response(
     assert r.http_requests == 1 and r.duration_ms > 0
 
 
-async def test_non_2xx_is_returned_not_raised(
-    pool: SandboxPool, egress: Egress, server: LocalServer
-) -> None:
+async def test_non_2xx_is_returned_not_raised(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
     r = await run(pool, egress, HTTP_CONNECTOR, operation="not_found", params={"base": server.url})
     assert r.value == {"status": 404, "body": {"error": "status 404"}}
 
@@ -171,20 +167,14 @@ async def test_request_bodies(
     assert (json.loads(sent) == json.loads(body)) if operation == "post_json" else sent == body
 
 
-async def test_delete_and_response_types(
-    pool: SandboxPool, egress: Egress, server: LocalServer
-) -> None:
+async def test_delete_and_response_types(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
     base = {"base": server.url}
-    assert (
-        await run(pool, egress, HTTP_CONNECTOR, operation="delete", params=base)
-    ).value == "DELETE"
+    assert (await run(pool, egress, HTTP_CONNECTOR, operation="delete", params=base)).value == "DELETE"
     assert (await run(pool, egress, HTTP_CONNECTOR, operation="latin1", params=base)).value == {
         "body": "café",
         "text": "café",
     }
-    assert (
-        await run(pool, egress, HTTP_CONNECTOR, operation="base64", params=base)
-    ).value == "AAECAw=="
+    assert (await run(pool, egress, HTTP_CONNECTOR, operation="base64", params=base)).value == "AAECAw=="
 
 
 async def test_refused_request_is_catchable_with_host_message(
@@ -201,9 +191,7 @@ async def test_uncaught_refusal_keeps_the_handler_code(
     pool: SandboxPool, egress: Egress, server: LocalServer
 ) -> None:
     with pytest.raises(HttpRefusedError) as info:
-        await run(
-            pool, egress, HTTP_CONNECTOR, operation="refused_uncaught", params={"base": server.url}
-        )
+        await run(pool, egress, HTTP_CONNECTOR, operation="refused_uncaught", params={"base": server.url})
     assert info.value.code == "host_not_allowed"
     assert info.value.message == "host elsewhere.example is not in allowedHosts"
 
@@ -212,15 +200,11 @@ async def test_response_over_the_limit_is_refused(
     pool: SandboxPool, egress: Egress, server: LocalServer
 ) -> None:
     limits = Limits(max_response_bytes=4096)
-    r = await run(
-        pool, egress, HTTP_CONNECTOR, operation="big", params={"base": server.url}, limits=limits
-    )
+    r = await run(pool, egress, HTTP_CONNECTOR, operation="big", params={"base": server.url}, limits=limits)
     assert r.value["code"] == "limit_exceeded" and "4096 bytes" in r.value["caught"]
 
 
-async def test_large_response_and_result(
-    pool: SandboxPool, egress: Egress, server: LocalServer
-) -> None:
+async def test_large_response_and_result(pool: SandboxPool, egress: Egress, server: LocalServer) -> None:
     # Above the pool's 1 MiB threshold: encoded and parsed off the event loop.
     r = await run(
         pool,
@@ -451,9 +435,7 @@ async def test_worker_is_reused_and_globals_are_fresh(pool: SandboxPool, egress:
             SEEN.append(ctx.params["v"])
             return SEEN
     """
-    results = [
-        (await run(pool, egress, source, key="reuse:v1", params={"v": i})).value for i in range(5)
-    ]
+    results = [(await run(pool, egress, source, key="reuse:v1", params={"v": i})).value for i in range(5)]
     assert results == [[0], [1], [2], [3], [4]]
     stats = pool.stats()["reuse:v1"]
     assert stats["idle"] == 1 and stats["busy"] == 0

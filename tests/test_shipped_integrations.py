@@ -24,10 +24,15 @@ from tests.standin import ServerThread
 TOKEN = "ghp_standin_token_0123456789"
 SWISS = {
     "name": {"common": "Switzerland", "official": "Swiss Confederation"},
-    "cca2": "CH", "cca3": "CHE", "capital": ["Bern"], "population": 8654622,
-    "region": "Europe", "subregion": "Western Europe",
+    "cca2": "CH",
+    "cca3": "CHE",
+    "capital": ["Bern"],
+    "population": 8654622,
+    "region": "Europe",
+    "subregion": "Western Europe",
     "currencies": {"CHF": {"name": "Swiss franc", "symbol": "Fr."}},
-    "languages": {"deu": "German", "fra": "French"}, "flag": "🇨🇭",
+    "languages": {"deu": "German", "fra": "French"},
+    "flag": "🇨🇭",
 }
 SEEN: list[str] = []
 
@@ -46,7 +51,17 @@ async def countries_alpha(request: Request) -> Response:
 
 
 async def countries_region(request: Request) -> Response:
-    return JSONResponse([SWISS, {**SWISS, "name": {"common": "Austria", "official": "Republic of Austria"}, "cca2": "AT", "population": 9000000}])
+    return JSONResponse(
+        [
+            SWISS,
+            {
+                **SWISS,
+                "name": {"common": "Austria", "official": "Republic of Austria"},
+                "cca2": "AT",
+                "population": 9000000,
+            },
+        ]
+    )
 
 
 def gh_auth(request: Request) -> Response | None:
@@ -62,15 +77,37 @@ async def gh_user(request: Request) -> Response:
 
 async def gh_repos(request: Request) -> Response:
     return gh_auth(request) or JSONResponse(
-        [{"id": 1, "name": "hello", "full_name": "octocat/hello", "private": False, "html_url": "https://github.com/octocat/hello",
-          "description": "hi", "language": "Python", "stargazers_count": 3, "open_issues_count": 1, "updated_at": "2026-11-01T00:00:00Z",
-          "default_branch": "main"}]
+        [
+            {
+                "id": 1,
+                "name": "hello",
+                "full_name": "octocat/hello",
+                "private": False,
+                "html_url": "https://github.com/octocat/hello",
+                "description": "hi",
+                "language": "Python",
+                "stargazers_count": 3,
+                "open_issues_count": 1,
+                "updated_at": "2026-11-01T00:00:00Z",
+                "default_branch": "main",
+            }
+        ]
     )
 
 
-ISSUE = {"number": 7, "title": "Bug", "state": "open", "html_url": "https://github.com/octocat/hello/issues/7",
-         "user": {"login": "octocat"}, "labels": [{"name": "bug"}], "comments": 0, "created_at": "2026-11-01T00:00:00Z",
-         "updated_at": "2026-11-02T00:00:00Z", "body": "It breaks", "assignees": []}
+ISSUE = {
+    "number": 7,
+    "title": "Bug",
+    "state": "open",
+    "html_url": "https://github.com/octocat/hello/issues/7",
+    "user": {"login": "octocat"},
+    "labels": [{"name": "bug"}],
+    "comments": 0,
+    "created_at": "2026-11-01T00:00:00Z",
+    "updated_at": "2026-11-02T00:00:00Z",
+    "body": "It breaks",
+    "assignees": [],
+}
 
 
 async def gh_issues(request: Request) -> Response:
@@ -126,7 +163,13 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[httpx.A
         shutil.copytree(SHIPPED / slug, integrations / slug)
     point_at(integrations / "countries", "/v3.1", standin.url)
     point_at(integrations / "github", "", standin.url)
-    settings = Settings(integrations_dir=integrations, data_dir=tmp_path / "data", secret_key="k", reload=False, allow_private_egress=True)
+    settings = Settings(
+        integrations_dir=integrations,
+        data_dir=tmp_path / "data",
+        secret_key="k",
+        reload=False,
+        allow_private_egress=True,
+    )
     async with app_client(settings) as (c, _):
         yield c
 
@@ -173,7 +216,9 @@ async def test_github_reads_and_gated_write(client: httpx.AsyncClient) -> None:
     r = await op(client, "github", "list_repositories")
     assert r.status_code == 200 and "octocat/hello" in r.text
     r = await op(client, "github", "list_issues", {"owner": "octocat", "repo": "hello"})
-    assert r.status_code == 200 and '"number": 6' not in json.dumps(r.json()["data"])  # pull requests left out
+    assert r.status_code == 200 and '"number": 6' not in json.dumps(
+        r.json()["data"]
+    )  # pull requests left out
     r = await op(client, "github", "get_issue", {"owner": "octocat", "repo": "hello", "issue_number": 7})
     assert r.status_code == 200 and "It breaks" in r.text
     r = await op(client, "github", "list_issues", {"owner": "octocat", "repo": "missing"})

@@ -23,8 +23,15 @@ PASSWORD = "Zq7-distinctive-P@ss:w/rd"
 
 
 async def select(h: Any, query: str, **params: Any) -> Any:
-    return await run_sql(h, query=query, operation_type="read", schema={}, params=params,
-                         security={}, read_only_connection=False)
+    return await run_sql(
+        h,
+        query=query,
+        operation_type="read",
+        schema={},
+        params=params,
+        security={},
+        read_only_connection=False,
+    )
 
 
 @pytest.fixture
@@ -41,11 +48,24 @@ async def maria(tmp_path: Path) -> AsyncIterator[Db]:
 
 # --- URLs and TLS settings ------------------------------------------------------------
 
+
 def test_url_is_built_from_parts_not_strings() -> None:
-    url = build_url("postgres", {"server": "db.example", "port": "6543", "database": "app",
-                                 "username": "u@corp", "password": PASSWORD})
+    url = build_url(
+        "postgres",
+        {
+            "server": "db.example",
+            "port": "6543",
+            "database": "app",
+            "username": "u@corp",
+            "password": PASSWORD,
+        },
+    )
     assert (url.drivername, url.host, url.port, url.database) == (
-        "postgresql+asyncpg", "db.example", 6543, "app")
+        "postgresql+asyncpg",
+        "db.example",
+        6543,
+        "app",
+    )
     assert (url.username, url.password) == ("u@corp", PASSWORD)
     assert PASSWORD not in str(url)  # rendered URLs mask it
     assert build_url("mysql", {"server": "h"}).query == {"charset": "utf8mb4"}
@@ -83,26 +103,27 @@ def test_tls_mode(options: dict, credentials: dict, mode: str | None) -> None:
 
 
 def test_pool_sized_by_manifest() -> None:
-    h = build_engine("postgres", {"security": {"maxConnectionPoolSize": 3}},
-                     {"server": "127.0.0.1"})
+    h = build_engine("postgres", {"security": {"maxConnectionPoolSize": 3}}, {"server": "127.0.0.1"})
     assert h.async_engine is not None
     assert h.async_engine.pool.size() == 3  # type: ignore[attr-defined]
     with pytest.raises(SqlError) as err:
-        build_engine("postgres", {"security": {"maxConnectionPoolSize": 0}},
-                     {"server": "127.0.0.1"})
+        build_engine("postgres", {"security": {"maxConnectionPoolSize": 0}}, {"server": "127.0.0.1"})
     assert err.value.code == "config_error"
 
 
 def test_mssql_engine_is_synchronous_pymssql() -> None:
-    h = build_engine("mssql", {"options": {"encrypt": True}},
-                     {"server": "sql.example", "database": "protel", "username": "sa",
-                      "password": PASSWORD})
+    h = build_engine(
+        "mssql",
+        {"options": {"encrypt": True}},
+        {"server": "sql.example", "database": "protel", "username": "sa", "password": PASSWORD},
+    )
     assert h.async_engine is None and h.sync_engine is not None
     assert h.sync_engine.dialect.driver == "pymssql"
     assert h.sync_engine.url.password == PASSWORD
 
 
 # --- connection failures --------------------------------------------------------------
+
 
 async def _expect_connection_failed(h: Any) -> str:
     with pytest.raises(SqlError) as err:
@@ -132,8 +153,7 @@ async def test_unknown_database(pg: Db, maria: Db) -> None:
 
 @pytest.mark.parametrize("engine", ["postgres", "mysql", "mssql"])
 async def test_server_down(engine: str) -> None:
-    creds = {"server": "127.0.0.1", "port": 1, "database": "x", "username": "u",
-             "password": PASSWORD}
+    creds = {"server": "127.0.0.1", "port": 1, "database": "x", "username": "u", "password": PASSWORD}
     h = build_engine(engine, {"options": {"connectionTimeout": 2000}}, creds)
     message = await _expect_connection_failed(h)
     assert "127.0.0.1:1" in message
@@ -155,36 +175,52 @@ async def test_connection_test_steps(pg: Db) -> None:
 
 # --- the engine cache -----------------------------------------------------------------
 
+
 async def test_cache_reuses_and_rebuilds_on_change(pg: Db) -> None:
     cache = EngineCache()
     config = {"engine": "postgres", "security": {"maxConnectionPoolSize": 2}}
     creds = pg.credentials
     try:
-        h1 = await cache.get("hotel", "default", engine="postgres", connection_config=config,
-                             credentials=creds)
-        assert await cache.get("hotel", "default", engine="postgres",
-                               connection_config=config, credentials=dict(creds)) is h1
+        h1 = await cache.get(
+            "hotel", "default", engine="postgres", connection_config=config, credentials=creds
+        )
+        assert (
+            await cache.get(
+                "hotel", "default", engine="postgres", connection_config=config, credentials=dict(creds)
+            )
+            is h1
+        )
         pid1 = (await select(h1, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
         pool1 = h1.read_pool  # reads use the read pool
         assert pool1 is not None and pool1.get_size() == 1
 
         # a changed credential value builds a new engine and disposes the old pools
-        h2 = await cache.get("hotel", "default", engine="postgres", connection_config=config,
-                             credentials={**creds, "password": "rotated-secret"})
+        h2 = await cache.get(
+            "hotel",
+            "default",
+            engine="postgres",
+            connection_config=config,
+            credentials={**creds, "password": "rotated-secret"},
+        )
         assert h2 is not h1
         assert h1.read_pool is None and pool1.is_closing() and pool1.get_size() == 0
         pid2 = (await select(h2, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
         assert pid2 != pid1
 
         # so does a changed manifest
-        h3 = await cache.get("hotel", "default", engine="postgres",
-                             connection_config={**config, "security": {}},
-                             credentials={**creds, "password": "rotated-secret"})
+        h3 = await cache.get(
+            "hotel",
+            "default",
+            engine="postgres",
+            connection_config={**config, "security": {}},
+            credentials={**creds, "password": "rotated-secret"},
+        )
         assert h3 is not h2 and h3.pool_size == 5
 
         # another credential id is another engine
-        other = await cache.get("hotel", "tenant-b", engine="postgres",
-                                connection_config=config, credentials=creds)
+        other = await cache.get(
+            "hotel", "tenant-b", engine="postgres", connection_config=config, credentials=creds
+        )
         assert other is not h3 and len(cache) == 2
         await cache.invalidate("hotel", "tenant-b")
         assert len(cache) == 1
@@ -195,18 +231,26 @@ async def test_cache_reuses_and_rebuilds_on_change(pg: Db) -> None:
 
 # --- SQLite paths and the demo seed ------------------------------------------------------
 
+
 def test_sqlite_paths_stay_inside_allowed_roots(tmp_path: Path) -> None:
     integ, data, outside = tmp_path / "integ", tmp_path / "data", tmp_path / "outside"
     for d in (integ, data, outside):
         d.mkdir()
     roots = [integ, data]
-    assert resolve_sqlite_path("a.db", base_dir=data, allowed_roots=roots) == (
-        data / "a.db").resolve()
-    assert resolve_sqlite_path(str(integ / "b.db"), base_dir=data, allowed_roots=roots) == (
-        integ / "b.db").resolve()
+    assert resolve_sqlite_path("a.db", base_dir=data, allowed_roots=roots) == (data / "a.db").resolve()
+    assert (
+        resolve_sqlite_path(str(integ / "b.db"), base_dir=data, allowed_roots=roots)
+        == (integ / "b.db").resolve()
+    )
     (integ / "link").symlink_to(outside)
-    bad = ["../outside/x.db", str(outside / "x.db"), str(integ / "link" / "x.db"),
-           ":memory:", "file:x.db?mode=rw", "/etc/passwd"]
+    bad = [
+        "../outside/x.db",
+        str(outside / "x.db"),
+        str(integ / "link" / "x.db"),
+        ":memory:",
+        "file:x.db?mode=rw",
+        "/etc/passwd",
+    ]
     for value in bad:
         with pytest.raises(SqlError) as err:
             resolve_sqlite_path(value, base_dir=data, allowed_roots=roots)
@@ -231,8 +275,15 @@ async def test_sqlite_demo_database_is_seeded_once(tmp_path: Path) -> None:
         r = await select(h, "SELECT name FROM rooms ORDER BY id")
         assert r.rows == [{"name": "Garden; Suite"}, {"name": "Attic"}]
         assert (data / "sqlite" / "hotel" / "hotel.db").is_file()
-        w = await run_sql(h, query="DELETE FROM rooms WHERE id = 2", operation_type="write",
-                          schema={}, params={}, security={}, read_only_connection=False)
+        w = await run_sql(
+            h,
+            query="DELETE FROM rooms WHERE id = 2",
+            operation_type="write",
+            schema={},
+            params={},
+            security={},
+            read_only_connection=False,
+        )
         assert w.rows_affected == 1
     finally:
         await h.dispose()
@@ -256,8 +307,7 @@ def test_sqlite_seed_and_credential_paths_are_checked(tmp_path: Path) -> None:
     ]
     for config, creds in cases:
         with pytest.raises(SqlError) as err:
-            build_engine("sqlite", config, creds, slug="hotel", integration_dir=integ,
-                         data_dir=data)
+            build_engine("sqlite", config, creds, slug="hotel", integration_dir=integ, data_dir=data)
         assert err.value.code == "config_error", (config, creds)
 
 
@@ -268,7 +318,14 @@ async def test_sqlite_cannot_attach_other_files(tmp_path: Path) -> None:
         for op in ("read", "write"):
             for query in (f"ATTACH DATABASE '{target}' AS x", f"VACUUM INTO '{target}'"):
                 with pytest.raises(SqlError) as err:
-                    await run_sql(db.handle(), query=query, operation_type=op, schema={},
-                                  params={}, security={}, read_only_connection=False)
+                    await run_sql(
+                        db.handle(),
+                        query=query,
+                        operation_type=op,
+                        schema={},
+                        params={},
+                        security={},
+                        read_only_connection=False,
+                    )
                 assert "not allowed" in err.value.message or "cannot run" in err.value.message
     assert not target.exists()

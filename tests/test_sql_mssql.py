@@ -51,8 +51,15 @@ async def test_reads_refuse_tsql_writes_before_connecting() -> None:
     try:
         for query in ("DELETE FROM t", "SELECT 1; UPDATE t SET a = 1", "EXEC sp_who"):
             with pytest.raises(SqlError) as err:
-                await run_sql(h, query=query, operation_type="read", schema={}, params={},
-                              security={}, read_only_connection=False)
+                await run_sql(
+                    h,
+                    query=query,
+                    operation_type="read",
+                    schema={},
+                    params={},
+                    security={},
+                    read_only_connection=False,
+                )
             assert err.value.code == "read_only"
     finally:
         await h.dispose()
@@ -60,40 +67,62 @@ async def test_reads_refuse_tsql_writes_before_connecting() -> None:
 
 # --- real server ------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[EngineHandle, str]]:
     if not MSSQL_URL:
         pytest.skip("BOLLARD_TEST_MSSQL_URL is not set")
-    h = build_engine("mssql", {"options": {"connectionTimeout": 5000}},
-                     credentials_from_url(MSSQL_URL))
+    h = build_engine("mssql", {"options": {"connectionTimeout": 5000}}, credentials_from_url(MSSQL_URL))
     table = f"bt_{uuid.uuid4().hex[:10]}"
     try:
-        await run_sql(h, query=f"CREATE TABLE {table} (id int PRIMARY KEY, name nvarchar(50))",
-                      operation_type="write", schema={}, params={}, security={},
-                      read_only_connection=False)
+        await run_sql(
+            h,
+            query=f"CREATE TABLE {table} (id int PRIMARY KEY, name nvarchar(50))",
+            operation_type="write",
+            schema={},
+            params={},
+            security={},
+            read_only_connection=False,
+        )
     except SqlError as exc:
         await h.dispose()
         unavailable(f"mssql test server unusable: {exc.message}")
     try:
         yield h, table
     finally:
-        await run_sql(h, query=f"DROP TABLE {table}", operation_type="write", schema={},
-                      params={}, security={}, read_only_connection=False)
+        await run_sql(
+            h,
+            query=f"DROP TABLE {table}",
+            operation_type="write",
+            schema={},
+            params={},
+            security={},
+            read_only_connection=False,
+        )
         await h.dispose()
 
 
-async def _call(h: EngineHandle, op: str, query: str, params: dict[str, Any] | None = None,
-                **security: Any) -> Any:
+async def _call(
+    h: EngineHandle, op: str, query: str, params: dict[str, Any] | None = None, **security: Any
+) -> Any:
     schema = {"properties": {"id": {"type": "number"}, "name": {"type": "string"}}}
-    return await run_sql(h, query=query, operation_type=op, schema=schema,
-                         params=params or {}, security=security, read_only_connection=False)
+    return await run_sql(
+        h,
+        query=query,
+        operation_type=op,
+        schema=schema,
+        params=params or {},
+        security=security,
+        read_only_connection=False,
+    )
 
 
 async def test_mssql_protel_style_write_batch(server: tuple[EngineHandle, str]) -> None:
     h, t = server
     await _call(h, "write", f"INSERT INTO {t} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
     r = await _call(
-        h, "write",
+        h,
+        "write",
         f"UPDATE {t} SET name = @name WHERE id = @id; "
         "SELECT @id AS id, 'updated' AS status WHERE @@ROWCOUNT > 0;",
         {"id": 2, "name": "'; DROP TABLE x; --"},

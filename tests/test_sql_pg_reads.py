@@ -49,18 +49,23 @@ async def _attempt(h: Any, query: str) -> SqlError | None:
 
 
 async def _session(h: Any) -> dict[str, Any]:
-    r = await read(h, "SELECT current_setting('default_transaction_read_only') AS dflt, "
-                      "current_setting('transaction_read_only') AS ro, "
-                      "current_setting('statement_timeout') AS timeout, "
-                      "current_user = session_user AS own_role, pg_backend_pid() AS pid")
+    r = await read(
+        h,
+        "SELECT current_setting('default_transaction_read_only') AS dflt, "
+        "current_setting('transaction_read_only') AS ro, "
+        "current_setting('statement_timeout') AS timeout, "
+        "current_user = session_user AS own_role, pg_backend_pid() AS pid",
+    )
     return r.rows[0]
 
 
 async def _cannot_write(db: Db, h: Any) -> None:
     """Reads on ``h`` still cannot change data or the schema."""
     t = db.table
-    for query in (f"WITH d AS (DELETE FROM {t} RETURNING 1) SELECT count(*) AS n FROM d",
-                  f"CREATE TABLE {t}_new (id integer)"):
+    for query in (
+        f"WITH d AS (DELETE FROM {t} RETURNING 1) SELECT count(*) AS n FROM d",
+        f"CREATE TABLE {t}_new (id integer)",
+    ):
         with pytest.raises(SqlError) as err:
             await read(h, query)
         assert err.value.code == "read_only", err.value.message
@@ -70,11 +75,14 @@ async def _cannot_write(db: Db, h: Any) -> None:
 
 # --- the protocol ---------------------------------------------------------------------
 
+
 async def test_reads_run_in_an_explicit_read_only_transaction(pg: Db) -> None:
     h = pg.handle({"maxConnectionPoolSize": 1})
-    query = ("SELECT current_setting('transaction_read_only') AS ro, "
-             "statement_timestamp() > transaction_timestamp() AS explicit, "
-             "current_setting('statement_timeout') AS timeout, pg_backend_pid() AS pid")
+    query = (
+        "SELECT current_setting('transaction_read_only') AS ro, "
+        "statement_timestamp() > transaction_timestamp() AS explicit, "
+        "current_setting('statement_timeout') AS timeout, pg_backend_pid() AS pid"
+    )
     first = (await read(h, query)).rows[0]
     # BEGIN READ ONLY ran before the statement (not an implicit one-statement transaction)
     assert (first["ro"], first["explicit"], first["timeout"]) == ("on", True, "30s")
@@ -92,8 +100,7 @@ async def test_reads_run_in_an_explicit_read_only_transaction(pg: Db) -> None:
 async def test_truncated_reads_keep_their_connection(pg: Db) -> None:
     h = pg.handle({"maxConnectionPoolSize": 1})
     pid = (await read(h, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
-    r = await read(h, "SELECT i FROM generate_series(1, 100000) i",
-                   security={"maxResultRows": 5})
+    r = await read(h, "SELECT i FROM generate_series(1, 100000) i", security={"maxResultRows": 5})
     assert (r.count, r.truncated) == (5, True)
     assert (await read(h, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"] == pid
 
@@ -101,8 +108,7 @@ async def test_truncated_reads_keep_their_connection(pg: Db) -> None:
 @pytest.mark.parametrize("own_timeout", [True, False])
 async def test_the_server_enforces_the_timeout(pg: Db, own_timeout: bool) -> None:
     # own_timeout: the pool's sessions start with it; else it is SET LOCAL for the call
-    h = pg.handle({"maxConnectionPoolSize": 1, "queryTimeoutMs": 300 if own_timeout
-                   else 30000})
+    h = pg.handle({"maxConnectionPoolSize": 1, "queryTimeoutMs": 300 if own_timeout else 30000})
     await _attempt(h, "SELECT set_config('statement_timeout', '0', false)")
     with pytest.raises(SqlError) as err:
         await read(h, "SELECT pg_sleep(5)", security={"queryTimeoutMs": 300})
@@ -159,8 +165,7 @@ SESSION_ATTACKS = [
 ]
 
 
-_REFUSED = ("SET", "RESET", "BEGIN", "START", "COMMIT", "ROLLBACK",
-            "/* /* */ SELECT */ COMMIT")
+_REFUSED = ("SET", "RESET", "BEGIN", "START", "COMMIT", "ROLLBACK", "/* /* */ SELECT */ COMMIT")
 
 
 @pytest.mark.parametrize("attack", SESSION_ATTACKS)
@@ -184,13 +189,18 @@ async def test_a_read_cannot_loosen_its_pooled_session(pg: Db, attack: str) -> N
         # the next read on the single pooled connection starts from a clean session
         session = await _session(h)
         assert (session["dflt"], session["ro"], session["timeout"], session["own_role"]) == (
-            "on", "on", "30s", True)
+            "on",
+            "on",
+            "30s",
+            True,
+        )
         await _cannot_write(pg, h)
         # writes (their own pool) are unaffected
         assert (await write(h, f"UPDATE {t} SET name = 'w' WHERE id = 1")).rows_affected == 1
     finally:
-        await pg.execute(f"DROP FUNCTION IF EXISTS {t}_loosen()",
-                         f"DROP PROCEDURE IF EXISTS {t}_commit_and_delete()")
+        await pg.execute(
+            f"DROP FUNCTION IF EXISTS {t}_loosen()", f"DROP PROCEDURE IF EXISTS {t}_commit_and_delete()"
+        )
 
 
 async def test_a_session_reported_read_write_is_discarded(pg: Db) -> None:
@@ -215,8 +225,8 @@ async def test_a_session_that_does_not_start_read_only_still_reads_read_only(pg:
 
 # --- transactional side effects a read-only transaction allows -------------------------
 
-async def test_side_effects_of_a_read_are_rolled_back(pg: Db, admin: asyncpg.Connection
-                                                      ) -> None:
+
+async def test_side_effects_of_a_read_are_rolled_back(pg: Db, admin: asyncpg.Connection) -> None:
     # PostgreSQL lets a read-only transaction create, write and unlink large objects and
     # NOTIFY; only the rollback keeps a read from changing anything (why reads are not
     # run as implicit, committing one-statement transactions).
@@ -227,21 +237,24 @@ async def test_side_effects_of_a_read_are_rolled_back(pg: Db, admin: asyncpg.Con
     await admin.add_listener(channel, lambda *args: heard.append(args[3]))
     try:
         created = (await read(h, "SELECT lo_from_bytea(0, 'new') AS oid")).rows[0]["oid"]
-        for query in (f"SELECT lo_put({oid}, 0, 'CHANGED')", f"SELECT lo_unlink({oid})",
-                      f"SELECT pg_notify('{channel}', 'from a read')"):
+        for query in (
+            f"SELECT lo_put({oid}, 0, 'CHANGED')",
+            f"SELECT lo_unlink({oid})",
+            f"SELECT pg_notify('{channel}', 'from a read')",
+        ):
             await read(h, query)
         await read(h, "SELECT 1 AS flush")  # runs after the previous read's rollback
         await asyncio.sleep(0.3)  # give a (wrongly) committed NOTIFY time to arrive
         assert heard == []
         assert await admin.fetchval(f"SELECT lo_get({oid})") == b"original"
         assert not await admin.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE oid = $1)", created)
+            "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE oid = $1)", created
+        )
     finally:
         await admin.execute(f"SELECT lo_unlink({oid})")
 
 
-async def test_session_locks_of_a_read_are_released(pg: Db, admin: asyncpg.Connection
-                                                    ) -> None:
+async def test_session_locks_of_a_read_are_released(pg: Db, admin: asyncpg.Connection) -> None:
     h = pg.handle({"maxConnectionPoolSize": 1})
     key = uuid.uuid4().int % 2**62
     await read(h, f"SELECT pg_advisory_lock({key})")
@@ -250,8 +263,7 @@ async def test_session_locks_of_a_read_are_released(pg: Db, admin: asyncpg.Conne
     await admin.execute("SELECT pg_advisory_unlock_all()")
 
 
-async def test_reads_without_asyncpg_capped_execute(pg: Db, monkeypatch: pytest.MonkeyPatch
-                                                    ) -> None:
+async def test_reads_without_asyncpg_capped_execute(pg: Db, monkeypatch: pytest.MonkeyPatch) -> None:
     # the cursor fallback for an asyncpg without Connection._execute(…, limit, …)
     from bollard.platform.sql import runner
 

@@ -127,9 +127,7 @@ def test_protel_queries_render_without_at_signs_or_stray_binds() -> None:
 def test_colons_in_literals_and_casts_are_not_binds() -> None:
     sql = "SELECT '10:30' AS t, x::date, @a::int, 'a\\:b', :notabind FROM t"
     out = rendered(sql, "postgres", {"properties": {"a": {"type": "integer"}}})
-    assert out == (
-        "SELECT '10:30' AS t, x::date, $1::BIGINT::int, 'a\\:b', :notabind FROM t"
-    )
+    assert out == ("SELECT '10:30' AS t, x::date, $1::BIGINT::int, 'a\\:b', :notabind FROM t")
     assert compile_query(sql, {}).names == ("a",)
 
 
@@ -246,8 +244,7 @@ def test_split_statements() -> None:
         ("/*!SET x = 1 */ SELECT 1", "postgres", "SELECT"),
     ],
 )
-def test_leading_keyword_reads_comments_as_the_server_does(sql: str, engine: str,
-                                                            keyword: str) -> None:
+def test_leading_keyword_reads_comments_as_the_server_does(sql: str, engine: str, keyword: str) -> None:
     assert leading_keyword(sql, engine=engine) == keyword
     assert compile_query(sql, {}, engine=engine).statement_keywords == (keyword,)
 
@@ -281,22 +278,18 @@ def _quote(body: str, quote: str, close: str | None = None) -> str:
     return quote + body.replace(close, close + close) + close
 
 
-literal_bodies = st.text(alphabet="@abx_ :;'\"`[]-/*\n$", max_size=30).map(
-    lambda s: s + " @x "
-)
+literal_bodies = st.text(alphabet="@abx_ :;'\"`[]-/*\n$", max_size=30).map(lambda s: s + " @x ")
 
 
 @settings(max_examples=300, deadline=None)
 @given(body=literal_bodies, kind=st.sampled_from(["'", '"', "`", "[", "--", "/*", "$$"]))
-def test_at_names_inside_literals_comments_identifiers_are_not_placeholders(
-    body: str, kind: str
-) -> None:
+def test_at_names_inside_literals_comments_identifiers_are_not_placeholders(body: str, kind: str) -> None:
     if kind == "[":
         wrapped = _quote(body, "[", "]")
     elif kind == "--":
         wrapped = "--" + body.replace("\n", " ") + "\n"
     elif kind == "/*":
-        wrapped = "/*" + body.replace("*/", "") .replace("/*", "") + "*/"
+        wrapped = "/*" + body.replace("*/", "").replace("/*", "") + "*/"
     elif kind == "$$":
         wrapped = "$q$" + body.replace("$q$", "") + "$q$"
     else:

@@ -34,49 +34,66 @@ async def make_reservations(db: Db) -> None:
     await db.execute(
         f"CREATE TABLE {t} (id integer PRIMARY KEY, name varchar(100), status varchar(20), "
         f"check_in date, amount numeric(10,2), flag boolean, created {_types(db)['ts']})",
-        f"INSERT INTO {t} VALUES (1, 'Ada', 'confirmed', '2024-01-10', 10.50, true, "
-        "'2024-01-01 08:00:00')",
-        f"INSERT INTO {t} VALUES (2, 'Bob', 'cancelled', '2024-02-10', 20.00, false, "
-        "'2024-01-02 09:30:00')",
-        f"INSERT INTO {t} VALUES (3, 'Cy', 'confirmed', '2024-03-10', 30.25, true, "
-        "'2024-01-03 10:00:00')",
-        f"INSERT INTO {t} VALUES (4, 'Di', 'pending', '2024-04-10', 40.00, false, "
-        "'2024-01-04 11:00:00')",
-        f"INSERT INTO {t} VALUES (5, 'Ed', 'confirmed', '2024-05-10', 50.75, true, "
-        "'2024-01-05 12:00:00')",
+        f"INSERT INTO {t} VALUES (1, 'Ada', 'confirmed', '2024-01-10', 10.50, true, '2024-01-01 08:00:00')",
+        f"INSERT INTO {t} VALUES (2, 'Bob', 'cancelled', '2024-02-10', 20.00, false, '2024-01-02 09:30:00')",
+        f"INSERT INTO {t} VALUES (3, 'Cy', 'confirmed', '2024-03-10', 30.25, true, '2024-01-03 10:00:00')",
+        f"INSERT INTO {t} VALUES (4, 'Di', 'pending', '2024-04-10', 40.00, false, '2024-01-04 11:00:00')",
+        f"INSERT INTO {t} VALUES (5, 'Ed', 'confirmed', '2024-05-10', 50.75, true, '2024-01-05 12:00:00')",
     )
 
 
-SERIES = (
-    "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) "
-    "SELECT i FROM s"
-)
+SERIES = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s"
 SLOW = {
     "postgres": "SELECT pg_sleep(5)",
     "mysql": "SELECT SLEEP(5)",
     # never finishes on its own: only the progress handler stops it
-    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-    "SELECT count(*) FROM c",
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
 }
 
 
-async def read(h: Any, query: str, params: dict[str, Any] | None = None, *,
-               schema: dict[str, Any] | None = None, security: dict[str, Any] | None = None,
-               **kw: Any) -> Any:
-    return await run_sql(h, query=query, operation_type="read", schema=schema or {},
-                         params=params or {}, security=security or {},
-                         read_only_connection=False, **kw)
+async def read(
+    h: Any,
+    query: str,
+    params: dict[str, Any] | None = None,
+    *,
+    schema: dict[str, Any] | None = None,
+    security: dict[str, Any] | None = None,
+    **kw: Any,
+) -> Any:
+    return await run_sql(
+        h,
+        query=query,
+        operation_type="read",
+        schema=schema or {},
+        params=params or {},
+        security=security or {},
+        read_only_connection=False,
+        **kw,
+    )
 
 
-async def write(h: Any, query: str, params: dict[str, Any] | None = None, *,
-                schema: dict[str, Any] | None = None, security: dict[str, Any] | None = None,
-                read_only_connection: bool = False) -> Any:
-    return await run_sql(h, query=query, operation_type="write", schema=schema or {},
-                         params=params or {}, security=security or {},
-                         read_only_connection=read_only_connection)
+async def write(
+    h: Any,
+    query: str,
+    params: dict[str, Any] | None = None,
+    *,
+    schema: dict[str, Any] | None = None,
+    security: dict[str, Any] | None = None,
+    read_only_connection: bool = False,
+) -> Any:
+    return await run_sql(
+        h,
+        query=query,
+        operation_type="write",
+        schema=schema or {},
+        params=params or {},
+        security=security or {},
+        read_only_connection=read_only_connection,
+    )
 
 
 # --- row cap --------------------------------------------------------------------------
+
 
 async def test_row_cap_truncates(db: Db) -> None:
     h = db.handle()
@@ -119,6 +136,7 @@ async def test_rows_past_the_cap_are_never_computed(engine: str, tmp_path: Path)
 
 
 # --- timeouts -------------------------------------------------------------------------
+
 
 async def test_server_timeout_then_healthy_connection(db: Db) -> None:
     h = db.handle({"maxConnectionPoolSize": 1})
@@ -167,6 +185,7 @@ async def test_client_deadline_cancels_and_pool_recovers(engine: str, tmp_path: 
 
 # --- read-only ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -197,13 +216,20 @@ async def test_read_only_connection_refuses_writes(db: Db) -> None:
     assert "readOnly" in err.value.message
     assert await db.fetch(f"SELECT count(*) FROM {db.table}") == [(5,)]
     # reads still work on a read-only connection
-    r = await run_sql(db.handle(), query=f"SELECT count(*) AS n FROM {db.table}",
-                      operation_type="read", schema={}, params={}, security={},
-                      read_only_connection=True)
+    r = await run_sql(
+        db.handle(),
+        query=f"SELECT count(*) AS n FROM {db.table}",
+        operation_type="read",
+        schema={},
+        params={},
+        security={},
+        read_only_connection=True,
+    )
     assert r.rows == [{"n": 5}]
 
 
 # --- writes ---------------------------------------------------------------------------
+
 
 async def test_write_is_all_or_nothing(db: Db) -> None:
     await make_reservations(db)
@@ -262,8 +288,7 @@ async def test_omitted_parameters_are_typed_nulls(db: Db) -> None:
     h = db.handle()
     r = await read(h, query, {"fromDate": "2024-03-01"}, schema=FILTER_SCHEMA)
     assert [row["id"] for row in r.rows] == [3, 4, 5]
-    r = await read(h, query, {"fromDate": "2024-03-01", "status": "confirmed"},
-                   schema=FILTER_SCHEMA)
+    r = await read(h, query, {"fromDate": "2024-03-01", "status": "confirmed"}, schema=FILTER_SCHEMA)
     assert [row["id"] for row in r.rows] == [3, 5]
 
 
@@ -282,7 +307,8 @@ async def test_typed_parameters(db: Db) -> None:
         "AND flag = @flag AND created > @after ORDER BY id"
     )
     r = await read(
-        db.handle(), query,
+        db.handle(),
+        query,
         {"minAmount": 10.5, "maxId": 5, "flag": True, "after": "2024-01-01T08:00:00Z"},
         schema=schema,
     )
@@ -320,11 +346,11 @@ async def test_injection_through_parameters_is_inert(db: Db, payload: str) -> No
     value = payload.format(t=db.table)
     h = db.handle()
     schema = {"properties": {"name": {"type": "string"}, "id": {"type": "integer"}}}
-    r = await read(h, f"SELECT id FROM {db.table} WHERE name = @name", {"name": value},
-                   schema=schema)
+    r = await read(h, f"SELECT id FROM {db.table} WHERE name = @name", {"name": value}, schema=schema)
     assert r.rows == []
-    w = await write(h, f"UPDATE {db.table} SET name = @name WHERE id = @id",
-                    {"name": value, "id": 2}, schema=schema)
+    w = await write(
+        h, f"UPDATE {db.table} SET name = @name WHERE id = @id", {"name": value, "id": 2}, schema=schema
+    )
     assert w.rows_affected == 1
     # stored verbatim, and nothing else happened
     assert await db.fetch(f"SELECT name FROM {db.table} WHERE id = 2") == [(value,)]
@@ -333,8 +359,12 @@ async def test_injection_through_parameters_is_inert(db: Db, payload: str) -> No
 
 async def test_invalid_parameter_value(db: Db) -> None:
     with pytest.raises(SqlError) as err:
-        await read(db.handle(), "SELECT @d AS d", {"d": "10/01/2024"},
-                   schema={"properties": {"d": {"type": "string", "format": "date"}}})
+        await read(
+            db.handle(),
+            "SELECT @d AS d",
+            {"d": "10/01/2024"},
+            schema={"properties": {"d": {"type": "string", "format": "date"}}},
+        )
     assert err.value.code == "invalid_params"
 
 
@@ -369,8 +399,7 @@ async def test_pg_read_cannot_switch_its_transaction_to_read_write(tmp_path: Pat
         h = db.handle()
         for query in (
             "SELECT set_config('transaction_read_only', 'off', true); DELETE FROM {t}",
-            "SELECT set_config('default_transaction_read_only', 'off', false); "
-            "DELETE FROM {t}",
+            "SELECT set_config('default_transaction_read_only', 'off', false); DELETE FROM {t}",
         ):
             with pytest.raises(SqlError):
                 await read(h, query.format(t=db.table))
@@ -391,11 +420,9 @@ async def test_client_deadline_on_the_postgres_read_path(tmp_path: Path) -> None
         h = db.handle({"maxConnectionPoolSize": 1})
         before = (await read(h, "SELECT pg_backend_pid() AS pid")).rows[0]["pid"]
         with pytest.raises(SqlError) as err:
-            await _run_with_deadline(h, _pg_sleep_raw, timeout_ms=200, deadline_ms=200,
-                                     pg_read=True)
+            await _run_with_deadline(h, _pg_sleep_raw, timeout_ms=200, deadline_ms=200, pg_read=True)
         assert err.value.code == "timeout"
-        r = await read(h, "SELECT current_setting('statement_timeout') AS t, "
-                          "pg_backend_pid() AS pid")
+        r = await read(h, "SELECT current_setting('statement_timeout') AS t, pg_backend_pid() AS pid")
         # a fresh connection: the cancelled one (statement_timeout 0) was discarded
         assert r.rows[0]["t"] == "30s"
         assert r.rows[0]["pid"] != before
@@ -416,8 +443,7 @@ async def test_duplicate_column_names_are_suffixed(db: Db) -> None:
 async def test_postgres_returning_rows_and_count(tmp_path: Path) -> None:
     async for db in open_db("postgres", tmp_path):
         await make_reservations(db)
-        r = await write(db.handle(),
-                        f"UPDATE {db.table} SET status = 'x' WHERE id > 3 RETURNING id")
+        r = await write(db.handle(), f"UPDATE {db.table} SET status = 'x' WHERE id > 3 RETURNING id")
         assert sorted(row["id"] for row in r.rows) == [4, 5]
         assert r.rows_affected == 2
 
@@ -442,8 +468,7 @@ async def test_ddl_in_a_failed_write_is_rolled_back(engine: str, tmp_path: Path)
     # (MariaDB/MySQL commit DDL implicitly; documented in runner.py.)
     async for db in open_db(engine, tmp_path):
         await make_reservations(db)
-        query = (f"CREATE TABLE {db.table}_new (id integer); "
-                 f"INSERT INTO {db.table} (id) VALUES (1)")
+        query = f"CREATE TABLE {db.table}_new (id integer); INSERT INTO {db.table} (id) VALUES (1)"
         with pytest.raises(SqlError):
             await write(db.handle(), query)
         with pytest.raises(SqlError) as err:
@@ -457,9 +482,11 @@ async def test_mariadb_reads_cannot_loosen_their_session(tmp_path: Path) -> None
     async for db in open_db("mysql", tmp_path):
         await make_reservations(db)
         fn, new = f"{db.table}_loosen", f"{db.table}_new"
-        await db.execute(f"CREATE FUNCTION {fn}() RETURNS INT BEGIN "
-                         "SET SESSION TRANSACTION READ WRITE; "
-                         "SET @@session.max_statement_time = 0; RETURN 1; END")
+        await db.execute(
+            f"CREATE FUNCTION {fn}() RETURNS INT BEGIN "
+            "SET SESSION TRANSACTION READ WRITE; "
+            "SET @@session.max_statement_time = 0; RETURN 1; END"
+        )
         try:
             h = db.handle({"maxConnectionPoolSize": 1})
             # the server runs an executable comment's text: refused at the start
@@ -475,11 +502,9 @@ async def test_mariadb_reads_cannot_loosen_their_session(tmp_path: Path) -> None
             with pytest.raises(SqlError) as err:
                 await read(h, f"CREATE TABLE {new} (id integer)")
             assert err.value.code == "read_only"
-            r = await read(h, "SELECT @@session.tx_read_only AS ro, "
-                              "@@session.max_statement_time AS t")
+            r = await read(h, "SELECT @@session.tx_read_only AS ro, @@session.max_statement_time AS t")
             assert r.rows == [{"ro": 1, "t": 30}]
             assert await db.fetch(f"SHOW TABLES LIKE '{new}'") == []
-            assert (await write(h, f"UPDATE {db.table} SET name = 'w' WHERE id = 1")
-                    ).rows_affected == 1
+            assert (await write(h, f"UPDATE {db.table} SET name = 'w' WHERE id = 1")).rows_affected == 1
         finally:
             await db.execute(f"DROP FUNCTION IF EXISTS {fn}", f"DROP TABLE IF EXISTS {new}")

@@ -26,7 +26,9 @@ async def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -
         )
     found = await runtime.tokens.authenticate(token.strip())
     if found is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
+        )
     return found
 
 

@@ -33,9 +33,7 @@ def get_version(runtime: Runtime, slug: str) -> IntegrationVersion:
     """The serving version; 409 ``integration_error`` when the folder never loaded."""
     entry = get_entry(runtime, slug)
     if entry.version is None:
-        raise ApiError(
-            409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}"
-        )
+        raise ApiError(409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}")
     return entry.version
 
 
@@ -67,7 +65,9 @@ async def catalog_item(runtime: Runtime, entry: IntegrationEntry) -> dict[str, A
             operations=operation_summary(entry.version),
         )
     else:
-        item.update(title=entry.slug, description=None, version=None, type=None, authMethod=None, operations=[])
+        item.update(
+            title=entry.slug, description=None, version=None, type=None, authMethod=None, operations=[]
+        )
     if error:
         item["error"] = error
     if missing:
@@ -115,7 +115,10 @@ async def get_integration(
         ],
         credentialKeys=list(m.credential_keys),
         credentialFields=credential_fields(m),
-        credentials=[{"credentialId": c.credential_id, "keys": c.keys, "updatedAt": c.updated_at.isoformat()} for c in creds],
+        credentials=[
+            {"credentialId": c.credential_id, "keys": c.keys, "updatedAt": c.updated_at.isoformat()}
+            for c in creds
+        ],
         allowedHosts=m.allowed_hosts,
         setupGuide=m.setup_guide,
         supportedAuthMethods=m.supported_auth_methods or [m.auth_method],
@@ -193,7 +196,13 @@ async def put_credentials(
     keys = await runtime.credentials.put(slug, credential_id, values)
     entry = get_entry(runtime, slug)
     status, _err, missing = await runtime.status(entry)
-    return {"integration": slug, "credentialId": credential_id, "keys": keys, "status": status, "missingCredentials": missing}
+    return {
+        "integration": slug,
+        "credentialId": credential_id,
+        "keys": keys,
+        "status": status,
+        "missingCredentials": missing,
+    }
 
 
 @router.delete("/{slug}/credentials/{credential_id}", summary="Remove a credential")

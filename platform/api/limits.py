@@ -59,7 +59,10 @@ class BodySizeLimit:
         body = json.dumps(
             error_body("payload_too_large", f"the request body is larger than {self.max_bytes} bytes")
         ).encode()
-        headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers: list[Any] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -53,7 +53,9 @@ async def callback(
     except OAuth2Error as e:
         if as_json:
             return JSONResponse(error_body(e.code, e.message), status_code=e.status, headers=PAGE_HEADERS)
-        return HTMLResponse(page("Authorisation failed", e.message), status_code=e.status, headers=PAGE_HEADERS)
+        return HTMLResponse(
+            page("Authorisation failed", e.message), status_code=e.status, headers=PAGE_HEADERS
+        )
     body: dict[str, Any] = {
         "ok": True,
         "integration": done.slug,

@@ -22,7 +22,9 @@ class InvokeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     params: dict[str, Any] = Field(default_factory=dict, description="the operation's parameters")
-    credentialId: str = Field(DEFAULT_CREDENTIAL_ID, max_length=64, description="which stored credential to use")
+    credentialId: str = Field(
+        DEFAULT_CREDENTIAL_ID, max_length=64, description="which stored credential to use"
+    )
     useMock: bool = Field(False, description="return the operation's mock result without any I/O")
     timeoutMs: int | None = Field(None, gt=0, description="lower the wall-time limit (ms)")
     retries: int = Field(0, ge=0, le=5, description="read operations only: retry network errors, 429 and 5xx")

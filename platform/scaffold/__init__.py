@@ -26,7 +26,9 @@ def scaffold(slug: str, root: Path, *, sql: bool = False) -> Path:
     if target.exists():
         raise ScaffoldError(f"{target} already exists; choose another slug or remove it")
     kind = "sql" if sql else "rest"
-    env = Environment(loader=FileSystemLoader(TEMPLATES / kind), undefined=StrictUndefined, keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES / kind), undefined=StrictUndefined, keep_trailing_newline=True
+    )
     title = slug.replace("-", " ").replace("_", " ").title()
     rendered = {
         name: env.get_template(name).render(slug=slug, title=title)

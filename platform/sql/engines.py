@@ -117,7 +117,8 @@ def _positive_int(value: Any, default: int, what: str) -> int:
 def pool_size(config: Mapping[str, Any]) -> int:
     """``security.maxConnectionPoolSize`` (connections), default 5."""
     return _positive_int(
-        _security(config).get("maxConnectionPoolSize"), DEFAULT_POOL_SIZE,
+        _security(config).get("maxConnectionPoolSize"),
+        DEFAULT_POOL_SIZE,
         "security.maxConnectionPoolSize",
     )
 
@@ -125,7 +126,8 @@ def pool_size(config: Mapping[str, Any]) -> int:
 def query_timeout_ms(config: Mapping[str, Any]) -> int:
     """``security.queryTimeoutMs`` (ms), default 30000."""
     return _positive_int(
-        _security(config).get("queryTimeoutMs"), DEFAULT_QUERY_TIMEOUT_MS,
+        _security(config).get("queryTimeoutMs"),
+        DEFAULT_QUERY_TIMEOUT_MS,
         "security.queryTimeoutMs",
     )
 
@@ -146,7 +148,12 @@ def tls_mode(options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str 
             continue
         v = merged[key]
         if isinstance(v, str) and v.strip().lower() in (
-            "disable", "allow", "prefer", "require", "verify-ca", "verify-full"
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
         ):
             mode = v.strip().lower()
             return "require" if trust and mode.startswith("verify") else mode
@@ -169,8 +176,7 @@ def _port(credentials: Mapping[str, Any], engine: str) -> int | None:
     return port
 
 
-def build_url(engine: str, credentials: Mapping[str, Any], *, sqlite_path: Path | None = None
-              ) -> URL:
+def build_url(engine: str, credentials: Mapping[str, Any], *, sqlite_path: Path | None = None) -> URL:
     """The SQLAlchemy URL for ``engine`` from credential values (``URL.create``, so no
     value is ever spliced into a string). Raises SqlError("config_error")."""
     if engine not in _DRIVERS:
@@ -198,8 +204,7 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == r or path.is_relative_to(r) for r in roots)
 
 
-def resolve_sqlite_path(database: str, *, base_dir: Path, allowed_roots: Sequence[Path]
-                        ) -> Path:
+def resolve_sqlite_path(database: str, *, base_dir: Path, allowed_roots: Sequence[Path]) -> Path:
     """The absolute, symlink-resolved path of a sqlite ``database`` value.
 
     Relative values are taken from ``base_dir``. Raises SqlError("config_error") when
@@ -371,11 +376,12 @@ class EngineHandle:
         async with self._read_pool_lock:
             if self._read_pool is None:
                 if self._disposed:
-                    raise SqlError("connection_failed", f"the engine for {self.target} "
-                                                        "was closed")
+                    raise SqlError("connection_failed", f"the engine for {self.target} was closed")
                 assert self.read_connect is not None
                 pool = asyncpg.create_pool(
-                    min_size=0, max_size=self.pool_size, reset=_no_reset,
+                    min_size=0,
+                    max_size=self.pool_size,
+                    reset=_no_reset,
                     max_inactive_connection_lifetime=_READ_POOL_IDLE_S,
                     **self.read_connect,
                 )
@@ -516,8 +522,7 @@ def _require_mysql_tls(dbapi_connection: Any, _record: Any) -> None:
     if not row or not row[1]:
         raise SqlError(
             "connection_failed",
-            "the server did not encrypt the connection (no TLS), which the credential "
-            "requires (ssl/encrypt)",
+            "the server did not encrypt the connection (no TLS), which the credential requires (ssl/encrypt)",
         )
 
 
@@ -569,9 +574,16 @@ def build_engine(
 
     if engine == "sqlite":
         return _build_sqlite(
-            connection_config, credentials, slug=slug, integration_dir=integration_dir,
-            data_dir=data_dir, allowed_roots=allowed_roots, base_dir=sqlite_base_dir,
-            pool_kw=pool_kw, timeout_ms=timeout_ms, size=size,
+            connection_config,
+            credentials,
+            slug=slug,
+            integration_dir=integration_dir,
+            data_dir=data_dir,
+            allowed_roots=allowed_roots,
+            base_dir=sqlite_base_dir,
+            pool_kw=pool_kw,
+            timeout_ms=timeout_ms,
+            size=size,
         )
 
     url = build_url(engine, credentials)
@@ -590,14 +602,15 @@ def build_engine(
         # The read pool: the same server and settings, plus read-only transactions by
         # default (a second line of defence: runner.py's reads BEGIN READ ONLY).
         read_connect: dict[str, Any] = {
-            "host": url.host, "port": url.port, "user": url.username,
-            "password": url.password, "database": url.database,
+            "host": url.host,
+            "port": url.port,
+            "user": url.username,
+            "password": url.password,
+            "database": url.database,
             **connect_args,
-            "server_settings": {**connect_args["server_settings"],
-                                "default_transaction_read_only": "on"},
+            "server_settings": {**connect_args["server_settings"], "default_transaction_read_only": "on"},
         }
-        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets,
-                            read_connect=read_connect)
+        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets, read_connect=read_connect)
     if engine == "mysql":
         connect_args = {"connect_timeout": connect_s}
         if (ctx := _client_ssl_context(mode)) is not None:
@@ -613,8 +626,8 @@ def build_engine(
         "appname": "bollard",
     }
     if mode is not None:
-        connect_args["encryption"] = "off" if mode in ("disable", "allow") else (
-            "request" if mode == "prefer" else "require"
+        connect_args["encryption"] = (
+            "off" if mode in ("disable", "allow") else ("request" if mode == "prefer" else "require")
         )
     seng = create_engine(url, connect_args=connect_args, **pool_kw)
     return EngineHandle(engine, None, seng, timeout_ms, size, target, secrets)
@@ -634,9 +647,11 @@ def _build_sqlite(
     size: int,
 ) -> EngineHandle:
     options = _options(connection_config)
-    roots = list(allowed_roots) if allowed_roots is not None else [
-        p for p in (integration_dir, data_dir) if p is not None
-    ]
+    roots = (
+        list(allowed_roots)
+        if allowed_roots is not None
+        else [p for p in (integration_dir, data_dir) if p is not None]
+    )
     if not roots:
         raise SqlError("config_error", "sqlite needs an integration folder or data directory")
     if base_dir is None:
@@ -646,25 +661,21 @@ def _build_sqlite(
     seed: Path | None = None
     from_credential = bool(credentials.get("database"))
     if from_credential:
-        path = resolve_sqlite_path(
-            str(credentials["database"]), base_dir=base_dir, allowed_roots=roots
-        )
+        path = resolve_sqlite_path(str(credentials["database"]), base_dir=base_dir, allowed_roots=roots)
     elif options.get("database"):
-        path = resolve_sqlite_path(str(options["database"]), base_dir=base_dir,
-                                   allowed_roots=roots)
+        path = resolve_sqlite_path(str(options["database"]), base_dir=base_dir, allowed_roots=roots)
         if options.get("seedFile"):
             if integration_dir is None:
                 raise SqlError("config_error", "options.seedFile needs the integration folder")
             seed = resolve_sqlite_path(
-                str(options["seedFile"]), base_dir=integration_dir,
+                str(options["seedFile"]),
+                base_dir=integration_dir,
                 allowed_roots=[integration_dir],
             )
             if not seed.is_file():
                 raise SqlError("config_error", f"options.seedFile {seed.name!r} does not exist")
     else:
-        raise SqlError(
-            "config_error", "sqlite needs a database path (credential or options.database)"
-        )
+        raise SqlError("config_error", "sqlite needs a database path (credential or options.database)")
     if from_credential and not path.is_file():
         raise SqlError("config_error", f"the sqlite database {path.name!r} does not exist")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -688,18 +699,27 @@ def _build_sqlite(
     url = build_url("sqlite", credentials, sqlite_path=path)
     aeng = create_async_engine(url, async_creator=creator, **pool_kw)
     handle = EngineHandle(
-        "sqlite", aeng, None, timeout_ms, size, _target("sqlite", credentials, path), (),
-        sqlite_path=path, sqlite_seed=seed,
+        "sqlite",
+        aeng,
+        None,
+        timeout_ms,
+        size,
+        _target("sqlite", credentials, path),
+        (),
+        sqlite_path=path,
+        sqlite_seed=seed,
     )
     handle._sqlite_deadlines = deadlines
     return handle
 
 
-def fingerprint(engine: str, connection_config: Mapping[str, Any],
-                credentials: Mapping[str, Any], *extra: Any) -> str:
+def fingerprint(
+    engine: str, connection_config: Mapping[str, Any], credentials: Mapping[str, Any], *extra: Any
+) -> str:
     """A digest of everything an engine is built from (never logged or returned)."""
-    blob = json.dumps([engine, connection_config, credentials, [str(e) for e in extra]],
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        [engine, connection_config, credentials, [str(e) for e in extra]], sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -740,8 +760,9 @@ class EngineCache:
 
         Raises SqlError("config_error") when the settings cannot make an engine.
         """
-        fp = fingerprint(engine, connection_config, credentials, integration_dir, data_dir,
-                         list(allowed_roots or []))
+        fp = fingerprint(
+            engine, connection_config, credentials, integration_dir, data_dir, list(allowed_roots or [])
+        )
         key = (slug, credential_id)
         entry = self._entries.get(key)
         if entry is not None and entry.fingerprint == fp:
@@ -751,8 +772,12 @@ class EngineCache:
             if entry is not None and entry.fingerprint == fp:
                 return entry.handle
             handle = build_engine(
-                engine, connection_config, credentials, slug=slug,
-                integration_dir=integration_dir, data_dir=data_dir,
+                engine,
+                connection_config,
+                credentials,
+                slug=slug,
+                integration_dir=integration_dir,
+                data_dir=data_dir,
                 allowed_roots=allowed_roots,
             )
             self._entries[key] = _Entry(fp, handle)
@@ -763,8 +788,9 @@ class EngineCache:
     async def invalidate(self, slug: str, credential_id: str | None = None) -> None:
         """Dispose the engines of ``slug`` (one credential, or all when None)."""
         async with self._lock:
-            keys = [k for k in self._entries
-                    if k[0] == slug and (credential_id is None or k[1] == credential_id)]
+            keys = [
+                k for k in self._entries if k[0] == slug and (credential_id is None or k[1] == credential_id)
+            ]
             entries = [self._entries.pop(k) for k in keys]
         await _dispose(entries)
 
@@ -777,7 +803,5 @@ class EngineCache:
 
 
 async def _dispose(entries: Sequence[_Entry]) -> None:
-    results = await asyncio.gather(*(e.handle.dispose() for e in entries),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(e.handle.dispose() for e in entries), return_exceptions=True)
     del results  # disposal failures (a dead server) do not stop shutdown
-

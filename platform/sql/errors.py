@@ -32,8 +32,7 @@ MIN_SECRET_LENGTH = 3
 
 def redact(message: str, secrets: Iterable[str]) -> str:
     """``message`` with every secret value and any ``scheme://…`` URL replaced."""
-    for s in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len,
-                    reverse=True):
+    for s in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
         message = message.replace(s, "[REDACTED]")
     return _URL.sub("[URL]", message)
 

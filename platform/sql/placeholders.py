@@ -166,9 +166,13 @@ def _scan(sql: str, lex: _Lexicon) -> Iterator[tuple[str, int, int]]:
             while end >= 0 and sql.startswith("]]", end):
                 end = sql.find("]", end + 2)
             i = n if end < 0 else end + 1
-        elif c == "-" and nxt == "-" and (
-            not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace()
-        ) or c == "#" and lex.hash_comments:
+        elif (
+            c == "-"
+            and nxt == "-"
+            and (not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace())
+            or c == "#"
+            and lex.hash_comments
+        ):
             i = _skip_line(sql, i)
         elif c == "/" and nxt == "*":
             i = _skip_block_comment(sql, i, lex.nested_comments)
@@ -257,9 +261,12 @@ def leading_keyword(sql: str, *, engine: str | None = None) -> str:
         c = sql[i]
         if c.isspace() or c == "(":
             i += 1
-        elif sql.startswith("--", i) and (
-            not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace()
-        ) or c == "#" and lex.hash_comments:
+        elif (
+            sql.startswith("--", i)
+            and (not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace())
+            or c == "#"
+            and lex.hash_comments
+        ):
             i = _skip_line(sql, i)
         elif sql.startswith("/*", i):
             if lex.executable_comments and sql.startswith(("/*!", "/*M!"), i):
@@ -378,9 +385,7 @@ class _Param:
             return value
         except (ValueError, TypeError, InvalidOperation) as exc:
             kind = f"{t} ({fmt})" if fmt else (t or "value")
-            raise SqlError(
-                "invalid_params", f"parameter {self.name!r}: not a valid {kind}: {exc}"
-            ) from None
+            raise SqlError("invalid_params", f"parameter {self.name!r}: not a valid {kind}: {exc}") from None
 
 
 def _integral(value: int | float) -> bool:
@@ -479,9 +484,7 @@ class CompiledQuery:
     statement_names: tuple[tuple[str, ...], ...]
     statement_keywords: tuple[str, ...]
     params: Mapping[str, _Param]
-    _typed_cache: dict[tuple[Any, ...], TextClause] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _typed_cache: dict[tuple[Any, ...], TextClause] = field(default_factory=dict, repr=False, compare=False)
 
     def bind_values(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Convert caller values to bind values for every placeholder.
@@ -492,18 +495,14 @@ class CompiledQuery:
         """
         return {n: self.params[n].convert(params.get(n)) for n in self.names}
 
-    def _typed(
-        self, clause: TextClause, names: tuple[str, ...], values: Mapping[str, Any]
-    ) -> TextClause:
+    def _typed(self, clause: TextClause, names: tuple[str, ...], values: Mapping[str, Any]) -> TextClause:
         types = [self.params[n].sql_type(values.get(n)) for n in names]
         # One typed clause per combination of bind types: SQLAlchemy's compiled cache
         # then finds it without rebuilding the clause on every call.
         key = (id(clause), *(type(t) for t in types))
         typed = self._typed_cache.get(key)
         if typed is None:
-            typed = clause.bindparams(
-                *(bindparam(n, type_=t) for n, t in zip(names, types, strict=True))
-            )
+            typed = clause.bindparams(*(bindparam(n, type_=t) for n, t in zip(names, types, strict=True)))
             if len(self._typed_cache) < 64:
                 self._typed_cache[key] = typed
         return typed
@@ -523,9 +522,7 @@ class CompiledQuery:
         ]
 
 
-def compile_query(
-    sql: str, schema: Mapping[str, Any] | None, *, engine: str | None = None
-) -> CompiledQuery:
+def compile_query(sql: str, schema: Mapping[str, Any] | None, *, engine: str | None = None) -> CompiledQuery:
     """Compile a manifest query into typed SQLAlchemy clauses.
 
     ``schema`` is the operation's ``parametersSchema`` (``properties`` read for each
@@ -538,10 +535,7 @@ def compile_query(
     lex = _lexicon(engine)
     props = (schema or {}).get("properties") or {}
     whole, names = _template(sql, lex)
-    params = {
-        n: _Param(n, _json_type(props.get(n)), (props.get(n) or {}).get("format"))
-        for n in names
-    }
+    params = {n: _Param(n, _json_type(props.get(n)), (props.get(n) or {}).get("format")) for n in names}
     stmts: list[TextClause] = []
     stmt_names: list[tuple[str, ...]] = []
     keywords: list[str] = []
@@ -551,9 +545,7 @@ def compile_query(
         stmt_names.append(tuple(part_names))
         keywords.append(leading_keyword(part, engine=engine))
     template = text(whole)
-    typed = template.bindparams(
-        *(bindparam(n, type_=params[n].sql_type(None)) for n in names)
-    )
+    typed = template.bindparams(*(bindparam(n, type_=params[n].sql_type(None)) for n in names))
     return CompiledQuery(
         sql=sql,
         names=tuple(names),

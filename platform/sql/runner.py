@@ -113,19 +113,55 @@ _READ_KEYWORDS = frozenset(
 )
 # Statements SQL Server reads must not start with (it has no read-only transaction).
 _MSSQL_WRITE_KEYWORDS = frozenset(
-    {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE", "EXEC",
-     "EXECUTE", "GRANT", "REVOKE", "DENY", "BULK", "SAVE"}
+    {
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE",
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "TRUNCATE",
+        "EXEC",
+        "EXECUTE",
+        "GRANT",
+        "REVOKE",
+        "DENY",
+        "BULK",
+        "SAVE",
+    }
 )
 # Statements a read may not run on any engine: they end the read-only transaction or
 # change its mode (`COMMIT; DELETE …`, `SET TRANSACTION READ WRITE`, `PRAGMA
 # query_only = 0`), which would let a read write without approval.
 _READ_FORBIDDEN = frozenset(
-    {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "SET",
-     "RESET", "DISCARD", "PRAGMA", "LOCK", "UNLOCK", "PREPARE", "EXECUTE", "DEALLOCATE",
-     "USE", "ATTACH", "DETACH", "VACUUM", "CHECKPOINT",
-     # MySQL/MariaDB: a statement starting with an executable comment, whose text the
-     # server may run (`/*!SET @@session.tx_read_only = 0, @x = */ (SELECT 1)`)
-     "/*!"}
+    {
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+        "SET",
+        "RESET",
+        "DISCARD",
+        "PRAGMA",
+        "LOCK",
+        "UNLOCK",
+        "PREPARE",
+        "EXECUTE",
+        "DEALLOCATE",
+        "USE",
+        "ATTACH",
+        "DETACH",
+        "VACUUM",
+        "CHECKPOINT",
+        # MySQL/MariaDB: a statement starting with an executable comment, whose text the
+        # server may run (`/*!SET @@session.tx_read_only = 0, @x = */ (SELECT 1)`)
+        "/*!",
+    }
 )
 # SQLite statements no operation may run: they reach files outside the allowed folders.
 _SQLITE_FORBIDDEN = frozenset({"ATTACH", "DETACH", "VACUUM"})
@@ -151,8 +187,11 @@ _SchemaKey = tuple[tuple[str, Any, Any], ...]
 
 @functools.lru_cache(maxsize=512)
 def _compile_cached(query: str, engine: str, key: _SchemaKey) -> CompiledQuery:
-    schema = {"properties": {name: {"type": list(t) if isinstance(t, tuple) else t,
-                                    "format": f} for name, t, f in key}}
+    schema = {
+        "properties": {
+            name: {"type": list(t) if isinstance(t, tuple) else t, "format": f} for name, t, f in key
+        }
+    }
     return compile_query(query, schema, engine=engine)
 
 
@@ -163,10 +202,13 @@ def _hashable(value: Any) -> Any:
 def _compile(query: str, engine: str, schema: Mapping[str, Any] | None) -> CompiledQuery:
     props = (schema or {}).get("properties") or {}
     # Only type and format matter for binding; descriptions do not split the cache.
-    key = tuple(sorted(
-        (str(k), _hashable(v.get("type")), _hashable(v.get("format")))
-        for k, v in props.items() if isinstance(v, Mapping)
-    ))
+    key = tuple(
+        sorted(
+            (str(k), _hashable(v.get("type")), _hashable(v.get("format")))
+            for k, v in props.items()
+            if isinstance(v, Mapping)
+        )
+    )
     return _compile_cached(query, engine, key)
 
 
@@ -287,6 +329,7 @@ def json_rows(columns: list[str], batch: Sequence[Any]) -> list[dict[str, Any]]:
 
 # --- the synchronous core (runs in run_sync's greenlet or in a worker thread) -----------
 
+
 @dataclass(frozen=True)
 class _Plan:
     statements: list[BoundStatement]
@@ -303,8 +346,7 @@ def _set_timeout(conn: Connection, handle: EngineHandle, timeout_ms: int) -> Non
     if engine == "postgres":
         if timeout_ms != handle.default_timeout_ms:
             # transaction-local: gone at COMMIT/ROLLBACK
-            conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
-                         {"ms": str(timeout_ms)})
+            conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(timeout_ms)})
     elif engine == "sqlite":
         deadline = handle.sqlite_deadline(conn)
         if deadline is not None:
@@ -336,11 +378,11 @@ def _set_mysql_session(conn: Connection, *, read: bool, timeout_ms: int) -> None
     if dialect.is_mariadb:
         version = tuple(v for v in dialect.server_version_info or () if isinstance(v, int))
         access = "tx_read_only" if version < (11, 1) else "transaction_read_only"
-        sql = (f"SET SESSION {access} = {int(read)}, "
-               f"SESSION max_statement_time = {int(timeout_ms) / 1000:.3f}")
+        sql = f"SET SESSION {access} = {int(read)}, SESSION max_statement_time = {int(timeout_ms) / 1000:.3f}"
     else:
-        sql = (f"SET SESSION transaction_read_only = {int(read)}, "
-               f"SESSION max_execution_time = {int(timeout_ms)}")
+        sql = (
+            f"SET SESSION transaction_read_only = {int(read)}, SESSION max_execution_time = {int(timeout_ms)}"
+        )
     conn.exec_driver_sql(sql)  # numbers only: nothing from the caller
     if read:
         conn.info.pop(_INFO_SESSION, None)
@@ -372,10 +414,13 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
             # BEGIN makes DDL part of the all-or-nothing write too.
             conn.exec_driver_sql("BEGIN")
         result = _run_statements(
-            conn, plan, stream=engine != "mssql", discard_unread=engine == "mysql",
-            before_next=functools.partial(_set_mysql_session, conn, read=True,
-                                          timeout_ms=plan.timeout_ms)
-            if engine == "mysql" and plan.read else None,
+            conn,
+            plan,
+            stream=engine != "mssql",
+            discard_unread=engine == "mysql",
+            before_next=functools.partial(_set_mysql_session, conn, read=True, timeout_ms=plan.timeout_ms)
+            if engine == "mysql" and plan.read
+            else None,
         )
         if plan.read:
             trans.rollback()
@@ -393,7 +438,11 @@ def _execute(conn: Connection, handle: EngineHandle, plan: _Plan) -> SqlResult:
 
 
 def _run_statements(
-    conn: Connection, plan: _Plan, *, stream: bool, discard_unread: bool = False,
+    conn: Connection,
+    plan: _Plan,
+    *,
+    stream: bool,
+    discard_unread: bool = False,
     before_next: Callable[[], None] | None = None,
 ) -> SqlResult:
     """Execute the plan's statements on ``conn`` and collect the capped result.
@@ -447,6 +496,7 @@ def _run_statements(
 
 # --- PostgreSQL reads: asyncpg directly, fewer round trips ------------------------------
 
+
 def _pg_compiled(handle: EngineHandle, stmt: BoundStatement) -> tuple[str, list[Any]]:
     """The statement as asyncpg SQL (``$1::TYPE`` binds) and its positional arguments."""
     cache = handle.compiled_cache
@@ -483,8 +533,7 @@ def _capped_fetch_available() -> bool:
 _CAPPED_FETCH = _capped_fetch_available()
 
 
-async def _pg_fetch(con: Any, sql: str, args: list[Any], limit: int
-                    ) -> tuple[list[Any], list[str] | None]:
+async def _pg_fetch(con: Any, sql: str, args: list[Any], limit: int) -> tuple[list[Any], list[str] | None]:
     """Run one statement and return at most ``limit`` rows and its column names (None
     when it returns no result set).
 
@@ -534,8 +583,7 @@ async def _pg_read(con: Any, handle: EngineHandle, plan: _Plan) -> SqlResult:
         return await _pg_read_statements(con, handle, plan, begin)
 
 
-async def _pg_read_statements(con: Any, handle: EngineHandle, plan: _Plan, begin: str
-                              ) -> SqlResult:
+async def _pg_read_statements(con: Any, handle: EngineHandle, plan: _Plan, begin: str) -> SqlResult:
     await con.execute(begin)
     rows: list[Any] = []
     columns: list[str] = []
@@ -548,8 +596,13 @@ async def _pg_read_statements(con: Any, handle: EngineHandle, plan: _Plan, begin
         columns = _column_names(names)
         truncated = len(batch) > plan.cap
         rows = batch[: plan.cap] if truncated else batch
-    return SqlResult(rows=json_rows(columns, rows), count=len(rows), truncated=truncated,
-                     rows_affected=None, columns=columns)
+    return SqlResult(
+        rows=json_rows(columns, rows),
+        count=len(rows),
+        truncated=truncated,
+        rows_affected=None,
+        columns=columns,
+    )
 
 
 def _check_statements(engine: str, keywords: Sequence[str], *, read: bool) -> None:
@@ -564,15 +617,17 @@ def _check_statements(engine: str, keywords: Sequence[str], *, read: bool) -> No
     if engine == "sqlite":
         bad = [k for k in keywords if k in _SQLITE_FORBIDDEN]
         if bad:
-            raise SqlError("sql_error", f"{bad[0]} is not allowed: a sqlite integration uses "
-                                        "its own database file only")
+            raise SqlError(
+                "sql_error", f"{bad[0]} is not allowed: a sqlite integration uses its own database file only"
+            )
     if not read:
         return
     forbidden = _READ_FORBIDDEN | (_MSSQL_WRITE_KEYWORDS if engine == "mssql" else set())
     bad = [k for k in keywords if k in forbidden]
     if bad and bad[0] == "/*!":
-        raise SqlError("read_only", "a read operation cannot start a statement with an "
-                                    "executable comment (/*! … */)")
+        raise SqlError(
+            "read_only", "a read operation cannot start a statement with an executable comment (/*! … */)"
+        )
     if bad:
         raise SqlError("read_only", f"a read operation cannot run {bad[0]} statements")
 
@@ -602,14 +657,12 @@ async def run_sql(
     database's own, without the password or connection URL (DESIGN §5, §8).
     """
     if operation_type not in ("read", "write"):
-        raise SqlError("config_error", f"operationType must be read or write, not "
-                                       f"{operation_type!r}")
+        raise SqlError("config_error", f"operationType must be read or write, not {operation_type!r}")
     read = operation_type == "read"
     if not read and read_only_connection:
         raise SqlError(
             "read_only",
-            "this connection is read-only (sqlConnectionConfig.readOnly); "
-            "write operations are refused",
+            "this connection is read-only (sqlConnectionConfig.readOnly); write operations are refused",
         )
     sec = security or {}
     cap = _limit(sec.get("maxResultRows"), DEFAULT_MAX_RESULT_ROWS, "maxResultRows")
@@ -623,7 +676,8 @@ async def run_sql(
     statements = compiled.bind(params, split=not batch)
     keywords = (
         (compiled.statement_keywords[-1] if compiled.statement_keywords else "",)
-        if batch else compiled.statement_keywords
+        if batch
+        else compiled.statement_keywords
     )
     if not statements or not compiled.statement_keywords:
         raise SqlError("config_error", "the query has no SQL statement")
@@ -631,13 +685,17 @@ async def run_sql(
     plan = _Plan(statements, keywords, read, cap, timeout_ms)
     if read and engine == "postgres":
         return await _run_with_deadline(
-            engine_handle, functools.partial(_pg_read, handle=engine_handle, plan=plan),
-            timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms),
+            engine_handle,
+            functools.partial(_pg_read, handle=engine_handle, plan=plan),
+            timeout_ms=timeout_ms,
+            deadline_ms=client_deadline_ms(timeout_ms),
             pg_read=True,
         )
     return await _run_with_deadline(
-        engine_handle, functools.partial(_execute, handle=engine_handle, plan=plan),
-        timeout_ms=timeout_ms, deadline_ms=client_deadline_ms(timeout_ms),
+        engine_handle,
+        functools.partial(_execute, handle=engine_handle, plan=plan),
+        timeout_ms=timeout_ms,
+        deadline_ms=client_deadline_ms(timeout_ms),
     )
 
 
@@ -660,8 +718,10 @@ async def _run_with_deadline(
     except Exception as exc:
         err = to_sql_error(exc, handle.secrets)
         if err.code == "timeout":
-            err = SqlError("timeout", f"the query did not finish within {timeout_ms} ms "
-                                      f"and was cancelled ({err.message})")
+            err = SqlError(
+                "timeout",
+                f"the query did not finish within {timeout_ms} ms and was cancelled ({err.message})",
+            )
         raise err from None
 
 
@@ -699,19 +759,34 @@ async def test_sql_connection(
     now = time_mod.monotonic()
     connected = marks.get("connected")
     if connected is None:
-        steps.append({"name": "connect", "ok": False, "durationMs": ms(started, now),
-                      "message": error.message if error else "not connected"})
+        steps.append(
+            {
+                "name": "connect",
+                "ok": False,
+                "durationMs": ms(started, now),
+                "message": error.message if error else "not connected",
+            }
+        )
         return steps
-    steps.append({"name": "connect", "ok": True, "durationMs": ms(started, connected),
-                  "message": f"connected to {engine_handle.target}"})
+    steps.append(
+        {
+            "name": "connect",
+            "ok": True,
+            "durationMs": ms(started, connected),
+            "message": f"connected to {engine_handle.target}",
+        }
+    )
     queried = marks.get("queried")
-    steps.append({
-        "name": "query",
-        "ok": queried is not None and error is None,
-        "durationMs": ms(connected, queried or now),
-        "message": "SELECT 1 succeeded" if queried is not None and error is None
-        else (error.message if error else "SELECT 1 failed"),
-    })
+    steps.append(
+        {
+            "name": "query",
+            "ok": queried is not None and error is None,
+            "durationMs": ms(connected, queried or now),
+            "message": "SELECT 1 succeeded"
+            if queried is not None and error is None
+            else (error.message if error else "SELECT 1 failed"),
+        }
+    )
     return steps
 
 

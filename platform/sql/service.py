@@ -37,9 +37,13 @@ class SqlService:
             "allowed_roots": [version.path.resolve(), data_dir],
         }
 
-    async def handle(self, version: IntegrationVersion, credential_id: str, values: dict[str, str]) -> EngineHandle:
+    async def handle(
+        self, version: IntegrationVersion, credential_id: str, values: dict[str, str]
+    ) -> EngineHandle:
         """The pooled engine for (integration, credential id), rebuilt when either changed."""
-        return await self.engines.get(version.slug, credential_id, credentials=values, **self._engine_args(version))
+        return await self.engines.get(
+            version.slug, credential_id, credentials=values, **self._engine_args(version)
+        )
 
     def security(self, version: IntegrationVersion, timeout_ms: int | None) -> dict[str, Any]:
         """``security`` with the caller's ``timeoutMs`` (only lowers) and the operator's
@@ -85,7 +89,9 @@ class SqlService:
         :func:`test_sql_connection` reports them."""
         try:
             args = self._engine_args(version)
-            handle = build_engine(args.pop("engine"), args.pop("connection_config"), values, slug=version.slug, **args)
+            handle = build_engine(
+                args.pop("engine"), args.pop("connection_config"), values, slug=version.slug, **args
+            )
         except SqlError as e:
             return [{"name": "configure", "ok": False, "durationMs": 0, "message": e.message}]
         try:
