@@ -19,28 +19,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bollard.platform.errors import ApprovalError
 from bollard.platform.store.tables import approvals
 from sqlalchemy import and_, func, select, update
 
 if TYPE_CHECKING:
-    from bollard.platform.auth import Principal
     from bollard.platform.execution import ExecutionService, Invocation
     from bollard.platform.manifest import Operation
     from bollard.platform.packages import IntegrationVersion
     from bollard.platform.runtime import Runtime
+    from bollard.platform.tokens import Principal
 
 log = logging.getLogger("bollard.approvals")
 STATUSES = ("pending", "approved", "executing", "succeeded", "failed", "rejected", "expired")
-
-
-class ApprovalError(Exception):
-    """A decision that cannot be made; ``code`` and HTTP ``status`` for the API."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -160,7 +151,7 @@ class Approvals:
         if row is None or (
             principal is not None and not principal.is_admin and row.requested_by != principal.token_id
         ):
-            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
+            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", status=404)
         return approval_json(row)
 
     async def list(
@@ -245,7 +236,7 @@ class Approvals:
     async def _refuse_claim(self, approval_id: str) -> None:
         row = await self._load(approval_id)
         if row is None:
-            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
+            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", status=404)
         if row.status == "pending":  # its TTL passed between the check and the claim
             await self.expire_due()
             raise ApprovalError("approval_expired", "this approval expired; request the operation again")
@@ -272,12 +263,13 @@ class Approvals:
         Raises :class:`ApprovalError` when the approval is unknown, already decided,
         expired, or its integration changed since the request.
         """
-        from bollard.platform.execution import ExecutionError, Invocation
+        from bollard.platform.errors import ExecutionError
+        from bollard.platform.execution import Invocation
 
         await self.expire_due()
         row = await self._load(approval_id)
         if row is None:
-            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", 404)
+            raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", status=404)
         entry = self.runtime.registry.get(row.integration)
         current = entry.version if entry is not None else None
         if row.status == "pending" and (current is None or current.content_hash != row.content_hash):

@@ -100,8 +100,9 @@ def _validate_manifest_only(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _validate_folder(path: Path) -> tuple[list[str], list[str]]:
+    from bollard.platform.errors import PackageError
     from bollard.platform.lint import lint_version
-    from bollard.platform.packages import PackageError, load_folder
+    from bollard.platform.packages import load_folder
 
     try:
         version = load_folder(path)
@@ -152,7 +153,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from bollard.platform import auth
+    from bollard.platform import tokens
     from bollard.platform.store.db import create_engine, migrate
 
     settings = _settings(args)
@@ -162,7 +163,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         engine = create_engine(settings.resolved_database_url())
         try:
             await migrate(engine)
-            return await auth.create_token(engine, args.role, name=args.name or "")
+            return await tokens.create_token(engine, args.role, name=args.name or "")
         finally:
             await engine.dispose()
 
@@ -219,7 +220,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from bollard.platform.scaffold import ScaffoldError, scaffold
+    from bollard.platform.errors import ScaffoldError
+    from bollard.platform.scaffold import scaffold
 
     target_root = Path(args.dir) if args.dir else _settings(args).integrations_dir
     try:
@@ -278,7 +280,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     """Test connection from the command line: print each step; exit 0 when it passed."""
     from bollard.platform.connection_test import run_connection_test
-    from bollard.platform.execution import ExecutionError
+    from bollard.platform.errors import ExecutionError
     from bollard.platform.runtime import Runtime
 
     async def main() -> dict[str, Any]:

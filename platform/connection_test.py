@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from bollard.platform.execution import ExecutionError
+from bollard.platform.errors import ExecutionError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact, secret_values
 

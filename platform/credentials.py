@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bollard.platform.errors import CredentialError
 from bollard.platform.store.tables import credentials as credentials_table
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import delete, select
@@ -28,15 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 CREDENTIAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CREDENTIAL_ID = "default"
 MAX_VALUE_LENGTH = 64 * 1024
-
-
-class CredentialError(Exception):
-    """A credential request that cannot be served; ``code`` is a DESIGN §8 error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def fernet_from_secret(secret: str) -> Fernet:

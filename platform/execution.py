@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
-from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialError, check_credential_id
+from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
+from bollard.platform.errors import BollardError, ExecutionError, SqlError
 from bollard.platform.manifest import Operation, format_path
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.ratelimit import Limiter
@@ -28,59 +29,6 @@ from bollard.platform.redact import redact, redact_text, secret_values
 
 if TYPE_CHECKING:
     from bollard.platform.runtime import Runtime
-
-# HTTP status for each envelope error code (DESIGN §8).
-STATUS_BY_CODE = {
-    "invalid_params": 400,
-    "invalid_request": 400,
-    "unknown_integration": 404,
-    "unknown_operation": 404,
-    "unknown_credential": 404,
-    "integration_error": 409,
-    "needs_credentials": 409,
-    "credentials_unreadable": 500,
-    "read_only": 403,
-    "forbidden": 403,
-    "host_not_allowed": 403,
-    "no_mock": 400,
-    "rate_limited": 429,
-    "too_many_concurrent": 429,
-    "timeout": 504,
-    "limit_exceeded": 422,
-    "connector_error": 502,
-    "network_error": 502,
-    "sql_error": 502,
-    "connection_failed": 502,
-    "config_error": 500,
-    "approval_expired": 409,
-    "approval_stale": 409,
-    "internal_error": 500,
-}
-
-
-class ExecutionError(Exception):
-    """A call that did not run or failed; ``code`` is a DESIGN §8 error code.
-
-    ``status`` is the HTTP status the API answers with; ``details`` optional structured
-    data (e.g. every failing parameter path); ``headers`` extra response headers
-    (``Retry-After``).
-    """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        details: Any = None,
-        status: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
-        self.status = status or STATUS_BY_CODE.get(code, 500)
-        self.headers = headers
 
 
 @dataclass
@@ -227,11 +175,8 @@ class ExecutionService:
         """
         from bollard.platform.runtime import required_credential_keys
 
-        try:
-            check_credential_id(credential_id)
-            values = await self.runtime.credentials.get(version.slug, credential_id)
-        except CredentialError as e:
-            raise ExecutionError(e.code, e.message) from None
+        check_credential_id(credential_id)
+        values = await self.runtime.credentials.get(version.slug, credential_id)
         if values is None and credential_id != DEFAULT_CREDENTIAL_ID:
             raise ExecutionError(
                 "unknown_credential",
@@ -296,7 +241,7 @@ class ExecutionService:
             else:
                 body = await self._run_limited(version, op, params, values, inv, retries)
             return self._finish(inv, version, started, t0, body, params, secrets)
-        except ExecutionError as e:
+        except BollardError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
             logging.getLogger("bollard.execution").exception(
@@ -336,7 +281,7 @@ class ExecutionService:
         version: IntegrationVersion | None,
         started: datetime,
         t0: float,
-        e: ExecutionError,
+        e: BollardError,
         secrets: list[str],
     ) -> Outcome:
         duration = time.perf_counter() - t0
@@ -605,7 +550,6 @@ class ExecutionService:
         timeout_ms: int | None,
         retries: int = 0,
     ) -> dict[str, Any]:
-        from bollard.platform.sql.types import SqlError
 
         sql = self.runtime.sql
         assert op.query is not None
@@ -618,7 +562,7 @@ class ExecutionService:
                 break
             except SqlError as e:
                 if attempt >= retries or e.code != "connection_failed":
-                    raise ExecutionError(e.code, e.message) from None
+                    raise
             attempt += 1
             self.retry_count += 1
             await asyncio.sleep(backoff(attempt - 1))

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
+from bollard.platform.errors import ValidationFailed
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -228,12 +229,14 @@ class ManifestIssue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class ManifestError(Exception):
+class ManifestError(ValidationFailed):
     """Raised by :func:`parse_manifest`; ``issues`` lists every problem found."""
 
     def __init__(self, issues: list[ManifestIssue]) -> None:
         self.issues = issues
-        super().__init__("; ".join(str(i) for i in issues))
+        super().__init__(
+            "invalid_manifest", "; ".join(str(i) for i in issues), details=[str(i) for i in issues]
+        )
 
 
 @dataclass

@@ -50,8 +50,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialError, check_credential_id
-from bollard.platform.execution import ExecutionError
+from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
+from bollard.platform.errors import ExecutionError, OAuth2Error, TokenEndpointError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact_text
 from cryptography.hazmat.primitives import hashes
@@ -79,29 +79,6 @@ INTERNAL_KEYS = frozenset({"expiresAt", "tokenType", "scope", "reauthorize"})
 manifest binds them) and not hunted for when redacting (``Bearer`` must stay readable)."""
 
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-
-
-class OAuth2Error(Exception):
-    """A failed OAuth2 request for the API: ``status`` (HTTP), ``code``, ``message``
-    (what is wrong and how to fix it; never a secret)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class TokenEndpointError(Exception):
-    """A token request that failed: ``code`` is ``oauth2_error`` (the provider answered an
-    RFC 6749 §5.2 error, in ``error``), ``bad_response``, ``host_not_allowed``,
-    ``network_error``, ``timeout`` or ``limit_exceeded``."""
-
-    def __init__(self, code: str, message: str, error: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.error = error
 
 
 # --------------------------------------------------------------------------- state
@@ -149,10 +126,10 @@ def verify_state(key: bytes, state: str, now: float) -> StateClaims:
     and ``state_expired`` (400) for one past its expiry (RFC 6749 §10.12).
     """
     invalid = OAuth2Error(
-        400,
         "invalid_state",
         "the state parameter is not one Bollard issued (malformed or altered); start the "
         "authorisation again with GET /api/integrations/{slug}/oauth2/authorize",
+        status=400,
     )
     payload_text, _, signature_text = state.partition(".")
     try:
@@ -168,11 +145,11 @@ def verify_state(key: bytes, state: str, now: float) -> StateClaims:
         raise invalid from None
     if now >= claims.expires_at:
         raise OAuth2Error(
-            400,
             "state_expired",
             f"this authorisation of integration '{claims.slug}' expired (it must be completed "
             f"within the state lifetime, BOLLARD_OAUTH2_STATE_TTL_S); start again with "
             f"{authorize_path(claims.slug, claims.credential_id)}",
+            status=400,
         )
     return claims
 
@@ -349,18 +326,18 @@ class OAuth2Service:
         """The serving version of an ``oauth2`` integration, else :class:`OAuth2Error`."""
         entry = self.runtime.registry.get(slug)
         if entry is None:
-            raise OAuth2Error(404, "unknown_integration", f"no integration '{slug[:80]}' is installed")
+            raise OAuth2Error("unknown_integration", f"no integration '{slug[:80]}' is installed", status=404)
         if entry.version is None:
             raise OAuth2Error(
-                409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}"
+                "integration_error", f"integration '{slug}' failed to load: {entry.status_error}", status=409
             )
         m = entry.version.manifest
         if m.auth_method != "oauth2" or m.oauth2_config is None:
             raise OAuth2Error(
-                400,
                 "not_oauth2",
                 f"integration '{slug}' uses authMethod '{m.auth_method}', not 'oauth2'; set its "
                 "credentials with PUT /api/integrations/{slug}/credentials instead",
+                status=400,
             )
         return entry.version
 
@@ -368,12 +345,12 @@ class OAuth2Service:
         values = await self.runtime.credentials.get(slug, credential_id) or {}
         if not values.get("clientId"):
             raise OAuth2Error(
-                409,
                 "needs_credentials",
                 f"integration '{slug}' has no clientId in credential '{credential_id}'; register "
                 f"Bollard with the provider (redirect URI {self.redirect_uri}), then set clientId "
                 f"and clientSecret with PUT /api/integrations/{slug}/credentials"
                 + ("" if credential_id == DEFAULT_CREDENTIAL_ID else f"/{credential_id}"),
+                status=409,
             )
         return values
 
@@ -389,10 +366,7 @@ class OAuth2Service:
         invalid credential id, no ``clientId``).
         """
         version = self.version(slug)
-        try:
-            check_credential_id(credential_id)
-        except CredentialError as e:
-            raise OAuth2Error(400, e.code, e.message) from None
+        check_credential_id(credential_id)
         values = await self._client_credentials(slug, credential_id)
         await self._sweep_pending()
         cfg = version.manifest.oauth2_config
@@ -453,10 +427,10 @@ class OAuth2Service:
         """
         if not state:
             raise OAuth2Error(
-                400,
                 "invalid_state",
                 "the callback has no state parameter, so it cannot be matched to an authorisation; "
                 "start with GET /api/integrations/{slug}/oauth2/authorize",
+                status=400,
             )
         try:
             claims = verify_state(self._state_key, state, self.clock())
@@ -469,27 +443,31 @@ class OAuth2Service:
         pending = await self.runtime.credentials.get(PENDING, claims.nonce)
         if pending is None or not await self.runtime.credentials.delete(PENDING, claims.nonce):
             raise OAuth2Error(
-                400,
                 "state_used",
                 f"this authorisation of integration '{claims.slug}' was already completed or "
                 f"abandoned (a state works once); start again with {again}",
+                status=400,
             )
         if pending.get("integration") != claims.slug or pending.get("credentialId") != claims.credential_id:
             raise OAuth2Error(
-                400, "invalid_state", f"the state does not match its authorisation; start again with {again}"
+                "invalid_state",
+                f"the state does not match its authorisation; start again with {again}",
+                status=400,
             )
         if error:
             reason = error[:80] + (f": {error_description[:300]}" if error_description else "")
             log.info("oauth2: provider refused authorisation of %s (%s)", claims.slug, error[:80])
             raise OAuth2Error(
-                400,
                 error[:80] if error == "access_denied" else "authorization_failed",
                 f"the provider did not authorise integration '{claims.slug}' ({reason}); nothing "
                 f"was stored. To try again: {again}",
+                status=400,
             )
         if not code:
             raise OAuth2Error(
-                400, "invalid_request", f"the callback has neither code nor error; start again with {again}"
+                "invalid_request",
+                f"the callback has neither code nor error; start again with {again}",
+                status=400,
             )
         version = self.version(claims.slug)
         values = await self._client_credentials(claims.slug, claims.credential_id)
@@ -504,10 +482,10 @@ class OAuth2Service:
         except TokenEndpointError as e:
             log.warning("oauth2: code exchange for %s failed: %s", claims.slug, e.message)
             raise OAuth2Error(
-                502,
                 "token_exchange_failed",
                 f"exchanging the authorisation code of integration '{claims.slug}' failed: {e.message}. "
                 f"Nothing was stored; check clientId/clientSecret and oauth2Config.tokenUrl, then {again}",
+                status=502,
             ) from None
         new = token_values(token, self.clock(), refresh=False)
         await self.runtime.credentials.put(claims.slug, claims.credential_id, new)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bollard.platform.errors import PackageError
 from bollard.platform.manifest import (
     MANIFEST_MAX_BYTES,
     Manifest,
@@ -40,14 +41,6 @@ ICON_MEDIA_TYPES = {
     "jpeg": "image/jpeg",
     "webp": "image/webp",
 }
-
-
-class PackageError(Exception):
-    """The package is invalid; ``errors`` lists every reason, each naming the file or field."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(errors))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import watchfiles
-from bollard.platform.packages import IntegrationVersion, PackageError, load_folder
+from bollard.platform.errors import PackageError
+from bollard.platform.packages import IntegrationVersion, load_folder
 
 log = logging.getLogger("bollard.registry")
 

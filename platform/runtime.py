@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
-from bollard.platform.auth_methods import required_keys
+from bollard.platform.credential_fields import required_keys
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
 from bollard.platform.execution import ExecutionService
-from bollard.platform.executions import ExecutionLog
+from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
@@ -61,7 +61,7 @@ class Runtime:
         self.registry = Registry(settings.integrations_dir)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
         self.credentials = CredentialStore(self.db, secret_keys(settings), cache_ttl_s=settings.cache_ttl_s)
-        self.tokens = auth.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
+        self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._services: dict[str, Any] = {}
@@ -173,9 +173,9 @@ class Runtime:
     async def ensure_admin_token(self) -> str | None:
         """On the first start with no tokens: create an admin token, store it 0600 in
         the data directory and return it (else ``None``)."""
-        if await auth.count_tokens(self.db) > 0:
+        if await tokens.count_tokens(self.db) > 0:
             return None
-        token = await auth.create_token(self.db, "admin", name="first admin")
+        token = await tokens.create_token(self.db, "admin", name="first admin")
         write_private_file(self.settings.data_dir / ADMIN_TOKEN_FILE, token + "\n")
         return token
 

@@ -91,14 +91,14 @@ class Api:
 async def app_client(settings: Any, *, role: str = "admin") -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """Start a runtime and app for ``settings`` (lifespan included) and yield an ASGI
     client authenticated with a fresh token of ``role``, and the runtime."""
-    from bollard.platform import auth
+    from bollard.platform import tokens
     from bollard.platform.api.app import create_app
     from bollard.platform.runtime import Runtime
 
     rt = Runtime(settings)
     app = create_app(runtime=rt)
     async with app.router.lifespan_context(app):
-        token = await auth.create_token(rt.db, role)  # type: ignore[arg-type]
+        token = await tokens.create_token(rt.db, role)  # type: ignore[arg-type]
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://bollard.test",
@@ -110,12 +110,12 @@ async def app_client(settings: Any, *, role: str = "admin") -> AsyncIterator[tup
 
 @pytest.fixture
 async def api(runtime: object) -> AsyncIterator[Api]:
-    from bollard.platform import auth
+    from bollard.platform import tokens
     from bollard.platform.api.app import create_app
 
     app = create_app(runtime=runtime)  # type: ignore[arg-type]
-    admin = await auth.create_token(runtime.db, "admin")  # type: ignore[attr-defined]
-    agent = await auth.create_token(runtime.db, "agent")  # type: ignore[attr-defined]
+    admin = await tokens.create_token(runtime.db, "admin")  # type: ignore[attr-defined]
+    agent = await tokens.create_token(runtime.db, "agent")  # type: ignore[attr-defined]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bollard.test") as client:
         yield Api(client, admin, agent)

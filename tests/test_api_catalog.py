@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.api.app import create_app
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
@@ -155,7 +155,7 @@ async def test_catalog_follows_folder_changes_live(integrations_dir: Path, data_
     )
     app = create_app(runtime=rt)
     async with app.router.lifespan_context(app):
-        token = await auth.create_token(rt.db, "agent")
+        token = await tokens.create_token(rt.db, "agent")
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
 

@@ -84,7 +84,7 @@ async def test_fifty_concurrent_approvals_run_once(
 
 
 async def test_expired_approval_cannot_be_approved(integrations_dir: Path, data_dir: Path, pg) -> None:
-    from bollard.platform import auth
+    from bollard.platform import tokens
     from bollard.platform.api.app import create_app
     from bollard.platform.settings import Settings
 
@@ -100,7 +100,7 @@ async def test_expired_approval_cannot_be_approved(integrations_dir: Path, data_
     )
     app = create_app(runtime=rt)
     async with app.router.lifespan_context(app):
-        token = await auth.create_token(rt.db, "admin")
+        token = await tokens.create_token(rt.db, "admin")
         h = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t", headers=h

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime, principal
-from bollard.platform.api.errors import ApiError
-from bollard.platform.approvals import STATUSES, ApprovalError
+from bollard.platform.approvals import STATUSES
+from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/api/approvals", tags=["approvals"])
-
-
-def _api_error(e: ApprovalError) -> ApiError:
-    return ApiError(e.status, e.code, e.message)
 
 
 @router.get("", summary="Approvals, newest first (agents see their own)")
@@ -26,10 +22,10 @@ async def list_approvals(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
     runtime: Runtime = Depends(get_runtime),
-    who: auth.Principal = Depends(principal),
+    who: tokens.Principal = Depends(principal),
 ) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
-        raise ApiError(400, "invalid_request", f"status must be one of {', '.join(STATUSES)}")
+        raise ApiError("invalid_request", f"status must be one of {', '.join(STATUSES)}", status=400)
     items, total = await runtime.approvals.list(
         status=status, integration=integration, principal=who, limit=limit, offset=offset
     )
@@ -38,22 +34,16 @@ async def list_approvals(
 
 @router.get("/{approval_id}", summary="One approval, with its result when done")
 async def get_approval(
-    approval_id: str, runtime: Runtime = Depends(get_runtime), who: auth.Principal = Depends(principal)
+    approval_id: str, runtime: Runtime = Depends(get_runtime), who: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
-    try:
-        return await runtime.approvals.get(approval_id, who)
-    except ApprovalError as e:
-        raise _api_error(e) from None
+    return await runtime.approvals.get(approval_id, who)
 
 
 @router.post("/{approval_id}/approve", summary="Approve and run it (admin; runs at most once)")
 async def approve(
-    approval_id: str, runtime: Runtime = Depends(get_runtime), who: auth.Principal = Depends(admin)
+    approval_id: str, runtime: Runtime = Depends(get_runtime), who: tokens.Principal = Depends(admin)
 ) -> dict[str, Any]:
-    try:
-        return await runtime.approvals.approve(approval_id, who)
-    except ApprovalError as e:
-        raise _api_error(e) from None
+    return await runtime.approvals.approve(approval_id, who)
 
 
 class RejectBody(BaseModel):
@@ -65,9 +55,6 @@ async def reject(
     approval_id: str,
     body: RejectBody | None = None,
     runtime: Runtime = Depends(get_runtime),
-    who: auth.Principal = Depends(admin),
+    who: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
-    try:
-        return await runtime.approvals.reject(approval_id, who, body.reason if body else None)
-    except ApprovalError as e:
-        raise _api_error(e) from None
+    return await runtime.approvals.reject(approval_id, who, body.reason if body else None)

@@ -1,42 +1,25 @@
-"""JSON errors: ``{"error": {"code", "message", "details"?}}`` with a fitting status (DESIGN §8)."""
+"""JSON errors: ``{"error": {"code", "message", "details"?}}`` with a fitting status (DESIGN §8).
+
+One handler turns any :class:`~bollard.platform.errors.BollardError` into its JSON error;
+Starlette's own HTTP errors and FastAPI's body validation get the same shape; anything
+unexpected answers a JSON 500 ``internal_error`` with an error id that the server log
+shows next to the stack trace (the caller never sees the trace).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import secrets
 
+from bollard.platform.errors import BollardError, error_body
 from bollard.platform.manifest import format_path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class ApiError(Exception):
-    """An error answered as JSON: ``status`` (HTTP), ``code`` (stable, machine-readable),
-    ``message`` (what went wrong and what would fix it), optional ``details``."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = headers
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        err["details"] = details
-    return {"error": err}
-
+log = logging.getLogger("bollard.api")
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -51,11 +34,11 @@ _STATUS_CODES = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
-        )
+    """Register the JSON error handlers and the catch-all middleware on ``app``."""
+
+    @app.exception_handler(BollardError)
+    async def _bollard_error(_: Request, exc: BollardError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -75,3 +58,43 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("invalid_request", message or "invalid request body", details), status_code=422
         )
+
+    app.add_middleware(InternalErrors)
+
+
+class InternalErrors:
+    """ASGI middleware: an exception no handler answered becomes a JSON 500
+    ``internal_error`` whose message carries an error id; the log has the id and the
+    trace. A response that already started is left to the server (it closes it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            error_id = secrets.token_hex(8)
+            log.exception("internal error %s in %s %s", error_id, scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = JSONResponse(
+                error_body(
+                    "internal_error",
+                    f"internal error (error id {error_id}); the server log has the details",
+                    {"errorId": error_id},
+                ),
+                status_code=500,
+            )
+            await response(scope, receive, send)

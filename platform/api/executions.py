@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime
-from bollard.platform.executions import ExecutionFilter
+from bollard.platform.execution_log import ExecutionFilter
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends, Query
 
@@ -25,7 +25,7 @@ async def list_executions(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
     runtime: Runtime = Depends(get_runtime),
-    _: auth.Principal = Depends(admin),
+    _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
     items, total = await runtime.execution_log.query(
         ExecutionFilter(

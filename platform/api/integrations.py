@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime, principal
-from bollard.platform.api.errors import ApiError
-from bollard.platform.auth_methods import credential_fields
-from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialError, check_credential_id
+from bollard.platform.credential_fields import credential_fields
+from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
+from bollard.platform.errors import ApiError
 from bollard.platform.packages import ICON_MEDIA_TYPES, IntegrationVersion
 from bollard.platform.registry import IntegrationEntry
 from bollard.platform.runtime import Runtime, required_credential_keys
@@ -25,7 +25,7 @@ def get_entry(runtime: Runtime, slug: str) -> IntegrationEntry:
     """The registry entry for ``slug``; 404 ``unknown_integration`` otherwise."""
     entry = runtime.registry.get(slug)
     if entry is None:
-        raise ApiError(404, "unknown_integration", f"no integration '{slug[:80]}' is installed")
+        raise ApiError("unknown_integration", f"no integration '{slug[:80]}' is installed", status=404)
     return entry
 
 
@@ -33,7 +33,9 @@ def get_version(runtime: Runtime, slug: str) -> IntegrationVersion:
     """The serving version; 409 ``integration_error`` when the folder never loaded."""
     entry = get_entry(runtime, slug)
     if entry.version is None:
-        raise ApiError(409, "integration_error", f"integration '{slug}' failed to load: {entry.status_error}")
+        raise ApiError(
+            "integration_error", f"integration '{slug}' failed to load: {entry.status_error}", status=409
+        )
     return entry.version
 
 
@@ -77,7 +79,7 @@ async def catalog_item(runtime: Runtime, entry: IntegrationEntry) -> dict[str, A
 
 @router.get("", summary="The catalog of installed integrations")
 async def list_integrations(
-    runtime: Runtime = Depends(get_runtime), _: auth.Principal = Depends(principal)
+    runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
     items = [await catalog_item(runtime, e) for e in runtime.registry.entries()]
     return {"integrations": items, "count": len(items)}
@@ -85,7 +87,7 @@ async def list_integrations(
 
 @router.get("/{slug}", summary="One integration: operations, parameter schemas, secrets set")
 async def get_integration(
-    slug: str, runtime: Runtime = Depends(get_runtime), _: auth.Principal = Depends(principal)
+    slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
     entry = get_entry(runtime, slug)
     item = await catalog_item(runtime, entry)
@@ -134,12 +136,12 @@ async def get_integration(
 
 @router.get("/{slug}/icon", summary="The integration's icon", response_class=Response)
 async def get_icon(
-    slug: str, runtime: Runtime = Depends(get_runtime), _: auth.Principal = Depends(principal)
+    slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> Response:
     version = get_version(runtime, slug)
     name = version.icon_name
     if name is None:
-        raise ApiError(404, "not_found", f"integration '{slug}' has no icon")
+        raise ApiError("not_found", f"integration '{slug}' has no icon", status=404)
     return Response(
         version.files[name],
         media_type=ICON_MEDIA_TYPES[name.rsplit(".", 1)[1]],
@@ -163,17 +165,17 @@ def check_values(version: IntegrationVersion, values: dict[str, Any]) -> dict[st
     unknown = [k for k in values if k not in allowed]
     if unknown:
         raise ApiError(
-            400,
             "invalid_params",
             f"values.{unknown[0]}: not a credential key of this integration; allowed keys: "
             + (", ".join(allowed) or "(none: authMethod is 'none')"),
             details=[{"path": f"values.{k}", "message": "unknown credential key"} for k in unknown],
+            status=400,
         )
     out = {}
     for k, v in values.items():
         s = ("true" if v else "false") if isinstance(v, bool) else str(v)
         if len(s) > 64 * 1024:
-            raise ApiError(400, "invalid_params", f"values.{k}: longer than 65536 characters")
+            raise ApiError("invalid_params", f"values.{k}: longer than 65536 characters", status=400)
         out[k] = s
     return out
 
@@ -185,13 +187,10 @@ async def put_credentials(
     body: CredentialValues,
     credential_id: str = DEFAULT_CREDENTIAL_ID,
     runtime: Runtime = Depends(get_runtime),
-    _: auth.Principal = Depends(admin),
+    _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
     version = get_version(runtime, slug)
-    try:
-        check_credential_id(credential_id)
-    except CredentialError as e:
-        raise ApiError(400, e.code, e.message) from None
+    check_credential_id(credential_id)
     values = check_values(version, body.values)
     keys = await runtime.credentials.put(slug, credential_id, values)
     entry = get_entry(runtime, slug)
@@ -210,11 +209,13 @@ async def delete_credentials(
     slug: str,
     credential_id: str,
     runtime: Runtime = Depends(get_runtime),
-    _: auth.Principal = Depends(admin),
+    _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
     get_entry(runtime, slug)
     if not await runtime.credentials.delete(slug, credential_id):
-        raise ApiError(404, "not_found", f"integration '{slug}' has no credential '{credential_id[:80]}'")
+        raise ApiError(
+            "not_found", f"integration '{slug}' has no credential '{credential_id[:80]}'", status=404
+        )
     return {"integration": slug, "credentialId": credential_id, "deleted": True}
 
 
@@ -230,18 +231,11 @@ async def test_connection(
     body: TestBody | None = None,
     credentialId: str = DEFAULT_CREDENTIAL_ID,
     runtime: Runtime = Depends(get_runtime),
-    _: auth.Principal = Depends(admin),
+    _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
     from bollard.platform.connection_test import run_connection_test
-    from bollard.platform.execution import ExecutionError
 
     version = get_version(runtime, slug)
-    try:
-        check_credential_id(credentialId)
-    except CredentialError as e:
-        raise ApiError(400, e.code, e.message) from None
+    check_credential_id(credentialId)
     unsaved = check_values(version, body.values) if body and body.values else None
-    try:
-        return await run_connection_test(runtime, slug, credentialId, unsaved)
-    except ExecutionError as e:
-        raise ApiError(e.status, e.code, e.message) from None
+    return await run_connection_test(runtime, slug, credentialId, unsaved)

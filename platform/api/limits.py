@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bollard.platform.api.errors import error_body
+from bollard.platform.errors import error_body
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024

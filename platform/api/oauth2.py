@@ -15,11 +15,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime
-from bollard.platform.api.errors import ApiError, error_body
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
-from bollard.platform.oauth2 import OAuth2Error
+from bollard.platform.errors import OAuth2Error, error_body
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -83,12 +82,9 @@ async def authorize(
     credential_id: str = Query(DEFAULT_CREDENTIAL_ID, alias="credentialId", max_length=64),
     format: str | None = Query(None, pattern="^(json|redirect)$"),
     runtime: Runtime = Depends(get_runtime),
-    _: auth.Principal = Depends(admin),
+    _: tokens.Principal = Depends(admin),
 ) -> Response | dict[str, Any]:
-    try:
-        started = await runtime.oauth2.start_authorization(slug, credential_id)
-    except OAuth2Error as e:
-        raise ApiError(e.status, e.code, e.message) from None
+    started = await runtime.oauth2.start_authorization(slug, credential_id)
     if format == "json":
         return {
             "authorizeUrl": started.url,

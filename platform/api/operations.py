@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bollard.platform import auth
+from bollard.platform import tokens
 from bollard.platform.api.deps import get_runtime, principal
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
 from bollard.platform.execution import Invocation
@@ -40,7 +40,7 @@ async def invoke(
     operation: str,
     body: InvokeBody | None = None,
     runtime: Runtime = Depends(get_runtime),
-    who: auth.Principal = Depends(principal),
+    who: tokens.Principal = Depends(principal),
 ) -> JSONResponse:
     body = body or InvokeBody.model_validate({})
     outcome = await runtime.execution.invoke(

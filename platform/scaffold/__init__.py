@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bollard.platform.errors import ScaffoldError
 from bollard.platform.manifest import slug_error
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-class ScaffoldError(Exception):
-    """The slug is invalid or the folder already exists."""
 
 
 def scaffold(slug: str, root: Path, *, sql: bool = False) -> Path:

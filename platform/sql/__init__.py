@@ -5,10 +5,12 @@
 (types.py).
 """
 
+from bollard.platform.errors import SqlError
+
 from .engines import EngineCache, EngineHandle, build_engine
 from .placeholders import CompiledQuery, compile_query, find_placeholders, split_statements
 from .runner import run_sql, test_sql_connection
-from .types import SqlError, SqlResult
+from .types import SqlResult
 
 __all__ = [
     "CompiledQuery",

@@ -50,11 +50,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+from bollard.platform.errors import SqlError
 from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .errors import to_sql_error
-from .types import SqlError
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_MS",

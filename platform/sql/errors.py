@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from bollard.platform.errors import SqlError
 from sqlalchemy import exc as sa_exc
 
-from .types import SqlError, SqlErrorCode
+from .types import SqlErrorCode
 
 # SQLSTATE / error numbers that mean "a write in a read-only transaction".
 _PG_READ_ONLY = "25006"

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bollard.platform.errors import SqlError
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -46,8 +47,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeEngine
-
-from .types import SqlError
 
 __all__ = [
     "CompiledQuery",

@@ -90,12 +90,13 @@ from decimal import Decimal
 from itertools import repeat
 from typing import Any
 
+from bollard.platform.errors import SqlError
 from sqlalchemy import Connection, text
 
 from .engines import DEFAULT_QUERY_TIMEOUT_MS, EngineHandle
 from .errors import to_sql_error
 from .placeholders import BoundStatement, CompiledQuery, compile_query
-from .types import SqlError, SqlResult
+from .types import SqlResult
 
 __all__ = [
     "DEFAULT_MAX_RESULT_ROWS",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from bollard.platform.errors import SqlError
 from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.settings import Settings
 from bollard.platform.sql.engines import EngineCache, EngineHandle, build_engine
 from bollard.platform.sql.runner import run_sql, test_sql_connection
-from bollard.platform.sql.types import SqlError, SqlResult
+from bollard.platform.sql.types import SqlResult
 
 
 class SqlService:

@@ -10,26 +10,6 @@ SqlErrorCode = Literal[
 ]
 
 
-class SqlError(Exception):
-    """A failed SQL call, carrying an envelope error code (DESIGN §8).
-
-    Codes: ``sql_error`` (the database refused the statement), ``timeout`` (server or
-    client deadline), ``read_only`` (a write where only reads are allowed),
-    ``connection_failed`` (could not connect or log in), ``invalid_params`` (a value
-    could not be converted to its declared type), ``config_error`` (the connection
-    settings themselves are unusable, e.g. a sqlite path outside the allowed folders).
-    The message never contains the password or the connection URL.
-    """
-
-    def __init__(self, code: SqlErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: SqlErrorCode = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"SqlError({self.code!r}, {self.message!r})"
-
-
 @dataclass
 class SqlResult:
     """What one SQL operation returned, already JSON-friendly.
