@@ -113,7 +113,7 @@ async def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
 
 
 async def main() -> None:
-    from bollard.platform.execution import Invocation
+    from bollard.platform.invocation import Invocation
     from bollard.platform.runtime import Runtime
     from bollard.platform.settings import Settings
 

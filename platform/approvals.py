@@ -24,7 +24,8 @@ from bollard.platform.store.tables import approvals
 from sqlalchemy import and_, func, select, update
 
 if TYPE_CHECKING:
-    from bollard.platform.execution import ExecutionService, Invocation
+    from bollard.platform.execution import ExecutionService
+    from bollard.platform.invocation import Invocation
     from bollard.platform.manifest import Operation
     from bollard.platform.packages import IntegrationVersion
     from bollard.platform.runtime import Runtime
@@ -264,7 +265,7 @@ class Approvals:
         expired, or its integration changed since the request.
         """
         from bollard.platform.errors import ExecutionError
-        from bollard.platform.execution import Invocation
+        from bollard.platform.invocation import Invocation
 
         await self.expire_due()
         row = await self._load(approval_id)
@@ -305,7 +306,7 @@ class Approvals:
         )
         outcome = None
         try:
-            outcome = await service.invoke(inv)
+            outcome = await service.run_approved(inv)
         except Exception as e:  # never leave it executing
             log.exception("approval %s failed unexpectedly", approval_id)
             outcome = None

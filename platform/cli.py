@@ -172,29 +172,15 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """The catalog rows of ``GET /api/integrations`` (same function), as a table or JSON."""
+    from bollard.platform.catalog import catalog
     from bollard.platform.runtime import Runtime
 
     async def main() -> list[dict[str, Any]]:
         runtime = Runtime(_settings(args))
         await runtime.start(watch=False)
         try:
-            rows = []
-            for entry in runtime.registry.entries():
-                status, error, missing = await runtime.status(entry)
-                v = entry.version
-                rows.append(
-                    {
-                        "slug": entry.slug,
-                        "status": status,
-                        "title": v.manifest.title if v else None,
-                        "version": v.version if v else None,
-                        "type": v.manifest.type if v else None,
-                        "operations": [op.name for op in v.manifest.all_operations] if v else [],
-                        **({"error": error} if error else {}),
-                        **({"missingCredentials": missing} if missing else {}),
-                    }
-                )
-            return rows
+            return await catalog(runtime)
         finally:
             await runtime.stop()
 
@@ -239,7 +225,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
     Exit 0 on success, 2 when held for approval (the approval id is printed), 1 on error.
     """
-    from bollard.platform.execution import Invocation
+    from bollard.platform.invocation import Invocation
     from bollard.platform.runtime import Runtime
 
     try:
@@ -279,21 +265,20 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     """Test connection from the command line: print each step; exit 0 when it passed."""
-    from bollard.platform.connection_test import run_connection_test
-    from bollard.platform.errors import ExecutionError
+    from bollard.platform.errors import BollardError
     from bollard.platform.runtime import Runtime
 
     async def main() -> dict[str, Any]:
         runtime = Runtime(_settings(args))
         await runtime.start(watch=False)
         try:
-            return await run_connection_test(runtime, args.slug, args.credential_id)
+            return await runtime.execution.test_connection(args.slug, args.credential_id, caller="cli")
         finally:
             await runtime.stop()
 
     try:
         report = asyncio.run(main())
-    except ExecutionError as e:
+    except BollardError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
     if args.json:

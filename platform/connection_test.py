@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from bollard.platform.errors import ExecutionError
+from bollard.platform.errors import BollardError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact, secret_values
 
@@ -60,26 +60,20 @@ async def _check_hosts(runtime: Runtime, version: IntegrationVersion) -> dict[st
 
 async def run_connection_test(
     runtime: Runtime,
-    slug: str,
+    version: IntegrationVersion,
     credential_id: str,
     unsaved: dict[str, str] | None = None,
     *,
     timeout_ms: int = DEFAULT_TEST_TIMEOUT_MS,
 ) -> dict[str, Any]:
-    """Run the test and return the report; raises :class:`ExecutionError` only when the
-    integration is unknown or did not load."""
-    from bollard.platform.runtime import required_credential_keys
+    """Run the test of ``version`` with ``credential_id``'s values (``unsaved`` laid over
+    them) and return the report; every failure is a step with ``ok: false``. Callers go
+    through :meth:`ExecutionService.test_connection` (logged and rate-limited)."""
+    from bollard.platform.credential_fields import required_keys
 
     t0 = time.perf_counter()
     service = runtime.execution
-    entry = runtime.registry.get(slug)
-    if entry is None:
-        raise ExecutionError("unknown_integration", f"no integration '{slug[:80]}' is installed")
-    if entry.version is None:
-        raise ExecutionError(
-            "integration_error", f"integration '{slug}' failed to load: {entry.status_error}"
-        )
-    version = entry.version
+    slug = version.slug
     steps: list[dict[str, Any]] = []
     secrets: list[str] = []
 
@@ -101,11 +95,11 @@ async def run_connection_test(
     if version.manifest.auth_method == "oauth2" and not unsaved:
         try:
             values = await service.credential_values(version, credential_id)
-        except ExecutionError as e:
+        except BollardError as e:
             steps.append(_step("credentials", False, started, e.message))
             return report(False, e.message)
     secrets = secret_values(values)
-    missing = [k for k in required_credential_keys(entry) if k not in values]
+    missing = [k for k in required_keys(version.manifest) if k not in values]
     if missing:
         message = f"missing credential values: {', '.join(missing)}"
         steps.append(_step("credentials", False, started, message))
@@ -148,7 +142,7 @@ async def run_connection_test(
         result = await service.run_connector(
             version, "test_connection", "test_connection", {}, values, limits
         )
-    except ExecutionError as e:
+    except BollardError as e:
         name = "connect" if e.code in ("host_not_allowed", "network_error", "timeout") else "authenticate"
         steps.append(_step(name, False, started, e.message))
         return report(False, e.message)

@@ -12,6 +12,7 @@ The hierarchy (modelled on httpx's ``_exceptions.py``)::
     BollardError
     ├── ApiError               a request the API refuses before any service runs
     │                          (authentication, roles, body shape, filters)
+    ├── IntegrationUnavailable no such integration, or it never loaded (Registry.require)
     ├── ExecutionError         a call that did not run or failed (execution service)
     │   └── SqlError           the SQL runner's failures (sql_error, timeout, read_only, …)
     ├── CredentialError        a credential that cannot be stored or read
@@ -124,6 +125,13 @@ class ApiError(BollardError):
     """A request the API refuses before any service runs (auth, roles, body, filters)."""
 
     default_code = "invalid_request"
+
+
+class IntegrationUnavailable(BollardError):
+    """``unknown_integration`` (404: no such folder) or ``integration_error`` (409: the
+    folder never loaded, so no version serves)."""
+
+    default_code = "unknown_integration"
 
 
 class ExecutionError(BollardError):

@@ -1,140 +1,46 @@
 """The execution service: the one path every caller uses to run an operation.
 
-The HTTP API, the CLI, the agent tools, MCP and the web page all call
-:meth:`ExecutionService.invoke`. It resolves the integration version and credential,
-validates the parameters (jsonschema; each error names the parameter path), applies the
-approval gate (DESIGN §6), then runs the operation — REST through the sandbox pool with
-the host's egress policy, SQL through the SQL runner — and answers with the result
-envelope of DESIGN §8. Every call is recorded in the execution log.
+The HTTP API, the CLI, the agent tools, MCP and the web page call
+:meth:`ExecutionService.invoke`; the approvals service calls
+:meth:`ExecutionService.run_approved` once a person approved; Test connection is
+:meth:`ExecutionService.test_connection`. In order (DESIGN §1): resolve the serving
+version and the operation → validate the parameters (``params.py``) → the approval gate
+(DESIGN §6) → credential values → rate limits and the concurrency cap → run (REST through
+the sandbox pool with the host's egress policy, SQL through the SQL runner; limits from
+``limits.py``, retries from ``retry.py``) → redaction → the result envelope of DESIGN §8.
+Every call is recorded in the execution log.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
-from bollard.platform.manifest import Operation, format_path
+from bollard.platform.invocation import Call, Invocation, Outcome, success_body
+from bollard.platform.limits import LimitResolver
+from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
+from bollard.platform.params import validate_params
 from bollard.platform.ratelimit import Limiter
 from bollard.platform.redact import redact, redact_text, secret_values
+from bollard.platform.retry import MAX_RETRIES, backoff, retry_after, with_retries
 
 if TYPE_CHECKING:
+    from bollard.platform.egress import EgressPolicy
     from bollard.platform.runtime import Runtime
+    from bollard.sandbox.limits import Limits
+    from bollard.sandbox.pool import RunResult
+    from bollard.sandbox.protocol import HttpRequest, HttpResponse
 
+log = logging.getLogger("bollard.execution")
+connector_logger = logging.getLogger("bollard.connector")
 
-@dataclass
-class Invocation:
-    """One request to run an operation.
-
-    ``caller`` says which front made it (``api``, ``cli``, ``mcp``, ``tools``, ``ui``,
-    ``approval``); ``token_id``/``role`` who; ``timeout_ms`` lowers the wall time (up to
-    the operator ceiling).
-    """
-
-    slug: str
-    operation: str
-    params: dict[str, Any] = field(default_factory=dict)
-    credential_id: str = DEFAULT_CREDENTIAL_ID
-    use_mock: bool = False
-    timeout_ms: int | None = None
-    caller: str = "api"
-    token_id: str | None = None
-    role: str | None = None
-    approval_id: str | None = None
-    retries: int = 0
-
-
-@dataclass
-class Outcome:
-    """What the caller gets: an HTTP-like ``status`` (200, 202, 4xx/5xx) and the ``body``
-    (the result envelope, or the pending approval for 202)."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status < 300
-
-
-def success_body(version: IntegrationVersion, op_name: str, data: Any, **extra: Any) -> dict[str, Any]:
-    """The success envelope of DESIGN §8 (``count`` when ``data`` is a list)."""
-    body: dict[str, Any] = {
-        "success": True,
-        "integration": version.slug,
-        "operation": op_name,
-        "version": version.version,
-        "data": data,
-    }
-    if isinstance(data, list):
-        body["count"] = len(data)
-    body.update(extra)
-    return body
-
-
-def apply_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Fill top-level ``default`` values of the parameters schema for omitted parameters."""
-    out = dict(params)
-    for name, prop in (schema.get("properties") or {}).items():
-        if name not in out and isinstance(prop, dict) and "default" in prop:
-            out[name] = prop["default"]
-    return out
-
-
-_validators: dict[int, jsonschema.protocols.Validator] = {}
-
-
-def validate_params(op: Operation, params: Any) -> dict[str, Any]:
-    """Check ``params`` against the operation's JSON Schema and fill defaults.
-
-    Unknown top-level parameters are refused (an agent's misspelt parameter must not be
-    ignored silently). Raises :class:`ExecutionError` ``invalid_params`` whose message
-    lists every problem as ``params.<path>: <reason>``.
-    """
-    if not isinstance(params, dict):
-        raise ExecutionError("invalid_params", "params must be a JSON object")
-    schema = op.params_schema
-    known = set((schema.get("properties") or {}).keys())
-    problems: list[dict[str, str]] = []
-    if schema.get("additionalProperties", None) is None:
-        for name in params:
-            if name not in known:
-                hint = (
-                    f"; known parameters: {', '.join(sorted(known))}"
-                    if known
-                    else "; this operation takes none"
-                )
-                problems.append({"path": f"params.{name}", "message": f"unknown parameter{hint}"})
-    key = id(schema)
-    validator = _validators.get(key)
-    if validator is None or getattr(validator, "schema", None) is not schema:
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-        if len(_validators) > 4096:  # schemas of replaced versions; rebuilt on demand
-            _validators.clear()
-        _validators[key] = validator
-    for err in sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path))):
-        path = format_path(["params", *err.absolute_path])
-        message = err.message
-        if err.validator == "required":
-            missing = message.split("'")[1] if "'" in message else message
-            path = f"params.{missing}"
-            message = "is required"
-        problems.append({"path": path, "message": message[:300]})
-    if problems:
-        text = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
-        raise ExecutionError("invalid_params", text, details=problems)
-    return apply_defaults(schema, params)
+TEST_CONNECTION = "testConnection"  # the operation name Test connection is logged under
 
 
 class ExecutionService:
@@ -142,64 +48,60 @@ class ExecutionService:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._policies: dict[str, Any] = {}
-        self._limits: dict[tuple[str, str | None, int | None], Any] = {}
+        self.limits = LimitResolver(runtime.settings)
+        self._policies: dict[str, EgressPolicy] = {}
         self.limiter = Limiter()
         self.retry_count = 0  # retries made, for /metrics and tests
 
     # --- resolution -------------------------------------------------------------
 
     def resolve(self, slug: str, operation: str) -> tuple[IntegrationVersion, Operation]:
-        """The serving version and the operation; raises ``unknown_*``/``integration_error``."""
-        entry = self.runtime.registry.get(slug)
-        if entry is None:
-            raise ExecutionError("unknown_integration", f"no integration '{slug[:80]}' is installed")
-        if entry.version is None:
-            raise ExecutionError(
-                "integration_error", f"integration '{slug}' failed to load: {entry.status_error}"
-            )
-        op = entry.version.manifest.operation(operation)
+        """The serving version and the operation; raises ``unknown_integration``,
+        ``integration_error`` or ``unknown_operation`` (naming the operations it has)."""
+        version = self.runtime.registry.require_version(slug)
+        op = version.manifest.operation(operation)
         if op is None:
-            names = ", ".join(o.name for o in entry.version.manifest.all_operations)
+            names = ", ".join(o.name for o in version.manifest.all_operations)
             raise ExecutionError(
                 "unknown_operation",
                 f"integration '{slug}' has no operation '{operation[:80]}'; it has: {names}",
             )
-        return entry.version, op
+        return version, op
 
     async def credential_values(self, version: IntegrationVersion, credential_id: str) -> dict[str, str]:
         """The stored values of ``credential_id`` (empty for ``authMethod: none``).
 
-        Raises ``unknown_credential`` for a named id that has nothing stored and
-        ``needs_credentials`` when required keys are missing.
+        Raises ``invalid_params`` for a malformed id, ``unknown_credential`` for a named
+        id that has nothing stored, ``needs_credentials`` when required keys are missing
+        and ``credentials_unreadable`` when the stored values cannot be decrypted.
         """
-        from bollard.platform.runtime import required_credential_keys
+        from bollard.platform.credential_fields import required_keys
 
         check_credential_id(credential_id)
-        values = await self.runtime.credentials.get(version.slug, credential_id)
+        slug = version.slug
+        values = await self.runtime.credentials.get(slug, credential_id)
         if values is None and credential_id != DEFAULT_CREDENTIAL_ID:
             raise ExecutionError(
                 "unknown_credential",
-                f"integration '{version.slug}' has no credential '{credential_id}'; "
-                "set it with PUT /api/integrations/{slug}/credentials/{credentialId}",
+                f"integration '{slug}' has no credential '{credential_id}'; "
+                f"set it with PUT /api/integrations/{slug}/credentials/{credential_id}",
             )
         values = values or {}
         if version.manifest.auth_method == "oauth2":
             values = await self.runtime.oauth2.fresh_values(version, credential_id, values)
-        entry = self.runtime.registry.get(version.slug)
-        required = required_credential_keys(entry) if entry is not None else ()
-        missing = [k for k in required if k not in values]
+        missing = [k for k in required_keys(version.manifest) if k not in values]
         if missing:
+            path = "" if credential_id == DEFAULT_CREDENTIAL_ID else f"/{credential_id}"
             raise ExecutionError(
                 "needs_credentials",
-                f"integration '{version.slug}' needs credential values for: {', '.join(missing)} "
-                f"(credential '{credential_id}'); set them in the settings page or with "
-                "PUT /api/integrations/{slug}/credentials",
+                f"integration '{slug}' needs credential values for: {', '.join(missing)} "
+                f"(credential '{credential_id}'); set them with "
+                f"PUT /api/integrations/{slug}/credentials{path}",
                 details={"missing": missing},
             )
         return values
 
-    # --- the entry point --------------------------------------------------------
+    # --- the entry points -------------------------------------------------------
 
     async def invoke(self, inv: Invocation) -> Outcome:
         """Validate, gate and run one invocation; never raises for call errors.
@@ -207,6 +109,57 @@ class ExecutionService:
         Returns 200 with the result envelope, 202 with a pending approval, or the
         error's status with ``{"success": false, "error": {code, message}}``.
         """
+        return await self._execute(inv, approved=False)
+
+    async def run_approved(self, inv: Invocation) -> Outcome:
+        """Run an invocation a person approved (the approvals service calls this once,
+        after claiming the approval; DESIGN §6). Skips the approval gate and the rate
+        limits (the request passed them when it was made); logged like any call."""
+        return await self._execute(inv, approved=True)
+
+    async def test_connection(
+        self,
+        slug: str,
+        credential_id: str = DEFAULT_CREDENTIAL_ID,
+        unsaved: dict[str, str] | None = None,
+        *,
+        caller: str = "api",
+        token_id: str | None = None,
+        role: str | None = None,
+    ) -> dict[str, Any]:
+        """Test connection (DESIGN §8): ``{ok, message, steps, durationMs}``.
+
+        Rate-limited by the integration's ``connectionConfig.rateLimit`` and recorded in
+        the execution log under the operation ``testConnection`` like any call. Raises
+        ``unknown_integration``/``integration_error``, ``invalid_params`` (credential id)
+        or ``rate_limited``; a failing test is a report with ``ok: false``.
+        """
+        from bollard.platform.connection_test import run_connection_test
+
+        inv = Invocation(
+            slug, TEST_CONNECTION, {}, credential_id, caller=caller, token_id=token_id, role=role
+        )
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        version: IntegrationVersion | None = None
+        try:
+            check_credential_id(credential_id)
+            version = self.runtime.registry.require_version(slug)
+            self._check_rate(version, None)
+            report = await run_connection_test(self.runtime, version, credential_id, unsaved)
+        except BollardError as e:
+            self._record_failure(inv, version, started, t0, e, e.message, [])
+            raise
+        duration = time.perf_counter() - t0
+        if report["ok"]:
+            self.runtime.execution_log.record(inv, version, started, duration, {}, "succeeded")
+        else:
+            self.runtime.execution_log.record(
+                inv, version, started, duration, {}, "failed",
+                error_code="connection_failed", error_message=str(report["message"]),
+            )  # fmt: skip
+        return report
+
+    async def _execute(self, inv: Invocation, *, approved: bool) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         version: IntegrationVersion | None = None
@@ -214,41 +167,42 @@ class ExecutionService:
         try:
             version, op = self.resolve(inv.slug, inv.operation)
             params = validate_params(op, inv.params)
+            retries = self._check_retries(op, inv.retries)
             if inv.use_mock:
                 return self._finish(inv, version, started, t0, self._mock(version, op), params, secrets)
-            if op.needs_approval and inv.caller != "approval":
-                approvals = self.runtime.approvals
-                pending = await approvals.request(self, inv, version, op, params)
+            if op.needs_approval and not approved:
+                pending = await self.runtime.approvals.request(self, inv, version, op, params)
                 self.runtime.execution_log.record(
-                    inv,
-                    version,
-                    started,
-                    time.perf_counter() - t0,
-                    params,
-                    "pending_approval",
+                    inv, version, started, time.perf_counter() - t0, params, "pending_approval",
                     approval_id=pending["id"],
-                )
+                )  # fmt: skip
                 return Outcome(202, pending)
             values = await self.credential_values(version, inv.credential_id)
             secrets = secret_values(values)
-            if not 0 <= inv.retries <= MAX_RETRIES:
-                raise ExecutionError("invalid_request", f"retries must be between 0 and {MAX_RETRIES}")
-            retries = inv.retries if op.operation_type == "read" and not op.needs_approval else 0
-            if inv.caller == "approval":
-                body = await self.run(
-                    version, op, params, values, credential_id=inv.credential_id, timeout_ms=inv.timeout_ms
-                )
-            else:
-                body = await self._run_limited(version, op, params, values, inv, retries)
+            call = Call(version, op, params, values, inv.credential_id, inv.timeout_ms, retries)
+            body = await self.run(call) if approved else await self._run_limited(call)
             return self._finish(inv, version, started, t0, body, params, secrets)
         except BollardError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
-            logging.getLogger("bollard.execution").exception(
-                "unexpected error in %s.%s", inv.slug, inv.operation
-            )
+            log.exception("unexpected error in %s.%s", inv.slug, inv.operation)
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__}); see the server log")
             return self._fail(inv, version, started, t0, err, secrets)
+
+    @staticmethod
+    def _check_retries(op: Operation, retries: Any) -> int:
+        """``retries`` (0–5) apply to reads only: a write is never sent twice (DESIGN §8)."""
+        if type(retries) is not int or not 0 <= retries <= MAX_RETRIES:
+            raise ExecutionError(
+                "invalid_request", f"retries must be an integer between 0 and {MAX_RETRIES}, got {retries!r}"
+            )
+        if retries and (op.operation_type != "read" or op.needs_approval):
+            raise ExecutionError(
+                "invalid_request",
+                f"retries applies to read operations only; '{op.name}' is a write "
+                "(a write is never sent twice): call it without retries",
+            )
+        return retries
 
     def _finish(
         self,
@@ -264,16 +218,26 @@ class ExecutionService:
         body = redact(body, secrets)
         body["durationMs"] = round(duration * 1000, 2)
         self.runtime.execution_log.record(
-            inv,
-            version,
-            started,
-            duration,
-            redact(params, secrets),
-            "succeeded",
-            mock=inv.use_mock,
+            inv, version, started, duration, redact(params, secrets), "succeeded", mock=inv.use_mock,
             approval_id=inv.approval_id,
-        )
+        )  # fmt: skip
         return Outcome(200, body)
+
+    def _record_failure(
+        self,
+        inv: Invocation,
+        version: IntegrationVersion | None,
+        started: datetime,
+        t0: float,
+        e: BollardError,
+        message: str,
+        secrets: list[str],
+    ) -> None:
+        params = redact(inv.params, secrets) if isinstance(inv.params, dict) else None
+        self.runtime.execution_log.record(
+            inv, version, started, time.perf_counter() - t0, params, "failed", error_code=e.code,
+            error_message=message, mock=inv.use_mock, approval_id=inv.approval_id,
+        )  # fmt: skip
 
     def _fail(
         self,
@@ -284,7 +248,6 @@ class ExecutionService:
         e: BollardError,
         secrets: list[str],
     ) -> Outcome:
-        duration = time.perf_counter() - t0
         message = redact(e.message, secrets)
         body: dict[str, Any] = {
             "success": False,
@@ -292,64 +255,49 @@ class ExecutionService:
             "operation": inv.operation,
             "version": version.version if version else None,
             "error": {"code": e.code, "message": message},
-            "durationMs": round(duration * 1000, 2),
+            "durationMs": round((time.perf_counter() - t0) * 1000, 2),
         }
         if e.details is not None:
             body["error"]["details"] = redact(e.details, secrets)
-        self.runtime.execution_log.record(
-            inv,
-            version,
-            started,
-            duration,
-            redact(inv.params, secrets) if isinstance(inv.params, dict) else None,
-            "failed",
-            error_code=e.code,
-            error_message=message,
-            mock=inv.use_mock,
-            approval_id=inv.approval_id,
-        )
+        self._record_failure(inv, version, started, t0, e, message, secrets)
         return Outcome(e.status, body, e.headers)
 
-    async def _run_limited(
-        self,
-        version: IntegrationVersion,
-        op: Operation,
-        params: dict[str, Any],
-        values: dict[str, str],
-        inv: Invocation,
-        retries: int,
-    ) -> dict[str, Any]:
-        """Apply the rate limits and the concurrency cap, then run (429 when over)."""
+    def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
+        """Raise ``rate_limited`` (429, ``Retry-After``) when the integration's or the
+        operation's ``rateLimit`` is used up (DESIGN §2 extensions)."""
         m = version.manifest
-        integration_limit = m.connection_config.rate_limit if m.connection_config else None
-        for key, limit in ((version.slug, integration_limit), (f"{version.slug}/{op.name}", op.rate_limit)):
+        checks = [(version.slug, m.connection_config.rate_limit if m.connection_config else None)]
+        if op is not None:
+            checks.append((f"{version.slug}/{op.name}", op.rate_limit))
+        for key, limit in checks:
+            if limit is None:
+                continue
             wait = self.limiter.check_rate(key, limit)
             if wait:
+                what = (
+                    f"operation {op.name}" if op is not None and "/" in key else f"integration {version.slug}"
+                )
                 raise ExecutionError(
                     "rate_limited",
-                    f"rate limit of {'operation ' + op.name if '/' in key else 'integration ' + version.slug} "
-                    f"reached ({limit.requests if limit else 0} per {limit.per_seconds if limit else 0:g} s); "
+                    f"rate limit of {what} reached ({limit.requests} per {limit.per_seconds:g} s); "
                     f"retry in {wait} s",
                     headers={"Retry-After": str(wait)},
                 )
-        cap_key = f"{version.slug}/{op.name}"
+
+    async def _run_limited(self, call: Call) -> dict[str, Any]:
+        """Apply the rate limits and the concurrency cap, then run (429 when over)."""
+        op = call.op
+        self._check_rate(call.version, op)
+        cap_key = f"{call.version.slug}/{op.name}"
         if not self.limiter.acquire(cap_key, op.max_concurrency):
             raise ExecutionError(
                 "too_many_concurrent",
-                f"operation '{op.name}' already runs {op.max_concurrency} time(s) at once (maxConcurrency); "
-                "retry shortly",
+                f"operation '{op.name}' already runs {op.max_concurrency} time(s) at once "
+                "(maxConcurrency); retry shortly",
                 headers={"Retry-After": "1"},
             )
         try:
-            return await self.run(
-                version,
-                op,
-                params,
-                values,
-                credential_id=inv.credential_id,
-                timeout_ms=inv.timeout_ms,
-                retries=retries,
-            )
+            return await self.run(call)
         finally:
             self.limiter.release(cap_key, op.max_concurrency)
 
@@ -364,73 +312,24 @@ class ExecutionService:
 
     # --- running ----------------------------------------------------------------
 
-    async def run(
-        self,
-        version: IntegrationVersion,
-        op: Operation,
-        params: dict[str, Any],
-        values: dict[str, str],
-        *,
-        credential_id: str = DEFAULT_CREDENTIAL_ID,
-        timeout_ms: int | None = None,
-        retries: int = 0,
-    ) -> dict[str, Any]:
-        """Run an already validated and approved operation; return the success envelope.
+    async def run(self, call: Call) -> dict[str, Any]:
+        """Run an already validated and approved call; return the success envelope.
 
-        ``retries`` (read operations only) retries failed HTTP requests (network errors,
-        429, 5xx) or SQL connection failures with exponential backoff and jitter.
-        Raises :class:`ExecutionError` with the failure's code.
+        ``call.retries`` (reads only) retries failed HTTP requests (network errors, 429,
+        5xx) or SQL connection failures with backoff (``retry.py``). Raises
+        :class:`ExecutionError` (or :class:`SqlError`) with the failure's code.
         """
-        if version.manifest.type == "sql":
-            return await self._run_sql(version, op, params, values, credential_id, timeout_ms, retries)
-        return await self._run_rest(version, op, params, values, timeout_ms, retries=retries)
+        if call.version.manifest.type == "sql":
+            return await self._run_sql(call)
+        return await self._run_rest(call)
 
-    def limits_for(self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None) -> Any:
-        """Sandbox limits: defaults ← ``connectionConfig.timeout`` ← operation overrides ←
-        the caller's ``timeoutMs`` (only lowers), capped by the operator ceilings.
+    def limits_for(self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None) -> Limits:
+        """Sandbox limits of a call (``limits.py``: the one rule, cached)."""
+        return self.limits.sandbox(version, op, timeout_ms)
 
-        Cached per (version, operation, timeoutMs): the inputs are immutable.
-        """
-        key = (version.content_hash, op.name if op is not None else None, timeout_ms)
-        cached = self._limits.get(key)
-        if cached is None:
-            cached = self._resolve_limits(version, op, timeout_ms)
-            if len(self._limits) > 4096:
-                self._limits.clear()
-            self._limits[key] = cached
-        return cached
-
-    def _resolve_limits(
-        self, version: IntegrationVersion, op: Operation | None, timeout_ms: int | None
-    ) -> Any:
-        from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
-
-        s = self.runtime.settings
-        ceiling = Limits(
-            wall_time_ms=s.max_wall_time_ms,
-            cpu_time_ms=s.max_cpu_time_ms,
-            memory_bytes=s.max_memory_mb * MIB,
-            max_http_requests=s.max_http_requests,
-            max_response_bytes=s.max_response_bytes,
-            max_result_bytes=s.max_result_bytes,
-        )
-        override: dict[str, Any] = {}
-        cc = version.manifest.connection_config
-        if cc is not None and cc.timeout:
-            override["timeoutMs"] = cc.timeout
-        if op is not None:
-            if op.limits is not None:
-                override.update(op.limits.model_dump(by_alias=True, exclude_none=True))
-            if op.timeout_ms:
-                override["timeoutMs"] = op.timeout_ms
-        if timeout_ms is not None:
-            if type(timeout_ms) is not int or timeout_ms <= 0:
-                raise ExecutionError("invalid_request", "timeoutMs must be a positive integer (milliseconds)")
-            override["timeoutMs"] = min(timeout_ms, override.get("timeoutMs", DEFAULT_LIMITS.wall_time_ms))
-        return resolve_limits(DEFAULT_LIMITS, override, ceiling)
-
-    def egress_policy(self, version: IntegrationVersion) -> Any:
-        from bollard.platform.egress import EgressPolicy
+    def egress_policy(self, version: IntegrationVersion) -> EgressPolicy:
+        """The egress policy of ``version``'s ``allowedHosts`` (cached per content hash)."""
+        from bollard.platform.egress import EgressPolicy  # lazy: httpx stays out of CLI start-up
 
         policy = self._policies.get(version.content_hash)
         if policy is None:
@@ -443,46 +342,58 @@ class ExecutionService:
         return policy
 
     def http_handler(
-        self, version: IntegrationVersion, limits: Any, retries: int = 0
-    ) -> Callable[[Any], Awaitable[Any]]:
+        self, version: IntegrationVersion, limits: Limits, retries: int = 0
+    ) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
         """The callback the sandbox calls for each ``ctx.http`` request (DESIGN §4.3).
 
         With ``retries`` > 0 a request failing with a network error or answered 429 or
         5xx is sent again after ``backoff(attempt)`` (or ``Retry-After``), within the
         execution's wall time.
         """
-        from bollard.platform import egress
+        from bollard.platform import egress  # lazy: httpx stays out of CLI start-up
         from bollard.sandbox.protocol import HttpRequestRefused
 
         client = self.runtime.http_client
         policy = self.egress_policy(version)
         deadline = time.monotonic() + limits.wall_time_ms / 1000
 
-        async def handler(request: Any) -> Any:
-            attempt = 0
-            while True:
-                remaining = max(0.05, deadline - time.monotonic())
-                try:
-                    response = await egress.send(
-                        client,
-                        policy,
-                        request,
-                        max_response_bytes=limits.max_response_bytes,
-                        timeout_s=remaining,
-                    )
-                except HttpRequestRefused as e:
-                    if attempt >= retries or e.code not in ("network_error", "timeout"):
-                        raise
-                    wait = backoff(attempt)
-                else:
-                    if attempt >= retries or not (response.status == 429 or response.status >= 500):
-                        return response
-                    wait = retry_after(response.headers.get("retry-after")) or backoff(attempt)
-                if time.monotonic() + wait >= deadline:
-                    raise HttpRequestRefused("timeout", "no time left to retry the request")
-                attempt += 1
-                self.retry_count += 1
-                await asyncio.sleep(wait)
+        def should_retry(
+            response: HttpResponse | None, error: BaseException | None, attempt: int
+        ) -> float | None:
+            if error is not None:
+                transient = isinstance(error, HttpRequestRefused) and error.code in (
+                    "network_error",
+                    "timeout",
+                )
+                return backoff(attempt) if transient else None
+            assert response is not None
+            if response.status == 429 or response.status >= 500:
+                return retry_after(response.headers.get("retry-after")) or backoff(attempt)
+            return None
+
+        def out_of_time() -> BaseException:
+            return HttpRequestRefused("timeout", "no time left to retry the request")
+
+        def count_retry() -> None:
+            self.retry_count += 1
+
+        async def send_once(request: HttpRequest) -> HttpResponse:
+            remaining = max(0.05, deadline - time.monotonic())
+            return await egress.send(
+                client, policy, request, max_response_bytes=limits.max_response_bytes, timeout_s=remaining
+            )
+
+        async def handler(request: HttpRequest) -> HttpResponse:
+            if not retries:
+                return await send_once(request)
+            return await with_retries(
+                lambda: send_once(request),
+                retries=retries,
+                should_retry=should_retry,
+                deadline=deadline,
+                out_of_time=out_of_time,
+                on_retry=count_retry,
+            )
 
         return handler
 
@@ -493,15 +404,15 @@ class ExecutionService:
         operation: str,
         params: dict[str, Any],
         values: dict[str, str],
-        limits: Any,
+        limits: Limits,
         retries: int = 0,
-    ) -> Any:
+    ) -> RunResult:
         """Run ``connector.py``'s ``entrypoint`` once in the sandbox; return its ``RunResult``.
 
         Only the secrets the manifest declares in ``secretBindings`` reach the worker.
         Sandbox failures become :class:`ExecutionError` with the sandbox's code.
         """
-        from bollard.sandbox.errors import SandboxError
+        from bollard.sandbox.errors import SandboxError  # lazy: the sandbox loads on first use
 
         source = version.connector_source
         if source is None:
@@ -526,72 +437,36 @@ class ExecutionService:
         connector_log(version.slug, operation, result.logs, hidden)
         return result
 
-    async def _run_rest(
-        self,
-        version: IntegrationVersion,
-        op: Operation,
-        params: dict[str, Any],
-        values: dict[str, str],
-        timeout_ms: int | None,
-        *,
-        retries: int = 0,
-    ) -> dict[str, Any]:
-        limits = self.limits_for(version, op, timeout_ms)
-        result = await self.run_connector(version, "execute", op.name, params, values, limits, retries)
-        return success_body(version, op.name, result.value)
+    async def _run_rest(self, call: Call) -> dict[str, Any]:
+        limits = self.limits.sandbox(call.version, call.op, call.timeout_ms)
+        result = await self.run_connector(
+            call.version, "execute", call.op.name, call.params, call.values, limits, call.retries
+        )
+        return success_body(call.version, call.op.name, result.value)
 
-    async def _run_sql(
-        self,
-        version: IntegrationVersion,
-        op: Operation,
-        params: dict[str, Any],
-        values: dict[str, str],
-        credential_id: str,
-        timeout_ms: int | None,
-        retries: int = 0,
-    ) -> dict[str, Any]:
-
+    async def _run_sql(self, call: Call) -> dict[str, Any]:
         sql = self.runtime.sql
-        assert op.query is not None
-        attempt = 0
-        while True:
-            try:
-                res = await sql.run(
-                    version, op, params, values, credential_id=credential_id, timeout_ms=timeout_ms
-                )
-                break
-            except SqlError as e:
-                if attempt >= retries or e.code != "connection_failed":
-                    raise
-            attempt += 1
+
+        def should_retry(_: object, error: BaseException | None, attempt: int) -> float | None:
+            connection_failed = isinstance(error, SqlError) and error.code == "connection_failed"
+            return backoff(attempt) if connection_failed else None
+
+        def count_retry() -> None:
             self.retry_count += 1
-            await asyncio.sleep(backoff(attempt - 1))
-        body = success_body(version, op.name, res.rows, truncated=res.truncated)
+
+        res = await with_retries(
+            lambda: sql.run(call, self.limits.sql_security(call.version, call.timeout_ms)),
+            retries=call.retries,
+            should_retry=should_retry,
+            on_retry=count_retry,
+        )
+        body = success_body(call.version, call.op.name, res.rows, truncated=res.truncated)
         if res.rows_affected is not None:
             body["rowsAffected"] = res.rows_affected
         return body
-
-
-MAX_RETRIES = 5
-connector_logger = logging.getLogger("bollard.connector")
 
 
 def connector_log(slug: str, operation: str, lines: list[str], secrets: list[str]) -> None:
     """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted."""
     for line in lines[:200]:
         connector_logger.info("%s.%s: %s", slug, operation, redact_text(line[:2000], secrets))
-
-
-def backoff(attempt: int, base_s: float = 0.1, cap_s: float = 5.0) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)] s."""
-    return random.uniform(0, min(cap_s, base_s * (2**attempt))) + 0.01
-
-
-def retry_after(value: str | None, cap_s: float = 10.0) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form, RFC 9110 §10.2.3), capped."""
-    if value is None:
-        return None
-    try:
-        return min(cap_s, max(0.0, float(value.strip())))
-    except ValueError:
-        return None

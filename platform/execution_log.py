@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
-    from bollard.platform.execution import Invocation
+    from bollard.platform.invocation import Invocation
     from bollard.platform.packages import IntegrationVersion
 
 log = logging.getLogger("bollard.executions")

@@ -324,22 +324,16 @@ class OAuth2Service:
 
     def version(self, slug: str) -> IntegrationVersion:
         """The serving version of an ``oauth2`` integration, else :class:`OAuth2Error`."""
-        entry = self.runtime.registry.get(slug)
-        if entry is None:
-            raise OAuth2Error("unknown_integration", f"no integration '{slug[:80]}' is installed", status=404)
-        if entry.version is None:
-            raise OAuth2Error(
-                "integration_error", f"integration '{slug}' failed to load: {entry.status_error}", status=409
-            )
-        m = entry.version.manifest
+        version = self.runtime.registry.require_version(slug)
+        m = version.manifest
         if m.auth_method != "oauth2" or m.oauth2_config is None:
             raise OAuth2Error(
                 "not_oauth2",
                 f"integration '{slug}' uses authMethod '{m.auth_method}', not 'oauth2'; set its "
-                "credentials with PUT /api/integrations/{slug}/credentials instead",
+                f"credentials with PUT /api/integrations/{slug}/credentials instead",
                 status=400,
             )
-        return entry.version
+        return version
 
     async def _client_credentials(self, slug: str, credential_id: str) -> dict[str, str]:
         values = await self.runtime.credentials.get(slug, credential_id) or {}

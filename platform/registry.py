@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import watchfiles
-from bollard.platform.errors import PackageError
+from bollard.platform.errors import IntegrationUnavailable, PackageError
 from bollard.platform.packages import IntegrationVersion, load_folder
 
 log = logging.getLogger("bollard.registry")
@@ -62,6 +62,29 @@ class Registry:
 
     def get(self, slug: str) -> IntegrationEntry | None:
         return self._entries.get(slug)
+
+    def require(self, slug: str) -> IntegrationEntry:
+        """The entry for ``slug``; raises :class:`IntegrationUnavailable`
+        ``unknown_integration`` (404) when no such folder is installed."""
+        entry = self._entries.get(slug)
+        if entry is None:
+            raise IntegrationUnavailable(
+                "unknown_integration",
+                f"no integration '{slug[:80]}' is installed; GET /api/integrations lists the installed ones",
+            )
+        return entry
+
+    def require_version(self, slug: str) -> IntegrationVersion:
+        """The serving version of ``slug``; raises ``unknown_integration`` (404) or
+        ``integration_error`` (409, the folder never loaded, with its load errors)."""
+        entry = self.require(slug)
+        if entry.version is None:
+            raise IntegrationUnavailable(
+                "integration_error",
+                f"integration '{slug}' failed to load: {entry.status_error}; fix its folder "
+                "(bollard validate shows every problem)",
+            )
+        return entry.version
 
     def entries(self) -> list[IntegrationEntry]:
         return [self._entries[k] for k in sorted(self._entries)]

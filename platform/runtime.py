@@ -15,7 +15,6 @@ from typing import Any
 
 from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
-from bollard.platform.credential_fields import required_keys
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
@@ -46,11 +45,6 @@ def secret_keys(settings: Settings) -> list[str]:
     if settings.secret_key:
         return split_keys(settings.secret_key)
     return load_or_create_key_file(settings.data_dir / KEY_FILE)
-
-
-def required_credential_keys(entry: IntegrationEntry) -> tuple[str, ...]:
-    """Keys the default credential must set before the integration is ``ready``."""
-    return required_keys(entry.version.manifest) if entry.version is not None else ()
 
 
 class Runtime:
@@ -178,15 +172,3 @@ class Runtime:
         token = await tokens.create_token(self.db, "admin", name="first admin")
         write_private_file(self.settings.data_dir / ADMIN_TOKEN_FILE, token + "\n")
         return token
-
-    async def status(self, entry: IntegrationEntry) -> tuple[str, str | None, list[str]]:
-        """Catalog status: (``ready`` | ``needs_credentials`` | ``error``, error text, missing keys)."""
-        if entry.errors:
-            return "error", entry.status_error, []
-        required = required_credential_keys(entry)
-        if not required:
-            return "ready", None, []
-        infos = {c.credential_id: c for c in await self.credentials.describe(entry.slug)}
-        have = set(infos["default"].keys) if "default" in infos else set()
-        missing = [k for k in required if k not in have]
-        return ("needs_credentials" if missing else "ready"), None, missing

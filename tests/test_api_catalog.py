@@ -67,7 +67,10 @@ async def test_detail_and_unknown(folders: Path, api: Api) -> None:
     r = await api.get("/api/integrations/nope")
     assert r.status_code == 404
     assert r.json() == {
-        "error": {"code": "unknown_integration", "message": "no integration 'nope' is installed"}
+        "error": {
+            "code": "unknown_integration",
+            "message": "no integration 'nope' is installed; GET /api/integrations lists the installed ones",
+        }
     }
 
 

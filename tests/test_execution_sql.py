@@ -98,7 +98,11 @@ async def test_invalid_params_name_the_path(items: Path, api: Api) -> None:
     assert err["code"] == "invalid_params"
     paths = {d["path"] for d in err["details"]}
     assert paths == {"params.status", "params.since", "params.x"}
-    assert "is not one of ['open', 'closed']" in err["message"]
+    messages = {d["path"]: d["message"] for d in err["details"]}
+    # JSON Schema's terms, not Python's: no reprs, the expected JSON type or format.
+    assert messages["params.status"] == 'expected one of "open", "closed", got "nope"'
+    assert messages["params.since"] == 'expected a date (YYYY-MM-DD), got "yesterday"'
+    assert "params.status: expected one of" in err["message"]
     r = await api.post("/api/integrations/items/operations/close_item", json={"params": {}})
     assert r.status_code == 400 and r.json()["error"]["message"] == "params.id: is required"
 

@@ -7,7 +7,7 @@ from typing import Any
 from bollard.platform import tokens
 from bollard.platform.api.deps import get_runtime, principal
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
-from bollard.platform.execution import Invocation
+from bollard.platform.invocation import Invocation
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse

@@ -7,15 +7,17 @@ the engine is rebuilt whenever the manifest or the credential values change (DES
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bollard.platform.errors import SqlError
-from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.settings import Settings
 from bollard.platform.sql.engines import EngineCache, EngineHandle, build_engine
 from bollard.platform.sql.runner import run_sql, test_sql_connection
 from bollard.platform.sql.types import SqlResult
+
+if TYPE_CHECKING:
+    from bollard.platform.invocation import Call
 
 
 class SqlService:
@@ -46,40 +48,23 @@ class SqlService:
             version.slug, credential_id, credentials=values, **self._engine_args(version)
         )
 
-    def security(self, version: IntegrationVersion, timeout_ms: int | None) -> dict[str, Any]:
-        """``security`` with the caller's ``timeoutMs`` (only lowers) and the operator's
-        query-timeout ceiling applied."""
-        cfg = version.manifest.sql_connection_config
-        sec = cfg.security.model_dump(by_alias=True, exclude_none=True) if cfg else {}
-        current = sec.get("queryTimeoutMs", 30_000)
-        if timeout_ms is not None:
-            current = min(current, timeout_ms)
-        sec["queryTimeoutMs"] = min(current, self.settings.max_query_timeout_ms)
-        return sec
-
-    async def run(
-        self,
-        version: IntegrationVersion,
-        op: Operation,
-        params: dict[str, Any],
-        values: dict[str, str],
-        *,
-        credential_id: str,
-        timeout_ms: int | None = None,
-    ) -> SqlResult:
-        """Run one SQL operation; raises :class:`SqlError`."""
+    async def run(self, call: Call, security: dict[str, Any]) -> SqlResult:
+        """Run one SQL operation; ``security`` is the call's resolved
+        ``sqlConnectionConfig.security`` (``LimitResolver.sql_security``: row cap and
+        query timeout already merged with the caller's and the operator's limits).
+        Raises :class:`SqlError`."""
+        op, version = call.op, call.version
         assert op.query is not None
         cfg = version.manifest.sql_connection_config
-        handle = await self.handle(version, credential_id, values)
+        handle = await self.handle(version, call.credential_id, call.values)
         return await run_sql(
             handle,
             query=op.query,
             operation_type=op.operation_type,
             schema=op.params_schema,
-            params=params,
-            security=self.security(version, timeout_ms),
+            params=call.params,
+            security=security,
             read_only_connection=bool(cfg and cfg.read_only),
-            max_rows_ceiling=self.settings.max_result_rows,
         )
 
     async def test(
