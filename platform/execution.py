@@ -28,6 +28,7 @@ from bollard.platform.ratelimit import Limiter
 from bollard.platform.redact import redact, redact_text, secret_values
 
 if TYPE_CHECKING:
+    from bollard.platform.egress import EgressPolicy
     from bollard.platform.runtime import Runtime
 
 
@@ -429,7 +430,7 @@ class ExecutionService:
             override["timeoutMs"] = min(timeout_ms, override.get("timeoutMs", DEFAULT_LIMITS.wall_time_ms))
         return resolve_limits(DEFAULT_LIMITS, override, ceiling)
 
-    def egress_policy(self, version: IntegrationVersion) -> Any:
+    def egress_policy(self, version: IntegrationVersion) -> EgressPolicy:
         from bollard.platform.egress import EgressPolicy
 
         policy = self._policies.get(version.content_hash)
@@ -452,7 +453,7 @@ class ExecutionService:
         execution's wall time.
         """
         from bollard.platform import egress
-        from bollard.sandbox.protocol import HttpRequestRefused
+        from bollard.sandbox.errors import HttpRequestRefused
 
         client = self.runtime.http_client
         policy = self.egress_policy(version)
