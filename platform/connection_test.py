@@ -35,7 +35,7 @@ def _step(name: str, ok: bool, started: float, message: str) -> dict[str, Any]:
 async def _check_hosts(runtime: Runtime, version: IntegrationVersion) -> dict[str, Any]:
     """Every literal (non-wildcard) allowed host resolves to addresses the policy allows."""
     from bollard.platform.egress import EgressPolicy, parse_url
-    from bollard.sandbox.protocol import HttpRequestRefused
+    from bollard.sandbox.errors import HttpRequestRefused
 
     started = time.perf_counter()
     hosts = version.manifest.allowed_hosts

@@ -351,7 +351,7 @@ class ExecutionService:
         execution's wall time.
         """
         from bollard.platform import egress  # lazy: httpx stays out of CLI start-up
-        from bollard.sandbox.protocol import HttpRequestRefused
+        from bollard.sandbox.errors import HttpRequestRefused
 
         client = self.runtime.http_client
         policy = self.egress_policy(version)

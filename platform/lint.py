@@ -12,7 +12,7 @@ import ast
 import re
 
 from bollard.platform.packages import CONNECTOR_FILE, IntegrationVersion
-from bollard.sandbox.protocol import HttpRequestRefused
+from bollard.sandbox.errors import HttpRequestRefused
 
 URL_RE = re.compile(r"^https?://[^/\s?#]+", re.I)
 

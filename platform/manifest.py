@@ -391,7 +391,7 @@ def _check_parameters_schema(path: str, schema: dict[str, Any]) -> list[Manifest
 
 def _rules(m: Manifest, has_connector: bool | None) -> tuple[list[ManifestIssue], list[ManifestIssue]]:
     """Cross-field rules of DESIGN §2. Returns (errors, warnings)."""
-    from bollard.platform.egress import validate_allowed_host_entry
+    from bollard.platform.egress.hosts import validate_allowed_host_entry
     from bollard.platform.sql.placeholders import find_placeholders
 
     errors: list[ManifestIssue] = []

@@ -622,7 +622,8 @@ class OAuth2Service:
         client, PKCE). Raises :class:`TokenEndpointError`.
         """
         from bollard.platform.egress import EgressPolicy, send
-        from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused
+        from bollard.sandbox.errors import HttpRequestRefused
+        from bollard.sandbox.protocol import HttpRequest
 
         cfg = version.manifest.oauth2_config
         assert cfg is not None
@@ -676,7 +677,7 @@ class OAuth2Service:
 
 def _origin_entry(url: str) -> str:
     """The ``allowedHosts``-style entry naming exactly the origin of ``url``."""
-    from bollard.platform.urls import parse_url
+    from bollard.platform.egress.urls import parse_url
 
     try:
         target = parse_url(url)

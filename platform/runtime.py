@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
@@ -22,6 +22,9 @@ from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from bollard.platform.egress import EgressClient
 
 log = logging.getLogger("bollard")
 
@@ -121,9 +124,9 @@ class Runtime:
         return self._services[name]
 
     @property
-    def http_client(self) -> Any:
+    def http_client(self) -> EgressClient:
         """The one shared ``httpx.AsyncClient`` for connector egress (DESIGN §4.3)."""
-        from bollard.platform.egress import make_client
+        from bollard.platform.egress import make_client  # lazy: keeps CLI start-up fast
 
         return self.service("http", make_client)
 

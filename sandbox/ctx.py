@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from bollard.sandbox.errors import HttpRequestRefused
 from bollard.sandbox.protocol import (
     MAX_HEADER_CHARS,
     MAX_HEADERS,
@@ -34,19 +35,9 @@ from bollard.sandbox.protocol import (
 )
 
 # Sends one ``http`` message (and its binary body, or b"") to the host and returns its
-# ``http_response`` message and the response body; raises HttpError for an
+# ``http_response`` message and the response body; raises HttpRequestRefused for an
 # ``http_error`` answer.
 Transport = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
-
-
-class HttpError(Exception):
-    """Raised in connector code when the host refuses or fails a request (blocked host,
-    network error, timeout, response too large). ``code`` is the host's error code
-    (DESIGN §8), the message the host's text. Connectors may catch it."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class ExecutionLog:
@@ -285,7 +276,9 @@ class Http:
 
     Each call is one blocking round trip to the host, which applies the egress policy
     and makes the request. Non-2xx answers are returned; a refused or failed request
-    raises :class:`HttpError`. Arguments: ``url`` str; ``headers`` dict of str to str;
+    raises :class:`~bollard.sandbox.errors.HttpRequestRefused` (connectors catch it
+    with ``except Exception as e`` and read ``e.code``). Arguments: ``url`` str;
+    ``headers`` dict of str to str;
     ``params`` dict of str to str/int/float/bool (or lists of them; ``None`` values are
     dropped); at most one of ``json`` (plain JSON data), ``body`` (str) and
     ``binary_body`` (base64 text or bytes); ``response_type`` None, "text" or "base64".
@@ -471,5 +464,5 @@ PUBLIC_ATTRIBUTES: dict[type, frozenset[str]] = {
     Secrets: frozenset({"get"}),
     Http: frozenset({"get", "post", "put", "patch", "delete"}),
     Response: frozenset({"status", "status_text", "headers", "body", "url", "text", "json"}),
-    HttpError: frozenset({"code", "args"}),
+    HttpRequestRefused: frozenset({"code", "args"}),
 }

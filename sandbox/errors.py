@@ -9,8 +9,8 @@ result-envelope error codes of DESIGN §8, so the host can put ``code`` and
   (:class:`LimitExceeded`, ``limit`` names the limit);
 - ``connector_error``: the connector raised, returned something that is not JSON,
   failed to compile or crashed its worker (:class:`ConnectorError`);
-- the code of an uncaught ``HttpRequestRefused`` from the host's HTTP handler,
-  e.g. ``host_not_allowed`` (:class:`HttpRefusedError`);
+- the code of an HTTP request the host refused or failed, e.g. ``host_not_allowed``
+  (:class:`HttpRequestRefused`, the one class for that on both sides of the pipe);
 - ``internal_error``: the sandbox itself failed (:class:`SandboxUnavailable`).
 
 Messages never carry host tracebacks or secrets: they are built from the limit
@@ -87,9 +87,18 @@ class SandboxUnavailable(SandboxError):
     code = "internal_error"
 
 
-class HttpRefusedError(SandboxError):
-    """An ``HttpRequestRefused`` from the host's HTTP handler that the connector did
-    not catch; ``code`` is the handler's code (``host_not_allowed``, ...)."""
+class HttpRequestRefused(SandboxError):
+    """The host refused or failed one ``ctx.http`` request (DESIGN §4, §8).
+
+    One class on both sides of the worker pipe: the host's egress code raises it
+    (:mod:`bollard.platform.egress`), the pool sends it to the worker as an
+    ``http_error`` frame, the worker raises it inside connector code (which may catch
+    it, e.g. ``except Exception as e: e.code``; connectors can read only ``code`` and
+    ``args``), and when the connector does not catch it the pool returns it as the
+    execution's error. ``code`` is the envelope error code (``host_not_allowed``,
+    ``limit_exceeded``, ``network_error``, ``timeout``, ``connector_error``);
+    ``message`` is safe to show to the connector and the caller (no secrets).
+    """
 
     def __init__(self, code: str, message: str, *, logs: list[str] | None = None) -> None:
         super().__init__(message, logs=logs)

@@ -30,7 +30,7 @@ from bollard.sandbox.errors import (
     ConnectorCompileError,
     ConnectorError,
     ExecutionTimeout,
-    HttpRefusedError,
+    HttpRequestRefused,
     LimitExceeded,
     SandboxError,
     SandboxUnavailable,
@@ -42,13 +42,13 @@ from bollard.sandbox.protocol import (
     HEADER,
     MAX_REQUEST_BODY_BYTES,
     HttpRequest,
-    HttpRequestRefused,
     HttpResponse,
     ProtocolError,
     WorkerFailure,
     decode_payload,
     encode_frame,
     frame_head,
+    http_error_message,
     http_response_message,
     parse_error,
     parse_http_request,
@@ -406,7 +406,7 @@ class SandboxPool:
         :class:`ConnectorCompileError` (the source fails the compile policy),
         :class:`ExecutionTimeout` (``timeout``), :class:`LimitExceeded`
         (``limit_exceeded``: CPU, memory, HTTP requests, result size),
-        :class:`ConnectorError` (``connector_error``), :class:`HttpRefusedError` (an
+        :class:`ConnectorError` (``connector_error``), :class:`HttpRequestRefused` (an
         uncaught refusal, with the handler's code), :class:`SandboxUnavailable`.
         ``TypeError``/``ValueError`` for arguments the host got wrong.
         """
@@ -790,7 +790,7 @@ class SandboxPool:
                 logs=failure.logs,
             )
         if failure.kind == "http" and failure.code in codes_sent:
-            return HttpRefusedError(failure.code, truncate(failure.message), logs=failure.logs)
+            return HttpRequestRefused(failure.code, truncate(failure.message), logs=failure.logs)
         return ConnectorError(truncate(failure.message), line=failure.line, logs=failure.logs)
 
     async def _http(
@@ -800,11 +800,7 @@ class SandboxPool:
         try:
             response = await handler(request)
         except HttpRequestRefused as exc:
-            return {
-                "type": "http_error",
-                "code": str(exc.code),
-                "message": truncate(str(exc.message)),
-            }, b""
+            return http_error_message(exc), b""
         except Exception:
             logger.exception("the HTTP handler failed on a sandbox request")
             return _REQUEST_FAILED, b""

@@ -37,6 +37,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from bollard.sandbox.errors import HttpRequestRefused, truncate
+
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_TYPES = (None, "text", "base64")
 
@@ -91,21 +93,6 @@ class HttpResponse:
     headers: dict[str, str]
     body: bytes
     url: str = ""
-
-
-class HttpRequestRefused(Exception):
-    """Raised by the host's HTTP handler when a request is refused or fails.
-
-    ``code`` is one of the result-envelope error codes of DESIGN §8
-    (``host_not_allowed``, ``limit_exceeded``, ``network_error``, ``timeout``);
-    ``message`` is safe to show to the connector and the caller (no secrets).
-    The worker re-raises it inside connector code as a catchable exception.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class ProtocolError(Exception):
@@ -295,6 +282,19 @@ def http_response_message(response: HttpResponse) -> dict[str, Any]:
         "headers": {str(k).lower(): str(v) for k, v in response.headers.items()},
         "url": str(response.url),
     }
+
+
+def http_error_message(error: HttpRequestRefused) -> dict[str, Any]:
+    """The ``http_error`` message carrying a refusal from the host to the worker:
+    ``{"type": "http_error", "code", "message"}``, the message cut to
+    :data:`~bollard.sandbox.errors.MAX_MESSAGE_CHARS`."""
+    return {"type": "http_error", "code": str(error.code), "message": truncate(str(error.message))}
+
+
+def parse_http_error(message: dict[str, Any]) -> HttpRequestRefused:
+    """The :class:`~bollard.sandbox.errors.HttpRequestRefused` an ``http_error`` message
+    stands for; the worker raises it inside connector code."""
+    return HttpRequestRefused(str(message.get("code")), str(message.get("message")))
 
 
 def _logs(message: dict[str, Any], max_bytes: int) -> list[str]:

@@ -29,8 +29,8 @@ from types import TracebackType
 from typing import Any
 
 from bollard.sandbox import isolation
-from bollard.sandbox.ctx import Context, ExecutionLog, Http, HttpError, Printer, Secrets
-from bollard.sandbox.errors import ConnectorCompileError, truncate
+from bollard.sandbox.ctx import Context, ExecutionLog, Http, Printer, Secrets
+from bollard.sandbox.errors import ConnectorCompileError, HttpRequestRefused, truncate
 from bollard.sandbox.guards import defined_by_connector
 from bollard.sandbox.policy import (
     TEST_ENTRYPOINTS,
@@ -45,6 +45,7 @@ from bollard.sandbox.protocol import (
     dumps,
     encode_raw_frame,
     frame_head,
+    parse_http_error,
     plain_json,
     read_frame_header,
 )
@@ -169,7 +170,7 @@ class Worker:
         if reply["type"] == "http_response":
             return reply, body
         if reply["type"] == "http_error":
-            raise HttpError(str(reply.get("code")), str(reply.get("message")))
+            raise parse_http_error(reply)
         raise ProtocolError(f"unexpected {reply['type']!r} message during a request")
 
     def _entrypoint(self, namespace: dict[str, Any], entrypoint: str) -> Any:
@@ -215,7 +216,7 @@ class Worker:
             return "result", {"value_json": text}
         except MemoryError:
             return "error", {"kind": "memory", "message": "memory limit exceeded"}
-        except HttpError as exc:
+        except HttpRequestRefused as exc:
             return "error", {
                 "kind": "http",
                 "code": exc.code,

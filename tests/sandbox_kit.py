@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import pytest_asyncio
-from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused, HttpResponse
+from bollard.sandbox.errors import HttpRequestRefused
+from bollard.sandbox.protocol import HttpRequest, HttpResponse
 
 
 class _Handler(BaseHTTPRequestHandler):

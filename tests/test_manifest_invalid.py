@@ -538,7 +538,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] =
 ]
 
 # allowedHosts entries the egress policy cannot use (DESIGN §4); the messages come from
-# bollard.platform.egress.validate_allowed_host_entry.
+# bollard.platform.egress.hosts.validate_allowed_host_entry.
 BAD_HOSTS = [
     ("https://", "the host is empty"),
     ("", "the host is empty"),

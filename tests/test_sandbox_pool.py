@@ -21,7 +21,7 @@ from bollard.sandbox.errors import (
     ConnectorCompileError,
     ConnectorError,
     ExecutionTimeout,
-    HttpRefusedError,
+    HttpRequestRefused,
     SandboxUnavailable,
 )
 from bollard.sandbox.limits import Limits
@@ -105,6 +105,20 @@ def execute(ctx):
             ctx.http.get("https://elsewhere.example/")
         except Exception as e:
             return {"caught": str(e), "code": e.code}
+    if op == "refused_surface":
+        try:
+            ctx.http.get("https://elsewhere.example/")
+        except Exception as e:
+            seen = {"args": list(e.args), "message": "hidden", "logs": "hidden"}
+            try:
+                seen["message"] = e.message
+            except AttributeError:
+                pass
+            try:
+                seen["logs"] = e.logs
+            except AttributeError:
+                pass
+            return seen
     if op == "refused_uncaught":
         ctx.http.get("https://elsewhere.example/")
     if op == "big":
@@ -187,10 +201,23 @@ async def test_refused_request_is_catchable_with_host_message(
     }
 
 
+async def test_refusal_shows_connectors_only_code_and_args(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
+    # One class (sandbox.errors.HttpRequestRefused) on both sides: in connector code it
+    # still shows only ``code`` and ``args``, not the host-side ``message``/``logs``.
+    r = await run(pool, egress, HTTP_CONNECTOR, operation="refused_surface", params={"base": server.url})
+    assert r.value == {
+        "args": ["host elsewhere.example is not in allowedHosts"],
+        "message": "hidden",
+        "logs": "hidden",
+    }
+
+
 async def test_uncaught_refusal_keeps_the_handler_code(
     pool: SandboxPool, egress: Egress, server: LocalServer
 ) -> None:
-    with pytest.raises(HttpRefusedError) as info:
+    with pytest.raises(HttpRequestRefused) as info:
         await run(pool, egress, HTTP_CONNECTOR, operation="refused_uncaught", params={"base": server.url})
     assert info.value.code == "host_not_allowed"
     assert info.value.message == "host elsewhere.example is not in allowedHosts"

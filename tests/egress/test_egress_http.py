@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from bollard.platform.egress import EgressPolicy, make_client, send
-from bollard.sandbox.protocol import HttpRequest, HttpRequestRefused, HttpResponse
+from bollard.sandbox.errors import HttpRequestRefused
+from bollard.sandbox.protocol import HttpRequest, HttpResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse

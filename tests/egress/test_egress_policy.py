@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 
 import pytest
-from bollard.platform.addresses import classify_address
 from bollard.platform.egress import (
     CachingResolver,
     EgressPolicy,
+    classify_address,
     normalise_host,
     parse_url,
     validate_allowed_host_entry,
 )
-from bollard.sandbox.protocol import HttpRequestRefused
+from bollard.sandbox.errors import HttpRequestRefused
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,11 +1,12 @@
-"""The shared egress client: it dials only addresses the egress policy checked.
+"""Pinned connections: the egress client dials only addresses the policy checked.
 
 DESIGN §4 asks that the connection go to the address that was checked, with no second
 DNS lookup between check and connect. httpx has no per-request "connect here" option,
 so the checked address travels in the request URL's host (:func:`pinned_host`), and a
 network backend under httpx's connection pool dials exactly that address and refuses
-every other host (:class:`_PinnedBackend`). TLS is still verified for the real name,
-which the sender passes as the ``sni_hostname`` request extension and ``Host`` header.
+every other host (:class:`_PinnedBackend`, the pool of :class:`PinnedTransport`). TLS is
+still verified for the real name, which the sender passes as the ``sni_hostname``
+request extension and ``Host`` header.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import hashlib
 import re
 import ssl
 from collections.abc import Iterable
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import httpcore
 import httpx
-from bollard.platform.addresses import IPAddress
+
+from .addresses import IPAddress
+
+__all__ = ["PinnedTransport", "address_of_pinned_host", "pinned_host"]
 
 _PINNED_RE = re.compile(r"ip([46])-([0-9a-f]+)\.[0-9a-f]{16}\.pinned\.invalid")
 
@@ -38,6 +41,7 @@ def pinned_host(address: IPAddress, name: str) -> str:
 
 
 def address_of_pinned_host(host: str) -> IPAddress | None:
+    """The address :func:`pinned_host` encoded into ``host``, or ``None`` for any other host."""
     match = _PINNED_RE.fullmatch(host)
     if match is None:
         return None
@@ -77,8 +81,12 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with a connection pool on :class:`_PinnedBackend`."""
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with a connection pool on :class:`_PinnedBackend`.
+
+    ``ssl_context`` verifies servers (for the ``sni_hostname`` the sender passes);
+    ``limits`` sizes the pool. HTTP/1.1 only.
+    """
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
@@ -92,36 +100,3 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
             http2=False,
             network_backend=_PinnedBackend(),
         )
-
-
-class EgressClient(httpx.AsyncClient):
-    """The shared client :func:`send` requires; made by :func:`make_client`."""
-
-
-def make_client(
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    max_connections: int = 100,
-    max_keepalive_connections: int = 20,
-    keepalive_expiry_s: float = 30.0,
-) -> httpx.AsyncClient:
-    """Create the host's one shared client for connector egress (DESIGN §4.3).
-
-    ``trust_env=False`` (no proxy variables, no ``SSL_CERT_FILE``), no automatic
-    redirects, a cookie jar that stores nothing (cookies must not leak between
-    integrations), and a transport that dials only policy-checked addresses.
-    ``ssl_context`` defaults to certifi's CA bundle with hostname checking; tests pass
-    one trusting their own CA. Close it with ``await client.aclose()`` at shutdown.
-    """
-    context = ssl_context or httpx.create_ssl_context(trust_env=False)
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive_connections,
-        keepalive_expiry=keepalive_expiry_s,
-    )
-    return EgressClient(
-        transport=_PinnedTransport(context, limits),
-        trust_env=False,
-        follow_redirects=False,
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-    )
