@@ -16,7 +16,7 @@ from bollard.platform.runtime import Runtime
 from tests.conftest import Api
 from tests.helpers import write_integration
 from tests.servers import Server, bollard
-from tests.sql_support import PG_URL, credentials_from_url, unavailable
+from tests.sql.sql_support import PG_URL, credentials_from_url, unavailable
 
 SIDE = "bollard_side_effects"
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from tests.conftest import Api
 from tests.helpers import rest_manifest, write_integration
-from tests.sql_support import PG_URL, credentials_from_url
+from tests.sql.sql_support import PG_URL, credentials_from_url
 from tests.standin import ServerThread
 
 GOOD = "good-token-123456"

@@ -10,7 +10,7 @@ from bollard.platform.runtime import Runtime
 
 from tests.conftest import Api
 from tests.helpers import write_integration
-from tests.sql_support import PG_URL, credentials_from_url, unavailable
+from tests.sql.sql_support import PG_URL, credentials_from_url, unavailable
 
 SEED = """
 CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, added DATE NOT NULL);

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from tests.conftest import app_client
 from tests.helpers import rest_manifest, write_integration
-from tests.sql_support import PG_URL, credentials_from_url
+from tests.sql.sql_support import PG_URL, credentials_from_url
 from tests.standin import ServerThread
 
 API_KEY = "sk-LEAKCHECK-7d1f0a9b2c"

@@ -1,8 +1,8 @@
 """The SQL runner: placeholder compiler, engines and execution (DESIGN §5).
 
 ``compile_query``/``find_placeholders`` (placeholders.py), ``EngineCache``/``build_engine``
-(engines.py), ``run_sql``/``test_sql_connection`` (runner.py), ``SqlResult``/``SqlError``
-(types.py).
+(engines.py), ``run_sql``/``test_sql_connection`` (runner.py), ``SqlResult`` (types.py),
+``SqlError`` (platform/errors.py). The module map and the design: docs/sql-runner.md.
 """
 
 from bollard.platform.errors import SqlError

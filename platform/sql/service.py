@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from bollard.platform.errors import SqlError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.settings import Settings
-from bollard.platform.sql.engines import EngineCache, EngineHandle, build_engine
-from bollard.platform.sql.runner import run_sql, test_sql_connection
-from bollard.platform.sql.types import SqlResult
+
+from .engines import EngineCache, EngineHandle, build_engine
+from .runner import run_sql, test_sql_connection
+from .types import SqlResult
 
 if TYPE_CHECKING:
     from bollard.platform.invocation import Call

@@ -1,4 +1,4 @@
-"""PostgreSQL reads on the read pool (runner.py, DESIGN §5).
+"""PostgreSQL reads on the read pool (pg_reads.py, DESIGN §5).
 
 Each read runs in ``BEGIN READ ONLY`` on a session that starts read-only and with the
 integration's ``statement_timeout``; its transaction is rolled back and its session reset
@@ -19,9 +19,10 @@ from typing import Any
 import asyncpg
 import pytest
 from bollard.platform.sql import SqlError
-from sql_support import PG_URL, Db, open_db
 from sqlalchemy import make_url
 from test_sql_runner import make_reservations, read, write
+
+from tests.sql.sql_support import PG_URL, Db, open_db
 
 
 @pytest.fixture
@@ -265,9 +266,9 @@ async def test_session_locks_of_a_read_are_released(pg: Db, admin: asyncpg.Conne
 
 async def test_reads_without_asyncpg_capped_execute(pg: Db, monkeypatch: pytest.MonkeyPatch) -> None:
     # the cursor fallback for an asyncpg without Connection._execute(…, limit, …)
-    from bollard.platform.sql import runner
+    from bollard.platform.sql import pg_reads
 
-    monkeypatch.setattr(runner, "_CAPPED_FETCH", False)
+    monkeypatch.setattr(pg_reads, "_CAPPED_FETCH", False)
     await make_reservations(pg)
     h = pg.handle({"maxConnectionPoolSize": 1})
     r = await read(h, "SELECT i FROM generate_series(1, 100) i", security={"maxResultRows": 3})

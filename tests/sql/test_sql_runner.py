@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from bollard.platform.sql import SqlError
 from bollard.platform.sql.runner import _run_with_deadline, run_sql
-from sql_support import Db, open_db
 from sqlalchemy import Connection
+
+from tests.sql.sql_support import Db, open_db
 
 ENGINES = ["postgres", "mysql", "sqlite"]
 
@@ -465,7 +466,7 @@ async def test_mariadb_truncated_read_drops_its_connection_instead_of_draining(
 
 @pytest.mark.parametrize("engine", ["postgres", "sqlite"])
 async def test_ddl_in_a_failed_write_is_rolled_back(engine: str, tmp_path: Path) -> None:
-    # (MariaDB/MySQL commit DDL implicitly; documented in runner.py.)
+    # (MariaDB/MySQL commit DDL implicitly; documented in docs/sql-runner.md.)
     async for db in open_db(engine, tmp_path):
         await make_reservations(db)
         query = f"CREATE TABLE {db.table}_new (id integer); INSERT INTO {db.table} (id) VALUES (1)"

@@ -1,4 +1,4 @@
-"""JSON-friendly result values (DESIGN §5; the rules are in runner.py's docstring)."""
+"""JSON-friendly result values (DESIGN §5; the rules are in values.py's docstring)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
-from bollard.platform.sql.runner import json_rows, to_json_value
+from bollard.platform.sql.values import json_rows, to_json_value
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,253 @@
+"""The SQL lexer behind ``@name`` placeholders, statement splitting and leading keywords
+(DESIGN §5).
+
+It finds ``@name`` placeholders and top-level ``;`` outside string literals (``'…'`` with
+``''``; PostgreSQL ``E'…'`` and MySQL strings with backslash escapes; dollar quotes
+``$$…$$`` / ``$tag$…$tag$``), quoted identifiers (``"…"``, `` `…` ``, ``[…]``), comments
+(``--``, ``/* … */``; MySQL ``#``), ``@@system_variables`` and ``::casts``.
+
+Lexing rules that differ by engine are chosen with ``engine`` (``postgres``, ``mysql``,
+``mssql``, ``sqlite`` or None for a neutral reading), so each engine's text is read
+exactly as its server reads it:
+
+- ``[…]`` quotes an identifier on mssql, sqlite and None only (it is an array subscript
+  on PostgreSQL, where ``arr[@i]`` holds a placeholder);
+- MySQL: backslash escapes in ``'…'`` and ``"…"``, ``#`` comments, ``--`` needs a space,
+  executable comments ``/*! … */`` (a statement starting with one has the leading
+  keyword ``"/*!"``);
+- PostgreSQL and MSSQL block comments nest; dollar quotes on postgres and None only.
+
+An ``@`` directly after a letter, digit or ``_`` (``user@host``) is not a placeholder.
+Unterminated literals or comments run to the end of the text (the database reports them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["Lexicon", "find_placeholders", "leading_keyword", "lexicon", "scan", "split_statements"]
+
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """One engine's lexing rules (see the module docstring)."""
+
+    backslash_strings: bool = False
+    hash_comments: bool = False
+    bracket_identifiers: bool = True
+    nested_comments: bool = False
+    dollar_quotes: bool = True
+    dash_comment_needs_space: bool = False
+    # MySQL/MariaDB run the text of /*! … */ and /*M! … */ (unless a version number
+    # in it is above the server's): code to a server, a comment to this lexer.
+    executable_comments: bool = False
+
+
+_LEXICONS: dict[str | None, Lexicon] = {
+    None: Lexicon(),
+    "postgres": Lexicon(bracket_identifiers=False, nested_comments=True),
+    "mysql": Lexicon(
+        backslash_strings=True,
+        hash_comments=True,
+        bracket_identifiers=False,
+        dollar_quotes=False,
+        dash_comment_needs_space=True,
+        executable_comments=True,
+    ),
+    "mssql": Lexicon(nested_comments=True, dollar_quotes=False),
+    "sqlite": Lexicon(dollar_quotes=False),
+}
+
+
+def lexicon(engine: str | None) -> Lexicon:
+    """The rules for ``engine``; raises ValueError for an unknown engine name."""
+    try:
+        return _LEXICONS[engine]
+    except KeyError:
+        raise ValueError(f"unknown SQL engine {engine!r}") from None
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
+    """Index just past the literal opened at ``sql[i]``; a doubled quote escapes it."""
+    n = len(sql)
+    j = i + 1
+    while j < n:
+        c = sql[j]
+        if backslash and c == "\\":
+            j += 2
+            continue
+        if c == quote:
+            if j + 1 < n and sql[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return n
+
+
+def _skip_block_comment(sql: str, i: int, nested: bool) -> int:
+    n = len(sql)
+    depth = 1
+    j = i + 2
+    while j < n:
+        if sql.startswith("*/", j):
+            depth -= 1
+            j += 2
+            if depth == 0:
+                return j
+        elif nested and sql.startswith("/*", j):
+            depth += 1
+            j += 2
+        else:
+            j += 1
+    return n
+
+
+def _skip_line(sql: str, i: int) -> int:
+    end = sql.find("\n", i)
+    return len(sql) if end < 0 else end + 1
+
+
+def scan(sql: str, lex: Lexicon) -> Iterator[tuple[str, int, int]]:
+    """Yield ``("placeholder", start, end)`` and ``(";", start, end)`` events.
+
+    Everything else (literals, identifiers, comments, code) is skipped; callers treat
+    the gaps between events as verbatim text.
+    """
+    n = len(sql)
+    i = 0
+    while i < n:
+        c = sql[i]
+        nxt = sql[i + 1] if i + 1 < n else ""
+        if c == "'":
+            i = _skip_quoted(sql, i, "'", lex.backslash_strings)
+        elif c == '"':
+            i = _skip_quoted(sql, i, '"', lex.backslash_strings)
+        elif c == "`":
+            i = _skip_quoted(sql, i, "`", False)
+        elif c == "[" and lex.bracket_identifiers:
+            end = sql.find("]", i + 1)
+            # `]]` escapes a bracket inside […]
+            while end >= 0 and sql.startswith("]]", end):
+                end = sql.find("]", end + 2)
+            i = n if end < 0 else end + 1
+        elif (
+            c == "-"
+            and nxt == "-"
+            and (not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace())
+            or c == "#"
+            and lex.hash_comments
+        ):
+            i = _skip_line(sql, i)
+        elif c == "/" and nxt == "*":
+            i = _skip_block_comment(sql, i, lex.nested_comments)
+        elif c == "$" and lex.dollar_quotes:
+            m = _DOLLAR_TAG.match(sql, i)
+            if m:
+                close = sql.find(m.group(0), m.end())
+                i = n if close < 0 else close + len(m.group(0))
+            else:
+                i += 1
+        elif c == "@":
+            if i > 0 and (_is_word(sql[i - 1]) or sql[i - 1] == "$"):
+                i += 1  # `user@host`: part of a word, not a placeholder
+            elif nxt == "@":
+                # @@system_variable: skip the marker and its name
+                j = i + 2
+                while j < n and _is_word(sql[j]):
+                    j += 1
+                i = j
+            elif nxt and (nxt.isalpha() or nxt == "_"):
+                j = i + 2
+                while j < n and _is_word(sql[j]):
+                    j += 1
+                yield ("placeholder", i, j)
+                i = j
+            else:
+                i += 1
+        elif c == ";":
+            yield (";", i, i + 1)
+            i += 1
+        elif _is_word(c):
+            # A whole word (identifier, keyword, number); `$` may continue identifiers.
+            j = i + 1
+            while j < n and (_is_word(sql[j]) or sql[j] == "$"):
+                j += 1
+            e_string = j - i == 1 and c in "eE" and j < n and sql[j] == "'"
+            # PostgreSQL E'…' strings take backslash escapes
+            i = _skip_quoted(sql, j, "'", True) if e_string else j
+        else:
+            i += 1
+
+
+def find_placeholders(sql: str, *, engine: str | None = None) -> list[str]:
+    """Names of the ``@name`` placeholders in ``sql``, unique, in order of first use.
+
+    ``engine`` selects engine-specific lexing (see the module docstring); None reads
+    the query neutrally. Raises ValueError for an unknown engine name.
+    """
+    seen: dict[str, None] = {}
+    for kind, start, end in scan(sql, lexicon(engine)):
+        if kind == "placeholder":
+            seen.setdefault(sql[start + 1 : end], None)
+    return list(seen)
+
+
+def split_statements(sql: str, *, engine: str | None = None) -> list[str]:
+    """Split ``sql`` at top-level ``;`` into statements, dropping empty ones.
+
+    Semicolons inside literals, identifiers, comments and dollar quotes do not split.
+    Statements with bodies of their own (``CREATE TRIGGER … BEGIN …; END``) are not
+    recognised and would be split.
+    """
+    parts: list[str] = []
+    start = 0
+    for kind, s, e in scan(sql, lexicon(engine)):
+        if kind == ";":
+            parts.append(sql[start:s])
+            start = e
+    parts.append(sql[start:])
+    return [p for p in parts if leading_keyword(p, engine=engine)]
+
+
+def leading_keyword(sql: str, *, engine: str | None = None) -> str:
+    """The first word of a statement, upper-cased, skipping blanks, comments and ``(``.
+
+    Comments are read as ``engine`` reads them (``split_statements``' rules: nested
+    block comments on PostgreSQL and SQL Server, ``#`` on MySQL), so the word is the one
+    the server starts executing. On MySQL a statement that starts with an executable
+    comment (``/*! … */``, ``/*M! … */``) returns ``"/*!"``: whether the server runs
+    the comment's text depends on its version. Returns "" when the statement has no
+    code at all.
+    """
+    lex = lexicon(engine)
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace() or c == "(":
+            i += 1
+        elif (
+            sql.startswith("--", i)
+            and (not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace())
+            or c == "#"
+            and lex.hash_comments
+        ):
+            i = _skip_line(sql, i)
+        elif sql.startswith("/*", i):
+            if lex.executable_comments and sql.startswith(("/*!", "/*M!"), i):
+                return "/*!"
+            i = _skip_block_comment(sql, i, lex.nested_comments)
+        else:
+            j = i
+            while j < n and _is_word(sql[j]):
+                j += 1
+            return sql[i:j].upper() if j > i else c
+    return ""

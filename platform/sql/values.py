@@ -1,0 +1,134 @@
+"""Driver values and rows as JSON-friendly values (DESIGN §5; docs/sql-runner.md, Values).
+
+Dates, times and date-times become ISO 8601 strings, intervals/``TIME`` durations
+``[-]HH:MM:SS[.ffffff]``, bytes base64, UUIDs and other objects strings. A ``Decimal``
+becomes an int when it has no fraction digits, a float when it converts without changing
+its digits (``12.50`` → ``12.5``), otherwise its exact string; non-finite numbers become
+``"NaN"``/``"Infinity"``/``"-Infinity"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from itertools import repeat
+from typing import Any
+
+__all__ = ["column_names", "json_rows", "to_json_value"]
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _decimal(d: Decimal) -> Any:
+    s = str(d)
+    # Fast path: at most 15 characters means at most 15 significant digits, which a
+    # float holds exactly (its repr gives the same digits back).
+    if len(s) <= 15 and "E" not in s and "N" not in s and "I" not in s:
+        return float(s) if "." in s else int(s)
+    if not d.is_finite():
+        return "NaN" if d.is_nan() else ("Infinity" if d > 0 else "-Infinity")
+    if d.as_tuple().exponent == 0:
+        return int(d)
+    f = float(d)
+    return f if Decimal(repr(f)) == d else str(d)
+
+
+def _duration(td: timedelta) -> str:
+    sign = "-" if td < timedelta(0) else ""
+    td = abs(td)
+    micros = td.microseconds
+    total = td.days * 86400 + td.seconds
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return out + (f".{micros:06d}" if micros else "")
+
+
+def to_json_value(value: Any) -> Any:
+    """``value`` as something ``json.dumps`` accepts, following the module's rules
+    (nested lists, tuples and dicts converted element by element)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Decimal):
+        return _decimal(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return _duration(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def column_names(keys: list[str]) -> list[str]:
+    """Unique, non-empty column names: ``id, id`` → ``id, id_2``; blank → ``column_3``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, k in enumerate(keys, start=1):
+        base = k or f"column_{i}"
+        name, n = base, 1
+        while name in seen:
+            n += 1
+            name = f"{base}_{n}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+_PLAIN_TYPES = frozenset(_PLAIN)
+# One converter per Python type, for columns whose values all share that type.
+_BY_TYPE: dict[type[Any], Callable[[Any], Any]] = {
+    Decimal: _decimal,
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    time: time.isoformat,
+    timedelta: _duration,
+    uuid.UUID: str,
+}
+
+
+_NONE = type(None)
+
+
+def _column_converter(values: tuple[Any, ...]) -> Callable[[Any], Any] | None:
+    """None when a column needs no conversion, else a function for its values."""
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_TYPES:
+        return None
+    nullable = _NONE in kinds
+    kinds.discard(_NONE)
+    if len(kinds) == 1:
+        fast = _BY_TYPE.get(next(iter(kinds)))
+        if fast is not None:
+            return (lambda v: None if v is None else fast(v)) if nullable else fast
+    return to_json_value
+
+
+def json_rows(columns: list[str], batch: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows (sequences of ``len(columns)`` values) as JSON-friendly dicts keyed by
+    ``columns``; converts column by column so plain columns (str, int, bool, None) cost
+    nothing."""
+    if not batch:
+        return []
+    cols: list[Any] = list(zip(*batch, strict=True))
+    for i, col in enumerate(cols):
+        conv = _column_converter(col)
+        if conv is not None:
+            cols[i] = list(map(conv, col))
+    # zip called through map: every row has one value per column, and a keyword
+    # argument (strict=) per row would cost a sixth of the conversion
+    return list(map(dict, map(zip, repeat(columns), zip(*cols, strict=True))))
