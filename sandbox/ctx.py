@@ -49,10 +49,11 @@ class HttpError(Exception):
         self.code = code
 
 
-class ExecutionLog:
-    """Lines written by ``print`` and ``ctx.log`` during one execution, capped at
-    ``max_bytes`` (UTF-8) in total; past the cap one marker line is added and further
-    output dropped."""
+class ConnectorOutput:
+    """The connector's output: lines written by ``print`` and ``ctx.log`` during one
+    execution, which become the ``logs`` of its result or error (not to be confused with
+    the platform's execution log of calls). Capped at ``max_bytes`` (UTF-8) in total;
+    past the cap one marker line is added and further output dropped."""
 
     __slots__ = ("lines", "_size", "max_bytes", "_partial", "_full")
 
@@ -104,11 +105,11 @@ class ExecutionLog:
 class Printer:
     """The object behind ``print`` in connector code (RestrictedPython rewrites
     ``print(...)`` to ``_print._call_print(...)`` and ``printed`` to ``_print()``).
-    Output goes to the execution log; ``file=`` is refused."""
+    Output goes to the :class:`ConnectorOutput`; ``file=`` is refused."""
 
     __slots__ = ("_log", "_text", "_size")
 
-    def __init__(self, log: ExecutionLog) -> None:
+    def __init__(self, log: ConnectorOutput) -> None:
         self._log = log
         self._text: list[str] = []
         self._size = 0
@@ -432,7 +433,7 @@ class Context:
         params: dict[str, Any],
         secrets: Secrets,
         http: Http,
-        log: ExecutionLog,
+        log: ConnectorOutput,
     ) -> None:
         self.operation = operation
         self.params = params
@@ -441,7 +442,8 @@ class Context:
         self._log = log
 
     def log(self, message: Any) -> None:
-        """Add ``message`` (converted with ``str``) to the execution log."""
+        """Add ``message`` (converted with ``str``) to the connector output (the ``logs``
+        of the result)."""
         self._log.add(message if type(message) is str else str(message))
 
     def base64_encode(self, text: Any) -> str:

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from bollard.sandbox import isolation
-from bollard.sandbox.ctx import Context, ExecutionLog, Http, HttpError, Printer, Secrets
+from bollard.sandbox.ctx import ConnectorOutput, Context, Http, HttpError, Printer, Secrets
 from bollard.sandbox.errors import ConnectorCompileError, truncate
 from bollard.sandbox.guards import defined_by_connector
 from bollard.sandbox.policy import (
@@ -180,7 +180,7 @@ class Worker:
                 return function
         return None
 
-    def _run(self, message: dict[str, Any], log: ExecutionLog) -> tuple[str, dict[str, Any]]:
+    def _run(self, message: dict[str, Any], log: ConnectorOutput) -> tuple[str, dict[str, Any]]:
         """Run one execution; returns ``("result", {...})`` or ``("error", {...})``.
         The connector's objects are unreachable once this returns."""
         secrets = {str(k): str(v) for k, v in dict(message["secrets"]).items()}
@@ -235,7 +235,7 @@ class Worker:
 
     def execute(self, message: dict[str, Any]) -> None:
         """Run an ``execute`` message and send its ``result`` or ``error``."""
-        log = ExecutionLog(int(message["max_log_bytes"]))
+        log = ConnectorOutput(int(message["max_log_bytes"]))
         try:
             kind, payload = self._run(message, log)
         except MemoryError:
