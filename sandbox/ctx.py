@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from bollard.sandbox.protocol import (
+from .protocol import (
     MAX_HEADER_CHARS,
     MAX_HEADERS,
     MAX_QUERY_PARAMS,
@@ -232,25 +232,24 @@ def _check_headers(headers: Any) -> dict[str, str]:
     return out
 
 
-def _param_value(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
+def _param_value(value: object) -> str:
+    if type(value) is str:
         return value
-    if kind is bool:
+    if type(value) is bool:
         return "true" if value else "false"
-    if kind is int or kind is float:
+    if type(value) is int or type(value) is float:
         return repr(value)
     raise TypeError("query parameter values must be str, int, float, bool or a list of those")
 
 
-def _check_params(params: Any) -> dict[str, Any] | None:
+def _check_params(params: Any) -> dict[str, str | list[str]] | None:
     if params is None:
         return None
     if type(params) is not dict:
         raise TypeError("params must be a dict")
     if len(params) > MAX_QUERY_PARAMS:
         raise ValueError(f"at most {MAX_QUERY_PARAMS} query parameters are allowed")
-    out: dict[str, Any] = {}
+    out: dict[str, str | list[str]] = {}
     for name, value in dict.items(params):
         if type(name) is not str:
             raise TypeError("query parameter names must be str")

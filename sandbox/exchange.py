@@ -15,16 +15,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bollard.sandbox.errors import (
+from .errors import (
     ConnectorError,
     HttpRefusedError,
     LimitExceeded,
     SandboxError,
     truncate,
 )
-from bollard.sandbox.limits import MIB, Limits
-from bollard.sandbox.process import WorkerProcess
-from bollard.sandbox.protocol import (
+from .limits import MIB, Limits
+from .process import WorkerProcess
+from .protocol import (
     MAX_REQUEST_BODY_BYTES,
     HttpRequest,
     HttpRequestRefused,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-from bollard.sandbox.limits import MIB
-from bollard.sandbox.protocol import HEADER, read_frame_header
+from .limits import MIB
+from .protocol import HEADER, read_frame_header
 
 READ_CHUNK = 64 * 1024  # least bytes asked of one read(2) of a worker pipe
 MAX_READ_CHUNK = 1 * MIB

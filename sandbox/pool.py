@@ -26,12 +26,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from bollard.sandbox.errors import ExecutionTimeout, SandboxError, SandboxUnavailable
-from bollard.sandbox.exchange import HttpHandler, Outcome, death_error, execute
-from bollard.sandbox.limits import DEFAULT_LIMITS, Limits
-from bollard.sandbox.policy import CompiledConnector, compile_connector
-from bollard.sandbox.process import WorkerProcess, start_worker
-from bollard.sandbox.protocol import ProtocolError, plain_json
+from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
+from .exchange import HttpHandler, Outcome, death_error, execute
+from .limits import DEFAULT_LIMITS, Limits
+from .policy import CompiledConnector, compile_connector
+from .process import WorkerProcess, start_worker
+from .protocol import ProtocolError, plain_json
 
 ENTRYPOINTS = ("execute", "test_connection")
 

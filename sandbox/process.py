@@ -19,10 +19,10 @@ import os
 import signal
 from typing import Any
 
-from bollard.sandbox.errors import ConnectorCompileError, SandboxUnavailable, truncate
-from bollard.sandbox.limits import MIB, Limits
-from bollard.sandbox.pipe import WorkerPipe
-from bollard.sandbox.protocol import ProtocolError, decode_payload, encode_frame
+from .errors import ConnectorCompileError, SandboxUnavailable, truncate
+from .limits import MIB, Limits
+from .pipe import WorkerPipe
+from .protocol import ProtocolError, decode_payload, encode_frame
 
 WORKER_MODULE = "bollard.sandbox.worker"
 MAX_HANDSHAKE_BYTES = 1 * MIB

@@ -25,20 +25,21 @@ import os
 import sys
 import unicodedata  # noqa: F401  (urllib.parse netloc checks, re's \N{...})
 import warnings  # noqa: F401  (re, hashlib deprecation paths)
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from bollard.sandbox import isolation
-from bollard.sandbox.ctx import ConnectorOutput, Context, Http, HttpError, Printer, Secrets
-from bollard.sandbox.errors import ConnectorCompileError, truncate
-from bollard.sandbox.guards import defined_by_connector
-from bollard.sandbox.policy import (
+from . import isolation
+from .ctx import ConnectorOutput, Context, Http, HttpError, Printer, Secrets
+from .errors import ConnectorCompileError, truncate
+from .guards import defined_by_connector
+from .policy import (
     TEST_ENTRYPOINTS,
     CompiledConnector,
     compile_connector,
     make_globals,
 )
-from bollard.sandbox.protocol import (
+from .protocol import (
     HEADER,
     ProtocolError,
     decode_payload,
@@ -172,10 +173,10 @@ class Worker:
             raise HttpError(str(reply.get("code")), str(reply.get("message")))
         raise ProtocolError(f"unexpected {reply['type']!r} message during a request")
 
-    def _entrypoint(self, namespace: dict[str, Any], entrypoint: str) -> Any:
+    def _entrypoint(self, namespace: dict[str, Any], entrypoint: str) -> Callable[[Context], Any] | None:
         names = TEST_ENTRYPOINTS if entrypoint == "test_connection" else (entrypoint,)
         for name in names:
-            function = namespace.get(name)
+            function: object = namespace.get(name)
             if callable(function):
                 return function
         return None
