@@ -31,7 +31,7 @@ from bollard.sandbox.protocol import (
     read_frame_header,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def errors_of(source: str) -> list[str]:
