@@ -23,8 +23,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from bollard.sandbox.errors import HttpRequestRefused
-from bollard.sandbox.protocol import (
+from .errors import HttpRequestRefused
+from .protocol import (
     MAX_HEADER_CHARS,
     MAX_HEADERS,
     MAX_QUERY_PARAMS,
@@ -40,10 +40,11 @@ from bollard.sandbox.protocol import (
 Transport = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
 
 
-class ExecutionLog:
-    """Lines written by ``print`` and ``ctx.log`` during one execution, capped at
-    ``max_bytes`` (UTF-8) in total; past the cap one marker line is added and further
-    output dropped."""
+class ConnectorOutput:
+    """The connector's output: lines written by ``print`` and ``ctx.log`` during one
+    execution, which become the ``logs`` of its result or error (not to be confused with
+    the platform's execution log of calls). Capped at ``max_bytes`` (UTF-8) in total;
+    past the cap one marker line is added and further output dropped."""
 
     __slots__ = ("lines", "_size", "max_bytes", "_partial", "_full")
 
@@ -95,11 +96,11 @@ class ExecutionLog:
 class Printer:
     """The object behind ``print`` in connector code (RestrictedPython rewrites
     ``print(...)`` to ``_print._call_print(...)`` and ``printed`` to ``_print()``).
-    Output goes to the execution log; ``file=`` is refused."""
+    Output goes to the :class:`ConnectorOutput`; ``file=`` is refused."""
 
     __slots__ = ("_log", "_text", "_size")
 
-    def __init__(self, log: ExecutionLog) -> None:
+    def __init__(self, log: ConnectorOutput) -> None:
         self._log = log
         self._text: list[str] = []
         self._size = 0
@@ -222,25 +223,24 @@ def _check_headers(headers: Any) -> dict[str, str]:
     return out
 
 
-def _param_value(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
+def _param_value(value: object) -> str:
+    if type(value) is str:
         return value
-    if kind is bool:
+    if type(value) is bool:
         return "true" if value else "false"
-    if kind is int or kind is float:
+    if type(value) is int or type(value) is float:
         return repr(value)
     raise TypeError("query parameter values must be str, int, float, bool or a list of those")
 
 
-def _check_params(params: Any) -> dict[str, Any] | None:
+def _check_params(params: Any) -> dict[str, str | list[str]] | None:
     if params is None:
         return None
     if type(params) is not dict:
         raise TypeError("params must be a dict")
     if len(params) > MAX_QUERY_PARAMS:
         raise ValueError(f"at most {MAX_QUERY_PARAMS} query parameters are allowed")
-    out: dict[str, Any] = {}
+    out: dict[str, str | list[str]] = {}
     for name, value in dict.items(params):
         if type(name) is not str:
             raise TypeError("query parameter names must be str")
@@ -425,7 +425,7 @@ class Context:
         params: dict[str, Any],
         secrets: Secrets,
         http: Http,
-        log: ExecutionLog,
+        log: ConnectorOutput,
     ) -> None:
         self.operation = operation
         self.params = params
@@ -434,7 +434,8 @@ class Context:
         self._log = log
 
     def log(self, message: Any) -> None:
-        """Add ``message`` (converted with ``str``) to the execution log."""
+        """Add ``message`` (converted with ``str``) to the connector output (the ``logs``
+        of the result)."""
         self._log.add(message if type(message) is str else str(message))
 
     def base64_encode(self, text: Any) -> str:

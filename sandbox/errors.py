@@ -30,7 +30,7 @@ def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 class SandboxError(Exception):
     """Base class: ``code`` (DESIGN §8 error code), ``message`` (safe to show),
-    ``logs`` (the execution log collected before the failure, possibly empty)."""
+    ``logs`` (the connector output collected before the failure, possibly empty)."""
 
     code = "connector_error"
 

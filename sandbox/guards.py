@@ -28,8 +28,6 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bollard.sandbox.ctx import PUBLIC_ATTRIBUTES
-from bollard.sandbox.imports import guarded_import
 from RestrictedPython.Guards import (
     full_write_guard,
     guarded_iter_unpack_sequence,
@@ -37,6 +35,9 @@ from RestrictedPython.Guards import (
     safe_builtins,
     safer_getattr_raise,
 )
+
+from .ctx import PUBLIC_ATTRIBUTES
+from .imports import guarded_import
 
 MAX_RANGE = 1_000_000  # elements in one range(); larger loops should page
 
@@ -268,8 +269,3 @@ def make_builtins() -> dict[str, Any]:
     """A fresh ``__builtins__`` dict for one execution (a copy, so nothing a run does
     to it reaches the next)."""
     return dict(_BASE_BUILTINS)
-
-
-def base_builtin_names() -> frozenset[str]:
-    """The builtin names connector code can use (for the compile-time name check)."""
-    return frozenset(_BASE_BUILTINS)

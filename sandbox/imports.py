@@ -144,7 +144,7 @@ def facade_members(facade: ModuleFacade) -> frozenset[str]:
     return frozenset(object.__getattribute__(facade, "_members"))
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: object) -> object:
     # Module-level sets are shared, mutable process state: hand out frozen copies.
     if isinstance(value, set | frozenset):
         return frozenset(value)
@@ -182,18 +182,19 @@ def guarded_import(
     locals: Any = None,
     fromlist: Any = (),
     level: int = 0,
-) -> ModuleFacade:
+) -> ModuleFacade | ModuleType:
     """The ``__import__`` builtin of connector code.
 
     Returns the facade for ``import a.b`` (the top-level one, as Python binds ``a``) or
     ``from a.b import x`` (the ``a.b`` one, after checking every name in ``fromlist``
-    is a member). Raises ``ImportError`` for anything outside :data:`IMPORTABLE`,
-    relative imports and unknown member names.
+    is a member); the real module only for the lazy imports of C code (``_strptime``).
+    Raises ``ImportError`` for anything outside :data:`IMPORTABLE`, relative imports and
+    unknown member names.
     """
     if type(name) is not str or type(level) is not int or level != 0:
         raise ImportError("relative imports are not allowed in connectors")
     if name in _C_LAZY_IMPORTS and name in sys.modules:
-        return sys.modules[name]  # type: ignore[return-value]
+        return sys.modules[name]
     if name not in IMPORTABLE:
         raise ImportError(import_error(name))
     if fromlist:

@@ -36,7 +36,7 @@ import os
 import resource
 import signal
 import tempfile
-from typing import Any
+from collections.abc import Callable
 
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -228,7 +228,7 @@ def _landlock(libc: ctypes.CDLL) -> bool | str:
     return f"abi {abi}"
 
 
-def _layer(layers: dict[str, Any], name: str, step: Any) -> None:
+def _layer(layers: dict[str, bool | str], name: str, step: Callable[[], bool | str | None]) -> None:
     try:
         result = step()
         layers[name] = True if result is None else result
@@ -251,7 +251,7 @@ def isolate(
     """
     libc = _libc()
     libseccomp = _libseccomp()
-    layers: dict[str, Any] = {"process": True}
+    layers: dict[str, bool | str] = {"process": True}
 
     def close_fds() -> None:
         highest = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

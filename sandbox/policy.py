@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from bollard.sandbox import guards
-from bollard.sandbox.errors import ConnectorCompileError
-from bollard.sandbox.imports import FACADES, IMPORTABLE, facade_members, import_error
 from RestrictedPython import compile_restricted_exec
+
+from . import guards
+from .ctx import Printer
+from .errors import ConnectorCompileError
+from .imports import FACADES, IMPORTABLE, facade_members, import_error
 
 MAX_SOURCE_BYTES = 1024 * 1024
 ENTRYPOINT = "execute"
@@ -184,7 +186,7 @@ def compile_connector(source: str, filename: str = "connector.py") -> CompiledCo
     )
 
 
-def make_globals(print_factory: Callable[..., Any], filename: str = "connector.py") -> dict[str, Any]:
+def make_globals(print_factory: Callable[..., Printer], filename: str = "connector.py") -> dict[str, Any]:
     """A fresh globals dict for one execution: builtins (a fresh copy), the guard
     hooks RestrictedPython's rewritten code calls, and ``__metaclass__`` for classes.
 

@@ -35,9 +35,9 @@ import json
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
-from bollard.sandbox.errors import HttpRequestRefused, truncate
+from .errors import HttpRequestRefused, truncate
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_TYPES = (None, "text", "base64")
@@ -71,7 +71,7 @@ class HttpRequest:
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, Any] | None = None
+    params: dict[str, str | list[str]] | None = None
     json: Any = None
     body: str | None = None
     binary_body: bytes | None = None
@@ -187,7 +187,7 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _refuse_constant(text: str) -> Any:
+def _refuse_constant(text: str) -> NoReturn:
     raise ValueError(f"{text} is not JSON")
 
 
@@ -213,13 +213,17 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
 # --- field checks (host side: every worker message is hostile) --------------------------
 
 
-def _str(message: dict[str, Any], key: str, max_chars: int, *, optional: bool = False) -> Any:
+def _str(message: dict[str, Any], key: str, max_chars: int) -> str:
     value = message.get(key)
-    if value is None and optional:
-        return None
     if type(value) is not str or len(value) > max_chars:
         raise ProtocolError(f"field {key!r} must be a string of at most {max_chars} characters")
     return value
+
+
+def _optional_str(message: dict[str, Any], key: str, max_chars: int) -> str | None:
+    if message.get(key) is None:
+        return None
+    return _str(message, key, max_chars)
 
 
 def parse_http_request(message: dict[str, Any], body: bytes = b"") -> HttpRequest:
@@ -249,7 +253,7 @@ def parse_http_request(message: dict[str, Any], body: bytes = b"") -> HttpReques
             if len(items) > MAX_QUERY_PARAMS or any(type(v) is not str for v in items):
                 raise ProtocolError("query parameter values must be strings or lists of strings")
     has_json = "json" in message
-    text = _str(message, "body", MAX_REQUEST_BODY_BYTES, optional=True)
+    text = _optional_str(message, "body", MAX_REQUEST_BODY_BYTES)
     binary = message.get("binary_body", False)
     if type(binary) is not bool:
         raise ProtocolError("field 'binary_body' must be true or false")
@@ -343,6 +347,6 @@ def parse_error(message: dict[str, Any], max_log_bytes: int) -> WorkerFailure:
         kind=kind,
         message=_str(message, "message", 10_000),
         line=line,
-        code=_str(message, "code", 100, optional=True),
+        code=_optional_str(message, "code", 100),
         logs=_logs(message, max_log_bytes),
     )

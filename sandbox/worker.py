@@ -25,20 +25,21 @@ import os
 import sys
 import unicodedata  # noqa: F401  (urllib.parse netloc checks, re's \N{...})
 import warnings  # noqa: F401  (re, hashlib deprecation paths)
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from bollard.sandbox import isolation
-from bollard.sandbox.ctx import Context, ExecutionLog, Http, Printer, Secrets
-from bollard.sandbox.errors import ConnectorCompileError, HttpRequestRefused, truncate
-from bollard.sandbox.guards import defined_by_connector
-from bollard.sandbox.policy import (
+from . import isolation
+from .ctx import ConnectorOutput, Context, Http, Printer, Secrets
+from .errors import ConnectorCompileError, HttpRequestRefused, truncate
+from .guards import defined_by_connector
+from .policy import (
     TEST_ENTRYPOINTS,
     CompiledConnector,
     compile_connector,
     make_globals,
 )
-from bollard.sandbox.protocol import (
+from .protocol import (
     HEADER,
     ProtocolError,
     decode_payload,
@@ -173,15 +174,15 @@ class Worker:
             raise parse_http_error(reply)
         raise ProtocolError(f"unexpected {reply['type']!r} message during a request")
 
-    def _entrypoint(self, namespace: dict[str, Any], entrypoint: str) -> Any:
+    def _entrypoint(self, namespace: dict[str, Any], entrypoint: str) -> Callable[[Context], Any] | None:
         names = TEST_ENTRYPOINTS if entrypoint == "test_connection" else (entrypoint,)
         for name in names:
-            function = namespace.get(name)
+            function: object = namespace.get(name)
             if callable(function):
                 return function
         return None
 
-    def _run(self, message: dict[str, Any], log: ExecutionLog) -> tuple[str, dict[str, Any]]:
+    def _run(self, message: dict[str, Any], log: ConnectorOutput) -> tuple[str, dict[str, Any]]:
         """Run one execution; returns ``("result", {...})`` or ``("error", {...})``.
         The connector's objects are unreachable once this returns."""
         secrets = {str(k): str(v) for k, v in dict(message["secrets"]).items()}
@@ -236,7 +237,7 @@ class Worker:
 
     def execute(self, message: dict[str, Any]) -> None:
         """Run an ``execute`` message and send its ``result`` or ``error``."""
-        log = ExecutionLog(int(message["max_log_bytes"]))
+        log = ConnectorOutput(int(message["max_log_bytes"]))
         try:
             kind, payload = self._run(message, log)
         except MemoryError:

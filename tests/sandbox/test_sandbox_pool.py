@@ -727,7 +727,7 @@ async def test_hostile_worker_messages(
 
 
 async def test_worker_flooding_its_pipe_is_not_buffered(rogue_python: Path, egress: Egress) -> None:
-    from bollard.sandbox.pool import MAX_READ_CHUNK, READ_CHUNK
+    from bollard.sandbox.pipe import MAX_READ_CHUNK, READ_CHUNK
 
     pool = SandboxPool(python=str(rogue_python))
     Path(f"/tmp/rogue-mode-{os.getpid()}").write_text("flood")

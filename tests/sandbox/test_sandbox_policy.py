@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from bollard.sandbox import guards
-from bollard.sandbox.ctx import Context, ExecutionLog, Printer
+from bollard.sandbox.ctx import ConnectorOutput, Context, Printer
 from bollard.sandbox.errors import ConnectorCompileError
 from bollard.sandbox.imports import FACADES, MODULE_MEMBERS, ModuleFacade, guarded_import
 from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
@@ -31,7 +31,7 @@ from bollard.sandbox.protocol import (
     read_frame_header,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def errors_of(source: str) -> list[str]:
@@ -43,7 +43,7 @@ def errors_of(source: str) -> list[str]:
 def execute_in_process(source: str) -> tuple[Any, list[str]]:
     """Compile ``source`` and call its ``execute(None)`` with fresh sandbox globals."""
     compiled = compile_connector(source)
-    log = ExecutionLog(10_000)
+    log = ConnectorOutput(10_000)
     namespace = make_globals(lambda _getattr=None: Printer(log))
     exec(compiled.code, namespace)
     return namespace["execute"](None), log.finish()
@@ -375,11 +375,11 @@ def test_range_bound() -> None:
         guards.make_builtins()["range"](guards.MAX_RANGE + 1)
 
 
-# --- execution log -----------------------------------------------------------------------------
+# --- connector output --------------------------------------------------------------------------
 
 
-def test_execution_log_lines_and_cap() -> None:
-    log = ExecutionLog(20)
+def test_connector_output_lines_and_cap() -> None:
+    log = ConnectorOutput(20)
     log.write("ab\ncd")
     log.add("line")
     log.write("x" * 30 + "\n")
