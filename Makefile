@@ -34,12 +34,12 @@ browser:
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check platform sandbox tests bench examples
-	$(BIN)/mypy platform sandbox
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check platform sandbox tests bench examples
-	$(BIN)/mypy platform sandbox
+	$(BIN)/mypy
 
 bench: $(TEST_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -112,7 +112,7 @@ class Approvals:
         }
         if op.query is not None:
             summary["query"] = op.query
-        row = {
+        row: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "integration": version.slug,
             "operation": op.name,

@@ -108,7 +108,7 @@ def describe(err: jsonschema.exceptions.ValidationError) -> str:
     if kw == "additionalProperties":
         extra = sorted(set(got) - set(err.schema.get("properties") or {})) if isinstance(got, dict) else []
         return f"unknown propert{'y' if len(extra) == 1 else 'ies'}: {', '.join(extra)}"
-    return err.message
+    return str(err.message)
 
 
 def _required_name(err: jsonschema.exceptions.ValidationError) -> str:

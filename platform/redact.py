@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 REDACTED = "[REDACTED]"
 # Shorter values ("1", "eu", a port) are too common to hunt for without mangling output.
@@ -45,14 +47,16 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def redact(value: Any, secrets: list[str]) -> Any:
-    """Return ``value`` (JSON data or text) with every secret string replaced."""
+def redact(value: T, secrets: list[str]) -> T:
+    """Return ``value`` (JSON data or text) with every secret string replaced; the
+    result has the same shape (and so the same type) as ``value``."""
     if not secrets:
         return value
+    out: Any = value
     if isinstance(value, str):
-        return redact_text(value, secrets)
-    if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {redact_text(str(k), secrets): redact(v, secrets) for k, v in value.items()}
-    return value
+        out = redact_text(value, secrets)
+    elif isinstance(value, list):
+        out = [redact(v, secrets) for v in value]
+    elif isinstance(value, dict):
+        out = {redact_text(str(k), secrets): redact(v, secrets) for k, v in value.items()}
+    return cast(T, out)

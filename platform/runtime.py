@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
+    from bollard.platform.oauth2 import OAuth2Service
+    from bollard.platform.sql.service import SqlService
+    from bollard.sandbox.pool import SandboxPool
 
 log = logging.getLogger("bollard")
 
@@ -61,7 +65,10 @@ class Runtime:
         self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
-        self._services: dict[str, Any] = {}
+        self._http: EgressClient | None = None
+        self._sql: SqlService | None = None
+        self._oauth2: OAuth2Service | None = None
+        self._pool: SandboxPool | None = None
         self._versions: dict[str, str] = {}  # slug -> content hash serving
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
@@ -77,10 +84,9 @@ class Runtime:
             self._versions[slug] = current
         if previous is None or previous == current:
             return
-        pool = self._services.get("sandbox")
-        if pool is not None:
-            pool.retire(f"{slug}:{previous}")
-        sql = self._services.get("sql")
+        if self._pool is not None:
+            self._pool.retire(f"{slug}:{previous}")
+        sql = self._sql
         if sql is not None and entry is None:
             task = asyncio.get_running_loop().create_task(sql.engines.invalidate(slug))
             self._background.add(task)
@@ -107,57 +113,73 @@ class Runtime:
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch_task, 5)
-        for service in reversed(list(self._services.values())):
-            close = getattr(service, "aclose", None) or getattr(service, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    result = close()
-                    if asyncio.iscoroutine(result):
-                        await result
-        self._services.clear()
+        # Reverse order of dependence: the pool's workers call out through the client.
+        closers: list[Callable[[], Awaitable[None]]] = []
+        if self._pool is not None:
+            closers.append(self._pool.close)
+        if self._oauth2 is not None:
+            closers.append(self._oauth2.aclose)
+        if self._sql is not None:
+            closers.append(self._sql.aclose)
+        if self._http is not None:
+            closers.append(self._http.aclose)
+        for close in closers:
+            with contextlib.suppress(Exception):
+                await close()
+        self._pool = self._oauth2 = self._sql = self._http = None
         await self.db.dispose()
 
-    def service(self, name: str, factory: Any) -> Any:
-        """A lazily created long-lived service (closed at :meth:`stop`), e.g. the sandbox pool."""
-        if name not in self._services:
-            self._services[name] = factory()
-        return self._services[name]
+    async def __aenter__(self) -> Runtime:
+        """``async with Runtime(settings) as rt:`` starts it (no watcher) and stops it."""
+        await self.start(watch=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # The long-lived services below are created on first use and closed by stop(); their
+    # imports are lazy so CLI commands that need none of them start fast.
 
     @property
     def http_client(self) -> EgressClient:
-        """The one shared ``httpx.AsyncClient`` for connector egress (DESIGN §4.3)."""
-        from bollard.platform.egress import make_client  # lazy: keeps CLI start-up fast
+        """The one shared HTTP client for connector egress (DESIGN §4.3)."""
+        if self._http is None:
+            from bollard.platform.egress import make_client  # lazy: httpx
 
-        return self.service("http", make_client)
-
-    @property
-    def sql(self) -> Any:
-        """The SQL service (engines per integration and credential), created on first use."""
-        from bollard.platform.sql.service import SqlService
-
-        return self.service("sql", lambda: SqlService(self.settings))
+            self._http = make_client()
+        return self._http
 
     @property
-    def oauth2(self) -> Any:
-        """The OAuth2 service (authorisation flow, token refresh; DESIGN §7), created on first use."""
-        from bollard.platform.oauth2 import OAuth2Service
+    def sql(self) -> SqlService:
+        """The SQL service (engines per integration and credential)."""
+        if self._sql is None:
+            from bollard.platform.sql.service import SqlService  # lazy: SQLAlchemy, drivers
 
-        return self.service("oauth2", lambda: OAuth2Service(self))
+            self._sql = SqlService(self.settings)
+        return self._sql
 
     @property
-    def pool(self) -> Any:
-        """The sandbox pool (``bollard.sandbox.pool.SandboxPool``), created on first use."""
-        from bollard.sandbox.pool import SandboxPool
+    def oauth2(self) -> OAuth2Service:
+        """The OAuth2 service (authorisation flow, token refresh; DESIGN §7)."""
+        if self._oauth2 is None:
+            from bollard.platform.oauth2 import OAuth2Service  # lazy: authlib
 
-        s = self.settings
-        return self.service(
-            "sandbox",
-            lambda: SandboxPool(
+            self._oauth2 = OAuth2Service(self)
+        return self._oauth2
+
+    @property
+    def pool(self) -> SandboxPool:
+        """The sandbox pool (worker processes per integration version)."""
+        if self._pool is None:
+            from bollard.sandbox.pool import SandboxPool  # lazy: the sandbox starts on first use
+
+            s = self.settings
+            self._pool = SandboxPool(
                 workers_per_integration=s.workers_per_integration,
                 max_executions_per_worker=s.max_executions_per_worker,
                 idle_timeout_s=s.worker_idle_timeout_s,
-            ),
-        )
+            )
+        return self._pool
 
     def isolation_layers(self) -> dict[str, Any]:
         """The sandbox isolation layers in force (for ``/healthz``)."""
