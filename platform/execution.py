@@ -181,7 +181,7 @@ class ExecutionService:
             raise ExecutionError(
                 "unknown_credential",
                 f"integration '{version.slug}' has no credential '{credential_id}'; "
-                "set it with PUT /api/integrations/{slug}/credentials/{credentialId}",
+                f"set it with PUT /api/integrations/{version.slug}/credentials/{credential_id}",
             )
         values = values or {}
         if version.manifest.auth_method == "oauth2":
@@ -193,8 +193,8 @@ class ExecutionService:
             raise ExecutionError(
                 "needs_credentials",
                 f"integration '{version.slug}' needs credential values for: {', '.join(missing)} "
-                f"(credential '{credential_id}'); set them in the settings page or with "
-                "PUT /api/integrations/{slug}/credentials",
+                f"(credential '{credential_id}'); set them with "
+                f"PUT /api/integrations/{version.slug}/credentials/{credential_id}",
                 details={"missing": missing},
             )
         return values

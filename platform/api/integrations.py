@@ -124,7 +124,7 @@ async def get_integration(
         allowedHosts=m.allowed_hosts,
         setupGuide=m.setup_guide,
         supportedAuthMethods=m.supported_auth_methods or [m.auth_method],
-        warnings=[str(w) for w in entry.version.warnings],
+        warnings=entry.version.warning_messages,  # the manifest's and the lints, as validate lists them
     )
     if m.sql_connection_config is not None:
         item["sqlConnectionConfig"] = {
@@ -204,10 +204,11 @@ async def put_credentials(
     }
 
 
+@router.delete("/{slug}/credentials", summary="Remove the default credential")
 @router.delete("/{slug}/credentials/{credential_id}", summary="Remove a credential")
 async def delete_credentials(
     slug: str,
-    credential_id: str,
+    credential_id: str = DEFAULT_CREDENTIAL_ID,
     runtime: Runtime = Depends(get_runtime),
     _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
