@@ -261,3 +261,28 @@ def test_serve_help_says_what_it_runs(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "settings page" not in capsys.readouterr().out
+
+
+def test_the_readme_documents_every_command_and_flag() -> None:
+    import argparse
+
+    from bollard.platform.cli import build_parser
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## CLI") : readme.index("## HTTP API")]
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert f"`{prefix}{name}" in section or f"{prefix}{name} " in section, f"{prefix}{name}"
+                    walk(sub, f"{prefix}{name} ")
+            elif action.help != argparse.SUPPRESS:
+                for flag in action.option_strings:
+                    if flag not in ("-h", "--help"):
+                        assert flag in section, f"{prefix.strip()} {flag} is not in the README"
+
+    walk(build_parser(), "")
+    assert "2 held for approval" in section
