@@ -67,6 +67,8 @@ def approval_json(row: Any) -> dict[str, Any]:
         out["result"] = m["result"]
     if m["error_code"] is not None:
         out["error"] = {"code": m["error_code"], "message": m["error_message"]}
+    elif m["status"] == "rejected" and m["error_message"]:  # reject() stores the reason there
+        out["reason"] = m["error_message"]
     return out
 
 

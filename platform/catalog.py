@@ -11,19 +11,23 @@ warnings), :func:`status` (``ready`` | ``needs_credentials`` | ``error``) and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bollard.platform.credential_fields import credential_fields, required_keys
-from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
+from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, CredentialInfo
 from bollard.platform.errors import CredentialError
 from bollard.platform.packages import IntegrationVersion
-from bollard.platform.registry import IntegrationEntry
+from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.timestamps import iso_utc
 
-if TYPE_CHECKING:
-    from bollard.platform.runtime import Runtime
-
 MAX_VALUE_CHARS = 64 * 1024  # one credential value (characters)
+
+
+class CredentialView(Protocol):
+    """What the catalog reads of the credentials: which ids and keys are set (never
+    values). ``CredentialStore`` is one; ``bollard list`` passes a read-only one."""
+
+    async def describe(self, integration: str) -> list[CredentialInfo]: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Status:
     missing: list[str] = field(default_factory=list)
 
 
-async def status(runtime: Runtime, entry: IntegrationEntry) -> Status:
+async def status(entry: IntegrationEntry, creds: CredentialView) -> Status:
     """The status of ``entry``: ``error`` while its folder on disk does not load (the last
     good version may still serve), else whether the default credential sets every
     required key."""
@@ -47,7 +51,7 @@ async def status(runtime: Runtime, entry: IntegrationEntry) -> Status:
     required = required_keys(entry.version.manifest)
     if not required:
         return Status("ready")
-    infos = {c.credential_id: c for c in await runtime.credentials.describe(entry.slug)}
+    infos = {c.credential_id: c for c in await creds.describe(entry.slug)}
     have = set(infos[DEFAULT_CREDENTIAL_ID].keys) if DEFAULT_CREDENTIAL_ID in infos else set()
     missing = [k for k in required if k not in have]
     return Status("needs_credentials", None, missing) if missing else Status("ready")
@@ -75,11 +79,11 @@ def serving(version: IntegrationVersion) -> dict[str, Any]:
     }
 
 
-async def catalog_row(runtime: Runtime, entry: IntegrationEntry) -> dict[str, Any]:
+async def catalog_row(entry: IntegrationEntry, creds: CredentialView) -> dict[str, Any]:
     """One catalog row (DESIGN §8): slug, status, title, description, version, type,
     authMethod, contentHash, hasIcon, operations, and ``error``/``missingCredentials``/
     ``serving`` when they apply."""
-    st = await status(runtime, entry)
+    st = await status(entry, creds)
     row: dict[str, Any] = {"slug": entry.slug, "status": st.status}
     v = entry.version
     if v is not None:
@@ -110,22 +114,23 @@ async def catalog_row(runtime: Runtime, entry: IntegrationEntry) -> dict[str, An
     return row
 
 
-async def catalog(runtime: Runtime) -> list[dict[str, Any]]:
-    """Every installed integration's row, sorted by slug."""
-    return [await catalog_row(runtime, e) for e in runtime.registry.entries()]
+async def catalog(registry: Registry, creds: CredentialView) -> list[dict[str, Any]]:
+    """Every installed integration's row, sorted by slug (``GET /api/integrations`` and
+    ``bollard list``)."""
+    return [await catalog_row(e, creds) for e in registry.entries()]
 
 
-async def detail(runtime: Runtime, slug: str) -> dict[str, Any]:
+async def detail(registry: Registry, creds: CredentialView, slug: str) -> dict[str, Any]:
     """One integration: its catalog row plus operations with parameter schemas, secret
     bindings and whether each is set, credential fields, allowed hosts, setup guide and
     lint warnings. Raises ``unknown_integration``."""
-    entry = runtime.registry.require(slug)
-    item = await catalog_row(runtime, entry)
+    entry = registry.require(slug)
+    item = await catalog_row(entry, creds)
     if entry.version is None:
         return item
     m = entry.version.manifest
-    creds = await runtime.credentials.describe(slug)
-    default_keys = next((set(c.keys) for c in creds if c.credential_id == DEFAULT_CREDENTIAL_ID), set())
+    infos = await creds.describe(slug)
+    default_keys = next((set(c.keys) for c in infos if c.credential_id == DEFAULT_CREDENTIAL_ID), set())
     required = set(required_keys(m))
     item.update(
         operations=[
@@ -149,12 +154,12 @@ async def detail(runtime: Runtime, slug: str) -> dict[str, Any]:
         credentialFields=credential_fields(m),
         credentials=[
             {"credentialId": c.credential_id, "keys": c.keys, "updatedAt": iso_utc(c.updated_at)}
-            for c in creds
+            for c in infos
         ],
         allowedHosts=m.allowed_hosts,
         setupGuide=m.setup_guide,
         supportedAuthMethods=m.supported_auth_methods or [m.auth_method],
-        warnings=[str(w) for w in entry.version.warnings],
+        warnings=entry.version.warning_messages,  # the manifest's and the lints, as validate lists them
     )
     if m.sql_connection_config is not None:
         item["sqlConnectionConfig"] = {

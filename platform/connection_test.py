@@ -1,4 +1,4 @@
-"""Test connection: a step-by-step report for the settings page's button (DESIGN §8).
+"""Test connection: a step-by-step report, for the API and ``bollard test`` (DESIGN §8).
 
 ``POST /api/integrations/{slug}/test`` answers ``{ok, message, steps, durationMs}``; each
 step is ``{name, ok, durationMs, message}``. REST integrations run the connector's

@@ -318,14 +318,13 @@ def _pydantic_issues(exc: ValidationError) -> list[ManifestIssue]:
         msg = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
         if err["type"] == "literal_error":
             msg = f"{err['msg']} (got {json.dumps(err.get('input'))[:80]})"
-        if err["type"] == "extra_forbidden" and len(loc) == 1:
-            msg = "unknown top-level key; remove it (allowed: " + ", ".join(sorted(_TOP_LEVEL_KEYS)) + ")"
         issues.append(ManifestIssue(format_path(loc), msg))
     return issues
 
 
 _WRAPPERS = {"function-after", "function-before", "function-wrap", "constrained-str"}
 _TOP_LEVEL_KEYS = {f.alias or n for n, f in Manifest.model_fields.items()}
+_UNKNOWN_KEY = "unknown top-level key; remove it (allowed: " + ", ".join(sorted(_TOP_LEVEL_KEYS)) + ")"
 
 _CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
 _CRON_NAMES = [
@@ -502,13 +501,17 @@ def parse_manifest(data: Any, *, has_connector: bool | None = None) -> ParsedMan
     """
     if not isinstance(data, dict):
         raise ManifestError([ManifestIssue("", "the file must hold a JSON object")])
+    # Unknown top-level keys are reported and set aside, so the other fields' errors and
+    # the cross-field rules are still checked and listed with them.
+    known = _TOP_LEVEL_KEYS | set(Manifest.model_fields)
+    unknown = [ManifestIssue(str(k), _UNKNOWN_KEY) for k in data if k not in known]
     try:
-        manifest = Manifest.model_validate(_normalize(data))
+        manifest = Manifest.model_validate(_normalize({k: v for k, v in data.items() if k in known}))
     except ValidationError as exc:
-        raise ManifestError(_pydantic_issues(exc)) from None
+        raise ManifestError(unknown + _pydantic_issues(exc)) from None
     errors, warnings = _rules(manifest, has_connector)
-    if errors:
-        raise ManifestError(errors)
+    if unknown or errors:
+        raise ManifestError(unknown + errors)
     return ParsedManifest(manifest, warnings)
 
 

@@ -128,7 +128,7 @@ def verify_state(key: bytes, state: str, now: float) -> StateClaims:
     invalid = OAuth2Error(
         "invalid_state",
         "the state parameter is not one Bollard issued (malformed or altered); start the "
-        "authorisation again with GET /api/integrations/{slug}/oauth2/authorize",
+        "authorisation again with GET /api/integrations/<slug>/oauth2/authorize",
         status=400,
     )
     payload_text, _, signature_text = state.partition(".")
@@ -423,7 +423,7 @@ class OAuth2Service:
             raise OAuth2Error(
                 "invalid_state",
                 "the callback has no state parameter, so it cannot be matched to an authorisation; "
-                "start with GET /api/integrations/{slug}/oauth2/authorize",
+                "start with GET /api/integrations/<slug>/oauth2/authorize",
                 status=400,
             )
         try:

@@ -9,6 +9,7 @@ compile, icon content) and returns an immutable :class:`IntegrationVersion`.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bollard.platform.errors import PackageError
+from bollard.platform.lint import Lint, lint_package
 from bollard.platform.manifest import (
     MANIFEST_MAX_BYTES,
     Manifest,
@@ -48,7 +50,9 @@ class IntegrationVersion:
     """One loaded, valid version of an integration. Never mutated: a reload makes a new one.
 
     ``content_hash`` is the SHA-256 of every file's name and bytes, the identity an
-    approval binds (DESIGN §6) and the sandbox pool keys its workers by.
+    approval binds (DESIGN §6) and the sandbox pool keys its workers by. ``warnings`` are
+    the manifest's non-fatal issues, ``lints`` what :mod:`bollard.platform.lint` found
+    (warnings here; ``bollard validate`` fails on the ones of severity ``error``).
     """
 
     slug: str
@@ -57,12 +61,19 @@ class IntegrationVersion:
     content_hash: str
     files: dict[str, bytes] = field(repr=False)
     warnings: tuple[ManifestIssue, ...] = ()
+    lints: tuple[Lint, ...] = ()
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def connector_source(self) -> str | None:
         raw = self.files.get(CONNECTOR_FILE)
         return raw.decode("utf-8") if raw is not None else None
+
+    @property
+    def warning_messages(self) -> list[str]:
+        """Every warning as text, as ``bollard validate`` prints it and the detail lists it:
+        the manifest's (``config.json: path: …``), then the lints."""
+        return [f"{CONFIG_FILE}: {w}" for w in self.warnings] + [lint.message for lint in self.lints]
 
     @property
     def icon_name(self) -> str | None:
@@ -209,6 +220,7 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
         content_hash=content_hash(files),
         files=dict(files),
         warnings=warnings,
+        lints=lint_package(manifest, files),
     )
 
 
@@ -288,5 +300,6 @@ def read_folder(path: Path) -> dict[str, bytes]:
 
 
 def load_folder(path: Path) -> IntegrationVersion:
-    """Read and validate ``path`` as the integration named by its folder name."""
-    return build_version(path.name, path, read_folder(path))
+    """Read and validate ``path`` as the integration named by its folder name (``.`` is
+    the working directory's name)."""
+    return build_version(Path(os.path.abspath(path)).name, path, read_folder(path))

@@ -1,4 +1,4 @@
-"""The ``bollard`` command: validate (with lints), new, token create, list, schema."""
+"""The ``bollard`` command: validate (with lints), new, token create, list, schema, serve --help."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_new_scaffolds_pass_validate(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 0 and not (tmp_path / "acme_db" / "connector.py").exists()
     code, out = run(capsys, "validate", str(tmp_path))
     assert code == 0, out
-    assert "2 valid, 0 invalid" in out
+    assert "2 valid, 0 invalid" in out and "warning" not in out
     code, _ = run(capsys, "new", "acme-crm", "--dir", str(tmp_path))
     assert code == 1
     code, _ = run(capsys, "new", "Bad Slug", "--dir", str(tmp_path))
@@ -155,3 +155,134 @@ def test_first_serve_creates_a_private_admin_token(tmp_path: Path) -> None:
         assert f"Admin token ({token_file}): {token}" in server.log.read_text()
     finally:
         server.stop()
+
+
+def test_validate_dot_inside_an_integration_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_integration(tmp_path, "echo")
+    monkeypatch.chdir(folder)
+    code, out = run(capsys, "validate", ".")
+    assert code == 0, out
+    assert "✓ echo" in out and "1 valid, 0 invalid" in out
+
+
+def test_validate_a_config_json_checks_its_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_integration(tmp_path, "echo")
+    code, out = run(capsys, "validate", str(folder / "config.json"))
+    assert code == 0, out
+    assert "✓ echo" in out
+    # the folder is checked, not only the manifest: a missing connector is an error
+    (folder / "connector.py").unlink()
+    code, out = run(capsys, "validate", str(folder / "config.json"))
+    assert code == 1 and "✗ echo" in out and "needs a connector.py" in out
+
+
+def test_an_unknown_top_level_key_does_not_hide_other_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = rest_manifest(authMethod="api_key", supportedAuthMethods=["bearer_token"], extra=1)
+    manifest["operations"][0]["parametersSchema"]["required"] = ["missing"]
+    write_integration(tmp_path, "bad", manifest=manifest, connector="def execute(ctx)\n    return 1\n")
+    code, out = run(capsys, "validate", str(tmp_path / "bad"))
+    assert code == 1
+    assert "config.json: extra: unknown top-level key" in out
+    assert "config.json: supportedAuthMethods: must contain authMethod 'api_key'" in out
+    assert "operations[0].parametersSchema.required: 'missing' is required but not declared" in out
+    assert "connector.py" in out  # the compile error is listed too
+    code, out = run(capsys, "validate", "--manifest-only", str(tmp_path / "bad"))
+    assert code == 1 and "extra: unknown top-level key" in out and "supportedAuthMethods" in out
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _bollard(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOLLARD_")}
+    exe = Path(sys.executable).parent / "bollard"
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_read_only_commands_write_nothing(tmp_path: Path) -> None:
+    write_integration(tmp_path / "integrations", "echo")
+    write_integration(
+        tmp_path / "integrations",
+        "keyed",
+        manifest=rest_manifest(authMethod="api_key", secretBindings=["apiKey"]),
+    )
+    before = _tree(tmp_path)
+    listed = _bollard(tmp_path, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["slug"]: r for r in json.loads(listed.stdout)}
+    assert rows["echo"]["status"] == "ready"
+    assert rows["keyed"]["status"] == "needs_credentials" and rows["keyed"]["missingCredentials"] == [
+        "apiKey"
+    ]
+    assert _bollard(tmp_path, "list").returncode == 0
+    assert _bollard(tmp_path, "validate", "integrations").returncode == 0
+    assert _bollard(tmp_path, "schema").returncode == 0
+    assert _bollard(tmp_path, "token", "list").returncode == 0
+    assert _tree(tmp_path) == before  # no .bollard/, no key file, no database
+    # a missing integrations directory is listed as empty, not created
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    out = _bollard(empty, "list", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout) == [] and _tree(empty) == []
+
+
+async def test_list_reads_an_existing_state_database_without_changing_it(tmp_path: Path) -> None:
+    from bollard.platform.runtime import Runtime
+    from bollard.platform.settings import Settings
+
+    integrations = tmp_path / "integrations"
+    write_integration(
+        integrations, "keyed", manifest=rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
+    )
+    data = tmp_path / ".bollard"
+    rt = Runtime(Settings(integrations_dir=integrations, data_dir=data, reload=False))
+    await rt.start()
+    await rt.credentials.put("keyed", "default", {"apiKey": "k-1"})
+    await rt.stop()
+    before = {p: p.read_bytes() for p in data.iterdir()}
+    out = _bollard(tmp_path, "list", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["status"] == "ready"  # the credential in the database counts
+    assert {p: p.read_bytes() for p in data.iterdir()} == before
+
+
+def test_serve_help_says_what_it_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "HTTP API" in out and "/docs" in out and "./integrations" in out and "shipped integrations" in out
+    assert "settings page" not in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "settings page" not in capsys.readouterr().out
+
+
+def test_the_readme_documents_every_command_and_flag() -> None:
+    import argparse
+
+    from bollard.platform.cli import build_parser
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## CLI") : readme.index("## HTTP API")]
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert f"`{prefix}{name}" in section or f"{prefix}{name} " in section, f"{prefix}{name}"
+                    walk(sub, f"{prefix}{name} ")
+            elif action.help != argparse.SUPPRESS:
+                for flag in action.option_strings:
+                    if flag not in ("-h", "--help"):
+                        assert flag in section, f"{prefix.strip()} {flag} is not in the README"
+
+    walk(build_parser(), "")
+    assert "2 held for approval" in section

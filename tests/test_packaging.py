@@ -51,3 +51,38 @@ def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     assert "bollard/platform/scaffold/templates/rest/connector.py" in names
     assert "bollard/platform/store/migrations/script.py.mako" in names
     assert not any(n in ("bollard/platform/__init__.py", "bollard/sandbox/__init__.py") for n in names)
+
+
+def test_every_folder_of_code_or_data_is_a_declared_package() -> None:
+    """Python sees every folder as a (namespace) package; setuptools warns about and may
+    drop one holding files that ``packages`` does not list (the scaffold templates)."""
+    import tomllib
+
+    declared = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    for top, name in (("platform", "bollard.platform"), ("sandbox", "bollard.sandbox")):
+        root = REPO / top
+        for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            rel = folder.relative_to(root)
+            if "__pycache__" in rel.parts or not any(f.is_file() for f in folder.iterdir()):
+                continue
+            package = ".".join([name, *rel.parts])
+            assert package in declared, f"{package} is not in [tool.setuptools] packages"
+
+
+def test_build_prints_no_setuptools_warnings(tmp_path: Path) -> None:
+    """``python -m build`` (sdist and wheel) with the SPDX licence string and every package
+    declared: no deprecation or "absent from packages" warning (setuptools >= 77)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    for needle in ("SetuptoolsDeprecationWarning", "BuildBackendWarning", "is absent from the `packages`"):
+        assert needle not in text, text[text.find(needle) - 500 : text.find(needle) + 1500]
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gz", ".whl"]
+    wheel = next(tmp_path.glob("*.whl"))
+    metadata = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("METADATA"))
+    assert "License-Expression: MIT" in zipfile.ZipFile(wheel).read(metadata).decode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations
+from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations, tokens
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.runtime import Runtime
@@ -41,4 +41,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(operations.router)
     app.include_router(approvals.router)
     app.include_router(executions.router)
+    app.include_router(tokens.router)
     return app

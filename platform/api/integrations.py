@@ -23,7 +23,7 @@ ICON_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbo
 async def list_integrations(
     runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
-    items = await catalog.catalog(runtime)
+    items = await catalog.catalog(runtime.registry, runtime.credentials)
     return {"integrations": items, "count": len(items)}
 
 
@@ -31,7 +31,7 @@ async def list_integrations(
 async def get_integration(
     slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
-    return await catalog.detail(runtime, slug)
+    return await catalog.detail(runtime.registry, runtime.credentials, slug)
 
 
 @router.get("/{slug}/icon", summary="The integration's icon", response_class=Response)
@@ -72,7 +72,7 @@ async def put_credentials(
     check_credential_id(credential_id)
     values = catalog.check_values(version, body.values)
     keys = await runtime.credentials.put(slug, credential_id, values)
-    st = await catalog.status(runtime, runtime.registry.require(slug))
+    st = await catalog.status(runtime.registry.require(slug), runtime.credentials)
     return {
         "integration": slug,
         "credentialId": credential_id,
@@ -82,10 +82,11 @@ async def put_credentials(
     }
 
 
+@router.delete("/{slug}/credentials", summary="Remove the default credential")
 @router.delete("/{slug}/credentials/{credential_id}", summary="Remove a credential")
 async def delete_credentials(
     slug: str,
-    credential_id: str,
+    credential_id: str = DEFAULT_CREDENTIAL_ID,
     runtime: Runtime = Depends(get_runtime),
     _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""``bollard serve``: the HTTP API over an integrations directory (DESIGN §8, §11)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from bollard.platform.cli.common import add_data_dir, settings_from
+
+DESCRIPTION = """\
+Run the Bollard HTTP API: the catalog, operations, credentials, approvals, the
+execution log and Test connection under /api (bearer tokens), liveness at /healthz,
+Swagger UI at /docs and the OpenAPI document at /openapi.json. Integrations are loaded
+from the integrations directory (default: BOLLARD_INTEGRATIONS_DIR or ./integrations,
+which in a checkout of the repository holds the shipped integrations) and reloaded when
+their files change. State (tokens, credentials, approvals, executions) is kept in the
+data directory. On the first start an admin token is created, printed and saved to
+<data-dir>/admin.token. Stop with Ctrl-C.
+"""
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the runtime, probe the sandbox, print where it serves, run uvicorn; exit 0 on Ctrl-C."""
+    import uvicorn
+    from bollard.platform.api.app import create_app
+    from bollard.platform.runtime import ADMIN_TOKEN_FILE, Runtime
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    settings = settings_from(args).model_copy(update=overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = Runtime(settings)
+
+    async def main() -> None:
+        await runtime.start()
+        try:  # start one worker now so /healthz reports the isolation layers in force
+            layers = await runtime.pool.probe()
+            print(
+                "  Sandbox layers: " + ", ".join(k for k, v in layers.items() if v and k != "probed"),
+                flush=True,
+            )
+        except Exception as e:
+            print(
+                f"  Warning: the sandbox could not start a worker ({e}); REST operations will fail",
+                flush=True,
+            )
+        created = await runtime.ensure_admin_token()
+        url = f"http://{settings.host}:{settings.port}"
+        token_file = settings.data_dir / ADMIN_TOKEN_FILE
+        print(f"Bollard is serving {settings.integrations_dir.resolve()} at {url}", flush=True)
+        print(f"  API docs: {url}/docs", flush=True)
+        if created:
+            print(f"  Admin token (created now, saved to {token_file}): {created}", flush=True)
+        elif token_file.exists():
+            print(f"  Admin token ({token_file}): {token_file.read_text().strip()}", flush=True)
+        config = uvicorn.Config(
+            create_app(runtime=runtime),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=settings.access_log,  # the execution log records every call
+        )
+        await uvicorn.Server(config).serve()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP API (Swagger UI at /docs) over the integrations directory",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--host",
+        default=os.environ.get("BOLLARD_HOST", "127.0.0.1"),
+        help="address to listen on (default: BOLLARD_HOST or 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("BOLLARD_PORT", "8000")),
+        help="port to listen on (default: BOLLARD_PORT or 8000)",
+    )
+    p.add_argument(
+        "--integrations",
+        metavar="DIR",
+        help="integrations directory (default: BOLLARD_INTEGRATIONS_DIR or ./integrations, "
+        "the shipped integrations when run from the repository)",
+    )
+    add_data_dir(p)
+    p.set_defaults(func=cmd_serve)
