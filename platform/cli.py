@@ -273,6 +273,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     status, body = asyncio.run(main())
     print(json.dumps(body, indent=2, default=str))
     if status == 202:
+        print(f"held for approval {body['approvalId']}: nothing ran; {body['message']}", file=sys.stderr)
         return 2
     return 0 if status < 300 else 1
 

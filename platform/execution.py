@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines
 from bollard.platform.manifest import Operation, format_path
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.ratelimit import Limiter
@@ -209,6 +210,7 @@ class ExecutionService:
         """
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        capture_connector_lines()  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
@@ -226,7 +228,7 @@ class ExecutionService:
                     time.perf_counter() - t0,
                     params,
                     "pending_approval",
-                    approval_id=pending["id"],
+                    approval_id=pending["approvalId"],
                 )
                 return Outcome(202, pending)
             values = await self.credential_values(version, inv.credential_id)
@@ -577,9 +579,12 @@ connector_logger = logging.getLogger("bollard.connector")
 
 
 def connector_log(slug: str, operation: str, lines: list[str], secrets: list[str]) -> None:
-    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted."""
-    for line in lines[:200]:
-        connector_logger.info("%s.%s: %s", slug, operation, redact_text(line[:2000], secrets))
+    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted, and keep
+    them for the call's execution record."""
+    kept = [redact_text(line[:2000], secrets) for line in lines[:200]]
+    for line in kept:
+        connector_logger.info("%s.%s: %s", slug, operation, line)
+    add_connector_lines(kept)
 
 
 def backoff(attempt: int, base_s: float = 0.1, cap_s: float = 5.0) -> float:

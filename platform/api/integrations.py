@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from bollard.platform import tokens
-from bollard.platform.api.deps import admin, get_runtime, principal
+from bollard.platform.api.deps import admin, get_runtime, known_query, principal
+from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
 from bollard.platform.credential_fields import credential_fields
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import ApiError
 from bollard.platform.packages import ICON_MEDIA_TYPES, IntegrationVersion
 from bollard.platform.registry import IntegrationEntry
 from bollard.platform.runtime import Runtime, required_credential_keys
+from bollard.platform.timestamps import iso_utc
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-router = APIRouter(prefix="/api/integrations", tags=["integrations"])
+router = APIRouter(prefix="/api/integrations", tags=["integrations"], dependencies=[Depends(known_query)])
 
 ICON_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
@@ -77,7 +79,7 @@ async def catalog_item(runtime: Runtime, entry: IntegrationEntry) -> dict[str, A
     return item
 
 
-@router.get("", summary="The catalog of installed integrations")
+@router.get("", summary="The catalog of installed integrations", responses=errors(*AUTH))
 async def list_integrations(
     runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
@@ -85,7 +87,11 @@ async def list_integrations(
     return {"integrations": items, "count": len(items)}
 
 
-@router.get("/{slug}", summary="One integration: operations, parameter schemas, secrets set")
+@router.get(
+    "/{slug}",
+    summary="One integration: operations, parameter schemas, secrets set",
+    responses=errors(*AUTH, "unknown_integration"),
+)
 async def get_integration(
     slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
@@ -118,7 +124,7 @@ async def get_integration(
         credentialKeys=list(m.credential_keys),
         credentialFields=credential_fields(m),
         credentials=[
-            {"credentialId": c.credential_id, "keys": c.keys, "updatedAt": c.updated_at.isoformat()}
+            {"credentialId": c.credential_id, "keys": c.keys, "updatedAt": iso_utc(c.updated_at)}
             for c in creds
         ],
         allowedHosts=m.allowed_hosts,
@@ -134,7 +140,20 @@ async def get_integration(
     return item
 
 
-@router.get("/{slug}/icon", summary="The integration's icon", response_class=Response)
+@router.get(
+    "/{slug}/icon",
+    summary="The integration's icon",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the icon file",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in ICON_MEDIA_TYPES.values()
+            },
+        },
+        **errors(*AUTH, "unknown_integration", "not_found", "integration_error"),
+    },
+)
 async def get_icon(
     slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> Response:
@@ -180,8 +199,16 @@ def check_values(version: IntegrationVersion, values: dict[str, Any]) -> dict[st
     return out
 
 
-@router.put("/{slug}/credentials", summary="Set the default credential's values (write-only)")
-@router.put("/{slug}/credentials/{credential_id}", summary="Set a credential's values (write-only)")
+@router.put(
+    "/{slug}/credentials",
+    summary="Set the default credential's values (write-only)",
+    responses=errors(*ADMIN, *BODY, "invalid_params", "unknown_integration", "integration_error"),
+)
+@router.put(
+    "/{slug}/credentials/{credential_id}",
+    summary="Set a credential's values (write-only)",
+    responses=errors(*ADMIN, *BODY, "invalid_params", "unknown_integration", "integration_error"),
+)
 async def put_credentials(
     slug: str,
     body: CredentialValues,
@@ -204,7 +231,11 @@ async def put_credentials(
     }
 
 
-@router.delete("/{slug}/credentials/{credential_id}", summary="Remove a credential")
+@router.delete(
+    "/{slug}/credentials/{credential_id}",
+    summary="Remove a credential",
+    responses=errors(*ADMIN, "unknown_integration", "not_found"),
+)
 async def delete_credentials(
     slug: str,
     credential_id: str,
@@ -225,7 +256,11 @@ class TestBody(BaseModel):
     values: dict[str, str | int | bool] | None = None
 
 
-@router.post("/{slug}/test", summary="Test connection: a step-by-step report")
+@router.post(
+    "/{slug}/test",
+    summary="Test connection: a step-by-step report",
+    responses=errors(*ADMIN, *BODY, "invalid_params", "unknown_integration", "integration_error"),
+)
 async def test_connection(
     slug: str,
     body: TestBody | None = None,
