@@ -37,10 +37,16 @@ def main() -> None:
             "/api/integrations/hotel/operations/cancel_reservation", json={"params": {"id": args.cancel}}
         )
         pending = r.json()
-        print(f"HTTP {r.status_code}: approval {pending.get('approvalId')} is {pending.get('status')}")
+        if r.status_code != 202:  # an error (or, if the manifest stopped requiring approval, the result)
+            print(json.dumps(pending, indent=2))
+            return
+        # 202: nothing ran; the body carries the approval (what will run) and its id
+        print(f"HTTP 202: approval {pending['approvalId']} is {pending['status']}")
+        print(json.dumps(pending["approval"]["summary"], indent=2))
+        print(pending["message"])
         print(
             "approve it with: curl -X POST -H 'Authorization: Bearer …' "
-            f"{args.url}/api/approvals/{pending.get('approvalId')}/approve"
+            f"{args.url}/api/approvals/{pending['approvalId']}/approve"
         )
         while True:
             approval = client.get(f"/api/approvals/{pending['approvalId']}").json()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bollard.platform.errors import ApprovalError
 from bollard.platform.store.tables import approvals
+from bollard.platform.timestamps import iso_utc
 from sqlalchemy import and_, func, select, update
 
 if TYPE_CHECKING:
@@ -35,16 +36,13 @@ log = logging.getLogger("bollard.approvals")
 STATUSES = ("pending", "approved", "executing", "succeeded", "failed", "rejected", "expired")
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns naive datetimes
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
-
-
 def approval_json(row: Any) -> dict[str, Any]:
-    m = row._mapping
+    """An approval as the API shows it; ``row`` is a result row or a mapping of its columns.
+
+    ``reason`` is what the person who rejected it wrote (``null`` otherwise, DESIGN §6);
+    ``result`` and ``error`` appear once it ran or failed. Timestamps: ISO 8601 UTC.
+    """
+    m = row._mapping if hasattr(row, "_mapping") else row
     out: dict[str, Any] = {
         "id": m["id"],
         "status": m["status"],
@@ -55,21 +53,42 @@ def approval_json(row: Any) -> dict[str, Any]:
         "version": m["version"],
         "contentHash": m["content_hash"],
         "summary": m["summary"],
-        "requestedBy": m["requested_by"],
-        "requestedAt": _iso(m["requested_at"]),
-        "expiresAt": _iso(m["expires_at"]),
-        "decidedBy": m["decided_by"],
-        "decidedAt": _iso(m["decided_at"]),
-        "startedAt": _iso(m["started_at"]),
-        "finishedAt": _iso(m["finished_at"]),
+        "requestedBy": m.get("requested_by"),
+        "requestedAt": iso_utc(m["requested_at"]),
+        "expiresAt": iso_utc(m["expires_at"]),
+        "decidedBy": m.get("decided_by"),
+        "decidedAt": iso_utc(m.get("decided_at")),
+        "startedAt": iso_utc(m.get("started_at")),
+        "finishedAt": iso_utc(m.get("finished_at")),
+        "reason": m.get("reason"),
     }
-    if m["result"] is not None:
+    if m.get("result") is not None:
         out["result"] = m["result"]
-    if m["error_code"] is not None:
+    if m.get("error_code") is not None:
         out["error"] = {"code": m["error_code"], "message": m["error_message"]}
     elif m["status"] == "rejected" and m["error_message"]:  # reject() stores the reason there
         out["reason"] = m["error_message"]
     return out
+
+
+def pending_body(approval: dict[str, Any]) -> dict[str, Any]:
+    """The ``202`` body of a held call (DESIGN §6): nothing ran, so no ``success``.
+
+    ``{"status": "pending", "approvalId", "approval": {…}, "integration", "operation",
+    "version", "message"}``; the message says how to approve it.
+    """
+    aid = approval["id"]
+    return {
+        "status": "pending",
+        "approvalId": aid,
+        "approval": approval,
+        "integration": approval["integration"],
+        "operation": approval["operation"],
+        "version": approval["version"],
+        "message": f"operation '{approval['operation']}' of '{approval['integration']}' was not run: it "
+        f"waits for a person's approval: POST /api/approvals/{aid}/approve (admin), or "
+        f"/reject; poll GET /api/approvals/{aid}",
+    }
 
 
 class Approvals:
@@ -98,7 +117,7 @@ class Approvals:
         op: Operation,
         params: dict[str, Any],
     ) -> dict[str, Any]:
-        """Store a ``pending`` approval for a validated call and return it (for a 202).
+        """Store a ``pending`` approval for a validated call; return the 202 body (:func:`pending_body`).
 
         The credential must exist already, so a request that could never run fails now.
         """
@@ -130,18 +149,7 @@ class Approvals:
         }
         async with self.runtime.db.begin() as conn:
             await conn.execute(approvals.insert().values(**row))
-        return {
-            "success": True,
-            "status": "pending",
-            "approvalId": row["id"],
-            "id": row["id"],
-            "integration": version.slug,
-            "operation": op.name,
-            "version": version.version,
-            "summary": summary,
-            "expiresAt": _iso(row["expires_at"]),
-            "message": "This operation needs a person's approval; poll GET /api/approvals/" + row["id"],
-        }
+        return pending_body(approval_json(row))
 
     async def _load(self, approval_id: str) -> Any:
         async with self.runtime.db.connect() as conn:
@@ -217,9 +225,13 @@ class Approvals:
                 )
             )
 
-    async def _claim(self, approval_id: str, principal: Principal, to: str) -> bool:
+    async def _claim(
+        self, approval_id: str, principal: Principal, to: str, reason: str | None = None
+    ) -> bool:
         now = datetime.now(UTC)
         values: dict[str, Any] = {"status": to, "decided_by": principal.token_id, "decided_at": now}
+        if reason:
+            values["reason"] = reason[:2000]
         if to == "executing":
             values["started_at"] = now
         async with self.runtime.db.begin() as conn:
@@ -250,14 +262,13 @@ class Approvals:
     async def reject(
         self, approval_id: str, principal: Principal, reason: str | None = None
     ) -> dict[str, Any]:
+        """Reject a pending approval; ``reason`` (≤2000 characters) is stored and shown with it.
+
+        Raises :class:`ApprovalError` when it is unknown, already decided or expired.
+        """
         await self.expire_due()
-        if not await self._claim(approval_id, principal, "rejected"):
+        if not await self._claim(approval_id, principal, "rejected", (reason or "").strip() or None):
             await self._refuse_claim(approval_id)
-        if reason:
-            async with self.runtime.db.begin() as conn:
-                await conn.execute(
-                    update(approvals).where(approvals.c.id == approval_id).values(error_message=reason[:2000])
-                )
         return await self.get(approval_id)
 
     async def approve(self, approval_id: str, principal: Principal) -> dict[str, Any]:

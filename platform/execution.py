@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines
 from bollard.platform.invocation import Call, Invocation, Outcome, success_body
 from bollard.platform.limits import LimitResolver
 from bollard.platform.manifest import Operation
@@ -162,6 +163,7 @@ class ExecutionService:
     async def _execute(self, inv: Invocation, *, approved: bool) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        capture_connector_lines()  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
@@ -174,7 +176,7 @@ class ExecutionService:
                 pending = await self.runtime.approvals.request(self, inv, version, op, params)
                 self.runtime.execution_log.record(
                     inv, version, started, time.perf_counter() - t0, params, "pending_approval",
-                    approval_id=pending["id"],
+                    approval_id=pending["approvalId"],
                 )  # fmt: skip
                 return Outcome(202, pending)
             values = await self.credential_values(version, inv.credential_id)
@@ -467,6 +469,9 @@ class ExecutionService:
 
 
 def connector_log(slug: str, operation: str, lines: list[str], secrets: list[str]) -> None:
-    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted."""
-    for line in lines[:200]:
-        connector_logger.info("%s.%s: %s", slug, operation, redact_text(line[:2000], secrets))
+    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted, and keep
+    them for the call's execution record."""
+    kept = [redact_text(line[:2000], secrets) for line in lines[:200]]
+    for line in kept:
+        connector_logger.info("%s.%s: %s", slug, operation, line)
+    add_connector_lines(kept)

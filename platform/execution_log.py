@@ -3,7 +3,11 @@
 Records are queued in memory and written in batches by a background task (one
 transaction per batch), so logging never adds a database round trip to a call.
 :meth:`ExecutionLog.flush` writes what is queued (tests and shutdown use it).
-Parameters are stored already redacted by the execution service.
+Parameters are stored already redacted by the execution service, and so are the
+connector's log lines (``print``/``ctx.log``): the service starts a capture per call
+(:func:`capture_connector_lines`), adds the redacted lines as the sandbox returns them
+(:func:`add_connector_lines`), and :meth:`ExecutionLog.record` stores what was captured
+with the call's record (at most 200 lines of 2000 characters).
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bollard.platform.store.tables import executions
+from bollard.platform.timestamps import iso_utc
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,6 +36,34 @@ MAX_PARAMS_CHARS = 16_384
 # Each flush costs ~2 ms of event-loop time (measured on SQLite); batching keeps that
 # off the per-call cost. Readers (``query``) flush first, so they never miss a record.
 BATCH_INTERVAL_S = 0.25
+MAX_LOG_LINES = 200
+MAX_LOG_LINE_CHARS = 2000
+
+# The connector lines of the call running in this task (None: no call is capturing).
+_connector_lines: ContextVar[list[str] | None] = ContextVar("bollard_connector_lines", default=None)
+
+
+def capture_connector_lines() -> None:
+    """Start collecting connector log lines for the call about to run in this task."""
+    _connector_lines.set([])
+
+
+def add_connector_lines(lines: list[str]) -> None:
+    """Keep (already redacted) connector lines for the current call's record, capped at
+    :data:`MAX_LOG_LINES` lines of :data:`MAX_LOG_LINE_CHARS` characters."""
+    kept = _connector_lines.get()
+    if kept is None:
+        return
+    room = MAX_LOG_LINES - len(kept)
+    kept.extend(line[:MAX_LOG_LINE_CHARS] for line in lines[: max(0, room)])
+
+
+def _take_connector_lines() -> list[str] | None:
+    kept = _connector_lines.get()
+    if kept is None:
+        return None
+    _connector_lines.set(None)
+    return kept or None
 
 
 @dataclass
@@ -47,10 +81,11 @@ class ExecutionFilter:
 
 
 def _row_json(row: Any) -> dict[str, Any]:
+    """A record as the list shows it (without its log lines); timestamps ISO 8601 UTC."""
     m = row._mapping
     return {
         "id": m["id"],
-        "startedAt": m["started_at"].isoformat() if m["started_at"] else None,
+        "startedAt": iso_utc(m["started_at"]),
         "durationMs": m["duration_ms"],
         "tokenId": m["token_id"],
         "caller": m["caller"],
@@ -93,7 +128,10 @@ class ExecutionLog:
         approval_id: str | None = None,
         mock: bool = False,
     ) -> None:
-        """Queue one record (never blocks; drops the oldest past 10 000 queued)."""
+        """Queue one record (never blocks; drops the oldest past 10 000 queued).
+
+        The connector lines captured for this call (see the module docstring) go with it.
+        """
         if isinstance(params, dict) and len(repr(params)) > MAX_PARAMS_CHARS:
             params = {"truncated": True, "keys": sorted(params)[:100]}
         self._queue.append(
@@ -113,6 +151,7 @@ class ExecutionLog:
                 "error_message": (error_message or "")[:4000] or None,
                 "approval_id": approval_id,
                 "mock": mock,
+                "logs": _take_connector_lines(),
             }
         )
         if len(self._queue) > MAX_QUEUE:
@@ -187,6 +226,15 @@ class ExecutionLog:
                 )
             ).all()
         return [_row_json(r) for r in rows], int(total)
+
+    async def get(self, execution_id: str) -> dict[str, Any] | None:
+        """One record with its connector ``logs`` (a list of lines), or ``None``."""
+        await self.flush()
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
+        if row is None:
+            return None
+        return {**_row_json(row), "logs": list(row._mapping["logs"] or [])}
 
     def start_pruner(self, interval_s: float = 3600.0) -> None:
         """Prune past the retention period now and then every ``interval_s`` seconds."""

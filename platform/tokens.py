@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bollard.platform.store.tables import api_tokens
+from bollard.platform.timestamps import iso_utc
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -62,17 +63,9 @@ class TokenInfo:
             "id": self.id,
             "name": self.name,
             "role": self.role,
-            "createdAt": _iso(self.created_at),
-            "lastUsedAt": _iso(self.last_used_at),
+            "createdAt": iso_utc(self.created_at),
+            "lastUsedAt": iso_utc(self.last_used_at),
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
 
 
 async def new_token(engine: AsyncEngine, role: Role, name: str = "") -> tuple[TokenInfo, str]:

@@ -129,7 +129,7 @@ async def test_credentials_are_write_only_and_checked(folders: Path, api: Api, r
 
 async def test_malformed_credential_body(folders: Path, api: Api) -> None:
     r = await api.put("/api/integrations/keyed/credentials", json={"nope": 1})
-    assert r.status_code == 422
+    assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_request"
     assert "values" in r.json()["error"]["message"]
     r = await api.put("/api/integrations/keyed/credentials/bad id!", json={"values": {"apiKey": "x"}})

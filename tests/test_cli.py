@@ -125,7 +125,9 @@ def test_call_runs_through_the_execution_service(tmp_path: Path, capsys: pytest.
     code, out = run(capsys, "call", "echo", "echo", "--params", '{"text": 5}', *dirs)
     assert code == 1 and json.loads(out)["error"]["code"] == "invalid_params"
     code, out = run(capsys, "call", "echo", "write_it", *dirs)
-    assert code == 2 and json.loads(out)["status"] == "pending"
+    held = json.loads(out)
+    assert code == 2 and held["status"] == "pending" and "success" not in held
+    assert held["approval"]["id"] == held["approvalId"] and held["approval"]["operation"] == "write_it"
     code = main(["call", "echo", "echo", "--params", "{bad", *dirs])
     assert code == 1 and "--params is not valid JSON" in capsys.readouterr().err
 

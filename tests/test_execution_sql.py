@@ -122,11 +122,11 @@ async def test_unknown_things_and_bad_bodies(items: Path, api: Api) -> None:
         content=b"{not json",
         headers={**api.admin, "content-type": "application/json"},
     )
-    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
     r = await api.post("/api/integrations/items/operations/list_items", json={"params": [1]})
-    assert r.status_code == 422 and "params" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "params" in r.json()["error"]["message"]
     r = await api.post("/api/integrations/items/operations/list_items", json={"params": {}, "bogus": 1})
-    assert r.status_code == 422 and "bogus" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "bogus" in r.json()["error"]["message"]
 
 
 async def test_read_operation_cannot_write(items: Path, api: Api) -> None:
@@ -153,9 +153,9 @@ async def test_write_is_held_for_approval_and_runs_once(items: Path, api: Api) -
     )
     assert r.status_code == 202, r.text
     pending = r.json()
-    assert pending["status"] == "pending"
-    assert pending["summary"]["query"] == "UPDATE items SET status = 'closed' WHERE id = @id"
-    assert pending["summary"]["params"] == {"id": 1}
+    assert pending["status"] == "pending" and "success" not in pending
+    assert pending["approval"]["summary"]["query"] == "UPDATE items SET status = 'closed' WHERE id = @id"
+    assert pending["approval"]["summary"]["params"] == {"id": 1}
     aid = pending["approvalId"]
 
     # nothing ran yet
@@ -186,7 +186,7 @@ async def test_reject_and_drift(items: Path, api: Api, runtime: Runtime) -> None
     r = await api.post("/api/integrations/items/operations/close_item", json={"params": {"id": 2}})
     aid = r.json()["approvalId"]
     r = await api.post(f"/api/approvals/{aid}/reject", json={"reason": "not today"})
-    assert r.json()["status"] == "rejected"
+    assert r.json()["status"] == "rejected" and r.json()["reason"] == "not today"
     assert (await api.post(f"/api/approvals/{aid}/approve")).status_code == 409
 
     r = await api.post("/api/integrations/items/operations/close_item", json={"params": {"id": 3}})

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations, tokens
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
+from bollard.platform.api.openapi import install_docs
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from fastapi import FastAPI
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         description="A sandboxed, manifest-driven integration host.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs with local assets (works offline)
+        redoc_url=None,
     )
     app.state.runtime = rt
     install_error_handlers(app)
@@ -42,4 +45,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(approvals.router)
     app.include_router(executions.router)
     app.include_router(tokens.router)
+    install_docs(app)
     return app

@@ -5,22 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from bollard.platform import tokens
-from bollard.platform.api.deps import admin, get_runtime, principal
+from bollard.platform.api.deps import MAX_OFFSET, admin, get_runtime, known_query, principal
+from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
 from bollard.platform.approvals import STATUSES
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-router = APIRouter(prefix="/api/approvals", tags=["approvals"])
+router = APIRouter(prefix="/api/approvals", tags=["approvals"], dependencies=[Depends(known_query)])
 
 
-@router.get("", summary="Approvals, newest first (agents see their own)")
+@router.get("", summary="Approvals, newest first (agents see their own)", responses=errors(*AUTH))
 async def list_approvals(
     status: str | None = Query(None, description="|".join(STATUSES)),
     integration: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     runtime: Runtime = Depends(get_runtime),
     who: tokens.Principal = Depends(principal),
 ) -> dict[str, Any]:
@@ -32,14 +33,20 @@ async def list_approvals(
     return {"approvals": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/{approval_id}", summary="One approval, with its result when done")
+@router.get(
+    "/{approval_id}", summary="One approval, with its result when done", responses=errors(*AUTH, "not_found")
+)
 async def get_approval(
     approval_id: str, runtime: Runtime = Depends(get_runtime), who: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
     return await runtime.approvals.get(approval_id, who)
 
 
-@router.post("/{approval_id}/approve", summary="Approve and run it (admin; runs at most once)")
+@router.post(
+    "/{approval_id}/approve",
+    summary="Approve and run it (admin; runs at most once)",
+    responses=errors(*ADMIN, "not_found", "approval_decided", "approval_expired", "approval_stale"),
+)
 async def approve(
     approval_id: str, runtime: Runtime = Depends(get_runtime), who: tokens.Principal = Depends(admin)
 ) -> dict[str, Any]:
@@ -47,10 +54,18 @@ async def approve(
 
 
 class RejectBody(BaseModel):
-    reason: str | None = Field(None, max_length=2000)
+    """Optional body of ``POST …/reject``: ``{"reason": "…"}``, stored and shown with the approval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=2000, description="why; shown with the approval")
 
 
-@router.post("/{approval_id}/reject", summary="Reject it (admin)")
+@router.post(
+    "/{approval_id}/reject",
+    summary="Reject it (admin), with an optional reason shown with the approval",
+    responses=errors(*ADMIN, *BODY, "not_found", "approval_decided", "approval_expired"),
+)
 async def reject(
     approval_id: str,
     body: RejectBody | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from bollard.platform.errors import BollardError, error_body
 from bollard.platform.manifest import format_path
@@ -33,6 +34,46 @@ _STATUS_CODES = {
 }
 
 
+def validation_body(exc: RequestValidationError) -> dict[str, Any]:
+    """FastAPI's body and parameter validation as ``invalid_request`` (one status: 400).
+
+    Malformed JSON names its line, column and character offset; every other problem
+    names its field path (``credentialId``, ``query.limit``) and what is wrong.
+    """
+    details: list[dict[str, Any]] = []
+    for e in exc.errors():
+        loc = list(e.get("loc", ()))
+        if e.get("type") == "json_invalid":
+            details.append(json_error(exc.body, loc[-1] if loc else 0, (e.get("ctx") or {}).get("error")))
+            continue
+        where = loc[0] if loc else "body"
+        rest = loc[1:] if where in ("body", "query", "path", "header", "cookie") else loc
+        path = format_path(rest) if where == "body" else format_path([where, *rest])
+        message = e.get("msg", "")
+        if e.get("type") == "missing" and where == "body" and not rest:
+            message = "a JSON request body is required"
+        details.append({"path": path, "message": message})
+    message = "; ".join(f"{d['path']}: {d['message']}" if d["path"] else d["message"] for d in details)
+    return error_body("invalid_request", message or "invalid request", details)
+
+
+def json_error(doc: Any, pos: Any, reason: Any) -> dict[str, Any]:
+    """A ``details`` entry for a body that is not JSON: line and column (1-based) and the
+    character offset (0-based) of the problem, as :class:`json.JSONDecodeError` reports them."""
+    text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else str(doc or "")
+    offset = pos if isinstance(pos, int) else 0
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return {
+        "path": "",
+        "message": f"the request body must be JSON (Content-Type: application/json), but it is not valid "
+        f"JSON: {reason or 'parse error'} at line {line} column {column} (char {offset})",
+        "line": line,
+        "column": column,
+        "position": offset,
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON error handlers and the catch-all middleware on ``app``."""
 
@@ -50,14 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = []
-        for e in exc.errors():
-            loc = [p for p in e.get("loc", ()) if p != "body"]
-            details.append({"path": format_path(loc), "message": e.get("msg", "")})
-        message = "; ".join(f"{d['path']}: {d['message']}" if d["path"] else d["message"] for d in details)
-        return JSONResponse(
-            error_body("invalid_request", message or "invalid request body", details), status_code=422
-        )
+        return JSONResponse(validation_body(exc), status_code=400)
 
     app.add_middleware(InternalErrors)
 

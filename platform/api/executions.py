@@ -1,4 +1,4 @@
-"""The execution log (DESIGN §8): ``GET /api/executions``."""
+"""The execution log (DESIGN §8): ``GET /api/executions`` and ``GET /api/executions/{id}``."""
 
 from __future__ import annotations
 
@@ -6,24 +6,26 @@ from datetime import datetime
 from typing import Any
 
 from bollard.platform import tokens
-from bollard.platform.api.deps import admin, get_runtime
+from bollard.platform.api.deps import MAX_OFFSET, admin, get_runtime, known_query, principal
+from bollard.platform.api.openapi import ADMIN, AUTH, errors
+from bollard.platform.errors import ApiError
 from bollard.platform.execution_log import ExecutionFilter
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends, Query
 
-router = APIRouter(prefix="/api/executions", tags=["executions"])
+router = APIRouter(prefix="/api/executions", tags=["executions"], dependencies=[Depends(known_query)])
 
 
-@router.get("", summary="Recorded calls, newest first (admin)")
+@router.get("", summary="Recorded calls, newest first (admin)", responses=errors(*ADMIN))
 async def list_executions(
     integration: str | None = None,
     operation: str | None = None,
     status: str | None = Query(None, description="succeeded | failed | pending_approval"),
     credentialId: str | None = None,
     approvalId: str | None = None,
-    since: datetime | None = None,
+    since: datetime | None = Query(None, description="ISO 8601; without an offset it is read as UTC"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     runtime: Runtime = Depends(get_runtime),
     _: tokens.Principal = Depends(admin),
 ) -> dict[str, Any]:
@@ -40,3 +42,20 @@ async def list_executions(
         )
     )
     return {"executions": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get(
+    "/{execution_id}",
+    summary="One recorded call with its connector's log lines (admin, or the agent that made it)",
+    responses=errors(*AUTH, "unknown_execution"),
+)
+async def get_execution(
+    execution_id: str, runtime: Runtime = Depends(get_runtime), who: tokens.Principal = Depends(principal)
+) -> dict[str, Any]:
+    """The record of ``GET /api/executions`` plus ``logs``: the connector's ``print`` and
+    ``ctx.log`` lines, redacted, at most 200 of 2000 characters. Agents see only their own
+    calls; any other id answers 404 ``unknown_execution``."""
+    found = await runtime.execution_log.get(execution_id)
+    if found is None or (not who.is_admin and found["tokenId"] != who.token_id):
+        raise ApiError("unknown_execution", f"no execution '{execution_id[:80]}'", status=404)
+    return found

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bollard.platform import catalog, tokens
-from bollard.platform.api.deps import admin, get_runtime, principal
+from bollard.platform.api.deps import admin, get_runtime, known_query, principal
+from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import ApiError
 from bollard.platform.packages import ICON_MEDIA_TYPES
@@ -14,12 +15,12 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-router = APIRouter(prefix="/api/integrations", tags=["integrations"])
+router = APIRouter(prefix="/api/integrations", tags=["integrations"], dependencies=[Depends(known_query)])
 
 ICON_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
-@router.get("", summary="The catalog of installed integrations")
+@router.get("", summary="The catalog of installed integrations", responses=errors(*AUTH))
 async def list_integrations(
     runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
@@ -27,14 +28,31 @@ async def list_integrations(
     return {"integrations": items, "count": len(items)}
 
 
-@router.get("/{slug}", summary="One integration: operations, parameter schemas, secrets set")
+@router.get(
+    "/{slug}",
+    summary="One integration: operations, parameter schemas, secrets set",
+    responses=errors(*AUTH, "unknown_integration"),
+)
 async def get_integration(
     slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> dict[str, Any]:
     return await catalog.detail(runtime.registry, runtime.credentials, slug)
 
 
-@router.get("/{slug}/icon", summary="The integration's icon", response_class=Response)
+@router.get(
+    "/{slug}/icon",
+    summary="The integration's icon",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the icon file",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in ICON_MEDIA_TYPES.values()
+            },
+        },
+        **errors(*AUTH, "unknown_integration", "not_found", "integration_error"),
+    },
+)
 async def get_icon(
     slug: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(principal)
 ) -> Response:
@@ -59,8 +77,16 @@ class CredentialValues(BaseModel):
     values: dict[str, str | int | bool] = Field(..., description="key → value; write-only")
 
 
-@router.put("/{slug}/credentials", summary="Set the default credential's values (write-only)")
-@router.put("/{slug}/credentials/{credential_id}", summary="Set a credential's values (write-only)")
+@router.put(
+    "/{slug}/credentials",
+    summary="Set the default credential's values (write-only)",
+    responses=errors(*ADMIN, *BODY, "invalid_params", "unknown_integration", "integration_error"),
+)
+@router.put(
+    "/{slug}/credentials/{credential_id}",
+    summary="Set a credential's values (write-only)",
+    responses=errors(*ADMIN, *BODY, "invalid_params", "unknown_integration", "integration_error"),
+)
 async def put_credentials(
     slug: str,
     body: CredentialValues,
@@ -82,8 +108,16 @@ async def put_credentials(
     }
 
 
-@router.delete("/{slug}/credentials", summary="Remove the default credential")
-@router.delete("/{slug}/credentials/{credential_id}", summary="Remove a credential")
+@router.delete(
+    "/{slug}/credentials",
+    summary="Remove the default credential",
+    responses=errors(*ADMIN, "unknown_integration", "not_found"),
+)
+@router.delete(
+    "/{slug}/credentials/{credential_id}",
+    summary="Remove a credential",
+    responses=errors(*ADMIN, "unknown_integration", "not_found"),
+)
 async def delete_credentials(
     slug: str,
     credential_id: str = DEFAULT_CREDENTIAL_ID,
@@ -104,7 +138,13 @@ class ConnectionTestBody(BaseModel):
     values: dict[str, str | int | bool] | None = None
 
 
-@router.post("/{slug}/test", summary="Test connection: a step-by-step report")
+@router.post(
+    "/{slug}/test",
+    summary="Test connection: a step-by-step report",
+    responses=errors(
+        *ADMIN, *BODY, "invalid_params", "unknown_integration", "integration_error", "rate_limited"
+    ),
+)
 async def connection_test(
     slug: str,
     body: ConnectionTestBody | None = None,

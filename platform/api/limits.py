@@ -1,4 +1,11 @@
-"""Request body size limit (ASGI middleware): larger bodies get ``413`` as a JSON error."""
+"""Request body size limit (ASGI middleware): larger bodies get ``413`` as a JSON error.
+
+A body announced by ``Content-Length`` is refused before it is read; a chunked body (no
+``Content-Length``) is counted while the app reads it. The overflow is raised as an HTTP
+413 exception: FastAPI's body parser turns any other exception into a 400 "There was an
+error parsing the body", but re-raises HTTP exceptions, so the JSON error handler answers
+``payload_too_large`` either way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import json
 from typing import Any
 
 from bollard.platform.errors import error_body
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -40,7 +48,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.message)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,10 +63,12 @@ class BodySizeLimit:
             if not started:
                 await self._refuse(send)
 
+    @property
+    def message(self) -> str:
+        return f"the request body is larger than {self.max_bytes} bytes"
+
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body("payload_too_large", f"the request body is larger than {self.max_bytes} bytes")
-        ).encode()
+        body = json.dumps(error_body("payload_too_large", self.message)).encode()
         headers: list[Any] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -67,5 +77,8 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail=message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bollard.platform.api.deps import get_runtime
+from bollard.platform.api.openapi import errors
 from bollard.platform.manifest import json_schema
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends
@@ -12,7 +13,11 @@ from fastapi import APIRouter, Depends
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/healthz", summary="Liveness, with the sandbox isolation layers in force")
+@router.get(
+    "/healthz",
+    summary="Liveness, with the sandbox isolation layers in force",
+    responses=errors(common=("internal_error",)),
+)
 async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     entries = runtime.registry.entries()
     return {
@@ -23,6 +28,10 @@ async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     }
 
 
-@router.get("/api/schema/config.json", summary="The manifest JSON Schema")
+@router.get(
+    "/api/schema/config.json",
+    summary="The manifest JSON Schema",
+    responses=errors(common=("internal_error",)),
+)
 async def manifest_schema() -> dict[str, Any]:
     return json_schema()

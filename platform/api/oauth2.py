@@ -17,9 +17,11 @@ from typing import Any
 
 from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime
+from bollard.platform.api.openapi import ADMIN, errors, html_or_json
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
 from bollard.platform.errors import OAuth2Error, error_body
 from bollard.platform.runtime import Runtime
+from bollard.platform.timestamps import iso_utc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -34,7 +36,14 @@ PAGE_HEADERS = {
 }
 
 
-@router.get("/oauth2/callback", summary="OAuth2 redirect target (the provider sends the browser here)")
+@router.get(
+    "/oauth2/callback",
+    summary="OAuth2 redirect target (the provider sends the browser here)",
+    response_class=HTMLResponse,
+    responses=html_or_json(
+        400, 403, 404, 409, 422, 500, 502, 504, ok="authorised: a page, or JSON when asked"
+    ),
+)
 async def callback(
     request: Request,
     code: str | None = Query(None, max_length=4096),
@@ -60,7 +69,7 @@ async def callback(
         "integration": done.slug,
         "credentialId": done.credential_id,
         "scope": done.scope,
-        "expiresAt": done.expires_at,
+        "expiresAt": iso_utc(done.expires_at),
         "hasRefreshToken": done.has_refresh_token,
         "message": f"integration '{done.slug}' is authorised (credential '{done.credential_id}')",
     }
@@ -74,7 +83,11 @@ async def callback(
 @router.get(
     "/{slug}/oauth2/authorize",
     summary="Start the OAuth2 authorisation: redirect to the provider (PKCE S256, signed state)",
-    responses={302: {"description": "redirect to the provider's authorization URL"}},
+    responses={
+        200: {"description": "with format=json: the authorization URL to navigate to"},
+        302: {"description": "redirect to the provider's authorization URL"},
+        **errors(*ADMIN, "bad_request", "unknown_integration", "integration_error", "needs_credentials"),
+    },
     response_model=None,
 )
 async def authorize(
@@ -91,7 +104,7 @@ async def authorize(
             "integration": started.slug,
             "credentialId": started.credential_id,
             "redirectUri": started.redirect_uri,
-            "expiresAt": started.expires_at,
+            "expiresAt": iso_utc(started.expires_at),
         }
     return RedirectResponse(started.url, status_code=302, headers={"Cache-Control": "no-store"})
 

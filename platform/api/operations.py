@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bollard.platform import tokens
-from bollard.platform.api.deps import get_runtime, principal
+from bollard.platform.api.deps import get_runtime, known_query, principal
+from bollard.platform.api.openapi import AUTH, BODY, errors
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
 from bollard.platform.invocation import Invocation
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-router = APIRouter(prefix="/api/integrations", tags=["operations"])
+router = APIRouter(prefix="/api/integrations", tags=["operations"], dependencies=[Depends(known_query)])
 
 
 class InvokeBody(BaseModel):
@@ -29,11 +32,94 @@ class InvokeBody(BaseModel):
     timeoutMs: int | None = Field(None, gt=0, description="lower the wall-time limit (ms)")
     retries: int = Field(0, ge=0, le=5, description="read operations only: retry network errors, 429 and 5xx")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_fields(cls, data: Any) -> Any:
+        """Name unknown top-level fields, and say to nest parameters under ``params`` when
+        the caller sent them bare (``{"status": "confirmed"}``)."""
+        if not isinstance(data, dict):
+            return data
+        fields = list(cls.model_fields)
+        unknown = [k for k in data if k not in fields]
+        if not unknown:
+            return data
+        saw = ", ".join(repr(k)[:60] for k in unknown[:20])
+        if "params" not in data:
+            example = json.dumps({"params": {k: data[k] for k in unknown[:3]}}, default=str)[:200]
+            raise PydanticCustomError(
+                "params_wrapper",
+                f'the operation\'s parameters go under "params": send {example} '
+                f"(top-level keys seen: {saw}; the body's fields are {', '.join(fields)})",
+            )
+        raise PydanticCustomError(
+            "unknown_field",
+            f"unknown field(s) {saw}; the body's fields are {', '.join(fields)} "
+            '(the operation\'s parameters go under "params")',
+        )
+
+
+class ResultEnvelope(BaseModel):
+    """``{"success": true, "integration", "operation", "version", "data", "count"?,
+    "truncated"?, "rowsAffected"?, "durationMs"}`` (DESIGN §8)."""
+
+    success: bool
+    integration: str
+    operation: str
+    version: int | None = None
+    data: Any = None
+    count: int | None = None
+    truncated: bool | None = None
+    rowsAffected: int | None = None
+    durationMs: float | None = None
+
+
+class PendingApproval(BaseModel):
+    """The ``202`` body (DESIGN §6): ``status: "pending"``, the approval's id and the
+    approval itself (what will run), and how to approve it. No ``success``: nothing ran."""
+
+    status: str = Field(..., description='always "pending"')
+    approvalId: str
+    approval: dict[str, Any] = Field(..., description="as GET /api/approvals/{id} shows it")
+    integration: str
+    operation: str
+    version: int | None = None
+    message: str
+
+
+# What a call can fail with, beyond authentication and the body (DESIGN §8).
+INVOKE_ERRORS = (
+    "invalid_params",
+    "no_mock",
+    "read_only",
+    "host_not_allowed",
+    "unknown_integration",
+    "unknown_operation",
+    "unknown_credential",
+    "integration_error",
+    "needs_credentials",
+    "limit_exceeded",
+    "rate_limited",
+    "too_many_concurrent",
+    "credentials_unreadable",
+    "connector_error",
+    "network_error",
+    "sql_error",
+    "connection_failed",
+    "oauth2_error",
+    "bad_response",
+    "sandbox_unavailable",
+    "timeout",
+)
+
 
 @router.post(
     "/{slug}/operations/{operation}",
     summary="Run an operation (200 result envelope, 202 pending approval)",
-    responses={202: {"description": "held for approval"}},
+    responses={
+        200: {"model": ResultEnvelope, "description": "it ran: the result envelope"},
+        202: {"model": PendingApproval, "description": "held for a person's approval; nothing ran"},
+        **errors(*AUTH, *BODY, *INVOKE_ERRORS),
+    },
 )
 async def invoke(
     slug: str,

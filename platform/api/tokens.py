@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bollard.platform import tokens
-from bollard.platform.api.deps import admin, get_runtime
+from bollard.platform.api.deps import admin, get_runtime, known_query
+from bollard.platform.api.openapi import ADMIN, BODY, errors
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/tokens", tags=["tokens"], dependencies=[Depends(known_query)])
 
 
 class CreateToken(BaseModel):
@@ -21,7 +22,11 @@ class CreateToken(BaseModel):
     name: str = Field("", max_length=200, description="a label shown in the list")
 
 
-@router.get("", summary="Every token: id, name, role, created, last used (never the token)")
+@router.get(
+    "",
+    summary="Every token: id, name, role, created, last used (never the token)",
+    responses=errors(*ADMIN),
+)
 async def list_tokens(
     runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(admin)
 ) -> dict[str, Any]:
@@ -29,7 +34,12 @@ async def list_tokens(
     return {"tokens": items, "count": len(items)}
 
 
-@router.post("", status_code=201, summary="Create a token; the answer is the only time it is shown")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a token; the answer is the only time it is shown",
+    responses=errors(*ADMIN, *BODY),
+)
 async def create_token(
     body: CreateToken, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(admin)
 ) -> dict[str, Any]:
@@ -37,7 +47,11 @@ async def create_token(
     return {**info.to_json(), "token": token}
 
 
-@router.delete("/{token_id}", summary="Revoke a token (other replicas refuse it within BOLLARD_CACHE_TTL_S)")
+@router.delete(
+    "/{token_id}",
+    summary="Revoke a token (other replicas refuse it within BOLLARD_CACHE_TTL_S)",
+    responses=errors(*ADMIN, "not_found"),
+)
 async def revoke_token(
     token_id: str, runtime: Runtime = Depends(get_runtime), _: tokens.Principal = Depends(admin)
 ) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     status, body = asyncio.run(main())
     print_json(body)
     if status == 202:
+        print(f"held for approval {body['approvalId']}: nothing ran; {body['message']}", file=sys.stderr)
         return 2
     return 0 if status < 300 else 1
 

@@ -69,6 +69,8 @@ approvals = Table(
     Column("result", JSON, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
+    # What the person who rejected it wrote (DESIGN §6); migration 0002.
+    Column("reason", Text, nullable=True),
     Index("ix_approvals_status", "status"),
     Index("ix_approvals_integration", "integration"),
 )
@@ -91,6 +93,8 @@ executions = Table(
     Column("error_message", Text, nullable=True),
     Column("approval_id", String(36), nullable=True),
     Column("mock", Boolean, nullable=False, default=False),
+    # The connector's print/ctx.log lines, redacted and capped; migration 0003.
+    Column("logs", JSON, nullable=True),
     Index("ix_executions_started_at", "started_at"),
     Index("ix_executions_integration", "integration"),
 )
