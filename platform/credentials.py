@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 CREDENTIAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CREDENTIAL_ID = "default"
-MAX_VALUE_LENGTH = 64 * 1024
 
 
 def fernet_from_secret(secret: str) -> Fernet:

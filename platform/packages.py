@@ -33,7 +33,6 @@ CONNECTOR_MAX_BYTES = 512 * 1024
 ICON_MAX_BYTES = 256 * 1024
 ICON_NAMES = ("icon.svg", "icon.png", "icon.jpg", "icon.jpeg", "icon.webp")
 SEED_MAX_BYTES = 512 * 1024
-PACKAGE_MAX_BYTES = 1024 * 1024
 README_NAMES = ("README.md",)
 
 ICON_MEDIA_TYPES = {
