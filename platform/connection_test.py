@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from bollard.platform.errors import ExecutionError
+from bollard.platform.errors import CredentialError, ExecutionError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact, secret_values
 
@@ -96,7 +96,11 @@ async def run_connection_test(
 
     # 1. credentials present
     started = time.perf_counter()
-    stored = await runtime.credentials.get(slug, credential_id) or {}
+    try:
+        stored = await runtime.credentials.get(slug, credential_id) or {}
+    except CredentialError as e:  # e.g. credentials_unreadable after a key change
+        steps.append(_step("credentials", False, started, e.message))
+        return report(False, e.message)
     values = {**stored, **(unsaved or {})}
     if version.manifest.auth_method == "oauth2" and not unsaved:
         try:

@@ -16,7 +16,13 @@ from typing import Any
 from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
 from bollard.platform.credential_fields import required_keys
-from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
+from bollard.platform.credentials import (
+    DEFAULT_CREDENTIAL_ID,
+    CredentialStore,
+    load_or_create_key_file,
+    split_keys,
+)
+from bollard.platform.errors import CredentialError
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
@@ -60,7 +66,13 @@ class Runtime:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
-        self.credentials = CredentialStore(self.db, secret_keys(settings), cache_ttl_s=settings.cache_ttl_s)
+        self.credentials = CredentialStore(
+            self.db,
+            secret_keys(settings),
+            cache_ttl_s=settings.cache_ttl_s,
+            # a key file rewritten by `bollard rotate-key` is picked up live (DESIGN §11)
+            key_file=None if settings.secret_key else settings.data_dir / KEY_FILE,
+        )
         self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
@@ -180,13 +192,18 @@ class Runtime:
         return token
 
     async def status(self, entry: IntegrationEntry) -> tuple[str, str | None, list[str]]:
-        """Catalog status: (``ready`` | ``needs_credentials`` | ``error``, error text, missing keys)."""
+        """Catalog status: (``ready`` | ``needs_credentials`` | ``credentials_unreadable`` |
+        ``error``, error text, missing keys). ``credentials_unreadable``: the default
+        credential is stored but no configured key decrypts it (the text says what to do)."""
         if entry.errors:
             return "error", entry.status_error, []
-        required = required_credential_keys(entry)
-        if not required:
-            return "ready", None, []
         infos = {c.credential_id: c for c in await self.credentials.describe(entry.slug)}
-        have = set(infos["default"].keys) if "default" in infos else set()
+        if DEFAULT_CREDENTIAL_ID in infos:
+            try:
+                await self.credentials.get(entry.slug, DEFAULT_CREDENTIAL_ID)
+            except CredentialError as e:
+                return "credentials_unreadable", e.message, []
+        required = required_credential_keys(entry)
+        have = set(infos[DEFAULT_CREDENTIAL_ID].keys) if DEFAULT_CREDENTIAL_ID in infos else set()
         missing = [k for k in required if k not in have]
         return ("needs_credentials" if missing else "ready"), None, missing
