@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -259,16 +259,19 @@ class CredentialStore:
         values: dict[str, str],
         *,
         merge: bool = True,
+        empty_is_value: Collection[str] = (),
     ) -> list[str]:
         """Store values (merged over existing ones unless ``merge=False``).
 
-        An empty-string value removes that key. Returns the key names now set.
+        An empty-string value removes that key, except for the keys in
+        ``empty_is_value`` (e.g. a SQL ``password``), where it is stored. Returns the key
+        names now set.
         """
         check_credential_id(credential_id)
         current = (await self.get(integration, credential_id)) if merge else None
         merged = dict(current or {})
         for k, v in values.items():
-            if v == "":
+            if v == "" and k not in empty_is_value:
                 merged.pop(k, None)
             else:
                 merged[k] = v

@@ -6,7 +6,7 @@ from typing import Any
 
 from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime, principal
-from bollard.platform.credential_fields import credential_fields
+from bollard.platform.credential_fields import credential_fields, empty_is_value
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import ApiError
 from bollard.platform.packages import ICON_MEDIA_TYPES, IntegrationVersion
@@ -154,7 +154,8 @@ async def get_icon(
 
 
 class CredentialValues(BaseModel):
-    """Body of ``PUT …/credentials``: ``{"values": {"apiKey": "…"}}``. An empty string removes a key."""
+    """Body of ``PUT …/credentials``: ``{"values": {"apiKey": "…"}}``. An empty string
+    removes a key, except a SQL integration's ``password``, where it is the value."""
 
     values: dict[str, str | int | bool] = Field(..., description="key → value; write-only")
 
@@ -192,7 +193,9 @@ async def put_credentials(
     version = get_version(runtime, slug)
     check_credential_id(credential_id)
     values = check_values(version, body.values)
-    keys = await runtime.credentials.put(slug, credential_id, values)
+    keys = await runtime.credentials.put(
+        slug, credential_id, values, empty_is_value=empty_is_value(version.manifest)
+    )
     entry = get_entry(runtime, slug)
     status, _err, missing = await runtime.status(entry)
     return {
