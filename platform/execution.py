@@ -214,6 +214,13 @@ class ExecutionService:
         try:
             version, op = self.resolve(inv.slug, inv.operation)
             params = validate_params(op, inv.params)
+            if not 0 <= inv.retries <= MAX_RETRIES:
+                raise ExecutionError("invalid_request", f"retries must be between 0 and {MAX_RETRIES}")
+            if inv.retries and (op.operation_type != "read" or op.needs_approval):
+                raise ExecutionError(  # a retried write could run twice (DESIGN §6)
+                    "invalid_request",
+                    f"retries: '{op.name}' is a write or needs approval; retries apply to reads only",
+                )
             if inv.use_mock:
                 return self._finish(inv, version, started, t0, self._mock(version, op), params, secrets)
             if op.needs_approval and inv.caller != "approval":
@@ -231,15 +238,12 @@ class ExecutionService:
                 return Outcome(202, pending)
             values = await self.credential_values(version, inv.credential_id)
             secrets = secret_values(values)
-            if not 0 <= inv.retries <= MAX_RETRIES:
-                raise ExecutionError("invalid_request", f"retries must be between 0 and {MAX_RETRIES}")
-            retries = inv.retries if op.operation_type == "read" and not op.needs_approval else 0
             if inv.caller == "approval":
                 body = await self.run(
                     version, op, params, values, credential_id=inv.credential_id, timeout_ms=inv.timeout_ms
                 )
             else:
-                body = await self._run_limited(version, op, params, values, inv, retries)
+                body = await self._run_limited(version, op, params, values, inv, inv.retries)
             return self._finish(inv, version, started, t0, body, params, secrets)
         except BollardError as e:
             return self._fail(inv, version, started, t0, e, secrets)
