@@ -4,6 +4,7 @@ folder, so nothing is built or installed."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -27,7 +28,16 @@ def dry_run(tmp_path: Path, target: str) -> list[str]:
     """The commands ``make <target>`` would run in a fresh clone (no .venv yet)."""
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    done = subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    # as from a shell, even under `make test` (no inherited MAKEFLAGS, no "Entering directory")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", target],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, f"make -n {target}: {done.stderr}"
     return [line for line in done.stdout.splitlines() if line.strip()]
 
