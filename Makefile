@@ -1,11 +1,13 @@
-# Bollard: `make run` serves the shipped integrations; `make test` runs the whole suite.
+# Bollard: `make run` serves the shipped integrations; `make test` runs lint, then the whole suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 TEST_STAMP := $(VENV)/.installed-test-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# What ruff checks and formats; mypy checks the packages (tests, bench and examples are excluded in pyproject.toml).
+PY_DIRS := platform sandbox tests bench examples
 
-.PHONY: run test lint typecheck bench clean install install-test browser
+.PHONY: run test lint typecheck format bench clean install install-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,30 +21,40 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# the package and its runtime dependencies
 install: $(STAMP)
 
+# plus the test and lint tools (pytest, ruff, mypy, build)
 install-test: $(TEST_STAMP)
 
+# serve the shipped integrations on http://127.0.0.1:8000, state in ./.bollard
 run: $(STAMP)
 	$(BIN)/bollard serve --host 127.0.0.1 --port 8000 --integrations integrations --data-dir .bollard
 
-# Debian's chromium for the browser tests (playwright drives it; no browser download).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = "0" ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium could not be installed; browser tests will skip"; \
-	  else echo "chromium is not installed; browser tests will skip"; fi; }
-
-test: $(TEST_STAMP)
-	$(BIN)/ruff check platform sandbox tests bench examples
+# ruff check + ruff format --check + mypy; nothing is changed (`make format` fixes what it can)
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+# rewrite the tree into shape: ruff format, then ruff check --fix
+format: $(TEST_STAMP)
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
+
+# lint first, then the whole suite (PYTEST_ARGS="-k sql" to narrow it)
+test: lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: $(TEST_STAMP)
-	$(BIN)/ruff check platform sandbox tests bench examples
-	$(BIN)/mypy
-
+# each benchmark script in bench/ (they print their own figures)
 bench: $(TEST_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# remove the virtualenv, build output and tool caches; keeps .bollard (make run's state and
+# credential key: deleting it loses every stored credential, so do that yourself)
 clean:
-	rm -rf $(VENV) .bollard build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find platform sandbox tests bench examples -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -29,29 +29,39 @@ class CredentialView(Protocol):
 
     async def describe(self, integration: str) -> list[CredentialInfo]: ...
 
+    async def get(self, integration: str, credential_id: str) -> dict[str, str] | None:
+        """The decrypted values; raises ``CredentialError`` ``credentials_unreadable``."""
+        ...
+
 
 @dataclass(frozen=True)
 class Status:
     """An integration's catalog status: ``ready``, ``needs_credentials`` or ``error``
     (``error`` says why; ``missing`` lists the unset required credential keys)."""
 
-    status: str
+    status: str  # ready | needs_credentials | credentials_unreadable | error
     error: str | None = None
     missing: list[str] = field(default_factory=list)
 
 
 async def status(entry: IntegrationEntry, creds: CredentialView) -> Status:
     """The status of ``entry``: ``error`` while its folder on disk does not load (the last
-    good version may still serve), else whether the default credential sets every
-    required key."""
+    good version may still serve); ``credentials_unreadable`` when its default credential
+    is stored but no configured key decrypts it (after a key change; the error says what
+    to do); else whether the default credential sets every required key."""
     if entry.errors:
         return Status("error", entry.status_error)
     if entry.version is None:
         return Status("error", "the folder has not loaded")
+    infos = {c.credential_id: c for c in await creds.describe(entry.slug)}
+    if DEFAULT_CREDENTIAL_ID in infos:
+        try:
+            await creds.get(entry.slug, DEFAULT_CREDENTIAL_ID)
+        except CredentialError as e:
+            return Status("credentials_unreadable", e.message)
     required = required_keys(entry.version.manifest)
     if not required:
         return Status("ready")
-    infos = {c.credential_id: c for c in await creds.describe(entry.slug)}
     have = set(infos[DEFAULT_CREDENTIAL_ID].keys) if DEFAULT_CREDENTIAL_ID in infos else set()
     missing = [k for k in required if k not in have]
     return Status("needs_credentials", None, missing) if missing else Status("ready")

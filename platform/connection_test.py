@@ -90,7 +90,11 @@ async def run_connection_test(
 
     # 1. credentials present
     started = time.perf_counter()
-    stored = await runtime.credentials.get(slug, credential_id) or {}
+    try:
+        stored = await runtime.credentials.get(slug, credential_id) or {}
+    except BollardError as e:  # e.g. credentials_unreadable after a key change
+        steps.append(_step("credentials", False, started, e.message))
+        return report(False, e.message)
     values = {**stored, **(unsaved or {})}
     if version.manifest.auth_method == "oauth2" and not unsaved:
         try:

@@ -22,6 +22,13 @@ SECRET_FIELDS = frozenset(
 SQL_OPTIONAL = frozenset({"port", "ssl", "sslMode", "sslRootCert", "encrypt", "trustServerCertificate"})
 
 
+def empty_is_value(m: Manifest) -> frozenset[str]:
+    """Keys for which ``""`` is a value, not a removal: a SQL connection's ``password``
+    (trust, peer or certificate authentication need none). For every other key an empty
+    string in ``PUT …/credentials`` unsets it (DESIGN §7)."""
+    return frozenset({"password"}) if m.type == "sql" else frozenset()
+
+
 def required_keys(m: Manifest) -> tuple[str, ...]:
     """Keys the default credential must set before the integration is ``ready``."""
     if m.auth_method == "none" and m.type != "sql":

@@ -5,6 +5,12 @@ object of values; the key names are stored in clear so listing needs no decrypti
 key comes from ``BOLLARD_SECRET_KEY`` or ``<data_dir>/secret.key`` (created with mode
 0600). A :class:`~cryptography.fernet.MultiFernet` decrypts with every known key so key
 rotation never strands a value.
+
+A running server picks up a key file that ``bollard rotate-key`` rewrote (DESIGN §11)
+without a restart: a write first checks whether the file changed (one ``stat``), and a
+value no key in memory can decrypt makes the store re-read the file and retry once, at
+most once per :data:`KEY_RELOAD_INTERVAL_S`. ``BOLLARD_SECRET_KEY`` cannot change in a
+running process, so a server configured with it must be restarted.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 CREDENTIAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CREDENTIAL_ID = "default"
+# A bad key must not make every call re-read the key file.
+KEY_RELOAD_INTERVAL_S = 1.0
+UNREADABLE_HINT_FILE = (
+    "the key file was replaced by one that cannot read them; restore the old secret.key, "
+    "or run 'bollard rotate-key' with the old key in place"
+)
+UNREADABLE_HINT_ENV = (
+    "BOLLARD_SECRET_KEY was changed, or 'bollard rotate-key' re-encrypted them under a new key: "
+    "restart with BOLLARD_SECRET_KEY set to the key they were encrypted with"
+)
 
 
 def fernet_from_secret(secret: str) -> Fernet:
@@ -39,13 +55,21 @@ def fernet_from_secret(secret: str) -> Fernet:
         return Fernet(base64.urlsafe_b64encode(digest))
 
 
+def read_key_file(path: Path) -> list[str]:
+    """The keys in the key file, primary first; ``[]`` when it is missing or empty."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def load_or_create_key_file(path: Path) -> list[str]:
     """The keys in the key file, primary first (one per line), creating the file (mode
     0600, one fresh Fernet key) when missing. Several lines exist only during a rotation."""
-    if path.exists():
-        keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if keys:
-            return keys
+    keys = read_key_file(path)
+    if keys:
+        return keys
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key().decode()
     write_key_file(path, [key])
@@ -89,32 +113,95 @@ class CredentialInfo:
 class CredentialStore:
     """Encrypted values per (integration, credential id) in the state database."""
 
-    def __init__(self, engine: AsyncEngine, keys: Iterable[str], *, cache_ttl_s: float = 2.0) -> None:
-        ferns = [fernet_from_secret(k) for k in keys]
-        if not ferns:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keys: Iterable[str],
+        *,
+        cache_ttl_s: float = 2.0,
+        key_file: Path | None = None,
+    ) -> None:
+        """``keys``: primary first. ``key_file``: where they came from, re-read when it
+        changes (see the module docstring); ``None`` for ``BOLLARD_SECRET_KEY``."""
+        self._keys = list(keys)
+        if not self._keys:
             raise ValueError("at least one key is needed")
         self._engine = engine
-        self._ferns = ferns
-        self._fernet = MultiFernet(ferns)
+        self._set_keys(self._keys)
+        self._key_file = key_file
+        self._key_file_stat = self._stat_key_file()
+        self._last_reload = float("-inf")  # the first failure may always re-read
         # Decrypted values for a short time: a read and a decryption per call cost more
         # than the call itself. Writes here invalidate at once; another replica's write
         # is seen after at most ``cache_ttl_s`` (0 disables the cache).
         self._cache: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         self._cache_ttl_s = cache_ttl_s
 
+    def _set_keys(self, keys: list[str]) -> None:
+        self._keys = keys
+        self._ferns = [fernet_from_secret(k) for k in keys]
+        self._fernet = MultiFernet(self._ferns)
+
+    def _stat_key_file(self) -> tuple[int, int, int] | None:
+        if self._key_file is None:
+            return None
+        try:
+            st = self._key_file.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def reload_keys(self) -> bool:
+        """Re-read the key file; ``True`` when that changed the keys in memory.
+
+        The file's keys come first (its first is the new primary); keys only in memory
+        are kept after them, so a value another replica wrote mid-rotation stays readable.
+        """
+        self._last_reload = time.monotonic()
+        self._key_file_stat = self._stat_key_file()
+        fresh = read_key_file(self._key_file) if self._key_file is not None else []
+        if not fresh:
+            return False
+        keys = fresh + [k for k in self._keys if k not in fresh]
+        if keys == self._keys:
+            return False
+        self._set_keys(keys)
+        return True
+
     def encrypt(self, values: dict[str, str]) -> bytes:
+        """A Fernet token of ``values`` under the primary key (re-read first when the key
+        file changed, so a write after a rotation never uses the retired key)."""
+        if self._key_file is not None and self._stat_key_file() != self._key_file_stat:
+            self.reload_keys()
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode())
 
     def decrypt(self, token: bytes) -> dict[str, str]:
+        """The values in ``token``; raises ``CredentialError('credentials_unreadable')``
+        when no key can decrypt it, even after re-reading the key file."""
         try:
             data = json.loads(self._fernet.decrypt(token))
         except InvalidToken:
-            raise CredentialError(
-                "credentials_unreadable",
-                "stored credentials cannot be decrypted with the configured key "
-                "(was BOLLARD_SECRET_KEY or secret.key changed?)",
-            ) from None
+            if not self._may_reload() or not self.reload_keys():
+                raise self.unreadable() from None
+            try:
+                data = json.loads(self._fernet.decrypt(token))
+            except InvalidToken:
+                raise self.unreadable() from None
         return {str(k): str(v) for k, v in data.items()}
+
+    def _may_reload(self) -> bool:
+        """Re-read after a failed decryption when the file changed or a second has passed."""
+        if self._key_file is None:
+            return False
+        changed = self._stat_key_file() != self._key_file_stat
+        return changed or time.monotonic() - self._last_reload >= KEY_RELOAD_INTERVAL_S
+
+    def unreadable(self, what: str = "stored credentials") -> CredentialError:
+        """The ``credentials_unreadable`` error, saying what to do for this key source."""
+        hint = UNREADABLE_HINT_FILE if self._key_file is not None else UNREADABLE_HINT_ENV
+        return CredentialError(
+            "credentials_unreadable", f"{what} cannot be decrypted with the configured key: {hint}"
+        )
 
     async def get(
         self, integration: str, credential_id: str = DEFAULT_CREDENTIAL_ID
@@ -171,16 +258,19 @@ class CredentialStore:
         values: dict[str, str],
         *,
         merge: bool = True,
+        empty_is_value: Collection[str] = (),
     ) -> list[str]:
         """Store values (merged over existing ones unless ``merge=False``).
 
-        An empty-string value removes that key. Returns the key names now set.
+        An empty-string value removes that key, except for the keys in
+        ``empty_is_value`` (e.g. a SQL ``password``), where it is stored. Returns the key
+        names now set.
         """
         check_credential_id(credential_id)
         current = (await self.get(integration, credential_id)) if merge else None
         merged = dict(current or {})
         for k, v in values.items():
-            if v == "":
+            if v == "" and k not in empty_is_value:
                 merged.pop(k, None)
             else:
                 merged[k] = v
@@ -239,8 +329,7 @@ class CredentialStore:
                     )
                     .values(ciphertext=new_token)
                 )
-        self._ferns = [fernet_from_secret(new_key)]
-        self._fernet = MultiFernet(self._ferns)
+        self._set_keys([new_key])
         self._cache.clear()
         return len(rows)
 

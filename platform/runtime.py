@@ -61,7 +61,13 @@ class Runtime:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
-        self.credentials = CredentialStore(self.db, secret_keys(settings), cache_ttl_s=settings.cache_ttl_s)
+        self.credentials = CredentialStore(
+            self.db,
+            secret_keys(settings),
+            cache_ttl_s=settings.cache_ttl_s,
+            # a key file rewritten by `bollard rotate-key` is picked up live (DESIGN §11)
+            key_file=None if settings.secret_key else settings.data_dir / KEY_FILE,
+        )
         self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None

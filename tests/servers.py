@@ -40,23 +40,24 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bollard.platform.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--integrations",
-                str(integrations),
-                "--data-dir",
-                str(data_dir),
-            ],
-            env={**os.environ, **env},
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        with self.log.open("w") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bollard.platform.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--integrations",
+                    str(integrations),
+                    "--data-dir",
+                    str(data_dir),
+                ],
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from bollard.platform import catalog, tokens
 from bollard.platform.api.deps import admin, get_runtime, known_query, principal
 from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
+from bollard.platform.credential_fields import empty_is_value
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import ApiError
 from bollard.platform.packages import ICON_MEDIA_TYPES
@@ -72,7 +73,8 @@ async def get_icon(
 
 
 class CredentialValues(BaseModel):
-    """Body of ``PUT …/credentials``: ``{"values": {"apiKey": "…"}}``. An empty string removes a key."""
+    """Body of ``PUT …/credentials``: ``{"values": {"apiKey": "…"}}``. An empty string
+    removes a key, except a SQL integration's ``password``, where it is the value."""
 
     values: dict[str, str | int | bool] = Field(..., description="key → value; write-only")
 
@@ -97,7 +99,9 @@ async def put_credentials(
     version = runtime.registry.require_version(slug)
     check_credential_id(credential_id)
     values = catalog.check_values(version, body.values)
-    keys = await runtime.credentials.put(slug, credential_id, values)
+    keys = await runtime.credentials.put(
+        slug, credential_id, values, empty_is_value=empty_is_value(version.manifest)
+    )
     st = await catalog.status(runtime.registry.require(slug), runtime.credentials)
     return {
         "integration": slug,

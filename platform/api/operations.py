@@ -30,7 +30,12 @@ class InvokeBody(BaseModel):
     )
     useMock: bool = Field(False, description="return the operation's mock result without any I/O")
     timeoutMs: int | None = Field(None, gt=0, description="lower the wall-time limit (ms)")
-    retries: int = Field(0, ge=0, le=5, description="read operations only: retry network errors, 429 and 5xx")
+    retries: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="read operations without approval only (refused otherwise): retry network errors, 429 and 5xx",
+    )
 
     @model_validator(mode="before")
     @classmethod

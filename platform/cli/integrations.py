@@ -15,17 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from bollard.platform.cli.common import add_dirs, print_json, read_only_engine, settings_from
-from bollard.platform.credentials import CredentialInfo
+from bollard.platform.credentials import CredentialInfo, CredentialStore, read_key_file, split_keys
 from bollard.platform.settings import Settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class ReadOnlyCredentials:
     """The catalog's view of the credentials over a read-only engine (or none): which ids
-    and keys are set; an unmigrated database has none."""
+    and keys are set (an unmigrated database has none), and whether the configured keys
+    decrypt them (only when a key exists; nothing is created to find out)."""
 
-    def __init__(self, engine: AsyncEngine | None) -> None:
+    def __init__(self, engine: AsyncEngine | None, keys: list[str]) -> None:
         self.engine = engine
+        self.store = CredentialStore(engine, keys, cache_ttl_s=0) if engine is not None and keys else None
+
+    async def get(self, integration: str, credential_id: str) -> dict[str, str] | None:
+        if self.store is None:
+            return None
+        return await self.store.get(integration, credential_id)
 
     async def describe(self, integration: str) -> list[CredentialInfo]:
         from bollard.platform.store.tables import credentials
@@ -50,13 +57,18 @@ async def list_rows(settings: Settings) -> list[dict[str, Any]]:
     read-only."""
     from bollard.platform.catalog import catalog
     from bollard.platform.registry import Registry
+    from bollard.platform.runtime import KEY_FILE
 
     registry = Registry(settings.integrations_dir)
     if settings.integrations_dir.is_dir():  # load_all would create a missing directory
         registry.load_all()
     engine = read_only_engine(settings)
+    if settings.secret_key:
+        keys = split_keys(settings.secret_key)
+    else:
+        keys = read_key_file(settings.data_dir / KEY_FILE)
     try:
-        return await catalog(registry, ReadOnlyCredentials(engine))
+        return await catalog(registry, ReadOnlyCredentials(engine, keys))
     finally:
         if engine is not None:
             await engine.dispose()

@@ -1,0 +1,168 @@
+"""Each script in ``examples/`` runs as its docstring says (README "Examples").
+
+The HTTP example talks to a real ``bollard serve`` subprocess on a free 127.0.0.1 port
+with a temporary data directory and the shipped integrations, run from a working
+directory where that data directory is ``.bollard`` (as after ``make run``); the Python
+example runs the library in process over the same shipped ``hotel`` integration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, SHIPPED
+
+EXAMPLES = REPO / "examples"
+START_TIMEOUT_S = 120  # a generous ceiling for a loaded machine, not a measured threshold
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without BOLLARD_* settings, so the scripts use their defaults, and
+    with buffered output as when a user pipes a script into another program."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BOLLARD_") and k != "PYTHONUNBUFFERED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    url: str
+    cwd: Path
+    token: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    cwd = tmp_path_factory.mktemp("examples")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (cwd / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bollard.platform.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--integrations", str(SHIPPED), "--data-dir", ".bollard"],
+        cwd=cwd,
+        env=clean_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert proc.poll() is None, (cwd / "serve.log").read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "bollard serve did not answer /healthz"
+            time.sleep(0.2)
+        token = (cwd / ".bollard" / "admin.token").read_text().strip()
+        yield Served(url, cwd, token)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_invoke_over_http_lists_confirmed_reservations(served: Served) -> None:
+    done = run_example("invoke_over_http.py", "--url", served.url, cwd=served.cwd)
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["success"] is True and body["operation"] == "list_reservations"
+    assert body["data"] and {r["status"] for r in body["data"]} == {"confirmed"}
+
+
+def test_invoke_over_http_fails_with_the_error_on_a_bad_token(served: Served) -> None:
+    for args in ((), ("--cancel", "8")):
+        done = run_example(
+            "invoke_over_http.py", "--url", served.url, "--token", "not-a-token", *args, cwd=served.cwd
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert json.loads(done.stdout)["error"]["code"] == "unauthorized"
+        assert "Traceback" not in done.stderr
+
+
+def test_invoke_over_http_cancel_waits_for_the_approval(served: Served) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "invoke_over_http.py"), "--url", served.url, "--cancel", "8"],
+        cwd=served.cwd,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()  # type: ignore[union-attr]
+        # the line must arrive while the script still waits (not only when it exits)
+        first = lines.get(timeout=START_TIMEOUT_S)
+        assert first.startswith("HTTP 202: approval ") and first.strip().endswith("is pending"), first
+        approval_id = first.split()[3]
+        # a person approves it (here: the admin token over the API)
+        r = httpx.post(
+            f"{served.url}/api/approvals/{approval_id}/approve",
+            headers={"Authorization": f"Bearer {served.token}"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        out, err = proc.communicate(timeout=300)
+        out = first + out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    approval = json.loads(out[out.rindex("\n{") + 1 :])  # the last JSON printed: the decided approval
+    assert approval["id"] == approval_id and approval["status"] == "succeeded"
+    listed = run_example("invoke_over_http.py", "--url", served.url, cwd=served.cwd)
+    assert 8 not in [r["id"] for r in json.loads(listed.stdout)["data"]]
+
+
+def test_invoke_from_python(tmp_path: Path) -> None:
+    # as from the repository root: --integrations defaults to ./integrations
+    done = run_example("invoke_from_python.py", "--data-dir", str(tmp_path / "data"), cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["success"] is True and body["integration"] == "hotel"
+    assert body["data"] and {r["status"] for r in body["data"]} == {"confirmed"}
+
+    done = run_example(
+        "invoke_from_python.py", "--data-dir", str(tmp_path / "data"), "--cancel", "8", cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    held = json.loads(done.stdout)
+    assert held["status"] == "pending" and held["operation"] == "cancel_reservation"
+    assert "held for approval" in done.stderr

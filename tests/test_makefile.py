@@ -1,0 +1,79 @@
+"""Every Makefile target does something real (README "Quick start"), checked with
+``make -n`` (print the commands, run none) on a copy of the Makefile in a scratch
+folder, so nothing is built or installed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+TARGETS = ("run", "test", "lint", "typecheck", "format", "bench", "clean", "install", "install-test")
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def phony() -> list[str]:
+    text = (REPO / "Makefile").read_text()
+    return [t for line in re.findall(r"^\.PHONY:(.*)$", text, re.M) for t in line.split()]
+
+
+def dry_run(tmp_path: Path, target: str) -> list[str]:
+    """The commands ``make <target>`` would run in a fresh clone (no .venv yet)."""
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    # as from a shell, even under `make test` (no inherited MAKEFLAGS, no "Entering directory")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", target],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"make -n {target}: {done.stderr}"
+    return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_every_phony_target_has_a_rule_and_the_expected_ones_exist(tmp_path: Path) -> None:
+    assert sorted(phony()) == sorted(TARGETS)
+    for target in TARGETS:
+        commands = dry_run(tmp_path, target)
+        assert commands, f"make {target} runs nothing"
+
+
+def test_lint_is_ruff_check_format_check_and_mypy(tmp_path: Path) -> None:
+    commands = dry_run(tmp_path, "lint")
+    assert any("ruff check" in c for c in commands)
+    assert any("ruff format --check" in c for c in commands)
+    assert any(c.endswith("mypy") for c in commands)
+
+
+def test_test_runs_lint_first_then_pytest(tmp_path: Path) -> None:
+    commands = dry_run(tmp_path, "test")
+    lint = [i for i, c in enumerate(commands) if "ruff format --check" in c or "mypy" in c]
+    tests = [i for i, c in enumerate(commands) if "pytest" in c]
+    assert lint and tests and max(lint) < min(tests)
+
+
+def test_format_formats_and_fixes(tmp_path: Path) -> None:
+    commands = dry_run(tmp_path, "format")
+    assert any(re.search(r"ruff format (?!--check)", c) for c in commands)
+    assert any("ruff check --fix" in c for c in commands)
+
+
+def test_typecheck_runs_mypy(tmp_path: Path) -> None:
+    assert any(c.endswith("mypy") for c in dry_run(tmp_path, "typecheck"))
+
+
+def test_clean_keeps_the_credential_key(tmp_path: Path) -> None:
+    commands = dry_run(tmp_path, "clean")
+    assert any("rm -rf" in c and ".venv" in c for c in commands)
+    assert not any(".bollard" in c for c in commands)  # secret.key: deleting it loses every credential
