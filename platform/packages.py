@@ -155,6 +155,33 @@ def compile_errors(source: str) -> list[str]:
     return []
 
 
+def _connector_errors(source: bytes, manifest: Manifest | None) -> list[str]:
+    """``connector.py``: at most 512 KB of UTF-8 that compiles under the sandbox policy;
+    a SQL integration (``manifest.type == "sql"``) may ship none."""
+    if len(source) > CONNECTOR_MAX_BYTES:
+        return [f"{CONNECTOR_FILE} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes"]
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        return [f"{CONNECTOR_FILE} is not UTF-8 text"]
+    if manifest is not None and manifest.type == "sql":
+        return [f"{CONNECTOR_FILE}: SQL integrations run no code; remove connector.py"]
+    return compile_errors(text)
+
+
+def _icon_errors(files: dict[str, bytes]) -> list[str]:
+    """At most one icon file, each a valid image of its kind (see :func:`icon_error`)."""
+    errors: list[str] = []
+    icons = [n for n in ICON_NAMES if n in files]
+    if len(icons) > 1:
+        errors.append(f"more than one icon ({', '.join(icons)}); keep one")
+    for name in icons:
+        problem = icon_error(name, files[name])
+        if problem:
+            errors.append(problem)
+    return errors
+
+
 def build_version(slug: str, path: Path, files: dict[str, bytes]) -> IntegrationVersion:
     """Validate a whole package and return its version.
 
@@ -179,29 +206,8 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
         errors.extend(f"{CONFIG_FILE}: {issue}" for issue in e.issues)
 
     if has_connector:
-        source = files[CONNECTOR_FILE]
-        if len(source) > CONNECTOR_MAX_BYTES:
-            errors.append(
-                f"{CONNECTOR_FILE} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes"
-            )
-        else:
-            try:
-                text = source.decode("utf-8")
-            except UnicodeDecodeError:
-                errors.append(f"{CONNECTOR_FILE} is not UTF-8 text")
-            else:
-                if manifest is not None and manifest.type == "sql":
-                    errors.append(f"{CONNECTOR_FILE}: SQL integrations run no code; remove connector.py")
-                else:
-                    errors.extend(compile_errors(text))
-
-    icons = [n for n in ICON_NAMES if n in files]
-    if len(icons) > 1:
-        errors.append(f"more than one icon ({', '.join(icons)}); keep one")
-    for name in icons:
-        problem = icon_error(name, files[name])
-        if problem:
-            errors.append(problem)
+        errors.extend(_connector_errors(files[CONNECTOR_FILE], manifest))
+    errors.extend(_icon_errors(files))
 
     if manifest is not None:
         seed = seed_file_name(manifest)
