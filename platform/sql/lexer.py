@@ -116,6 +116,87 @@ def _skip_line(sql: str, i: int) -> int:
     return len(sql) if end < 0 else end + 1
 
 
+def _line_comment_at(sql: str, i: int, lex: Lexicon) -> bool:
+    """Whether a line comment starts at ``sql[i]``: ``--`` (MySQL: followed by a blank or
+    the end of the text), or ``#`` on MySQL."""
+    if sql[i] == "#":
+        return lex.hash_comments
+    return sql.startswith("--", i) and (
+        not lex.dash_comment_needs_space or i + 2 >= len(sql) or sql[i + 2].isspace()
+    )
+
+
+def _word_end(sql: str, j: int) -> int:
+    """Index of the first non-word character at or after ``j``."""
+    n = len(sql)
+    while j < n and _is_word(sql[j]):
+        j += 1
+    return j
+
+
+def _skip_bracketed(sql: str, i: int) -> int:
+    """Index just past the ``[…]`` identifier opened at ``sql[i]``; ``]]`` escapes a ``]``."""
+    end = sql.find("]", i + 1)
+    while end >= 0 and sql.startswith("]]", end):
+        end = sql.find("]", end + 2)
+    return len(sql) if end < 0 else end + 1
+
+
+def _skip_dollar(sql: str, i: int) -> int:
+    """Index just past the dollar quote (``$$…$$``, ``$tag$…$tag$``) opened at ``sql[i]``,
+    or past the lone ``$``."""
+    m = _DOLLAR_TAG.match(sql, i)
+    if not m:
+        return i + 1
+    close = sql.find(m.group(0), m.end())
+    return len(sql) if close < 0 else close + len(m.group(0))
+
+
+def _skip_word(sql: str, i: int) -> int:
+    """Index just past the word (identifier, keyword, number) at ``sql[i]``, or past the
+    PostgreSQL ``E'…'`` string (backslash escapes) it opens."""
+    n = len(sql)
+    j = i + 1
+    # `$` may continue identifiers
+    while j < n and (_is_word(sql[j]) or sql[j] == "$"):
+        j += 1
+    e_string = j - i == 1 and sql[i] in "eE" and j < n and sql[j] == "'"
+    return _skip_quoted(sql, j, "'", True) if e_string else j
+
+
+def _skip_token(sql: str, i: int, lex: Lexicon) -> int:
+    """Index just past the literal, identifier, comment, word or character at ``sql[i]``
+    (never an ``@`` or ``;``: :func:`scan` reads those)."""
+    c = sql[i]
+    if c in ("'", '"'):
+        return _skip_quoted(sql, i, c, lex.backslash_strings)
+    if c == "`":
+        return _skip_quoted(sql, i, "`", False)
+    if c == "[" and lex.bracket_identifiers:
+        return _skip_bracketed(sql, i)
+    if _line_comment_at(sql, i, lex):
+        return _skip_line(sql, i)
+    if sql.startswith("/*", i):
+        return _skip_block_comment(sql, i, lex.nested_comments)
+    if c == "$" and lex.dollar_quotes:
+        return _skip_dollar(sql, i)
+    if _is_word(c):
+        return _skip_word(sql, i)
+    return i + 1
+
+
+def _at_sign(sql: str, i: int) -> tuple[bool, int]:
+    """``(is a placeholder, end)`` for the ``@`` at ``sql[i]``."""
+    nxt = sql[i + 1] if i + 1 < len(sql) else ""
+    if i > 0 and (_is_word(sql[i - 1]) or sql[i - 1] == "$"):
+        return False, i + 1  # `user@host`: part of a word, not a placeholder
+    if nxt == "@":
+        return False, _word_end(sql, i + 2)  # @@system_variable: the marker and its name
+    if nxt and (nxt.isalpha() or nxt == "_"):
+        return True, _word_end(sql, i + 2)
+    return False, i + 1
+
+
 def scan(sql: str, lex: Lexicon) -> Iterator[tuple[str, int, int]]:
     """Yield ``("placeholder", start, end)`` and ``(";", start, end)`` events.
 
@@ -126,66 +207,16 @@ def scan(sql: str, lex: Lexicon) -> Iterator[tuple[str, int, int]]:
     i = 0
     while i < n:
         c = sql[i]
-        nxt = sql[i + 1] if i + 1 < n else ""
-        if c == "'":
-            i = _skip_quoted(sql, i, "'", lex.backslash_strings)
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"', lex.backslash_strings)
-        elif c == "`":
-            i = _skip_quoted(sql, i, "`", False)
-        elif c == "[" and lex.bracket_identifiers:
-            end = sql.find("]", i + 1)
-            # `]]` escapes a bracket inside […]
-            while end >= 0 and sql.startswith("]]", end):
-                end = sql.find("]", end + 2)
-            i = n if end < 0 else end + 1
-        elif (
-            c == "-"
-            and nxt == "-"
-            and (not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace())
-            or c == "#"
-            and lex.hash_comments
-        ):
-            i = _skip_line(sql, i)
-        elif c == "/" and nxt == "*":
-            i = _skip_block_comment(sql, i, lex.nested_comments)
-        elif c == "$" and lex.dollar_quotes:
-            m = _DOLLAR_TAG.match(sql, i)
-            if m:
-                close = sql.find(m.group(0), m.end())
-                i = n if close < 0 else close + len(m.group(0))
-            else:
-                i += 1
-        elif c == "@":
-            if i > 0 and (_is_word(sql[i - 1]) or sql[i - 1] == "$"):
-                i += 1  # `user@host`: part of a word, not a placeholder
-            elif nxt == "@":
-                # @@system_variable: skip the marker and its name
-                j = i + 2
-                while j < n and _is_word(sql[j]):
-                    j += 1
-                i = j
-            elif nxt and (nxt.isalpha() or nxt == "_"):
-                j = i + 2
-                while j < n and _is_word(sql[j]):
-                    j += 1
-                yield ("placeholder", i, j)
-                i = j
-            else:
-                i += 1
+        if c == "@":
+            placeholder, end = _at_sign(sql, i)
+            if placeholder:
+                yield ("placeholder", i, end)
+            i = end
         elif c == ";":
             yield (";", i, i + 1)
             i += 1
-        elif _is_word(c):
-            # A whole word (identifier, keyword, number); `$` may continue identifiers.
-            j = i + 1
-            while j < n and (_is_word(sql[j]) or sql[j] == "$"):
-                j += 1
-            e_string = j - i == 1 and c in "eE" and j < n and sql[j] == "'"
-            # PostgreSQL E'…' strings take backslash escapes
-            i = _skip_quoted(sql, j, "'", True) if e_string else j
         else:
-            i += 1
+            i = _skip_token(sql, i, lex)
 
 
 def find_placeholders(sql: str, *, engine: str | None = None) -> list[str]:
@@ -234,20 +265,13 @@ def leading_keyword(sql: str, *, engine: str | None = None) -> str:
         c = sql[i]
         if c.isspace() or c == "(":
             i += 1
-        elif (
-            sql.startswith("--", i)
-            and (not lex.dash_comment_needs_space or i + 2 >= n or sql[i + 2].isspace())
-            or c == "#"
-            and lex.hash_comments
-        ):
+        elif _line_comment_at(sql, i, lex):
             i = _skip_line(sql, i)
         elif sql.startswith("/*", i):
             if lex.executable_comments and sql.startswith(("/*!", "/*M!"), i):
                 return "/*!"
             i = _skip_block_comment(sql, i, lex.nested_comments)
         else:
-            j = i
-            while j < n and _is_word(sql[j]):
-                j += 1
+            j = _word_end(sql, i)
             return sql[i:j].upper() if j > i else c
     return ""

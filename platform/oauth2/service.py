@@ -1,61 +1,40 @@
-"""OAuth2 for integrations: the authorization-code flow with PKCE, and token refresh.
+"""OAuth2Service: the authorization-code flow with PKCE, and token refresh (DESIGN §7).
 
-DESIGN §7: "OAuth2 uses the authorization-code flow with PKCE and a signed, expiring
-``state``; tokens refresh before expiry under a lock and the new tokens are saved."
-
-The flow (RFC 6749 §4.1, RFC 7636):
-
-1. An admin calls ``GET /api/integrations/{slug}/oauth2/authorize``.
-   :meth:`OAuth2Service.start_authorization` makes a PKCE verifier (kept server-side,
-   encrypted in the credential store under :data:`PENDING`, never in a URL), a signed
-   ``state`` (slug, credential id, nonce, expiry; HMAC-SHA256 with a key derived from
-   the credential encryption key) and the provider's authorization URL carrying
-   ``client_id``, ``redirect_uri``, the manifest's scopes and the S256 challenge.
-2. The provider sends the browser to ``GET /api/integrations/oauth2/callback``.
-   :meth:`OAuth2Service.complete_authorization` checks the signature and the expiry,
-   consumes the pending record (an atomic delete: a state works once, across replicas
-   too), exchanges the code with the verifier at ``tokenUrl`` and stores
-   ``accessToken``, ``refreshToken``, ``expiresAt`` (epoch seconds), ``tokenType`` and
-   ``scope`` in the credential.
-3. Every execution asks :meth:`OAuth2Service.fresh_values` for the values; an access
-   token within :data:`REFRESH_MARGIN_S` of expiry is refreshed (RFC 6749 §6) under a
-   per-(integration, credential) lock, once however many calls wait for it. A refresh
-   answered ``invalid_grant`` (revoked or expired grant) removes the tokens, records a
-   ``reauthorize`` marker and raises ``needs_credentials`` saying how to authorise again.
-
-Token requests go to the manifest's ``tokenUrl`` only, through the egress sender with an
-egress policy naming that origin alone: the address checks apply (no private, loopback or
-metadata address unless the operator allows private egress), TLS is verified against the
-public CAs plus ``oauth2_ca_bundle``, with a timeout and a response size cap. No token,
-client secret, code or verifier is ever logged or put into an error message.
+:meth:`OAuth2Service.start_authorization` stores the PKCE verifier (RFC 7636) under a
+fresh nonce in the credential store (:data:`PENDING`) and builds the provider URL with a
+signed state; :meth:`OAuth2Service.complete_authorization` consumes the state once and
+exchanges the code; :meth:`OAuth2Service.fresh_values` refreshes an access token near
+expiry (RFC 6749 §6) under a per-(integration, credential) lock and saves the new tokens.
+No token, client secret, code or verifier is ever logged or put into an error message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
-import json
 import logging
 import secrets
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import ExecutionError, OAuth2Error, TokenEndpointError
+from bollard.platform.oauth2.state import (
+    StateClaims,
+    authorize_path,
+    sign_state,
+    state_key,
+    state_nonce,
+    verify_state,
+)
+from bollard.platform.oauth2.token_endpoint import token_request, token_ssl_context
+from bollard.platform.oauth2.values import expires_at, public_values, token_values
 from bollard.platform.packages import IntegrationVersion
-from bollard.platform.redact import redact_text
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 if TYPE_CHECKING:
     from bollard.platform.runtime import Runtime
@@ -69,185 +48,6 @@ with a letter or digit), one record per state nonce holding the PKCE verifier.""
 
 REFRESH_MARGIN_S = 60
 """An access token expiring within this many seconds is refreshed before use."""
-TOKEN_TIMEOUT_S = 15.0
-"""Wall time of one token endpoint request, redirects included (seconds)."""
-MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
-"""Largest token endpoint response accepted (bytes)."""
-
-INTERNAL_KEYS = frozenset({"expiresAt", "tokenType", "scope", "reauthorize"})
-"""Credential values the host keeps for itself: never handed to connectors (unless the
-manifest binds them) and not hunted for when redacting (``Bearer`` must stay readable)."""
-
-TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-
-
-# --------------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True)
-class StateClaims:
-    """What a signed ``state`` carries: the integration, the credential, the nonce naming
-    the pending record, and its expiry (epoch seconds)."""
-
-    slug: str
-    credential_id: str
-    nonce: str
-    expires_at: int
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def state_key(secret: str) -> bytes:
-    """The 32-byte HMAC key for states, derived (HKDF-SHA256) from the credential key."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"bollard oauth2 state v1").derive(
-        secret.encode()
-    )
-
-
-def sign_state(key: bytes, claims: StateClaims) -> str:
-    """``base64url(JSON claims) "." base64url(HMAC-SHA256(key, JSON claims))``."""
-    payload = json.dumps(
-        {"s": claims.slug, "c": claims.credential_id, "n": claims.nonce, "e": claims.expires_at},
-        separators=(",", ":"),
-    ).encode()
-    return _b64(payload) + "." + _b64(hmac.digest(key, payload, "sha256"))
-
-
-def verify_state(key: bytes, state: str, now: float) -> StateClaims:
-    """Check a state's signature and expiry; return its claims.
-
-    Raises :class:`OAuth2Error` ``invalid_state`` (400) for a malformed or tampered state
-    and ``state_expired`` (400) for one past its expiry (RFC 6749 §10.12).
-    """
-    invalid = OAuth2Error(
-        "invalid_state",
-        "the state parameter is not one Bollard issued (malformed or altered); start the "
-        "authorisation again with GET /api/integrations/<slug>/oauth2/authorize",
-        status=400,
-    )
-    payload_text, _, signature_text = state.partition(".")
-    try:
-        payload, signature = _unb64(payload_text), _unb64(signature_text)
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not hmac.compare_digest(signature, hmac.digest(key, payload, "sha256")):
-        raise invalid
-    try:
-        data = json.loads(payload)
-        claims = StateClaims(str(data["s"]), str(data["c"]), str(data["n"]), int(data["e"]))
-    except (ValueError, KeyError, TypeError):
-        raise invalid from None
-    if now >= claims.expires_at:
-        raise OAuth2Error(
-            "state_expired",
-            f"this authorisation of integration '{claims.slug}' expired (it must be completed "
-            f"within the state lifetime, BOLLARD_OAUTH2_STATE_TTL_S); start again with "
-            f"{authorize_path(claims.slug, claims.credential_id)}",
-            status=400,
-        )
-    return claims
-
-
-def authorize_path(slug: str, credential_id: str) -> str:
-    """``GET /api/integrations/{slug}/oauth2/authorize[?credentialId=…]`` as text for messages."""
-    query = "" if credential_id == DEFAULT_CREDENTIAL_ID else f"?credentialId={credential_id}"
-    return f"GET /api/integrations/{slug}/oauth2/authorize{query}"
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-def parse_token_response(
-    status: int, content_type: str, body: bytes, secrets_sent: list[str]
-) -> dict[str, Any]:
-    """The token response (RFC 6749 §5.1) as a dict, or :class:`TokenEndpointError`.
-
-    JSON is the standard; ``application/x-www-form-urlencoded`` is accepted too (some
-    providers answer so). An ``error`` member (RFC 6749 §5.2), even in a 200 response,
-    raises ``oauth2_error`` with the provider's code and description (truncated, with
-    the values sent redacted).
-    """
-    data: Any
-    try:
-        if "application/x-www-form-urlencoded" in content_type:
-            data = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        else:
-            data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        raise TokenEndpointError(
-            "bad_response",
-            f"the token endpoint answered HTTP {status} without a JSON object; check "
-            "oauth2Config.tokenUrl in config.json",
-        )
-    if "error" in data or not 200 <= status < 300:
-        error = str(data.get("error") or f"HTTP {status}")[:80]
-        description = str(data.get("error_description") or "")[:300]
-        text = redact_text(f"{error}: {description}" if description else error, secrets_sent)
-        raise TokenEndpointError(
-            "oauth2_error", f"the token endpoint refused the request ({text})", error=error
-        )
-    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
-        raise TokenEndpointError(
-            "bad_response", "the token endpoint's answer has no access_token (RFC 6749 §5.1)"
-        )
-    return data
-
-
-def token_values(token: dict[str, Any], now: float, *, refresh: bool) -> dict[str, str]:
-    """Credential values from a token response (empty string: remove the key).
-
-    ``expires_in`` becomes ``expiresAt`` (epoch seconds). After a refresh, a refresh token
-    or scope the provider did not repeat is kept (RFC 6749 §6); after a new authorisation
-    everything is replaced.
-    """
-    keep = "__keep__"
-    out: dict[str, str] = {"accessToken": str(token["access_token"]), "reauthorize": ""}
-    out["refreshToken"] = str(token.get("refresh_token") or (keep if refresh else ""))
-    out["tokenType"] = str(token.get("token_type") or "")
-    out["scope"] = str(token.get("scope") or (keep if refresh else ""))
-    expires_at = ""
-    try:
-        expires_in = float(token.get("expires_in"))  # type: ignore[arg-type]
-        if 0 < expires_in < 10 * 365 * 86400:
-            expires_at = str(int(now + expires_in))
-    except (TypeError, ValueError):
-        pass
-    out["expiresAt"] = expires_at
-    return {k: v for k, v in out.items() if v != keep}
-
-
-def expires_at(values: dict[str, str]) -> float | None:
-    """``expiresAt`` as epoch seconds, or ``None`` when absent or unreadable."""
-    try:
-        return float(values["expiresAt"])
-    except (KeyError, ValueError):
-        return None
-
-
-def public_values(version: IntegrationVersion, values: dict[str, str]) -> dict[str, str]:
-    """The values without the host's bookkeeping (:data:`INTERNAL_KEYS`) unless the
-    manifest binds such a key itself."""
-    bound = set(version.manifest.secret_bindings)
-    return {k: v for k, v in values.items() if k not in INTERNAL_KEYS or k in bound}
-
-
-def token_ssl_context(ca_bundle: Any = None) -> ssl.SSLContext:
-    """Public CAs (certifi) plus the PEM file ``ca_bundle`` when given, hostname checked."""
-    context = httpx.create_ssl_context(trust_env=False)
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
-
-
-# --------------------------------------------------------------------------- service
 
 
 @dataclass(frozen=True)
@@ -295,7 +95,6 @@ class OAuth2Service:
         self._state_key = state_key(secret_keys(runtime.settings)[0])
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._client: httpx.AsyncClient | None = None
-        self.refresh_count = 0  # refreshes made by this process (metrics, tests)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -430,8 +229,7 @@ class OAuth2Service:
             claims = verify_state(self._state_key, state, self.clock())
         except OAuth2Error as e:
             if e.code == "state_expired":
-                nonce = json.loads(_unb64(state.partition(".")[0]))["n"]
-                await self.runtime.credentials.delete(PENDING, str(nonce))
+                await self.runtime.credentials.delete(PENDING, state_nonce(state))
             raise
         again = authorize_path(claims.slug, claims.credential_id)
         pending = await self.runtime.credentials.get(PENDING, claims.nonce)
@@ -548,7 +346,6 @@ class OAuth2Service:
             await self.runtime.credentials.put(
                 slug, credential_id, token_values(token, self.clock(), refresh=True)
             )
-            self.refresh_count += 1
             log.info("oauth2: access token of %s (credential %s) refreshed", slug, credential_id)
             return public_values(version, await self.runtime.credentials.get(slug, credential_id) or {})
 
@@ -614,79 +411,8 @@ class OAuth2Service:
     async def _token_request(
         self, version: IntegrationVersion, values: dict[str, str], form: dict[str, str]
     ) -> dict[str, Any]:
-        """POST ``form`` to the manifest's ``tokenUrl`` with client authentication.
-
-        Client authentication (RFC 6749 §2.3.1): HTTP Basic with the form-encoded id and
-        secret, or both in the body when ``connectionConfig.tokenEndpointAuthMethod`` is
-        ``client_secret_post``; a client without a secret sends ``client_id`` (public
-        client, PKCE). Raises :class:`TokenEndpointError`.
-        """
-        from bollard.platform.egress import EgressPolicy, send
-        from bollard.sandbox.errors import HttpRequestRefused
-        from bollard.sandbox.protocol import HttpRequest
-
-        cfg = version.manifest.oauth2_config
-        assert cfg is not None
-        client_id, client_secret = values.get("clientId", ""), values.get("clientSecret", "")
-        if not client_id:
-            raise TokenEndpointError(
-                "bad_request",
-                f"no clientId is set; set it with PUT /api/integrations/{version.slug}/credentials",
-            )
-        method = self._auth_method(version)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-        body = dict(form)
-        if client_secret and method == "client_secret_basic":
-            pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        else:
-            body["client_id"] = client_id
-            if client_secret:
-                body["client_secret"] = client_secret
-        sent = [v for v in (client_secret, *form.values()) if len(v) >= 4]
-        policy = EgressPolicy(
-            [_origin_entry(cfg.token_url)], allow_private=self.runtime.settings.allow_private_egress
+        """:func:`~bollard.platform.oauth2.token_endpoint.token_request` with this service's
+        client and the operator's ``allow_private_egress``. Raises :class:`TokenEndpointError`."""
+        return await token_request(
+            self.client, version, values, form, allow_private=self.runtime.settings.allow_private_egress
         )
-        try:
-            response = await send(
-                self.client,
-                policy,
-                HttpRequest("POST", cfg.token_url, headers=headers, body=urlencode(body)),
-                max_response_bytes=MAX_TOKEN_RESPONSE_BYTES,
-                timeout_s=TOKEN_TIMEOUT_S,
-            )
-        except HttpRequestRefused as e:
-            message = redact_text(e.message, sent)
-            if e.code == "host_not_allowed":
-                message = (
-                    f"the token endpoint oauth2Config.tokenUrl was refused: {message.split('; ')[0].rstrip('.')}. "
-                    "Token requests to private or local addresses need BOLLARD_ALLOW_PRIVATE_EGRESS=true"
-                )
-            raise TokenEndpointError(e.code, message) from None
-        return parse_token_response(
-            response.status, response.headers.get("content-type", ""), response.body, sent
-        )
-
-    @staticmethod
-    def _auth_method(version: IntegrationVersion) -> str:
-        cc = version.manifest.connection_config
-        method = getattr(cc, "model_extra", None) or {}
-        chosen = method.get("tokenEndpointAuthMethod", "client_secret_basic")
-        return chosen if chosen in TOKEN_AUTH_METHODS else "client_secret_basic"
-
-
-def _origin_entry(url: str) -> str:
-    """The ``allowedHosts``-style entry naming exactly the origin of ``url``."""
-    from bollard.platform.egress.urls import parse_url
-
-    try:
-        target = parse_url(url)
-    except ValueError as e:
-        raise TokenEndpointError(
-            "host_not_allowed", f"oauth2Config.tokenUrl is not a usable URL: {e}"
-        ) from None
-    return (
-        target.netloc
-        if (target.scheme, target.port) == ("https", 443)
-        else f"{target.scheme}://{target.netloc}"
-    )
