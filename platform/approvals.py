@@ -294,14 +294,17 @@ class Approvals:
                     .values(
                         status="expired",
                         error_code="approval_stale",
-                        error_message="the integration changed after this request; request the operation again",
+                        error_message=(
+                            "the integration changed after this request; request the operation again"
+                        ),
                     )
                 )
             if changed.rowcount == 1:
                 raise ApprovalError(
                     "approval_stale",
                     f"integration '{row.integration}' changed since this approval was requested "
-                    f"(was version {row.version}); request the operation again so the approver sees what will run",
+                    f"(was version {row.version}); request the operation again so the approver sees "
+                    "what will run",
                 )
         if not await self._claim(approval_id, principal, "executing"):
             await self._refuse_claim(approval_id)

@@ -138,7 +138,10 @@ async def run_connection_test(
         steps.append(_step("connector", False, started, e.message))
         return report(False, e.message)
     if not has_test:
-        message = "this connector defines no test_connection(ctx), so the connection cannot be tested; add one that makes a cheap authenticated request"
+        message = (
+            "this connector defines no test_connection(ctx), so the connection cannot be tested; "
+            "add one that makes a cheap authenticated request"
+        )
         steps.append(_step("authenticate", False, started, message))
         return report(False, message)
     limits = service.limits_for(version, None, timeout_ms)

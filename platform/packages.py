@@ -213,7 +213,8 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
         seed = seed_file_name(manifest)
         if seed is not None and seed not in files:
             errors.append(
-                f"{CONFIG_FILE}: sqlConnectionConfig.options.seedFile names '{seed}', which is not in the folder"
+                f"{CONFIG_FILE}: sqlConnectionConfig.options.seedFile names '{seed}', "
+                "which is not in the folder"
             )
     if errors:
         raise PackageError(errors)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from bollard.platform.runtime import Runtime
 from sqlalchemy import make_url
-from tests.sql.sql_support import PG_URL, _check, unavailable
 
 from tests.conftest import Api
 from tests.helpers import rest_manifest, write_integration
+from tests.sql.sql_support import PG_URL, _check, unavailable
 
 
 def pg_manifest() -> dict:

@@ -34,7 +34,9 @@ class InvokeBody(BaseModel):
         0,
         ge=0,
         le=5,
-        description="read operations without approval only (refused otherwise): retry network errors, 429 and 5xx",
+        description=(
+            "read operations without approval only (refused otherwise): retry network errors, 429 and 5xx"
+        ),
     )
 
     @model_validator(mode="before")

@@ -81,7 +81,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     for r in rows:
-        line = f"{r['slug']:<24} {r['status']:<18} v{r['version'] or '-':<3} {r['type'] or '-':<9} {r['title'] or ''}"
+        version, kind = r["version"] or "-", r["type"] or "-"
+        line = f"{r['slug']:<24} {r['status']:<18} v{version:<3} {kind:<9} {r['title'] or ''}"
         print(line.rstrip())
         if "error" in r:
             print(f"    error: {r['error']}")

@@ -72,7 +72,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         for step in report["steps"]:
             print(
-                f"{'✓' if step['ok'] else '✗'} {step['name']:<13} {step['durationMs']:>8.1f} ms  {step['message']}"
+                f"{'✓' if step['ok'] else '✗'} {step['name']:<13} {step['durationMs']:>8.1f} ms  "
+                f"{step['message']}"
             )
         print(("OK: " if report["ok"] else "FAILED: ") + report["message"])
     return 0 if report["ok"] else 1

@@ -66,7 +66,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     print(f"{'ID':<36}  {'ROLE':<5}  {'CREATED':<25}  {'LAST USED':<25}  NAME")
     for r in rows:
         print(
-            f"{r['id']:<36}  {r['role']:<5}  {r['createdAt']:<25}  {r['lastUsedAt'] or 'never':<25}  {r['name']}".rstrip()
+            f"{r['id']:<36}  {r['role']:<5}  {r['createdAt']:<25}  "
+            f"{r['lastUsedAt'] or 'never':<25}  {r['name']}".rstrip()
         )
     return 0
 

@@ -395,7 +395,8 @@ class OAuth2Service:
             )
         raise ExecutionError(
             "connection_failed",
-            f"the OAuth2 access token of integration '{slug}' has expired and refreshing it failed: {e.message}",
+            f"the OAuth2 access token of integration '{slug}' has expired and refreshing it failed: "
+            f"{e.message}",
         )
 
     @staticmethod

@@ -129,7 +129,8 @@ async def token_request(
         message = redact_text(e.message, sent)
         if e.code == "host_not_allowed":
             message = (
-                f"the token endpoint oauth2Config.tokenUrl was refused: {message.split('; ')[0].rstrip('.')}. "
+                "the token endpoint oauth2Config.tokenUrl was refused: "
+                f"{message.split('; ')[0].rstrip('.')}. "
                 "Token requests to private or local addresses need BOLLARD_ALLOW_PRIVATE_EGRESS=true"
             )
         raise TokenEndpointError(e.code, message) from None
