@@ -47,7 +47,8 @@ format: $(TEST_STAMP)
 
 # lint first, then the whole suite (PYTEST_ARGS="-k sql" to narrow it)
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --cov=platform --cov=sandbox --cov-report= $(PYTEST_ARGS)
+	@echo "line coverage of platform/ and sandbox/ (host process only; no gate): $$($(BIN)/coverage report --format=total)%"
 
 # each benchmark script in bench/ (they print their own figures)
 bench: $(TEST_STAMP)
