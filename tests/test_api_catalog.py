@@ -15,8 +15,8 @@ from bollard.platform.api.app import create_app
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 
-from tests.conftest import Api
-from tests.helpers import rest_manifest, write_integration
+from tests.support.api import Api
+from tests.support.integrations import rest_manifest, write_integration
 
 ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8"><rect width="8" height="8"/></svg>'
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, write_integration
 
 schemathesis = pytest.importorskip("schemathesis")
 

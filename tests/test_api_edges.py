@@ -15,8 +15,8 @@ import pytest
 from bollard.platform.api.limits import MAX_BODY_BYTES
 from bollard.platform.runtime import Runtime
 
-from tests.conftest import Api
-from tests.helpers import rest_manifest, write_integration
+from tests.support.api import Api
+from tests.support.integrations import rest_manifest, write_integration
 
 SECRET = "sk-edge-SECRET-4242"
 

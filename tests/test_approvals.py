@@ -13,10 +13,10 @@ import httpx
 import pytest
 from bollard.platform.runtime import Runtime
 
-from tests.conftest import Api
-from tests.helpers import write_integration
-from tests.servers import Server, bollard
-from tests.sql.sql_support import PG_URL, credentials_from_url, unavailable
+from tests.support.api import Api
+from tests.support.databases import PG_URL, credentials_from_url, unavailable
+from tests.support.integrations import write_integration
+from tests.support.standin import BollardServer, bollard
 
 SIDE = "bollard_side_effects"
 
@@ -138,8 +138,8 @@ async def test_two_replicas_share_one_state_database(tmp_path: Path, state_db: s
     write_integration(integrations, "side", manifest=side_effect_manifest(), connector=None)
     env = {"BOLLARD_DATABASE_URL": state_db, "BOLLARD_SECRET_KEY": "shared-key", "BOLLARD_RELOAD": "false"}
     token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
-    a = Server(integrations, tmp_path / "a", env)
-    b = Server(integrations, tmp_path / "b", env)
+    a = BollardServer(integrations, tmp_path / "a", env)
+    b = BollardServer(integrations, tmp_path / "b", env)
     try:
         h = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(headers=h, timeout=30) as c:
@@ -172,7 +172,7 @@ async def test_killed_while_executing_is_failed_not_rerun(tmp_path: Path, state_
     env = {"BOLLARD_DATABASE_URL": state_db, "BOLLARD_SECRET_KEY": "shared-key", "BOLLARD_RELOAD": "false"}
     token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
     h = {"Authorization": f"Bearer {token}"}
-    a = Server(integrations, tmp_path / "a", env)
+    a = BollardServer(integrations, tmp_path / "a", env)
     tag = uuid.uuid4().hex
     try:
         async with httpx.AsyncClient(headers=h, timeout=30) as c:
@@ -200,7 +200,7 @@ async def test_killed_while_executing_is_failed_not_rerun(tmp_path: Path, state_
         "BOLLARD_APPROVAL_STALE_MARGIN_S": "0",
     }
     await asyncio.sleep(1.2)
-    b = Server(integrations, tmp_path / "b", restart_env)
+    b = BollardServer(integrations, tmp_path / "b", restart_env)
     try:
         async with httpx.AsyncClient(headers=h, timeout=30) as c:
             got = (await c.get(f"{b.url}/api/approvals/{aid}")).json()

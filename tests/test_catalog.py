@@ -15,8 +15,8 @@ from bollard.platform.api.app import create_app
 from bollard.platform.cli import main
 from bollard.platform.runtime import Runtime
 
-from tests.conftest import Api
-from tests.helpers import rest_manifest, write_integration
+from tests.support.api import Api
+from tests.support.integrations import rest_manifest, write_integration
 
 
 def without_load_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

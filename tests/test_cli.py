@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from bollard.platform.cli import main
 
-from tests.helpers import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, write_integration
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -137,10 +137,10 @@ def test_first_serve_creates_a_private_admin_token(tmp_path: Path) -> None:
 
     import httpx
 
-    from tests.servers import Server
+    from tests.support.standin import BollardServer
 
     write_integration(tmp_path / "i", "echo")
-    server = Server(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
+    server = BollardServer(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
     try:
         token_file = tmp_path / "d" / "admin.token"
         token = token_file.read_text().strip()
@@ -151,7 +151,7 @@ def test_first_serve_creates_a_private_admin_token(tmp_path: Path) -> None:
     finally:
         server.stop()
     # a second start creates no new token and shows the saved one
-    server = Server(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
+    server = BollardServer(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
     try:
         assert token_file.read_text().strip() == token
         assert f"Admin token ({token_file}): {token}" in server.log.read_text()
@@ -270,7 +270,7 @@ def test_the_readme_documents_every_command_and_flag() -> None:
 
     from bollard.platform.cli import build_parser
 
-    from tests.conftest import REPO
+    from tests.support.paths import REPO
 
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## CLI") : readme.index("## HTTP API")]

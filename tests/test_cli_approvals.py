@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bollard.platform.cli import main
 
-from tests.helpers import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, write_integration
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:

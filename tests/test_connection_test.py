@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import Api
-from tests.helpers import rest_manifest, write_integration
-from tests.sql.sql_support import PG_URL, credentials_from_url
-from tests.standin import ServerThread
+from tests.support.api import Api
+from tests.support.databases import PG_URL, credentials_from_url
+from tests.support.integrations import rest_manifest, write_integration
+from tests.support.standin import ServerThread
 
 GOOD = "good-token-123456"
 

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import app_client
-from tests.helpers import rest_manifest, write_integration
-from tests.standin import ServerThread
+from tests.support.api import app_client
+from tests.support.integrations import rest_manifest, write_integration
+from tests.support.standin import ServerThread
 
 SECRET = "tok-Sup3r-Secret-Value-42"
 STATE: dict[str, int] = {"flaky": 0}

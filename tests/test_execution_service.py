@@ -15,8 +15,8 @@ from bollard.platform.retry import with_retries
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 
-from tests.conftest import Api
-from tests.helpers import rest_manifest, write_integration
+from tests.support.api import Api
+from tests.support.integrations import rest_manifest, write_integration
 
 
 def typed_manifest(**overrides: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from bollard.platform.runtime import Runtime
 
-from tests.conftest import Api
-from tests.helpers import write_integration
-from tests.sql.sql_support import PG_URL, credentials_from_url, unavailable
+from tests.support.api import Api
+from tests.support.databases import PG_URL, credentials_from_url, unavailable
+from tests.support.integrations import write_integration
 
 SEED = """
 CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, added DATE NOT NULL);

@@ -9,7 +9,7 @@ import pytest
 from bollard.platform.cli import main
 from bollard.platform.packages import load_folder
 
-from tests.helpers import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, write_integration
 
 # Built from parts so this file holds no string a secret scanner would flag.
 GITHUB = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

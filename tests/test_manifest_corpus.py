@@ -15,8 +15,8 @@ import pytest
 from bollard.platform import cli
 from bollard.platform.manifest import json_schema, parse_manifest_bytes
 
-REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus" / "tale-manifests"
+from tests.support.paths import CORPUS
+
 CORPUS_DIRS = sorted(p.parent for p in CORPUS.glob("*/config.json"))
 NAMES = [p.name for p in CORPUS_DIRS]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -18,7 +17,7 @@ from bollard.platform.manifest import (
     parse_manifest_bytes,
 )
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "tale-manifests"
+from tests.support.paths import CORPUS
 
 
 def rest_with_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, write_integration
 
 
 async def test_credential_messages_name_the_route_to_fix_it(runtime, api, integrations_dir: Path) -> None:

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import app_client
-from tests.helpers import rest_manifest, write_integration
-from tests.sql.sql_support import PG_URL, credentials_from_url
-from tests.standin import ServerThread
+from tests.support.api import app_client
+from tests.support.databases import PG_URL, credentials_from_url
+from tests.support.integrations import rest_manifest, write_integration
+from tests.support.standin import ServerThread
 
 API_KEY = "sk-LEAKCHECK-7d1f0a9b2c"
 PASSWORD = "Pw-LEAKCHECK-93jd83hd"

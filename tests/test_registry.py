@@ -13,7 +13,7 @@ import pytest
 from bollard.platform.packages import MANIFEST_MAX_BYTES
 from bollard.platform.registry import Registry
 
-from tests.helpers import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, write_integration
 
 
 def test_loads_good_and_reports_bad_folders(integrations_dir: Path) -> None:

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import SHIPPED, app_client
-from tests.standin import ServerThread
+from tests.support.api import app_client
+from tests.support.paths import SHIPPED
+from tests.support.standin import ServerThread
 
 TOKEN = "ghp_standin_token_0123456789"
 SWISS = {

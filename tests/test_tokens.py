@@ -17,7 +17,7 @@ from bollard.platform.store.db import create_engine, migrate
 from bollard.platform.store.tables import api_tokens
 from sqlalchemy import select
 
-from tests.conftest import app_client
+from tests.support.api import app_client
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -155,9 +155,9 @@ async def test_last_used_is_written_at_most_once_a_minute(tmp_path: Path) -> Non
 
 def test_a_token_created_through_the_api_works_on_a_real_server(tmp_path: Path) -> None:
     """The token created through the API works against a real server process."""
-    from tests.servers import Server
+    from tests.support.standin import BollardServer
 
-    server = Server(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
+    server = BollardServer(tmp_path / "i", tmp_path / "d", {"BOLLARD_SECRET_KEY": "k"})
     try:
         admin = (tmp_path / "d" / "admin.token").read_text().strip()
         r = httpx.post(

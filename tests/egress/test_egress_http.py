@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.standin import ServerThread, make_certificates
+from tests.support.standin import ServerThread, make_certificates
 
 # ----------------------------------------------------------------- the server
 

@@ -18,7 +18,8 @@ from bollard.sandbox.errors import ConnectorCompileError, SandboxError
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.policy import compile_connector, source_hash
 from bollard.sandbox.pool import RunResult, SandboxPool
-from sandbox_kit import Egress, LocalServer
+
+from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

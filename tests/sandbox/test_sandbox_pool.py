@@ -27,7 +27,8 @@ from bollard.sandbox.errors import (
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import RunResult, SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
-from sandbox_kit import Egress, LocalServer
+
+from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

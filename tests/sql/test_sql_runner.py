@@ -12,7 +12,7 @@ from bollard.platform.sql import SqlError
 from bollard.platform.sql.runner import _run_with_deadline, run_sql
 from sqlalchemy import Connection
 
-from tests.sql.sql_support import Db, open_db
+from tests.support.databases import Db, open_db
 
 ENGINES = ["postgres", "mysql", "sqlite"]
 

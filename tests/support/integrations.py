@@ -1,4 +1,4 @@
-"""Small builders for integration folders used across tests."""
+"""Builders for integration folders (a REST manifest, a connector, extra files)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Real-database helpers for the SQL runner tests.
+"""Real databases for the tests: PostgreSQL, MariaDB and (when configured) SQL Server.
 
 Servers come from ``BOLLARD_TEST_PG_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``), ``BOLLARD_TEST_MYSQL_URL`` (default
