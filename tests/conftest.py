@@ -36,19 +36,14 @@ def integrations_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def runtime(integrations_dir: Path, data_dir: Path) -> AsyncIterator[Runtime]:
-    rt = Runtime(
-        Settings(
-            integrations_dir=integrations_dir,
-            data_dir=data_dir,
-            secret_key="test-secret-key",
-            reload=False,
-        )
+    settings = Settings(
+        integrations_dir=integrations_dir,
+        data_dir=data_dir,
+        secret_key="test-secret-key",
+        reload=False,
     )
-    await rt.start()
-    try:
+    async with Runtime(settings) as rt:
         yield rt
-    finally:
-        await rt.stop()
 
 
 @pytest.fixture

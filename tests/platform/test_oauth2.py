@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from authlib.common.security import generate_token
+from bollard.platform.runtime import Runtime
 
 from tests.support.api import Api
 from tests.support.integrations import rest_manifest, write_integration
@@ -100,10 +101,8 @@ def settings(running: Running, integrations_dir: Path, data_dir: Path) -> Any:
 
 
 @pytest.fixture
-async def runtime(running: Running, integrations_dir: Path, data_dir: Path) -> AsyncIterator[Any]:
+async def runtime(running: Running, integrations_dir: Path, data_dir: Path) -> AsyncIterator[Runtime]:
     """Overrides conftest's runtime with :func:`settings` and the provider integration."""
-    from bollard.platform.runtime import Runtime
-
     write_integration(
         integrations_dir,
         SLUG,
@@ -130,12 +129,8 @@ async def runtime(running: Running, integrations_dir: Path, data_dir: Path) -> A
     write_integration(
         integrations_dir, "plain", rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
     )
-    rt = Runtime(settings(running, integrations_dir, data_dir))
-    await rt.start()
-    try:
+    async with Runtime(settings(running, integrations_dir, data_dir)) as rt:
         yield rt
-    finally:
-        await rt.stop()
 
 
 @pytest.fixture
@@ -367,8 +362,6 @@ async def test_a_second_replica_uses_the_token_the_first_refreshed(
     """Two replicas on one state database (DESIGN §12): the second one had read the old
     tokens, finds them due, and takes the first one's refreshed tokens instead of
     refreshing with a rotated-away refresh token."""
-    from bollard.platform.runtime import Runtime
-
     p = running.provider
     p.lifetime_s = 30
     await authorise(api, browser)
