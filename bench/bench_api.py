@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import Server, bollard  # noqa: E402
+from tests.support.standin import BollardServer, bollard  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "300"))
 CONCURRENCY = 16
@@ -49,7 +49,7 @@ class Upstream:
     """The stand-in API in its own process, so it shares no interpreter with the clients."""
 
     def __init__(self) -> None:
-        from tests.servers import free_port
+        from tests.support.standin import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -168,7 +168,7 @@ async def main() -> None:
         token = bollard(
             "token", "create", "--role", "agent", "--data-dir", str(root / "srv"), env=env
         ).strip()
-        server = Server(root / "integrations", root / "srv", env)
+        server = BollardServer(root / "integrations", root / "srv", env)
         try:
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse

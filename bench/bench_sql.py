@@ -11,7 +11,7 @@
     capped ``SELECT * FROM big`` against ``SELECT * FROM big LIMIT 100``, per engine.
 
 Usage: ``python bench/bench_sql.py [--engines postgres,mysql,sqlite] [--iterations N]``.
-Servers come from BOLLARD_TEST_PG_URL / BOLLARD_TEST_MYSQL_URL (see tests/sql/sql_support.py
+Servers come from BOLLARD_TEST_PG_URL / BOLLARD_TEST_MYSQL_URL (see tests/support/databases.py
 for the defaults).
 """
 
@@ -37,8 +37,7 @@ from sqlalchemy import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bollard.platform.sql.engines import EngineHandle, build_engine  # noqa: E402
 from bollard.platform.sql.runner import run_sql  # noqa: E402
-
-from tests.sql.sql_support import MYSQL_URL, PG_URL, credentials_from_url  # noqa: E402
+from tests.support.databases import MYSQL_URL, PG_URL, credentials_from_url  # noqa: E402
 
 BIG_ROWS = 1_000_000
 CAP = 100

@@ -19,10 +19,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import and_, func, select, update
+
 from bollard.platform.errors import ApprovalError
 from bollard.platform.store.tables import approvals
 from bollard.platform.timestamps import iso_utc
-from sqlalchemy import and_, func, select, update
 
 if TYPE_CHECKING:
     from bollard.platform.execution import ExecutionService

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bollard.platform.errors import CredentialError
-from bollard.platform.store.tables import credentials as credentials_table
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bollard.platform.errors import CredentialError
+from bollard.platform.store.tables import credentials as credentials_table
 
 CREDENTIAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CREDENTIAL_ID = "default"

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bollard.platform.store.tables import executions
-from bollard.platform.timestamps import iso_utc
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bollard.platform.store.tables import executions
+from bollard.platform.timestamps import iso_utc
 
 if TYPE_CHECKING:
     from bollard.platform.invocation import Invocation

@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
+
 from bollard.platform.errors import ExecutionError
 from bollard.platform.manifest import Operation, format_path
 

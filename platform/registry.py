@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import watchfiles
+
 from bollard.platform.errors import IntegrationUnavailable, PackageError
 from bollard.platform.packages import IntegrationVersion, load_folder
 

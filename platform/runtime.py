@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
@@ -22,7 +24,6 @@ from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bollard.platform.store.tables import api_tokens
-from bollard.platform.timestamps import iso_utc
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bollard.platform.store.tables import api_tokens
+from bollard.platform.timestamps import iso_utc
 
 log = logging.getLogger("bollard.tokens")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, SHIPPED
+from tests.support.paths import REPO, SHIPPED
 
 EXAMPLES = REPO / "examples"
 START_TIMEOUT_S = 120  # a generous ceiling for a loaded machine, not a measured threshold

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 TARGETS = ("run", "test", "lint", "typecheck", "format", "bench", "clean", "install", "install-test")
 

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bollard.platform.cli import main
-from bollard.platform.settings import Settings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import SHIPPED, app_client
-from tests.standin import ServerThread
+from bollard.platform.cli import main
+from bollard.platform.settings import Settings
+from tests.support.api import app_client
+from tests.support.paths import SHIPPED
+from tests.support.standin import ServerThread
 
 TOKEN = "ghp_standin_token_0123456789"
 SWISS = {

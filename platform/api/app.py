@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
+
 from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations, tokens
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.api.openapi import install_docs
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
-from fastapi import FastAPI
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

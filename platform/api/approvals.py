@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
 from bollard.platform import tokens
 from bollard.platform.api.deps import MAX_OFFSET, admin, get_runtime, known_query, principal
 from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
 from bollard.platform.approvals import STATUSES
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(prefix="/api/approvals", tags=["approvals"], dependencies=[Depends(known_query)])
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from bollard.platform import tokens
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 # Declares the bearer scheme in the OpenAPI document (Swagger's Authorize button); our own
 # 401 answers missing or malformed headers, so the scheme itself never raises.

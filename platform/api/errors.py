@@ -12,13 +12,14 @@ import logging
 import secrets
 from typing import Any
 
-from bollard.platform.errors import BollardError, error_body
-from bollard.platform.manifest import format_path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bollard.platform.errors import BollardError, error_body
+from bollard.platform.manifest import format_path
 
 log = logging.getLogger("bollard.api")
 

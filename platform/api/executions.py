@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from fastapi import APIRouter, Depends, Query
+
 from bollard.platform import tokens
 from bollard.platform.api.deps import MAX_OFFSET, admin, get_runtime, known_query, principal
 from bollard.platform.api.openapi import ADMIN, AUTH, errors
 from bollard.platform.errors import ApiError
 from bollard.platform.execution_log import ExecutionFilter
 from bollard.platform.runtime import Runtime
-from fastapi import APIRouter, Depends, Query
 
 router = APIRouter(prefix="/api/executions", tags=["executions"], dependencies=[Depends(known_query)])
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
 from bollard.platform import catalog, tokens
 from bollard.platform.api.deps import admin, get_runtime, known_query, principal
 from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
@@ -12,9 +16,6 @@ from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential
 from bollard.platform.errors import ApiError
 from bollard.platform.packages import ICON_MEDIA_TYPES
 from bollard.platform.runtime import Runtime
-from fastapi import APIRouter, Depends
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/api/integrations", tags=["integrations"], dependencies=[Depends(known_query)])
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bollard.platform.errors import error_body
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bollard.platform.errors import error_body
 
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter, Depends
+
 from bollard.platform.api.deps import get_runtime
 from bollard.platform.api.openapi import errors
 from bollard.platform.manifest import json_schema
 from bollard.platform.runtime import Runtime
-from fastapi import APIRouter, Depends
 
 router = APIRouter(tags=["meta"])
 

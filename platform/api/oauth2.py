@@ -15,6 +15,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
 from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime
 from bollard.platform.api.openapi import ADMIN, errors, html_or_json
@@ -22,8 +25,6 @@ from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
 from bollard.platform.errors import OAuth2Error, error_body
 from bollard.platform.runtime import Runtime
 from bollard.platform.timestamps import iso_utc
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 router = APIRouter(prefix="/api/integrations", tags=["oauth2"])
 

@@ -15,13 +15,14 @@ import importlib.resources
 from collections.abc import Callable
 from typing import Any
 
-from bollard.platform.errors import STATUS_BY_CODE
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+
+from bollard.platform.errors import STATUS_BY_CODE
 
 ASSETS_URL = "/docs/assets"
 

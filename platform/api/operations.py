@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
 from bollard.platform import tokens
 from bollard.platform.api.deps import get_runtime, known_query, principal
 from bollard.platform.api.openapi import AUTH, BODY, errors
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
 from bollard.platform.invocation import Invocation
 from bollard.platform.runtime import Runtime
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
 
 router = APIRouter(prefix="/api/integrations", tags=["operations"], dependencies=[Depends(known_query)])
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
 from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime, known_query
 from bollard.platform.api.openapi import ADMIN, BODY, errors
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"], dependencies=[Depends(known_query)])
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bollard.platform.settings import Settings
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bollard.platform.settings import Settings
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -52,8 +53,9 @@ def error_json(code: str, message: str) -> dict[str, Any]:
 def read_only_engine(settings: Settings) -> AsyncEngine | None:
     """An engine that cannot create or change the state database, or ``None`` when there
     is none yet. SQLite is opened with ``mode=ro``; other databases are only read from."""
-    from bollard.platform.store.db import create_engine
     from sqlalchemy.engine import make_url
+
+    from bollard.platform.store.db import create_engine
 
     url = make_url(settings.resolved_database_url())
     if not url.drivername.startswith("sqlite"):

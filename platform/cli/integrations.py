@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bollard.platform.cli.common import add_dirs, print_json, read_only_engine, settings_from
 from bollard.platform.credentials import CredentialInfo, CredentialStore, read_key_file, split_keys
 from bollard.platform.settings import Settings
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class ReadOnlyCredentials:
@@ -35,9 +36,10 @@ class ReadOnlyCredentials:
         return await self.store.get(integration, credential_id)
 
     async def describe(self, integration: str) -> list[CredentialInfo]:
-        from bollard.platform.store.tables import credentials
         from sqlalchemy import select
         from sqlalchemy.exc import DBAPIError
+
+        from bollard.platform.store.tables import credentials
 
         if self.engine is None:
             return []

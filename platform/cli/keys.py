@@ -18,10 +18,11 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     the old key is dropped from the file. With ``BOLLARD_SECRET_KEY``: pass
     ``--new-key``; afterwards set ``BOLLARD_SECRET_KEY`` to the new key.
     """
+    from cryptography.fernet import Fernet
+
     from bollard.platform.credentials import CredentialStore, write_key_file
     from bollard.platform.runtime import KEY_FILE, secret_keys
     from bollard.platform.store.db import create_engine, migrate
-    from cryptography.fernet import Fernet
 
     settings = settings_from(args)
     old_keys = secret_keys(settings)

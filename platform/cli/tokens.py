@@ -12,9 +12,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bollard.platform.cli.common import add_data_dir, print_json, read_only_engine, settings_from
 from bollard.platform.settings import Settings
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
@@ -45,8 +46,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     """A table (or ``--json``) of id, role, name, created, last used; writes nothing."""
-    from bollard.platform import tokens
     from sqlalchemy.exc import DBAPIError
+
+    from bollard.platform import tokens
 
     async def main() -> list[tokens.TokenInfo]:
         engine = read_only_engine(settings_from(args))

@@ -28,6 +28,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urljoin
 
 import httpx
+
 from bollard.sandbox.errors import HttpRequestRefused
 from bollard.sandbox.protocol import HTTP_METHODS, HttpRequest, HttpResponse
 

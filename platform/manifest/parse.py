@@ -12,10 +12,11 @@ import copy
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from bollard.platform.manifest.issues import ManifestError, ManifestIssue, ParsedManifest, format_path
 from bollard.platform.manifest.models import Manifest
 from bollard.platform.manifest.rules import cross_field_rules
-from pydantic import ValidationError
 
 MANIFEST_MAX_BYTES = 512 * 1024
 

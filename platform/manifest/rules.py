@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+
 from bollard.platform.manifest.issues import ManifestIssue, format_path
 from bollard.platform.manifest.models import Manifest, Operation
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import ExecutionError, OAuth2Error, TokenEndpointError
 from bollard.platform.oauth2.state import (

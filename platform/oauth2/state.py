@@ -15,10 +15,11 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
-from bollard.platform.errors import OAuth2Error
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
+from bollard.platform.errors import OAuth2Error
 
 
 @dataclass(frozen=True)

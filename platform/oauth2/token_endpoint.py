@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
+
 from bollard.platform.errors import TokenEndpointError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact_text

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
 from bollard.platform.errors import ScaffoldError
 from bollard.platform.manifest import slug_error
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 TEMPLATES = Path(__file__).parent / "templates"
 

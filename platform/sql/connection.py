@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bollard.platform.errors import SqlError
 from sqlalchemy import URL
+
+from bollard.platform.errors import SqlError
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_MS",

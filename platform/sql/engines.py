@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bollard.platform.errors import SqlError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bollard.platform.errors import SqlError
 
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT_MS,

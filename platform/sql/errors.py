@@ -11,8 +11,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bollard.platform.errors import SqlError
 from sqlalchemy import exc as sa_exc
+
+from bollard.platform.errors import SqlError
 
 from .types import SqlErrorCode
 

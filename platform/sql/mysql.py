@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bollard.platform.errors import SqlError
 from sqlalchemy import Connection
+
+from bollard.platform.errors import SqlError
 
 __all__ = ["require_mysql_tls", "set_mysql_session"]
 

@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bollard.platform.errors import SqlError
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -33,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeEngine
+
+from bollard.platform.errors import SqlError
 
 from .lexer import Lexicon, find_placeholders, leading_keyword, lexicon, scan, split_statements
 

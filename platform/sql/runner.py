@@ -17,8 +17,9 @@ import time as time_mod
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
-from bollard.platform.errors import SqlError
 from sqlalchemy import Connection
+
+from bollard.platform.errors import SqlError
 
 from .connection import DEFAULT_QUERY_TIMEOUT_MS
 from .engines import EngineHandle

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from bollard.platform.errors import SqlError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bollard.platform.errors import SqlError
 
 from .connection import build_url, connection_options
 

@@ -18,15 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from bollard.platform.egress import EgressPolicy, make_client, send
-from bollard.sandbox.errors import HttpRequestRefused
-from bollard.sandbox.protocol import HttpRequest, HttpResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.standin import ServerThread, make_certificates
+from bollard.platform.egress import EgressPolicy, make_client, send
+from bollard.sandbox.errors import HttpRequestRefused
+from bollard.sandbox.protocol import HttpRequest, HttpResponse
+from tests.support.standin import ServerThread, make_certificates
 
 # ----------------------------------------------------------------- the server
 

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bollard.platform.egress import (
     CachingResolver,
     EgressPolicy,
@@ -20,8 +23,6 @@ from bollard.platform.egress import (
     validate_allowed_host_entry,
 )
 from bollard.sandbox.errors import HttpRequestRefused
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def fixed_resolver(mapping: dict[str, Sequence[str]]):

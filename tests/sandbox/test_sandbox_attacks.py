@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+
 from bollard.sandbox.errors import ConnectorCompileError, SandboxError
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.policy import compile_connector, source_hash
 from bollard.sandbox.pool import RunResult, SandboxPool
-from sandbox_kit import Egress, LocalServer
+from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -316,7 +317,8 @@ async def test_module_poisoning_does_not_persist(pool: SandboxPool, egress: Egre
                 else:
                     re.sub = None
             except Exception as e:
-                caught.append('TypeError' if isinstance(e, TypeError) else 'AttributeError' if isinstance(e, AttributeError) else 'other')
+                kind = 'TypeError' if isinstance(e, TypeError) else 'other'
+                caught.append('AttributeError' if isinstance(e, AttributeError) else kind)
         return caught
     """,
         "import json, math, re\n",
@@ -345,7 +347,8 @@ async def test_shared_classes_and_constants_are_read_only(pool: SandboxPool, egr
                 else:
                     dict.x = 1
             except Exception as e:
-                caught.append('TypeError' if isinstance(e, TypeError) else 'AttributeError' if isinstance(e, AttributeError) else 'other')
+                kind = 'TypeError' if isinstance(e, TypeError) else 'other'
+                caught.append('AttributeError' if isinstance(e, AttributeError) else kind)
         return caught
     """,
         "import collections, hashlib\n",
@@ -425,7 +428,8 @@ async def test_ctx_objects_are_read_only(pool: SandboxPool, egress: Egress) -> N
                 else:
                     ctx.operation = "other"
             except Exception as e:
-                caught.append('TypeError' if isinstance(e, TypeError) else 'AttributeError' if isinstance(e, AttributeError) else 'other')
+                kind = 'TypeError' if isinstance(e, TypeError) else 'other'
+                caught.append('AttributeError' if isinstance(e, AttributeError) else kind)
         return caught
     """)
     assert await result_then_benign(pool, egress, source) == ["TypeError"] * 3

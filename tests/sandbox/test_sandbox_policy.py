@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bollard.sandbox import guards
 from bollard.sandbox.ctx import ConnectorOutput, Context, Printer
 from bollard.sandbox.errors import ConnectorCompileError
@@ -30,8 +31,7 @@ from bollard.sandbox.protocol import (
     plain_json,
     read_frame_header,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import SHIPPED
 
 
 def errors_of(source: str) -> list[str]:
@@ -52,9 +52,7 @@ def execute_in_process(source: str) -> tuple[Any, list[str]]:
 # --- compile_connector ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", sorted(REPO.glob("integrations/*/connector.py")), ids=lambda p: p.parent.name
-)
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*/connector.py")), ids=lambda p: p.parent.name)
 def test_shipped_connectors_compile(path: Path) -> None:
     compiled = compile_connector(path.read_text())
     assert compiled.filename == "connector.py"

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+
 from bollard.sandbox.errors import (
     ConnectorCompileError,
     ConnectorError,
@@ -27,7 +28,7 @@ from bollard.sandbox.errors import (
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import RunResult, SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
-from sandbox_kit import Egress, LocalServer
+from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -429,7 +430,8 @@ async def test_allowed_modules_work_in_the_worker(pool: SandboxPool, egress: Egr
                 "idna": "bücher.example".encode("idna").decode(),
                 "netloc": urllib.parse.urlsplit("https://bücher.example/x").hostname,
                 "named": re.sub("\\N{LATIN SMALL LETTER E WITH ACUTE}", "e", "café"),
-                "dt": datetime.datetime(2024, 1, 2, 3, 4).strftime("%Y %H") + str(datetime.datetime(2024, 1, 2).timetuple().tm_yday),
+                "dt": datetime.datetime(2024, 1, 2, 3, 4).strftime("%Y %H")
+                + str(datetime.datetime(2024, 1, 2).timetuple().tm_yday),
             }
     """,
     )
@@ -580,7 +582,10 @@ async def test_cancelled_call_kills_its_worker(pool: SandboxPool, server: LocalS
         await asyncio.sleep(3600)
         raise AssertionError
 
-    source = "def execute(ctx):\n    if ctx.operation == 'hang':\n        ctx.http.get('http://x/')\n    return 'ok'\n"
+    source = (
+        "def execute(ctx):\n    if ctx.operation == 'hang':\n        ctx.http.get('http://x/')\n"
+        "    return 'ok'\n"
+    )
     task = asyncio.create_task(run(pool, never, source, key="cancel:v1", operation="hang"))
     await asyncio.wait_for(entered.wait(), 30)
     task.cancel()

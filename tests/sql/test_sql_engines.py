@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bollard.platform.sql import SqlError
 from bollard.platform.sql.connection import build_url, tls_mode
 from bollard.platform.sql.engines import EngineCache, build_engine
 from bollard.platform.sql.runner import run_sql, test_sql_connection
 from bollard.platform.sql.sqlite import resolve_sqlite_path
-
-from tests.sql.sql_support import Db, open_db
+from tests.support.databases import Db, open_db
 
 PASSWORD = "Zq7-distinctive-P@ss:w/rd"
 

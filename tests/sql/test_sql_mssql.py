@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.dialects import mssql
+
 from bollard.platform.sql import SqlError, compile_query
 from bollard.platform.sql.engines import EngineHandle, build_engine
 from bollard.platform.sql.runner import run_sql
-from sqlalchemy.dialects import mssql
-
-from tests.sql.sql_support import MSSQL_URL, credentials_from_url, unavailable
+from tests.support.databases import MSSQL_URL, credentials_from_url, unavailable
 
 PROTEL = Path("/work/shared/corpus/tale-manifests/protel/config.json")
 PYMSSQL = mssql.pymssql.dialect(paramstyle="pyformat")

@@ -18,11 +18,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from bollard.platform.sql import SqlError
 from sqlalchemy import make_url
 from test_sql_runner import make_reservations, read, write
 
-from tests.sql.sql_support import PG_URL, Db, open_db
+from bollard.platform.sql import SqlError
+from tests.support.databases import PG_URL, Db, open_db
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from bollard.platform.sql import SqlError, compile_query, find_placeholders, split_statements
-from bollard.platform.sql.placeholders import leading_keyword
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
+
+from bollard.platform.sql import SqlError, compile_query, find_placeholders, split_statements
+from bollard.platform.sql.placeholders import leading_keyword
 
 PROTEL = Path("/work/shared/corpus/tale-manifests/protel/config.json")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bollard.platform.sql import SqlError
-from bollard.platform.sql.runner import _run_with_deadline, run_sql
 from sqlalchemy import Connection
 
-from tests.sql.sql_support import Db, open_db
+from bollard.platform.sql import SqlError
+from bollard.platform.sql.runner import _run_with_deadline, run_sql
+from tests.support.databases import Db, open_db
 
 ENGINES = ["postgres", "mysql", "sqlite"]
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+
 from bollard.platform.sql.values import json_rows, to_json_value
 
 
