@@ -118,7 +118,7 @@ class ExecutionService:
         limits (the request passed them when it was made); logged like any call."""
         return await self._execute(inv, approved=True)
 
-    async def test_connection(
+    async def connection_test(
         self,
         slug: str,
         credential_id: str = DEFAULT_CREDENTIAL_ID,

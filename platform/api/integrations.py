@@ -160,6 +160,6 @@ async def connection_test(
     version = runtime.registry.require_version(slug)
     check_credential_id(credentialId)
     unsaved = catalog.check_values(version, body.values) if body and body.values else None
-    return await runtime.execution.test_connection(
+    return await runtime.execution.connection_test(
         slug, credentialId, unsaved, caller="api", token_id=who.token_id, role=who.role
     )

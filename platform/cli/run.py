@@ -60,7 +60,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     async def main() -> dict[str, Any]:
         async with Runtime(settings_from(args)) as runtime:
-            return await runtime.execution.test_connection(args.slug, args.credential_id, caller="cli")
+            return await runtime.execution.connection_test(args.slug, args.credential_id, caller="cli")
 
     try:
         report = asyncio.run(main())

@@ -1,7 +1,7 @@
 """The SQL runner: placeholder compiler, engines and execution (DESIGN §5).
 
 ``compile_query``/``find_placeholders`` (placeholders.py), ``EngineCache``/``build_engine``
-(engines.py), ``run_sql``/``test_sql_connection`` (runner.py), ``SqlResult`` (types.py),
+(engines.py), ``run_sql``/``check_sql_connection`` (runner.py), ``SqlResult`` (types.py),
 ``SqlError`` (platform/errors.py). The module map and the design: docs/sql-runner.md.
 """
 
@@ -9,7 +9,7 @@ from bollard.platform.errors import SqlError
 
 from .engines import EngineCache, EngineHandle, build_engine
 from .placeholders import CompiledQuery, compile_query, find_placeholders, split_statements
-from .runner import run_sql, test_sql_connection
+from .runner import check_sql_connection, run_sql
 from .types import SqlResult
 
 __all__ = [
@@ -23,5 +23,5 @@ __all__ = [
     "find_placeholders",
     "run_sql",
     "split_statements",
-    "test_sql_connection",
+    "check_sql_connection",
 ]

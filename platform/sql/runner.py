@@ -5,7 +5,7 @@ typed binds, refused keywords), and runs it under a client-side deadline: Postgr
 reads on the asyncpg read pool (pg_reads.py), everything else in one transaction on a
 SQLAlchemy connection (execute.py). Reads are read-only and always rolled back; writes
 are all-or-nothing; at most ``maxResultRows`` rows are fetched; ``queryTimeoutMs`` is
-enforced by the server and by the deadline. ``test_sql_connection`` is Test connection's
+enforced by the server and by the deadline. ``check_sql_connection`` is Test connection's
 ``SELECT 1``. The full design, and why it is built this way: docs/sql-runner.md.
 """
 
@@ -33,7 +33,7 @@ __all__ = [
     "DEFAULT_MAX_RESULT_ROWS",
     "client_deadline_ms",
     "run_sql",
-    "test_sql_connection",
+    "check_sql_connection",
 ]
 
 DEFAULT_MAX_RESULT_ROWS = 1000
@@ -159,7 +159,7 @@ async def _run_with_deadline(
         raise err from None
 
 
-async def test_sql_connection(
+async def check_sql_connection(
     engine_handle: EngineHandle, *, timeout_ms: int = 10_000
 ) -> list[dict[str, Any]]:
     """Connect and run ``SELECT 1`` within ``timeout_ms`` (ms).
@@ -225,4 +225,3 @@ async def test_sql_connection(
 
 
 # Not a pytest test, despite the name (the API's Test-connection feature).
-test_sql_connection.__test__ = False  # type: ignore[attr-defined]

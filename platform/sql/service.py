@@ -14,7 +14,7 @@ from bollard.platform.packages import IntegrationVersion
 from bollard.platform.settings import Settings
 
 from .engines import EngineCache, EngineHandle, build_engine
-from .runner import run_sql, test_sql_connection
+from .runner import check_sql_connection, run_sql
 from .types import SqlResult
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class SqlService:
     ) -> list[dict[str, Any]]:
         """Connect and ``SELECT 1`` on a fresh, throwaway engine (so unsaved values can be
         tested and the pool of saved ones is untouched); the steps as
-        :func:`test_sql_connection` reports them."""
+        :func:`check_sql_connection` reports them."""
         try:
             args = self._engine_args(version)
             handle = build_engine(
@@ -82,7 +82,7 @@ class SqlService:
         except SqlError as e:
             return [{"name": "configure", "ok": False, "durationMs": 0, "message": e.message}]
         try:
-            return await test_sql_connection(handle, timeout_ms=timeout_ms)
+            return await check_sql_connection(handle, timeout_ms=timeout_ms)
         finally:
             await handle.dispose()
 

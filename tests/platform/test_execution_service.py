@@ -122,10 +122,10 @@ async def test_connection_test_is_logged_and_rate_limited(integrations_dir: Path
         connector=connector,
     )
     runtime.registry.load_all()
-    report = await runtime.execution.test_connection("limited", caller="cli")
+    report = await runtime.execution.connection_test("limited", caller="cli")
     assert report["ok"] is True, report
     with pytest.raises(ExecutionError) as refused:
-        await runtime.execution.test_connection("limited", caller="cli")
+        await runtime.execution.connection_test("limited", caller="cli")
     assert refused.value.code == "rate_limited" and refused.value.headers == {
         "Retry-After": refused.value.headers["Retry-After"]
     }

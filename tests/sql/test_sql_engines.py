@@ -11,7 +11,7 @@ import pytest
 from bollard.platform.sql import SqlError
 from bollard.platform.sql.connection import build_url, tls_mode
 from bollard.platform.sql.engines import EngineCache, build_engine
-from bollard.platform.sql.runner import run_sql, test_sql_connection
+from bollard.platform.sql.runner import check_sql_connection, run_sql
 from bollard.platform.sql.sqlite import resolve_sqlite_path
 from tests.support.databases import Db, open_db
 
@@ -125,7 +125,7 @@ async def _expect_connection_failed(h: Any) -> str:
     with pytest.raises(SqlError) as err:
         await select(h, "SELECT 1")
     assert err.value.code == "connection_failed"
-    steps = await test_sql_connection(h, timeout_ms=5000)
+    steps = await check_sql_connection(h, timeout_ms=5000)
     assert steps[0]["name"] == "connect" and steps[0]["ok"] is False
     for text in (err.value.message, steps[0]["message"]):
         assert PASSWORD not in text
@@ -164,7 +164,7 @@ async def test_tls_required_but_server_has_none(pg: Db, maria: Db) -> None:
 
 
 async def test_connection_test_steps(pg: Db) -> None:
-    steps = await test_sql_connection(pg.handle())
+    steps = await check_sql_connection(pg.handle())
     assert [(s["name"], s["ok"]) for s in steps] == [("connect", True), ("query", True)]
     assert all(isinstance(s["durationMs"], int) for s in steps)
 
