@@ -20,7 +20,9 @@ bearer = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The app's runtime. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
+    a worker thread, a thread hand-off on every request."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

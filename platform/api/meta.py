@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -26,6 +27,8 @@ async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
         "integrations": len(entries),
         "loadErrors": sum(1 for e in entries if e.errors),
         "sandbox": runtime.isolation_layers(),
+        # which event loop serves (uvloop under `bollard serve`; asyncio's own elsewhere)
+        "eventLoop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from bollard.platform.cli.common import add_data_dir, settings_from
@@ -66,8 +67,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         await uvicorn.Server(config).serve()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    # uvloop (from uvicorn[standard]) when installed: uvicorn's own loop set-up is bypassed
+    # because the runtime starts first, so the loop is chosen here (+20% measured on one GET).
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):  # uvicorn[standard] brings it
+        import uvloop  # lazy: only serve needs it
+
+        loop_factory = uvloop.new_event_loop
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
     return 0
 
 

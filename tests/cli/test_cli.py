@@ -148,6 +148,8 @@ def test_first_serve_creates_a_private_admin_token(tmp_path: Path) -> None:
         assert f"Admin token (created now, saved to {token_file}): {token}" in server.log.read_text()
         r = httpx.get(server.url + "/api/integrations", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["integrations"][0]["slug"] == "echo"
+        # serve chooses uvloop itself (uvicorn's loop set-up is bypassed by the runtime's start)
+        assert httpx.get(server.url + "/healthz").json()["eventLoop"] == "uvloop"
     finally:
         server.stop()
     # a second start creates no new token and shows the saved one
