@@ -16,8 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bollard.platform.api.asgi import StartTracker
 from bollard.platform.errors import BollardError, error_body
 from bollard.platform.manifest import format_path
 
@@ -109,20 +110,13 @@ class InternalErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = StartTracker(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception:
             error_id = secrets.token_hex(8)
             log.exception("internal error %s in %s %s", error_id, scope.get("method"), scope.get("path"))
-            if started:
+            if tracked.started:
                 raise
             response = JSONResponse(
                 error_body(

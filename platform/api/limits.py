@@ -15,6 +15,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bollard.platform.api.asgi import StartTracker
 from bollard.platform.errors import error_body
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -41,7 +42,7 @@ class BodySizeLimit:
                     await self._refuse(send)
                     return
         received = 0
-        started = False
+        tracked = StartTracker(send)
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -52,16 +53,10 @@ class BodySizeLimit:
                     raise _TooLarge(self.message)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except _TooLarge:
-            if not started:
+            if not tracked.started:
                 await self._refuse(send)
 
     @property
