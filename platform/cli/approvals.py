@@ -33,6 +33,7 @@ such approval, already decided, expired or stale) or the approved operation fail
 
 
 def _run(args: argparse.Namespace, work: Callable[[Runtime], Awaitable[dict[str, Any]]]) -> int:
+    # lazy: keeps CLI start-up fast
     from bollard.platform.errors import BollardError
     from bollard.platform.runtime import Runtime
 
@@ -50,6 +51,7 @@ def _run(args: argparse.Namespace, work: Callable[[Runtime], Awaitable[dict[str,
 
 
 def _principal() -> Any:
+    # lazy: keeps CLI start-up fast
     from bollard.platform.tokens import Principal
 
     return Principal(token_id=CLI_PRINCIPAL_ID, name="bollard approvals", role="admin")
@@ -78,6 +80,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    # lazy: keeps CLI start-up fast
     from bollard.platform.approvals import STATUSES
 
     p = sub.add_parser(

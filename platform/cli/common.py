@@ -53,6 +53,7 @@ def error_json(code: str, message: str) -> dict[str, Any]:
 def read_only_engine(settings: Settings) -> AsyncEngine | None:
     """An engine that cannot create or change the state database, or ``None`` when there
     is none yet. SQLite is opened with ``mode=ro``; other databases are only read from."""
+    # lazy: keeps CLI start-up fast
     from sqlalchemy.engine import make_url
 
     from bollard.platform.store.db import create_engine

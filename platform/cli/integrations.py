@@ -36,6 +36,7 @@ class ReadOnlyCredentials:
         return await self.store.get(integration, credential_id)
 
     async def describe(self, integration: str) -> list[CredentialInfo]:
+        # lazy: keeps CLI start-up fast
         from sqlalchemy import select
         from sqlalchemy.exc import DBAPIError
 
@@ -57,6 +58,7 @@ async def list_rows(settings: Settings) -> list[dict[str, Any]]:
     """The catalog rows of ``GET /api/integrations`` (the same function), read without
     writing anything: the registry only if the directory exists, the state database
     read-only."""
+    # lazy: keeps CLI start-up fast
     from bollard.platform.catalog import catalog
     from bollard.platform.registry import Registry
     from bollard.platform.runtime import KEY_FILE
@@ -95,6 +97,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the manifest JSON Schema; exit 0."""
+    # lazy: keeps CLI start-up fast
     from bollard.platform.manifest import json_schema
 
     print_json(json_schema())
@@ -104,6 +107,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_new(args: argparse.Namespace) -> int:
     """Scaffold a folder that passes ``bollard validate``; exit 1 when the slug is invalid
     or the folder exists."""
+    # lazy: keeps CLI start-up fast
     from bollard.platform.errors import ScaffoldError
     from bollard.platform.scaffold import scaffold
 

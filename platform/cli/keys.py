@@ -18,6 +18,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     the old key is dropped from the file. With ``BOLLARD_SECRET_KEY``: pass
     ``--new-key``; afterwards set ``BOLLARD_SECRET_KEY`` to the new key.
     """
+    # lazy: keeps CLI start-up fast
     from cryptography.fernet import Fernet
 
     from bollard.platform.credentials import CredentialStore, write_key_file

@@ -18,6 +18,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     Exit 0 on success, 2 when held for approval (the pending approval is printed; decide
     it with ``bollard approvals approve ID``), 1 on error.
     """
+    # lazy: keeps CLI start-up fast
     from bollard.platform.invocation import Invocation
     from bollard.platform.runtime import Runtime
 
@@ -55,6 +56,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     """Test connection from the command line: print each step; exit 0 when it passed, 1 otherwise."""
+    # lazy: keeps CLI start-up fast
     from bollard.platform.errors import BollardError
     from bollard.platform.runtime import Runtime
 

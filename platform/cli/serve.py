@@ -26,6 +26,7 @@ data directory. On the first start an admin token is created, printed and saved 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the runtime, probe the sandbox, print where it serves, run uvicorn; exit 0 on Ctrl-C."""
+    # lazy: keeps CLI start-up fast
     import uvicorn
 
     from bollard.platform.api.app import create_app

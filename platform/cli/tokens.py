@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 def with_state_db(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run ``work`` against the migrated state database (created when missing)."""
+    # lazy: keeps CLI start-up fast
     from bollard.platform.store.db import create_engine, migrate
 
     async def main() -> T:
@@ -38,6 +39,7 @@ def with_state_db(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
+    # lazy: keeps CLI start-up fast
     from bollard.platform import tokens
 
     print(with_state_db(settings_from(args), lambda e: tokens.create_token(e, args.role, name=args.name)))
@@ -46,6 +48,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     """A table (or ``--json``) of id, role, name, created, last used; writes nothing."""
+    # lazy: keeps CLI start-up fast
     from sqlalchemy.exc import DBAPIError
 
     from bollard.platform import tokens
@@ -75,6 +78,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
+    # lazy: keeps CLI start-up fast
     from bollard.platform import tokens
 
     if not with_state_db(settings_from(args), lambda e: tokens.revoke_token(e, args.id)):

@@ -18,6 +18,7 @@ from bollard.platform.packages import CONFIG_FILE
 
 def validate_manifest_only(path: Path) -> tuple[list[str], list[str]]:
     """(errors, warnings) of ``config.json`` alone (``path`` is the file or its folder)."""
+    # lazy: keeps CLI start-up fast
     import json
 
     from bollard.platform.lint import credential_lints_config, manifest_lints
@@ -38,6 +39,7 @@ def validate_manifest_only(path: Path) -> tuple[list[str], list[str]]:
 def validate_folder(path: Path) -> tuple[list[str], list[str]]:
     """(errors, warnings) of an integration folder: the package loader's errors, then the
     lints of severity ``error``; warnings are exactly what the server shows for it."""
+    # lazy: keeps CLI start-up fast
     from bollard.platform.errors import PackageError
     from bollard.platform.packages import load_folder
 

@@ -88,6 +88,7 @@ class OAuth2Service:
         refresh_margin_s: float = REFRESH_MARGIN_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        # lazy: runtime imports this package (an import cycle otherwise)
         from bollard.platform.runtime import secret_keys
 
         self.runtime = runtime

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 
+from bollard.platform.egress.urls import parse_url
 from bollard.platform.errors import TokenEndpointError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact_text
@@ -94,6 +95,7 @@ async def token_request(
     without a secret sends ``client_id`` (public client, PKCE). Raises
     :class:`TokenEndpointError`.
     """
+    # lazy: httpx and the sandbox load on first use
     from bollard.platform.egress import EgressPolicy, send
     from bollard.sandbox.errors import HttpRequestRefused
     from bollard.sandbox.protocol import HttpRequest
@@ -154,7 +156,6 @@ def origin_entry(url: str) -> str:
 
     Raises :class:`TokenEndpointError` ``host_not_allowed`` when ``url`` does not parse.
     """
-    from bollard.platform.egress.urls import parse_url
 
     try:
         target = parse_url(url)
