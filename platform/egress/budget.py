@@ -47,7 +47,7 @@ except Exception:  # noqa: BLE001 - missing module, or one without output_buffer
     _HAS_BROTLI = False
 
 SUPPORTED_CODINGS: tuple[str, ...] = ("gzip", "deflate", *(("br",) if _HAS_BROTLI else ()))
-"""Content-codings the host decodes; the sender's default ``Accept-Encoding``."""
+"""Content-codings the host decodes (at most one per response)."""
 
 
 def max_events(max_response_bytes: int) -> int:

@@ -35,7 +35,7 @@ from bollard.sandbox.errors import HttpRequestRefused
 from bollard.sandbox.protocol import HTTP_METHODS, HttpRequest, HttpResponse
 
 from .addresses import IPAddress
-from .budget import CURRENT_BUDGET, MAX_HEAD_BYTES, SUPPORTED_CODINGS, BodyReader, WireBudget, max_events
+from .budget import CURRENT_BUDGET, MAX_HEAD_BYTES, BodyReader, WireBudget, max_events
 from .pinned import make_pool, pinned_host
 from .policy import Destination, EgressPolicy
 from .urls import Target
@@ -129,11 +129,9 @@ _FORBIDDEN_PREFIXES = ("proxy-", "x-forwarded-")
 # the Fetch standard's CORS-safelisted request headers, minus Content-Type: no body goes).
 _SAFE_CROSS_ORIGIN = frozenset({"accept", "accept-language", "accept-encoding", "user-agent"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_DEFAULT_HEADERS = (
-    ("User-Agent", USER_AGENT),
-    ("Accept", "*/*"),
-    ("Accept-Encoding", ", ".join(SUPPORTED_CODINGS)),
-)
+# No default Accept-Encoding: upstreams answer identity unless the connector asks for a
+# coding (one of budget.SUPPORTED_CODINGS); one the upstream sends anyway is decoded.
+_DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"))
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 Headers = list[tuple[str, str]]
