@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -331,7 +331,7 @@ class ExecutionService:
 
     def egress_policy(self, version: IntegrationVersion) -> EgressPolicy:
         """The egress policy of ``version``'s ``allowedHosts`` (cached per content hash)."""
-        from bollard.platform.egress import EgressPolicy  # lazy: httpx stays out of CLI start-up
+        from bollard.platform.egress import EgressPolicy  # lazy: httpcore stays out of CLI start-up
 
         policy = self._policies.get(version.content_hash)
         if policy is None:
@@ -344,15 +344,18 @@ class ExecutionService:
         return policy
 
     def http_handler(
-        self, version: IntegrationVersion, limits: Limits, retries: int = 0
+        self, version: IntegrationVersion, limits: Limits, retries: int = 0, secrets: Sequence[str] = ()
     ) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
         """The callback the sandbox calls for each ``ctx.http`` request (DESIGN §4.3).
+
+        ``secrets``: the call's secret values; a redirect to another origin drops every
+        header holding one (DESIGN §4).
 
         With ``retries`` > 0 a request failing with a network error or answered 429 or
         5xx is sent again after ``backoff(attempt)`` (or ``Retry-After``), within the
         execution's wall time.
         """
-        from bollard.platform import egress  # lazy: httpx stays out of CLI start-up
+        from bollard.platform import egress  # lazy: httpcore stays out of CLI start-up
         from bollard.sandbox.errors import HttpRequestRefused
 
         client = self.runtime.http_client
@@ -382,7 +385,12 @@ class ExecutionService:
         async def send_once(request: HttpRequest) -> HttpResponse:
             remaining = max(0.05, deadline - time.monotonic())
             return await egress.send(
-                client, policy, request, max_response_bytes=limits.max_response_bytes, timeout_s=remaining
+                client,
+                policy,
+                request,
+                max_response_bytes=limits.max_response_bytes,
+                timeout_s=remaining,
+                secrets=secrets,
             )
 
         async def handler(request: HttpRequest) -> HttpResponse:
@@ -430,7 +438,7 @@ class ExecutionService:
                 operation=operation,
                 params=params,
                 secrets=secrets,
-                http_handler=self.http_handler(version, limits, retries),
+                http_handler=self.http_handler(version, limits, retries, hidden),
                 limits=limits,
             )
         except SandboxError as e:

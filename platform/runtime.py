@@ -151,7 +151,7 @@ class Runtime:
     def http_client(self) -> EgressClient:
         """The one shared HTTP client for connector egress (DESIGN §4.3)."""
         if self._http is None:
-            from bollard.platform.egress import make_client  # lazy: httpx
+            from bollard.platform.egress import make_client  # lazy: httpcore
 
             self._http = make_client()
         return self._http

@@ -8,13 +8,16 @@ Modules, one job each:
 - :mod:`.urls`: the one strict parse of a request URL;
 - :mod:`.resolver`: DNS lookups behind a short cache;
 - :mod:`.policy`: :class:`EgressPolicy`, the decision for one request;
-- :mod:`.pinned`: connections that go only to addresses the policy checked;
+- :mod:`.pinned`: connections that go only to addresses the policy checked (httpcore's
+  pool on an asyncio backend that charges every socket read to the request's budget);
+- :mod:`.budget`: what one request may cost the host (wire bytes, reads, body pieces,
+  bytes before the head) and the one content-coding the host decodes;
 - :mod:`.sender`: :func:`send` (one request, redirects, size and time budgets) and the
   shared client factory :func:`make_client`.
 
 The public names below are importable from this package (``from bollard.platform.egress
 import EgressPolicy, send``). They load on first use (PEP 562 ``__getattr__``), so that
-importing :mod:`.hosts` alone does not import httpx. Refusals raise
+importing :mod:`.hosts` alone does not import httpcore. Refusals raise
 :class:`bollard.sandbox.errors.HttpRequestRefused`.
 """
 

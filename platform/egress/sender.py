@@ -7,11 +7,13 @@ an :class:`~bollard.sandbox.protocol.HttpRequest`, and :func:`send` checks it un
 - connector headers are validated; connection-level headers belong to the host;
 - the request goes to a checked address (:mod:`.pinned`), TLS verified for the name;
 - redirects are followed here, at most :data:`MAX_REDIRECTS` hops, each checked like a
-  new request; ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped
-  when the origin changes;
-- the budgets of one request: the decoded response body is capped at
-  ``max_response_bytes``, and ``timeout_s`` bounds the whole call (DNS and redirects
-  included).
+  new request; when the origin changes only a short safe list of headers goes on, none
+  holding a secret of the call, and no body (a 307/308 across origins is refused);
+- the budgets of one request (:mod:`.budget`): the decoded response body is capped at
+  ``max_response_bytes``, raw bytes on the wire, socket reads, body pieces and bytes
+  before the final head are bounded, at most one content-coding is decoded (here,
+  streaming, capped), and ``timeout_s`` bounds the whole call (DNS, connect, headers,
+  body and redirects).
 
 Every refusal or failure raises :class:`~bollard.sandbox.errors.HttpRequestRefused`.
 """
@@ -23,17 +25,18 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Mapping
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from collections.abc import AsyncIterable, Collection, Mapping
 from urllib.parse import urljoin
 
-import httpx
+import certifi
+import httpcore
 
 from bollard.sandbox.errors import HttpRequestRefused
 from bollard.sandbox.protocol import HTTP_METHODS, HttpRequest, HttpResponse
 
 from .addresses import IPAddress
-from .pinned import PinnedTransport, pinned_host
+from .budget import CURRENT_BUDGET, MAX_HEAD_BYTES, BodyReader, WireBudget, max_events
+from .pinned import make_pool, pinned_host
 from .policy import Destination, EgressPolicy
 from .urls import Target
 
@@ -44,17 +47,39 @@ MAX_REDIRECTS = 5
 
 USER_AGENT = "Bollard"
 
-# httpx logs every request URL at INFO and httpcore every header at DEBUG; connector URLs
-# and headers carry secrets (``?api_key=…``, ``Authorization``), so neither may log
-# below WARNING, whatever level the operator sets for the root logger (DESIGN §7).
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+# httpcore logs every header at DEBUG; connector headers carry secrets (``Authorization``),
+# so it may not log below WARNING, whatever level the operator sets for the root logger
+# (DESIGN §7).
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 # --------------------------------------------------------------------------- client
 
 
-class EgressClient(httpx.AsyncClient):
-    """The shared client :func:`send` requires; made by :func:`make_client`."""
+class EgressClient:
+    """The shared connection pool :func:`send` requires; made by :func:`make_client`.
+
+    A thin owner of an httpcore pool on the pinned backend (:func:`.pinned.make_pool`):
+    no cookie jar (cookies never pass between integrations), no proxy variables, no
+    automatic redirects or decoding (the sender does both, under budgets). ``pool`` is
+    the httpcore pool; close with ``await client.aclose()`` (or ``async with``).
+    """
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    async def __aenter__(self) -> EgressClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """certifi's CA bundle, hostname checking on, ignoring ``SSL_CERT_FILE`` and friends."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def make_client(
@@ -66,25 +91,19 @@ def make_client(
 ) -> EgressClient:
     """Create the host's one shared client for connector egress (DESIGN §4.3).
 
-    ``trust_env=False`` (no proxy variables, no ``SSL_CERT_FILE``), no automatic
-    redirects, a cookie jar that stores nothing (cookies must not leak between
-    integrations), and a transport that dials only policy-checked addresses
-    (:class:`~.pinned.PinnedTransport`). ``ssl_context`` defaults to certifi's CA
-    bundle with hostname checking; tests pass one trusting their own CA. At most
-    ``max_connections`` connections, ``max_keepalive_connections`` of them idle for up
-    to ``keepalive_expiry_s`` seconds. Close it with ``await client.aclose()`` at shutdown.
+    The client dials only policy-checked addresses (:mod:`.pinned`). ``ssl_context``
+    defaults to :func:`default_ssl_context`; tests pass one trusting their own CA. At
+    most ``max_connections`` connections, ``max_keepalive_connections`` of them idle for
+    up to ``keepalive_expiry_s`` seconds. httpcore directly, not httpx: the choice and
+    its figures are in ``bench/bench_http_client.py``.
     """
-    context = ssl_context or httpx.create_ssl_context(trust_env=False)
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive_connections,
-        keepalive_expiry=keepalive_expiry_s,
-    )
     return EgressClient(
-        transport=PinnedTransport(context, limits),
-        trust_env=False,
-        follow_redirects=False,
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        make_pool(
+            ssl_context or default_ssl_context(),
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry_s=keepalive_expiry_s,
+        )
     )
 
 
@@ -106,7 +125,13 @@ _FORBIDDEN_HEADERS = frozenset(
     }
 )
 _FORBIDDEN_PREFIXES = ("proxy-", "x-forwarded-")
-_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# What survives a redirect to another origin (RFC 9110 §15.4 leaves it to the client;
+# the Fetch standard's CORS-safelisted request headers, minus Content-Type: no body goes).
+_SAFE_CROSS_ORIGIN = frozenset({"accept", "accept-language", "accept-encoding", "user-agent"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# No default Accept-Encoding: upstreams answer identity unless the connector asks for a
+# coding (one of budget.SUPPORTED_CODINGS); one the upstream sends anyway is decoded.
+_DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"))
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 Headers = list[tuple[str, str]]
@@ -136,7 +161,7 @@ def _request_headers(headers: Mapping[str, str]) -> Headers:
 
 
 def _encoded(headers: Headers) -> list[tuple[bytes, bytes]]:
-    # httpx would encode str values as ASCII and fail on anything else; send UTF-8.
+    # Values go out as UTF-8 (names are tokens, so ASCII).
     return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
 
 
@@ -163,153 +188,209 @@ def _has(headers: Headers, lower_name: str) -> bool:
     return any(name.lower() == lower_name for name, _ in headers)
 
 
-def _build_request(
-    target: Target,
-    address: IPAddress,
-    method: str,
-    headers: Headers,
-    content: bytes | None,
-    timeout_s: float,
-) -> httpx.Request:
-    url = httpx.URL(
-        scheme=target.scheme,
-        host=pinned_host(address, target.host),
-        port=target.port,
-        path=target.path,
-        query=None if target.query is None else target.query.encode("ascii"),
-    )
-    return httpx.Request(
-        method,
-        url,
-        headers=[(b"Host", target.netloc.encode("ascii")), *_encoded(headers)],
-        content=content,
-        extensions={
-            # TLS (SNI and certificate check) is for the name, not the pinned address.
-            "sni_hostname": target.host,
-            "timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout_s),
-        },
+def _request(
+    target: Target, address: IPAddress, method: str, headers: Headers, content: bytes | None
+) -> httpcore.Request:
+    framing: Headers = []
+    if content is not None:
+        framing.append(("Content-Length", str(len(content))))
+    elif method in _BODY_METHODS:
+        framing.append(("Content-Length", "0"))  # as httpx and browsers send
+    return httpcore.Request(
+        method.encode("ascii"),
+        httpcore.URL(
+            scheme=target.scheme.encode("ascii"),
+            host=pinned_host(address, target.host).encode("ascii"),
+            port=target.port,
+            target=target.path.encode("ascii")
+            + (b"" if target.query is None else b"?" + target.query.encode("ascii")),
+        ),
+        headers=[(b"Host", target.netloc.encode("ascii")), *_encoded(headers), *_encoded(framing)],
+        content=content or b"",
+        # TLS (SNI and certificate check) is for the name, not the pinned address.
+        extensions={"sni_hostname": target.host},
     )
 
 
-def _response_headers(response: httpx.Response) -> dict[str, str]:
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+
+def _response_headers(response: httpcore.Response) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, value in response.headers.multi_items():
-        key = name.lower()
+    for raw_name, raw_value in response.headers:
+        key, value = _text(raw_name).lower(), _text(raw_value)
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out
 
 
 def _network_message(target: Target, exc: Exception) -> str:
     cause: BaseException | None = exc
-    for _ in range(5):  # httpx wraps httpcore, which wraps the ssl/OS error
+    for _ in range(5):  # httpcore wraps the ssl/OS error
         if cause is None:
             break
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"The TLS certificate of {target.origin} was not accepted: {cause.verify_message}."
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpcore.ConnectError):
         return f"Could not connect to {target.origin}: {str(exc)[:200] or 'connection failed'}."
     return f"The connection to {target.origin} failed ({type(exc).__name__})."
 
 
 async def _open(
-    client: httpx.AsyncClient,
+    client: EgressClient,
     destination: Destination,
     method: str,
     headers: Headers,
     content: bytes | None,
-    timeout_s: float,
-) -> httpx.Response:
-    """Send to the first checked address that accepts a connection; stream the response."""
-    failure: httpx.ConnectError | None = None
+) -> httpcore.Response:
+    """Send to the first checked address that accepts a connection; the response head
+    (the body not read yet)."""
+    failure: httpcore.ConnectError | None = None
     for address in destination.addresses:
-        request = _build_request(destination.target, address, method, headers, content, timeout_s)
+        request = _request(destination.target, address, method, headers, content)
         try:
-            return await client.send(request, stream=True, auth=None, follow_redirects=False)
-        except httpx.ConnectError as exc:
+            return await client.pool.handle_async_request(request)
+        except httpcore.ConnectError as exc:
             failure = exc  # nothing was sent yet; try the next address
     assert failure is not None
     raise HttpRequestRefused("network_error", _network_message(destination.target, failure))
 
 
-async def _read_body(response: httpx.Response, target: Target, limit: int) -> bytes:
-    """Read the (decoded) body, refusing it once it passes ``limit`` bytes."""
-    too_large = HttpRequestRefused(
-        "limit_exceeded",
-        f"The response from {target.origin} is larger than {limit} bytes (the response "
-        "size limit); request less data, for example with pagination or filters.",
-    )
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
-        raise too_large
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _read_body(response: httpcore.Response, target: Target, limit: int) -> bytes:
+    """Read the body, decoding its content-coding, under the response budget (:mod:`.budget`)."""
+    headers = _response_headers(response)
+    reader = BodyReader(headers.get("content-encoding", ""), target.origin, limit, max_events(limit))
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit and "content-encoding" not in headers:
+        raise reader.too_large()
+    stream = response.stream
+    assert isinstance(stream, AsyncIterable)
+    async for chunk in stream:
+        reader.feed(chunk)
+    return reader.result()
+
+
+def _same_origin(a: Target, b: Target) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _cross_origin_headers(headers: Headers, secrets: Collection[str]) -> Headers:
+    """The headers kept when a redirect changes origin: only the safe list, and none
+    whose value holds a secret of the call (DESIGN §4, hardening issue item 4)."""
+    return [
+        (name, value)
+        for name, value in headers
+        if name.lower() in _SAFE_CROSS_ORIGIN and not any(s and s in value for s in secrets)
+    ]
+
+
+def _next_hop(
+    policy: EgressPolicy,
+    target: Target,
+    status: int,
+    location: str,
+    request: tuple[str, Headers, bytes | None],
+    secrets: Collection[str],
+) -> tuple[Target, str, Headers, bytes | None]:
+    """The next hop of a redirect: its checked target, method, headers and body."""
+    method, headers, content = request
+    try:
+        next_target = policy.check_url(urljoin(target.url, location))
+    except HttpRequestRefused as exc:
+        raise HttpRequestRefused(exc.code, f"Redirect from {target.origin} refused: {exc.message}") from None
+    if status in (301, 302, 303) and method not in ("GET", "HEAD"):
+        # RFC 9110 §15.4: browsers (and we) turn these into a GET without a body.
+        method, content = "GET", None
+        headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
+    if not _same_origin(target, next_target):
+        if method not in ("GET", "HEAD"):
+            # A 307/308 would re-send the body (often carrying a secret) to another origin.
+            raise HttpRequestRefused(
+                "host_not_allowed",
+                f"{target.origin} answered {status}, redirecting this {method} to another origin "
+                f"({next_target.origin}); Bollard never re-sends a request body across origins. "
+                "Send the request to the final URL directly.",
+            )
+        headers = _cross_origin_headers(headers, secrets)
+    return next_target, method, headers, content
+
+
+async def _hop(
+    client: EgressClient,
+    policy: EgressPolicy,
+    budget: WireBudget,
+    target: Target,
+    request: tuple[str, Headers, bytes | None],
+    max_response_bytes: int,
+    first: bool,
+) -> HttpResponse | tuple[int, str]:
+    """One hop: the final response, or ``(status, location)`` of a redirect."""
+    method, headers, content = request
+    try:
+        destination = Destination(target, await policy.resolve(target))
+    except HttpRequestRefused as exc:
+        if first:
+            raise
+        raise HttpRequestRefused(exc.code, f"Redirect refused: {exc.message}") from None
+    budget.start_hop(target.origin)
+    try:
+        response = await _open(client, destination, method, headers, content)
+        try:
+            budget.head_done()
+            location = _text(next((v for n, v in response.headers if n.lower() == b"location"), b""))
+            if response.status in _REDIRECT_STATUSES and location:
+                return response.status, location
+            reason = response.extensions.get("reason_phrase", b"")
+            return HttpResponse(
+                status=response.status,
+                status_text=_text(reason) if isinstance(reason, bytes) else "",
+                headers=_response_headers(response),
+                body=await _read_body(response, target, max_response_bytes),
+                url=target.url,
+            )
+        finally:
+            await response.aclose()
+    except httpcore.TimeoutException:
+        raise HttpRequestRefused("timeout", f"{method} {target.origin} did not answer in time.") from None
+    except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        raise HttpRequestRefused("network_error", _network_message(target, exc)) from None
 
 
 async def _follow(
-    client: httpx.AsyncClient,
+    client: EgressClient,
     policy: EgressPolicy,
     target: Target,
-    method: str,
-    headers: Headers,
-    content: bytes | None,
+    request: tuple[str, Headers, bytes | None],
     max_response_bytes: int,
-    timeout_s: float,
+    secrets: Collection[str],
 ) -> HttpResponse:
-    """Send, following up to :data:`MAX_REDIRECTS` redirects, each hop re-checked."""
-    for hop in range(MAX_REDIRECTS + 1):
-        try:
-            destination = Destination(target, await policy.resolve(target))
-        except HttpRequestRefused as exc:
-            if hop == 0:
-                raise
-            raise HttpRequestRefused(exc.code, f"Redirect refused: {exc.message}") from None
-        try:
-            response = await _open(client, destination, method, headers, content, timeout_s)
-            try:
-                location = response.headers.get("location", "")
-                if response.status_code not in _REDIRECT_STATUSES or not location:
-                    body = await _read_body(response, target, max_response_bytes)
-                    return HttpResponse(
-                        status=response.status_code,
-                        status_text=response.reason_phrase,
-                        headers=_response_headers(response),
-                        body=body,
-                        url=target.url,
-                    )
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            raise HttpRequestRefused(
-                "timeout", f"{method} {target.origin} did not answer within {timeout_s:g} s."
-            ) from None
-        except httpx.TransportError as exc:
-            raise HttpRequestRefused("network_error", _network_message(target, exc)) from None
-        if hop == MAX_REDIRECTS:
-            break
-        try:
-            next_target = policy.check_url(urljoin(target.url, location))
-        except HttpRequestRefused as exc:
-            raise HttpRequestRefused(
-                exc.code, f"Redirect from {target.origin} refused: {exc.message}"
-            ) from None
-        if response.status_code in (301, 302, 303) and method != "GET":
-            # RFC 9110 §15.4: browsers (and we) turn these into a GET without a body.
-            method, content = "GET", None
-            headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
-        if (next_target.scheme, next_target.host, next_target.port) != (
-            target.scheme,
-            target.host,
-            target.port,
-        ):
-            headers = [(n, v) for n, v in headers if n.lower() not in _CREDENTIAL_HEADERS]
-        target = next_target
+    """Send, following up to :data:`MAX_REDIRECTS` redirects, each hop re-checked, under
+    one :class:`~.budget.WireBudget` for all hops."""
+    budget = WireBudget(
+        target.origin,
+        max_wire_bytes=max_response_bytes + max_response_bytes // 8 + (MAX_REDIRECTS + 1) * MAX_HEAD_BYTES,
+        max_reads=max_events(max_response_bytes),
+    )
+    token = CURRENT_BUDGET.set(budget)
+    try:
+        for hop in range(MAX_REDIRECTS + 1):
+            answer = await _hop(client, policy, budget, target, request, max_response_bytes, hop == 0)
+            if isinstance(answer, HttpResponse):
+                return answer
+            if hop == MAX_REDIRECTS:
+                break
+            status, location = answer
+            target, method, headers, content = _next_hop(policy, target, status, location, request, secrets)
+            request = (method, headers, content)
+    finally:
+        CURRENT_BUDGET.reset(token)
     raise HttpRequestRefused(
         "limit_exceeded",
         f"{target.origin} redirected more than {MAX_REDIRECTS} times; "
@@ -318,23 +399,27 @@ async def _follow(
 
 
 async def send(
-    client: httpx.AsyncClient,
+    client: EgressClient,
     policy: EgressPolicy,
     request: HttpRequest,
     *,
     max_response_bytes: int,
     timeout_s: float,
+    secrets: Collection[str] = (),
 ) -> HttpResponse:
     """Perform one ``ctx.http`` request under ``policy`` (DESIGN §4).
 
     ``client`` must come from :func:`make_client`. ``max_response_bytes`` caps the decoded
-    body of the final response; ``timeout_s`` bounds the whole call, redirects and DNS
-    included. Non-2xx responses are returned, not raised. Raises ``TypeError`` for a
-    client not from :func:`make_client`, and ``HttpRequestRefused`` with code
-    ``host_not_allowed`` (policy), ``connector_error`` (bad method, forbidden or invalid
-    header, several bodies), ``limit_exceeded`` (response too large, too many redirects),
-    ``timeout`` or ``network_error``. Messages name origins, never header values or
-    full URLs (which may carry secrets).
+    body of the final response (and, with framing, the raw bytes on the wire);
+    ``timeout_s`` bounds the whole call: DNS, connect, headers, body and redirects.
+    ``secrets``: the call's secret values; a redirect to another origin drops every
+    header holding one (and every header off a short safe list). Non-2xx responses are
+    returned, not raised. Raises ``TypeError`` for a client not from :func:`make_client`,
+    and ``HttpRequestRefused`` with code ``host_not_allowed`` (policy; a 307/308 across
+    origins), ``connector_error`` (bad method, forbidden or invalid header, several
+    bodies), ``limit_exceeded`` (response too large, stacked or unknown content-coding,
+    too many pieces or 1xx bytes, too many redirects), ``timeout`` or ``network_error``.
+    Messages name origins, never header values or full URLs (which may carry secrets).
     """
     if not isinstance(client, EgressClient):
         raise TypeError("send() needs the client from bollard.platform.egress.make_client()")
@@ -350,10 +435,9 @@ async def send(
     content, content_type = _request_body(request)
     if content_type is not None and not _has(headers, "content-type"):
         headers.append(("Content-Type", content_type))
-    if not _has(headers, "user-agent"):
-        headers.append(("User-Agent", USER_AGENT))
-    if not _has(headers, "accept"):
-        headers.append(("Accept", "*/*"))
+    for name, default in _DEFAULT_HEADERS:
+        if not _has(headers, name.lower()):
+            headers.append((name, default))
     target = policy.check_url(request.url)
     if request.params:
         try:
@@ -363,7 +447,7 @@ async def send(
     try:
         async with asyncio.timeout(timeout_s):
             return await _follow(
-                client, policy, target, method, headers, content, max_response_bytes, timeout_s
+                client, policy, target, (method, headers, content), max_response_bytes, secrets
             )
     except TimeoutError:
         raise HttpRequestRefused(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
@@ -38,6 +37,7 @@ from bollard.platform.oauth2.values import expires_at, public_values, token_valu
 from bollard.platform.packages import IntegrationVersion
 
 if TYPE_CHECKING:
+    from bollard.platform.egress import EgressClient
     from bollard.platform.runtime import Runtime
 
 log = logging.getLogger("bollard.oauth2")
@@ -96,7 +96,7 @@ class OAuth2Service:
         self.clock = clock
         self._state_key = state_key(secret_keys(runtime.settings)[0])
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._client: EgressClient | None = None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -111,7 +111,7 @@ class OAuth2Service:
         return base + CALLBACK_PATH
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> EgressClient:
         """The pinned egress client for token requests (TLS: public CAs + ``oauth2_ca_bundle``)."""
         if self._client is None:
             from bollard.platform.egress import make_client

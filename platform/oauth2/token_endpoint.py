@@ -13,15 +13,16 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
-
-import httpx
 
 from bollard.platform.egress.urls import parse_url
 from bollard.platform.errors import TokenEndpointError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.redact import redact_text
+
+if TYPE_CHECKING:
+    from bollard.platform.egress import EgressClient
 
 TOKEN_TIMEOUT_S = 15.0
 """Wall time of one token endpoint request, redirects included (seconds)."""
@@ -71,14 +72,16 @@ def parse_token_response(
 
 def token_ssl_context(ca_bundle: Any = None) -> ssl.SSLContext:
     """Public CAs (certifi) plus the PEM file ``ca_bundle`` when given, hostname checked."""
-    context = httpx.create_ssl_context(trust_env=False)
+    from bollard.platform.egress.sender import default_ssl_context  # lazy: httpcore
+
+    context = default_ssl_context()
     if ca_bundle is not None:
         context.load_verify_locations(cafile=str(ca_bundle))
     return context
 
 
 async def token_request(
-    client: httpx.AsyncClient,
+    client: EgressClient,
     version: IntegrationVersion,
     values: dict[str, str],
     form: dict[str, str],
@@ -95,7 +98,7 @@ async def token_request(
     without a secret sends ``client_id`` (public client, PKCE). Raises
     :class:`TokenEndpointError`.
     """
-    # lazy: httpx and the sandbox load on first use
+    # lazy: the HTTP client and the sandbox load on first use
     from bollard.platform.egress import EgressPolicy, send
     from bollard.sandbox.errors import HttpRequestRefused
     from bollard.sandbox.protocol import HttpRequest
@@ -127,6 +130,7 @@ async def token_request(
             HttpRequest("POST", cfg.token_url, headers=headers, body=urlencode(body)),
             max_response_bytes=MAX_TOKEN_RESPONSE_BYTES,
             timeout_s=TOKEN_TIMEOUT_S,
+            secrets=sent,
         )
     except HttpRequestRefused as e:
         message = redact_text(e.message, sent)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bollard.platform.settings import Settings
@@ -42,7 +42,24 @@ async def slow(request: Request) -> Response:
     return JSONResponse({"slow": True})
 
 
-APP = Starlette(routes=[Route("/me", me), Route("/flaky", flaky), Route("/slow", slow)])
+async def bounce(request: Request) -> Response:
+    # to the same server under another host name: another origin
+    return RedirectResponse(f"http://localhost:{request.url.port}/record", status_code=302)
+
+
+async def record(request: Request) -> Response:
+    return JSONResponse({"headers": dict(request.headers)})
+
+
+APP = Starlette(
+    routes=[
+        Route("/me", me),
+        Route("/flaky", flaky),
+        Route("/slow", slow),
+        Route("/bounce", bounce),
+        Route("/record", record),
+    ]
+)
 
 CONNECTOR = """
 BASE = "{base}"
@@ -67,6 +84,9 @@ def execute(ctx):
     if op == "slow":
         r = ctx.http.get(BASE + "/slow", params={{"s": "3"}})
         return r.body
+    if op == "bounce":
+        h = {{"User-Agent": "svc " + ctx.secrets.get("accessToken"), "Accept-Language": "de"}}
+        return ctx.http.get(BASE + "/bounce", headers=h).json()
     if op == "offlist":
         r = ctx.http.get("https://example.org/")
         return r.status
@@ -84,6 +104,7 @@ def ops() -> list[dict]:
         {"name": "flaky"},
         {"name": "slow", "timeoutMs": 1000},
         {"name": "offlist"},
+        {"name": "bounce"},
         {"name": "spin", "timeoutMs": 1500, "limits": {"cpuTimeMs": 1000}},
         {"name": "limited", "rateLimit": {"requests": 2, "perSeconds": 60}},
         {"name": "capped", "maxConcurrency": 1},
@@ -115,7 +136,7 @@ async def client(
             title="Service",
             authMethod="bearer_token",
             secretBindings=["accessToken"],
-            allowedHosts=[standin.url],
+            allowedHosts=[standin.url, f"http://localhost:{standin.port}"],
             operations=ops(),
         ),
         connector=connector,
@@ -154,6 +175,19 @@ async def test_secrets_never_leak_into_errors_or_the_log(client: httpx.AsyncClie
     assert SECRET not in r.text and "[REDACTED]" in r.json()["error"]["message"]
     log = await client.get("/api/executions?operation=leak")
     assert SECRET not in log.text and log.json()["executions"][0]["errorCode"] == "connector_error"
+
+
+async def test_a_redirect_to_another_origin_carries_no_header_holding_the_secret(
+    client: httpx.AsyncClient,
+) -> None:
+    # The execution passes the call's secrets to egress: even a safe-listed header goes
+    # only when its value holds none of them (DESIGN §4).
+    r = await call(client, "bounce")
+    assert r.status_code == 200, r.text
+    headers = r.json()["data"]["headers"]
+    assert headers["host"].startswith("localhost:")
+    assert "user-agent" not in headers
+    assert headers["accept-language"] == "de"
 
 
 async def test_host_not_in_allowed_hosts_is_refused(client: httpx.AsyncClient) -> None:
