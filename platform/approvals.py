@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, select, update
 
 from bollard.platform.errors import ApprovalError
+from bollard.platform.params import renderable
 from bollard.platform.store.tables import approvals
 from bollard.platform.timestamps import iso_utc
 
@@ -41,7 +42,8 @@ def approval_json(row: Any) -> dict[str, Any]:
     """An approval as the API shows it; ``row`` is a result row or a mapping of its columns.
 
     ``reason`` is what the person who rejected it wrote (``null`` otherwise, DESIGN §6);
-    ``result`` and ``error`` appear once it ran or failed. Timestamps: ISO 8601 UTC.
+    ``result`` and ``error`` appear once it ran or failed. Timestamps: ISO 8601 UTC. Stored
+    JSON is shown through :func:`~bollard.platform.params.renderable`, so any row renders.
     """
     m = row._mapping if hasattr(row, "_mapping") else row
     out: dict[str, Any] = {
@@ -50,10 +52,10 @@ def approval_json(row: Any) -> dict[str, Any]:
         "integration": m["integration"],
         "operation": m["operation"],
         "credentialId": m["credential_id"],
-        "params": m["params"],
+        "params": renderable(m["params"]),
         "version": m["version"],
         "contentHash": m["content_hash"],
-        "summary": m["summary"],
+        "summary": renderable(m["summary"]),
         "requestedBy": m.get("requested_by"),
         "requestedAt": iso_utc(m["requested_at"]),
         "expiresAt": iso_utc(m["expires_at"]),
@@ -64,7 +66,7 @@ def approval_json(row: Any) -> dict[str, Any]:
         "reason": m.get("reason"),
     }
     if m.get("result") is not None:
-        out["result"] = m["result"]
+        out["result"] = renderable(m["result"])
     if m.get("error_code") is not None:
         out["error"] = {"code": m["error_code"], "message": m["error_message"]}
     elif m["status"] == "rejected" and m["error_message"]:  # reject() stores the reason there

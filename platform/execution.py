@@ -168,7 +168,8 @@ class ExecutionService:
         secrets: list[str] = []
         try:
             version, op = self.resolve(inv.slug, inv.operation)
-            params = validate_params(op, inv.params)
+            s = self.runtime.settings
+            params = validate_params(op, inv.params, max_depth=s.max_param_depth, max_bytes=s.max_param_bytes)
             retries = self._check_retries(op, inv.retries)
             if inv.use_mock:
                 return self._finish(inv, version, started, t0, self._mock(version, op), params, secrets)
