@@ -29,6 +29,8 @@ _OPTIONS.log_errors = False  # RE2 would print every refused pattern to stderr
 MAX_CACHED_PATTERNS = 4096
 # Schema keywords whose values are data, not schemas: a "pattern" key inside them is not one.
 _DATA_KEYWORDS = frozenset({"default", "examples", "const", "enum"})
+# Keywords whose value maps names to schemas: the names are not keywords.
+_NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 
 
 @functools.lru_cache(maxsize=MAX_CACHED_PATTERNS)
@@ -52,43 +54,38 @@ def pattern_error(pattern: str) -> str | None:
     return None
 
 
+def _subschemas(schema: Any, path: list[str | int]) -> Iterator[tuple[dict[str, Any], list[str | int]]]:
+    """Every schema object in ``schema`` with its path, walked without recursion (a schema
+    may be deep). The values of ``properties``, ``$defs``, … are schemas whatever their
+    names; a keyword holding data (``default``, ``enum``, …) is not walked."""
+    stack: list[tuple[Any, list[str | int], bool]] = [(schema, path, False)]
+    while stack:
+        node, at, names = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, [*at, i], False) for i, item in reversed(list(enumerate(node))))
+        elif isinstance(node, dict) and names:
+            stack.extend((sub, [*at, str(k)], False) for k, sub in reversed(list(node.items())))
+        elif isinstance(node, dict):
+            yield node, at
+            for key, value in reversed(list(node.items())):
+                if key not in _DATA_KEYWORDS and isinstance(value, dict | list):
+                    stack.append((value, [*at, str(key)], key in _NAME_MAPS))
+
+
 def schema_patterns(schema: Any, path: list[str | int]) -> Iterator[tuple[str, str]]:
     """``(field path, pattern)`` for every ``pattern`` value and ``patternProperties`` key
-    in ``schema`` (walked without recursion: a schema may be deep). A key's path is its
-    ``patternProperties`` object."""
-    stack: list[tuple[Any, list[str | int]]] = [(schema, path)]
-    while stack:
-        node, at = stack.pop()
-        if isinstance(node, list):
-            stack.extend((item, [*at, i]) for i, item in reversed(list(enumerate(node))))
-            continue
-        if not isinstance(node, dict):
-            continue
-        for key, value in reversed(list(node.items())):
-            if key in _DATA_KEYWORDS:
-                continue
-            if key == "pattern" and isinstance(value, str):
-                yield format_path([*at, key]), value
-            elif key == "patternProperties" and isinstance(value, dict):
-                for name in value:
-                    yield format_path([*at, key]), str(name)
-                stack.extend((sub, [*at, key, str(name)]) for name, sub in reversed(list(value.items())))
-            elif isinstance(value, dict | list):
-                stack.append((value, [*at, str(key)]))
+    in ``schema``; a key's path is its ``patternProperties`` object."""
+    for node, at in _subschemas(schema, path):
+        if isinstance(node.get("pattern"), str):
+            yield format_path([*at, "pattern"]), node["pattern"]
+        if isinstance(node.get("patternProperties"), dict):
+            for name in node["patternProperties"]:
+                yield format_path([*at, "patternProperties"]), str(name)
 
 
 def uses_keyword(schema: Any, keyword: str) -> bool:
-    """Whether ``keyword`` appears as a key anywhere in ``schema`` (outside data keywords)."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            if keyword in node:
-                return True
-            stack.extend(v for k, v in node.items() if k not in _DATA_KEYWORDS)
-    return False
+    """Whether any schema object in ``schema`` uses ``keyword``."""
+    return any(keyword in node for node, _ in _subschemas(schema, []))
 
 
 def _quantifier_at(pattern: str, i: int) -> tuple[bool, int]:

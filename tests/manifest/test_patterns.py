@@ -82,3 +82,22 @@ def test_single_quantifiers_are_not_linted(tmp_path: Path, pattern: str) -> None
     schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}}
     version = load_folder(write_integration(tmp_path, "plain", manifest=with_schema(schema)))
     assert [lint.message for lint in version.lints] == []
+
+
+def test_properties_named_like_keywords_are_still_checked() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "default": {"type": "string", "pattern": "(?=x)"},
+            "enum": {"type": "object", "properties": {"pattern": {"type": "string", "pattern": r"(a)\1"}}},
+        },
+    }
+    with pytest.raises(ManifestError) as exc:
+        parse_manifest(with_schema(schema))
+    paths = sorted(i.path for i in exc.value.issues)
+    assert paths == [
+        "operations[0].parametersSchema.properties.default.pattern",
+        "operations[0].parametersSchema.properties.enum.properties.pattern.pattern",
+    ]
+    data_only = {"type": "object", "properties": {"x": {"type": "object", "default": {"pattern": "(?=x)"}}}}
+    assert parse_manifest(with_schema(data_only)).manifest.operation("echo") is not None
