@@ -5,7 +5,10 @@ State machine: ``pending → approved → executing → succeeded | failed``, pl
 atomically (``UPDATE … WHERE status = 'pending'``), so two people — or two replicas
 sharing one PostgreSQL — approving at once run it once. An approval binds the
 integration's content hash and the exact parameters: if the integration changed, the
-approval is marked ``expired`` and a new request is needed. An approval left
+approval is marked ``expired`` (``approval_stale``) and a new request is needed. The version
+object that was checked is the one that runs: it is handed to the execution service, which
+does not resolve the registry again; a change that lands while the claim is written makes
+the approval stale instead of running the new version. An approval left
 ``executing`` by a killed process is marked ``failed`` once it is older than the
 longest possible execution, never re-run.
 """
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, select, update
 
 from bollard.platform.errors import ApprovalError
+from bollard.platform.params import renderable
 from bollard.platform.store.tables import approvals
 from bollard.platform.timestamps import iso_utc
 
@@ -41,7 +45,8 @@ def approval_json(row: Any) -> dict[str, Any]:
     """An approval as the API shows it; ``row`` is a result row or a mapping of its columns.
 
     ``reason`` is what the person who rejected it wrote (``null`` otherwise, DESIGN §6);
-    ``result`` and ``error`` appear once it ran or failed. Timestamps: ISO 8601 UTC.
+    ``result`` and ``error`` appear once it ran or failed. Timestamps: ISO 8601 UTC. Stored
+    JSON is shown through :func:`~bollard.platform.params.renderable`, so any row renders.
     """
     m = row._mapping if hasattr(row, "_mapping") else row
     out: dict[str, Any] = {
@@ -50,10 +55,10 @@ def approval_json(row: Any) -> dict[str, Any]:
         "integration": m["integration"],
         "operation": m["operation"],
         "credentialId": m["credential_id"],
-        "params": m["params"],
+        "params": renderable(m["params"]),
         "version": m["version"],
         "contentHash": m["content_hash"],
-        "summary": m["summary"],
+        "summary": renderable(m["summary"]),
         "requestedBy": m.get("requested_by"),
         "requestedAt": iso_utc(m["requested_at"]),
         "expiresAt": iso_utc(m["expires_at"]),
@@ -64,7 +69,7 @@ def approval_json(row: Any) -> dict[str, Any]:
         "reason": m.get("reason"),
     }
     if m.get("result") is not None:
-        out["result"] = m["result"]
+        out["result"] = renderable(m["result"])
     if m.get("error_code") is not None:
         out["error"] = {"code": m["error_code"], "message": m["error_message"]}
     elif m["status"] == "rejected" and m["error_message"]:  # reject() stores the reason there
@@ -272,6 +277,39 @@ class Approvals:
             await self._refuse_claim(approval_id)
         return await self.get(approval_id)
 
+    def _serving(self, row: Any) -> IntegrationVersion | None:
+        """The registry's serving version of the approval's integration when its content
+        hash is the one the approval bound, else ``None``."""
+        entry = self.runtime.registry.get(row.integration)
+        version = entry.version if entry is not None else None
+        return version if version is not None and version.content_hash == row.content_hash else None
+
+    async def _mark_stale(self, approval_id: str, status: str) -> bool:
+        """Mark the approval, if still in ``status``, ``expired`` with ``approval_stale``;
+        ``False`` when another decision got there first (the claim that follows says so)."""
+        values: dict[str, Any] = {
+            "status": "expired",
+            "error_code": "approval_stale",
+            "error_message": "the integration changed after this request; request the operation again",
+        }
+        if status == "executing":
+            values["finished_at"] = datetime.now(UTC)
+        async with self.runtime.db.begin() as conn:
+            changed = await conn.execute(
+                update(approvals)
+                .where(approvals.c.id == approval_id, approvals.c.status == status)
+                .values(**values)
+            )
+        return bool(changed.rowcount == 1)
+
+    @staticmethod
+    def _stale_error(row: Any) -> ApprovalError:
+        return ApprovalError(
+            "approval_stale",
+            f"integration '{row.integration}' changed since this approval was requested "
+            f"(was version {row.version}); request the operation again so the approver sees what will run",
+        )
+
     async def approve(self, approval_id: str, principal: Principal) -> dict[str, Any]:
         """Claim, check the integration did not change, run once, store the result.
 
@@ -285,30 +323,16 @@ class Approvals:
         row = await self._load(approval_id)
         if row is None:
             raise ApprovalError("not_found", f"no approval '{approval_id[:80]}'", status=404)
-        entry = self.runtime.registry.get(row.integration)
-        current = entry.version if entry is not None else None
-        if row.status == "pending" and (current is None or current.content_hash != row.content_hash):
-            async with self.runtime.db.begin() as conn:
-                changed = await conn.execute(
-                    update(approvals)
-                    .where(approvals.c.id == approval_id, approvals.c.status == "pending")
-                    .values(
-                        status="expired",
-                        error_code="approval_stale",
-                        error_message=(
-                            "the integration changed after this request; request the operation again"
-                        ),
-                    )
-                )
-            if changed.rowcount == 1:
-                raise ApprovalError(
-                    "approval_stale",
-                    f"integration '{row.integration}' changed since this approval was requested "
-                    f"(was version {row.version}); request the operation again so the approver sees "
-                    "what will run",
-                )
+        current = self._serving(row)
+        if row.status == "pending" and current is None and await self._mark_stale(approval_id, "pending"):
+            raise self._stale_error(row)
         if not await self._claim(approval_id, principal, "executing"):
             await self._refuse_claim(approval_id)
+        # The registry may have changed while the claim was written: what runs is the
+        # version that was checked, and only while it is still the one served (DESIGN §6).
+        if current is None or self._serving(row) is None:
+            await self._mark_stale(approval_id, "executing")
+            raise self._stale_error(row)
 
         service = self.runtime.execution
         inv = Invocation(
@@ -323,7 +347,7 @@ class Approvals:
         )
         outcome = None
         try:
-            outcome = await service.run_approved(inv)
+            outcome = await service.run_approved(inv, current)
         except Exception as e:  # never leave it executing
             log.exception("approval %s failed unexpectedly", approval_id)
             outcome = None

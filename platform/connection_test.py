@@ -5,7 +5,9 @@ step is ``{name, ok, durationMs, message}``. REST integrations run the connector
 ``test_connection(ctx)`` in the sandbox after checking the credentials and that every
 allowed host resolves to an allowed address; SQL integrations connect and run
 ``SELECT 1``. Unsaved ``values`` may be tested before they are saved: they are laid over
-the stored ones for that credential id and never written.
+the stored ones for that credential id and never written; when they change the target
+(server, port, database, username, TLS, a URL/domain/host key), the stored secrets are
+not laid under them: the test reports them missing until they are entered again.
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ async def run_connection_test(
     except BollardError as e:  # e.g. credentials_unreadable after a key change
         steps.append(_step("credentials", False, started, e.message))
         return report(False, e.message)
+    from bollard.platform.credential_fields import not_carried_message, secrets_not_carried
+
+    changed, reenter = secrets_not_carried(stored, unsaved or {})
+    if reenter:  # the stored secrets were entered for another target (issue 9, item 20)
+        message = not_carried_message(changed, reenter)
+        steps.append(_step("credentials", False, started, message))
+        return report(False, message + ", then test again")
     values = {**stored, **(unsaved or {})}
     if version.manifest.auth_method == "oauth2" and not unsaved:
         try:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bollard.platform.manifest import SQL_CONNECTION_KEYS, Manifest
@@ -20,6 +21,44 @@ SECRET_FIELDS = frozenset(
     {"password", "apiKey", "accessToken", "refreshToken", "clientSecret", "token", "secret"}
 )
 SQL_OPTIONAL = frozenset({"port", "ssl", "sslMode", "sslRootCert", "encrypt", "trustServerCertificate"})
+# Keys that say where a connection goes and as whom (DESIGN §5, §7): changing one moves
+# the stored secrets' destination, so they are not carried over (issue 9, item 20).
+TARGET_KEYS = frozenset(
+    {"server", "host", "port", "database", "username", "user", "ssl", "sslMode", "sslRootCert", "encrypt",
+     "trustServerCertificate"}
+)  # fmt: skip
+TARGET_WORDS = ("url", "domain", "host")  # REST: baseUrl, shopDomain, apiHost, …
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a credential key holds a secret (a password, key, token or secret)."""
+    return key in SECRET_FIELDS or key.lower().endswith(("key", "token", "secret", "password"))
+
+
+def is_target_key(key: str) -> bool:
+    """Whether a credential key names the connection's target (:data:`TARGET_KEYS`, or a
+    name containing url, domain or host)."""
+    return key in TARGET_KEYS or any(word in key.lower() for word in TARGET_WORDS)
+
+
+def secrets_not_carried(stored: Mapping[str, str], new: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """``(changed, reenter)`` when ``new`` values are laid over ``stored`` ones: the target
+    keys whose value changes (``""`` removes one, a change too), and the stored secrets
+    that ``new`` does not enter again. When ``changed`` is not empty, those secrets must
+    not reach the new target: Test connection reports them missing and a credentials PUT
+    is refused (DESIGN §5, §7)."""
+    changed = sorted(k for k, v in new.items() if is_target_key(k) and stored.get(k, "") != v)
+    if not changed:
+        return [], []
+    return changed, sorted(k for k in stored if is_secret_key(k) and not is_target_key(k) and k not in new)
+
+
+def not_carried_message(changed: list[str], reenter: list[str]) -> str:
+    """The sentence Test connection and a credentials PUT answer with."""
+    return (
+        f"the connection target changed ({', '.join(changed)}): stored secrets are not sent to a new target; "
+        f"enter {', '.join(reenter)} again together with the change"
+    )
 
 
 def empty_is_value(m: Manifest) -> frozenset[str]:
@@ -57,7 +96,7 @@ def credential_fields(m: Manifest) -> list[dict[str, Any]]:
     def add(key: str, *, source: str = "user", req: bool | None = None) -> None:
         if any(f["key"] == key for f in fields):
             return
-        secret = key in SECRET_FIELDS or key.lower().endswith(("key", "token", "secret", "password"))
+        secret = is_secret_key(key)
         fields.append(
             {
                 "key": key,

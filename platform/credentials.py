@@ -265,10 +265,23 @@ class CredentialStore:
 
         An empty-string value removes that key, except for the keys in
         ``empty_is_value`` (e.g. a SQL ``password``), where it is stored. Returns the key
-        names now set.
+        names now set. A merge that changes the connection's target (server, port,
+        database, username, TLS settings, a URL/domain/host key) without entering the
+        stored secrets again is refused with ``invalid_params`` (details ``{"changed",
+        "reenter"}``) and changes nothing: a stored secret is never carried to a new
+        target (DESIGN §5, §7).
         """
+        from bollard.platform.credential_fields import not_carried_message, secrets_not_carried
+
         check_credential_id(credential_id)
         current = (await self.get(integration, credential_id)) if merge else None
+        changed, reenter = secrets_not_carried(current or {}, values)
+        if reenter:
+            raise CredentialError(
+                "invalid_params",
+                not_carried_message(changed, reenter),
+                details={"changed": changed, "reenter": reenter},
+            )
         merged = dict(current or {})
         for k, v in values.items():
             if v == "" and k not in empty_is_value:

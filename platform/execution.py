@@ -56,10 +56,13 @@ class ExecutionService:
 
     # --- resolution -------------------------------------------------------------
 
-    def resolve(self, slug: str, operation: str) -> tuple[IntegrationVersion, Operation]:
-        """The serving version and the operation; raises ``unknown_integration``,
-        ``integration_error`` or ``unknown_operation`` (naming the operations it has)."""
-        version = self.runtime.registry.require_version(slug)
+    def resolve(
+        self, slug: str, operation: str, pinned: IntegrationVersion | None = None
+    ) -> tuple[IntegrationVersion, Operation]:
+        """The serving version (or ``pinned``) and the operation; raises
+        ``unknown_integration``, ``integration_error`` or ``unknown_operation`` (naming the
+        operations it has)."""
+        version = pinned if pinned is not None else self.runtime.registry.require_version(slug)
         op = version.manifest.operation(operation)
         if op is None:
             names = ", ".join(o.name for o in version.manifest.all_operations)
@@ -112,11 +115,13 @@ class ExecutionService:
         """
         return await self._execute(inv, approved=False)
 
-    async def run_approved(self, inv: Invocation) -> Outcome:
+    async def run_approved(self, inv: Invocation, version: IntegrationVersion | None = None) -> Outcome:
         """Run an invocation a person approved (the approvals service calls this once,
         after claiming the approval; DESIGN §6). Skips the approval gate and the rate
-        limits (the request passed them when it was made); logged like any call."""
-        return await self._execute(inv, approved=True)
+        limits (the request passed them when it was made); logged like any call.
+        ``version``: the version the approval was checked against, which is what runs
+        (never the registry's version of a moment later)."""
+        return await self._execute(inv, approved=True, pinned=version)
 
     async def connection_test(
         self,
@@ -160,15 +165,18 @@ class ExecutionService:
             )  # fmt: skip
         return report
 
-    async def _execute(self, inv: Invocation, *, approved: bool) -> Outcome:
+    async def _execute(
+        self, inv: Invocation, *, approved: bool, pinned: IntegrationVersion | None = None
+    ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         capture_connector_lines()  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
-            version, op = self.resolve(inv.slug, inv.operation)
-            params = validate_params(op, inv.params)
+            version, op = self.resolve(inv.slug, inv.operation, pinned)
+            s = self.runtime.settings
+            params = validate_params(op, inv.params, max_depth=s.max_param_depth, max_bytes=s.max_param_bytes)
             retries = self._check_retries(op, inv.retries)
             if inv.use_mock:
                 return self._finish(inv, version, started, t0, self._mock(version, op), params, secrets)

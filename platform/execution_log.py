@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bollard.platform.params import renderable
 from bollard.platform.store.tables import executions
 from bollard.platform.timestamps import iso_utc
 
@@ -82,7 +83,8 @@ class ExecutionFilter:
 
 
 def _row_json(row: Any) -> dict[str, Any]:
-    """A record as the list shows it (without its log lines); timestamps ISO 8601 UTC."""
+    """A record as the list shows it (without its log lines); timestamps ISO 8601 UTC; any
+    stored ``params`` render (:func:`~bollard.platform.params.renderable`)."""
     m = row._mapping
     return {
         "id": m["id"],
@@ -94,7 +96,7 @@ def _row_json(row: Any) -> dict[str, Any]:
         "operation": m["operation"],
         "version": m["version"],
         "credentialId": m["credential_id"],
-        "params": m["params"],
+        "params": renderable(m["params"]),
         "status": m["status"],
         "errorCode": m["error_code"],
         "errorMessage": m["error_message"],

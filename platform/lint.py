@@ -16,7 +16,10 @@ Warnings:
   ``github_pat_…``), OpenAI/Anthropic (``sk-…``), Slack (``xox[abpr]-…``) or AWS
   (``AKIA…``) key, or a long literal given to a name like token / key / secret / password;
 - a parameter both ``required`` and with a ``default`` (the default never applies,
-  DESIGN §2).
+  DESIGN §2);
+- a ``pattern`` (or ``patternProperties`` key) with nested quantifiers, like ``(x+)+``:
+  RE2 runs it in linear time, but it is the shape of catastrophic backtracking in every
+  other engine that may read the schema (issue 9, item 18).
 
 No message repeats the secret it found.
 """
@@ -203,10 +206,22 @@ def _required_with_default(schema: Any, path: str) -> Iterator[str]:
 
 
 def manifest_lints(manifest: Manifest) -> list[Lint]:
-    """A parameter both ``required`` and with a ``default`` (DESIGN §2: a warning)."""
+    """A parameter both ``required`` and with a ``default`` (DESIGN §2), and patterns
+    with nested quantifiers: warnings."""
+    from bollard.platform.patterns import nested_quantifier, schema_patterns
+
     out: list[Lint] = []
     for group, ops in (("operations", manifest.operations), ("sqlOperations", manifest.sql_operations)):
         for i, op in enumerate(ops):
+            for sub, pattern in schema_patterns(op.parameters_schema, [f"{group}[{i}]", "parametersSchema"]):
+                if nested_quantifier(pattern):
+                    out.append(
+                        Lint(
+                            f"{CONFIG}: {sub}: pattern {pattern[:120]!r} repeats a group that itself "
+                            "repeats (a nested quantifier, like (x+)+): backtracking engines take "
+                            "exponential time on it; write it with one quantifier (e.g. ^[a-z0-9]+$)"
+                        )
+                    )
             for path in _required_with_default(op.parameters_schema, f"{group}[{i}].parametersSchema"):
                 out.append(
                     Lint(

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_result_rows: int = Field(default=100_000, gt=0)
     max_query_timeout_ms: int = Field(default=300_000, gt=0)
 
+    # Parameters from callers (DESIGN §8): nesting levels and bytes of JSON.
+    max_param_depth: int = Field(default=32, gt=0)
+    max_param_bytes: int = Field(default=256 * 1024, gt=0)
+
     def resolved_database_url(self) -> str:
         """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""
         if self.database_url:

@@ -14,7 +14,9 @@ from bollard.platform import tokens
 from bollard.platform.api.deps import get_runtime, known_query, principal
 from bollard.platform.api.openapi import AUTH, BODY, errors
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
+from bollard.platform.errors import ApiError
 from bollard.platform.invocation import Invocation
+from bollard.platform.params import non_finite_problems
 from bollard.platform.runtime import Runtime
 
 router = APIRouter(prefix="/api/integrations", tags=["operations"], dependencies=[Depends(known_query)])
@@ -94,6 +96,17 @@ class PendingApproval(BaseModel):
     message: str
 
 
+def refuse_non_finite(params: dict[str, Any]) -> None:
+    """Refuse the body when ``params`` holds ``NaN`` or ``±Infinity`` (400 ``invalid_request``
+    naming each path): Python's JSON parser, which FastAPI uses, accepts those literals, but
+    JSON has no such numbers and they pass ``minimum``/``maximum`` (DESIGN §8)."""
+    problems = non_finite_problems(params)
+    if problems:
+        text = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:20])
+        raise ApiError("invalid_request", f"the request body is not valid JSON for Bollard: {text}",
+                       details=problems[:100], status=400)  # fmt: skip
+
+
 # What a call can fail with, beyond authentication and the body (DESIGN §8).
 INVOKE_ERRORS = (
     "invalid_params",
@@ -137,6 +150,7 @@ async def invoke(
     who: tokens.Principal = Depends(principal),
 ) -> JSONResponse:
     body = body or InvokeBody.model_validate({})
+    refuse_non_finite(body.params)
     outcome = await runtime.execution.invoke(
         Invocation(
             slug=slug,

@@ -29,6 +29,13 @@ def cmd_call(args: argparse.Namespace) -> int:
             f"error: --params is not valid JSON (line {e.lineno} column {e.colno}: {e.msg})", file=sys.stderr
         )
         return 1
+    from bollard.platform.params import non_finite_problems
+
+    non_finite = non_finite_problems(params)
+    if non_finite:  # Python's json accepts NaN and Infinity; JSON (and Bollard, DESIGN §8) does not
+        for p in non_finite:
+            print(f"error: --params: {p['path']}: {p['message']}", file=sys.stderr)
+        return 1
 
     async def main() -> tuple[int, dict[str, Any]]:
         async with Runtime(settings_from(args)) as runtime:

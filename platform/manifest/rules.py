@@ -75,17 +75,53 @@ def cron_error(expr: str) -> str | None:
     return None
 
 
+def _meta_format_checker() -> jsonschema.FormatChecker:
+    """The meta-schema's format checks without ``regex``: that one compiles with Python's
+    ``re``; patterns are checked with RE2 instead (:func:`_pattern_issues`)."""
+    base = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checkers = {k: v for k, v in base.checkers.items() if k != "regex"}
+    return checker
+
+
+_META_FORMATS = _meta_format_checker()
+
+
+def _pattern_issues(path: str, schema: dict[str, Any]) -> list[ManifestIssue]:
+    """DESIGN §2: ``pattern`` runs on RE2, so a pattern RE2 cannot compile is a load error;
+    ``unevaluatedProperties`` next to ``patternProperties`` is refused because jsonschema
+    matches those keys with Python's backtracking ``re`` there (issue 9, item 18)."""
+    from bollard.platform.patterns import pattern_error, schema_patterns, uses_keyword
+
+    issues: list[ManifestIssue] = []
+    for sub, pattern in schema_patterns(schema, []):
+        problem = pattern_error(pattern)
+        if problem:
+            issues.append(ManifestIssue(f"{path}.{sub}", problem))
+    if uses_keyword(schema, "patternProperties") and uses_keyword(schema, "unevaluatedProperties"):
+        issues.append(
+            ManifestIssue(
+                path,
+                "unevaluatedProperties cannot be combined with patternProperties (their matching would not "
+                "run on the linear-time engine); use additionalProperties instead",
+            )
+        )
+    return issues
+
+
 def check_parameters_schema(path: str, schema: dict[str, Any]) -> list[ManifestIssue]:
     """An operation's ``parametersSchema`` at ``path``: a valid JSON Schema (draft 2020-12)
-    of ``type: object`` whose ``required`` names only declared properties."""
+    of ``type: object`` whose ``required`` names only declared properties and whose
+    patterns RE2 compiles."""
     issues: list[ManifestIssue] = []
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        jsonschema.Draft202012Validator.check_schema(schema, format_checker=_META_FORMATS)
     except jsonschema.SchemaError as e:
         sub = format_path(list(e.absolute_path))
         full = f"{path}.{sub}" if sub else path
         issues.append(ManifestIssue(full, f"not a valid JSON Schema: {e.message}"))
         return issues
+    issues += _pattern_issues(path, schema)
     if schema.get("type", "object") != "object":
         issues.append(ManifestIssue(f"{path}.type", 'must be "object" (parameters are named)'))
     props = schema.get("properties", {})
