@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bollard.platform.errors import SqlError
 
+from .cancel import kill_mysql_query, mysql_thread_id
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_POOL_SIZE,
@@ -102,6 +103,9 @@ class EngineHandle:
     # PostgreSQL: asyncpg.connect arguments of the read pool (see ``run_read``).
     read_connect: dict[str, Any] | None = field(default=None, repr=False)
     allow_privileged_roles: bool = False
+    # MariaDB/MySQL: aiomysql.connect arguments of the connection that kills a timed-out
+    # query (cancel.py).
+    kill_connect: dict[str, Any] | None = field(default=None, repr=False)
     _reads: ReadPool | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -142,7 +146,9 @@ class EngineHandle:
         """Check a connection out of the pool and call ``fn`` with it.
 
         Failures to connect become SqlError("connection_failed"); exceptions from ``fn``
-        propagate unchanged (the runner classifies them).
+        propagate unchanged (the runner classifies them). MariaDB/MySQL: when the call is
+        cancelled (its client deadline), its query is killed on the server and waited
+        for before the connection is discarded and its slot freed (cancel.py).
         """
         await self._prepare()
         if self.async_engine is not None:
@@ -151,8 +157,17 @@ class EngineHandle:
                 await aconn.start()
             except Exception as exc:
                 raise self._connect_error(exc) from None
+            thread_id = None
+            if self.kill_connect is not None:
+                raw = await aconn.get_raw_connection()
+                thread_id = mysql_thread_id(raw.driver_connection)
             try:
                 return await aconn.run_sync(fn)
+            except asyncio.CancelledError:
+                if thread_id is not None and self.kill_connect is not None:
+                    await asyncio.shield(kill_mysql_query(self.kill_connect, thread_id))
+                    await asyncio.shield(aconn.invalidate())
+                raise
             finally:
                 await aconn.close()
         assert self.sync_engine is not None
@@ -307,7 +322,17 @@ def build_engine(
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
         if ctx is not None:
             event.listen(aeng.sync_engine, "connect", require_mysql_tls)
-        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets)
+        kill_connect: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port or 3306,
+            "user": url.username or "",
+            "password": url.password or "",
+            "db": url.database,
+            "connect_timeout": connect_s,
+        }
+        if ctx is not None:
+            kill_connect["ssl"] = ctx
+        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets, kill_connect=kill_connect)
     # mssql through pymssql (FreeTDS); its query timeout is whole seconds.
     connect_args = {
         "timeout": max(1, math.ceil(timeout_ms / 1000)),

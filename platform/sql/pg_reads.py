@@ -6,8 +6,8 @@ read: its sessions start with the integration's ``statement_timeout`` and
 ``READ_RESET`` rolls the transaction back and resets the session before the connection
 is handed out again; idle connections close after 5 minutes. ``pg_read`` runs one read
 on such a connection: ``BEGIN READ ONLY`` (plus ``SET LOCAL statement_timeout`` when the
-call lowers it), then per statement one Bind/Execute/Sync whose row limit of cap + 1
-stops the portal. docs/sql-runner.md says why it is built this way.
+call lowers it), then per statement a cursor whose batches stop at cap + 1 rows and at
+the byte budget (``values.RowBudget``). docs/sql-runner.md says why it is built this way.
 """
 
 from __future__ import annotations
