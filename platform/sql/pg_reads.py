@@ -313,10 +313,11 @@ async def pg_read(con: Any, handle: EngineHandle, plan: Plan) -> SqlResult:
     """A read on PostgreSQL on ``con``, a connection of the handle's ``ReadPool``.
 
     ``BEGIN READ ONLY`` (with ``SET LOCAL statement_timeout`` in the same round trip
-    when the call's timeout differs from the pool's), then each statement in one round
-    trip of at most cap + 1 rows. The transaction is left open: ``ReadPool.run`` rolls
-    it back together with the session reset before the connection is used again
-    (docs/sql-runner.md). The statement text and its typed binds are SQLAlchemy's own
+    when the call's timeout differs from the pool's), then each statement through
+    ``_pg_fetch`` (at most cap + 1 rows, within the byte budget; each statement after
+    the first gets what is left of the timeout). The transaction is left open:
+    ``ReadPool.run`` rolls it back together with the session reset before the
+    connection is used again (docs/sql-runner.md). The statement text and its typed binds are SQLAlchemy's own
     compilation.
     """
     from asyncpg.exceptions import InvalidCachedStatementError
