@@ -105,7 +105,7 @@ async def test_a_superuser_is_refused_without_the_opt_in(pg: Db, admin: asyncpg.
         with pytest.raises(SqlError) as err:
             await read(
                 h,
-                "SELECT pg_terminate_backend(@pid) AS killed",
+                "SELECT pg_terminate_backend(CAST(@pid AS integer)) AS killed",
                 {"pid": pid},
                 schema={"properties": {"pid": {"type": "integer"}}},
             )
@@ -119,7 +119,7 @@ async def test_a_superuser_is_refused_without_the_opt_in(pg: Db, admin: asyncpg.
         with pytest.raises(SqlError) as err:
             await write(
                 h,
-                "SELECT pg_terminate_backend(@pid)",
+                "SELECT pg_terminate_backend(CAST(@pid AS integer))",
                 {"pid": pid},
                 schema={"properties": {"pid": {"type": "integer"}}},
             )
@@ -160,11 +160,12 @@ async def test_a_least_privilege_role_reads_and_cannot_reach_the_server(
         with pytest.raises(SqlError) as err:
             await read(
                 h,
-                "SELECT pg_terminate_backend(@pid) AS killed",
+                "SELECT pg_terminate_backend(CAST(@pid AS integer)) AS killed",
                 {"pid": victim.get_server_pid()},
                 schema={"properties": {"pid": {"type": "integer"}}},
             )
         assert err.value.code == "sql_error"
+        assert err.value.details["sqlstate"] == "42501"  # insufficient_privilege
         assert await victim.fetchval("SELECT 1") == 1
     finally:
         await victim.close()
