@@ -479,6 +479,8 @@ class ExecutionService:
             on_retry=count_retry,
         )
         body = success_body(call.version, call.op.name, res.rows, truncated=res.truncated)
+        if res.truncated_reason is not None:
+            body["truncatedReason"] = res.truncated_reason
         if res.rows_affected is not None:
             body["rowsAffected"] = res.rows_affected
         return body

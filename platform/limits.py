@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 MAX_CACHED = 4096
 SQL_DEFAULT_MAX_RESULT_ROWS = 1000  # rows (DESIGN §5)
 SQL_DEFAULT_QUERY_TIMEOUT_MS = 30_000
+SQL_DEFAULT_MAX_RESULT_BYTES = 5 * 1024 * 1024  # bytes (DESIGN §5)
 
 
 def check_timeout_ms(timeout_ms: Any) -> int | None:
@@ -104,7 +105,8 @@ class LimitResolver:
 
     def sql_security(self, version: IntegrationVersion, timeout_ms: Any) -> dict[str, Any]:
         """``sqlConnectionConfig.security`` of one SQL call (camelCase keys):
-        ``maxResultRows`` (rows) capped by ``BOLLARD_MAX_RESULT_ROWS``, ``queryTimeoutMs``
+        ``maxResultRows`` (rows) capped by ``BOLLARD_MAX_RESULT_ROWS``, ``maxResultBytes``
+        (bytes, default 5 MiB) capped by ``BOLLARD_MAX_RESULT_BYTES``, ``queryTimeoutMs``
         (ms) lowered by the caller's ``timeoutMs`` and capped by
         ``BOLLARD_MAX_QUERY_TIMEOUT_MS``; other keys as the manifest has them."""
         caller = check_timeout_ms(timeout_ms)
@@ -113,6 +115,9 @@ class LimitResolver:
         s = self.settings
         sec["maxResultRows"] = lowered(
             sec.get("maxResultRows", SQL_DEFAULT_MAX_RESULT_ROWS), None, s.max_result_rows
+        )
+        sec["maxResultBytes"] = lowered(
+            sec.get("maxResultBytes", SQL_DEFAULT_MAX_RESULT_BYTES), None, s.max_result_bytes
         )
         sec["queryTimeoutMs"] = lowered(
             sec.get("queryTimeoutMs", SQL_DEFAULT_QUERY_TIMEOUT_MS), caller, s.max_query_timeout_ms

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_result_rows: int = Field(default=100_000, gt=0)
     max_query_timeout_ms: int = Field(default=300_000, gt=0)
+    # SQL (DESIGN §5): PostgreSQL roles that are superusers or hold server-file, program
+    # or signal roles are refused unless this is set (hardening issue item 13).
+    sql_allow_privileged_roles: bool = False
 
     # Parameters from callers (DESIGN §8): nesting levels and bytes of JSON.
     max_param_depth: int = Field(default=32, gt=0)

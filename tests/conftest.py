@@ -41,6 +41,8 @@ async def runtime(integrations_dir: Path, data_dir: Path) -> AsyncIterator[Runti
         data_dir=data_dir,
         secret_key="test-secret-key",
         reload=False,
+        # the test database users (postgres) are superusers (DESIGN §5)
+        sql_allow_privileged_roles=True,
     )
     async with Runtime(settings) as rt:
         yield rt

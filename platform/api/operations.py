@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -70,7 +70,7 @@ class InvokeBody(BaseModel):
 
 class ResultEnvelope(BaseModel):
     """``{"success": true, "integration", "operation", "version", "data", "count"?,
-    "truncated"?, "rowsAffected"?, "durationMs"}`` (DESIGN §8)."""
+    "truncated"?, "truncatedReason"?, "rowsAffected"?, "durationMs"}`` (DESIGN §8)."""
 
     success: bool
     integration: str
@@ -79,6 +79,7 @@ class ResultEnvelope(BaseModel):
     data: Any = None
     count: int | None = None
     truncated: bool | None = None
+    truncatedReason: Literal["rows", "bytes"] | None = None
     rowsAffected: int | None = None
     durationMs: float | None = None
 

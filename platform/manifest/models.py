@@ -122,6 +122,7 @@ class OAuth2Config(_Model):
 
 class SqlSecurity(_Model):
     max_result_rows: PositiveInt | None = None
+    max_result_bytes: PositiveInt | None = None
     query_timeout_ms: PositiveInt | None = None
     max_connection_pool_size: PositiveInt | None = None
 

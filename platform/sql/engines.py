@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bollard.platform.errors import SqlError
 
+from .cancel import kill_mysql_query, mysql_thread_id
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT_MS,
     DEFAULT_POOL_SIZE,
@@ -45,9 +46,10 @@ from .connection import (
     query_timeout_ms,
     tls_mode,
 )
-from .errors import to_sql_error
+from .errors import connect_error
 from .mysql import require_mysql_tls
 from .pg_reads import ReadPool
+from .roles import check_pg_role
 from .sqlite import SqliteDeadline, build_sqlite_engine, seed_sqlite
 
 __all__ = [
@@ -77,7 +79,8 @@ class EngineHandle:
     statement timeout set on new connections. ``secrets``: strings redacted from every
     message. Use ``run(fn)`` to call ``fn(connection)`` with a synchronous SQLAlchemy
     ``Connection`` (through ``AsyncConnection.run_sync`` for async drivers, in a worker
-    thread for pymssql).
+    thread for pymssql). ``allow_privileged_roles``: PostgreSQL connections whose role
+    is a superuser or holds server-file/program/signal roles are not refused (roles.py).
     """
 
     engine: str
@@ -99,6 +102,10 @@ class EngineHandle:
     _prepare_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # PostgreSQL: asyncpg.connect arguments of the read pool (see ``run_read``).
     read_connect: dict[str, Any] | None = field(default=None, repr=False)
+    allow_privileged_roles: bool = False
+    # MariaDB/MySQL: aiomysql.connect arguments of the connection that kills a timed-out
+    # query (cancel.py).
+    kill_connect: dict[str, Any] | None = field(default=None, repr=False)
     _reads: ReadPool | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +115,7 @@ class EngineHandle:
                 max_size=self.pool_size,
                 target=self.target,
                 connect_error=self._connect_error,
+                init=None if self.allow_privileged_roles else check_pg_role,
             )
 
     def sqlite_deadline(self, connection: Connection) -> SqliteDeadline | None:
@@ -132,15 +140,15 @@ class EngineHandle:
             self._prepared = True
 
     def _connect_error(self, exc: BaseException) -> SqlError:
-        err = to_sql_error(exc, self.secrets, prefix=f"could not connect to {self.target}: ")
-        code = err.code if err.code in ("timeout", "config_error") else "connection_failed"
-        return SqlError(code, err.message)
+        return connect_error(exc, self.secrets, self.target)
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Check a connection out of the pool and call ``fn`` with it.
 
         Failures to connect become SqlError("connection_failed"); exceptions from ``fn``
-        propagate unchanged (the runner classifies them).
+        propagate unchanged (the runner classifies them). MariaDB/MySQL: when the call is
+        cancelled (its client deadline), its query is killed on the server and waited
+        for before the connection is discarded and its slot freed (cancel.py).
         """
         await self._prepare()
         if self.async_engine is not None:
@@ -149,8 +157,17 @@ class EngineHandle:
                 await aconn.start()
             except Exception as exc:
                 raise self._connect_error(exc) from None
+            thread_id = None
+            if self.kill_connect is not None:
+                raw = await aconn.get_raw_connection()
+                thread_id = mysql_thread_id(raw.driver_connection)
             try:
                 return await aconn.run_sync(fn)
+            except asyncio.CancelledError:
+                if thread_id is not None and self.kill_connect is not None:
+                    await asyncio.shield(kill_mysql_query(self.kill_connect, thread_id))
+                    await asyncio.shield(aconn.invalidate())
+                raise
             finally:
                 await aconn.close()
         assert self.sync_engine is not None
@@ -205,13 +222,17 @@ def build_engine(
     data_dir: Path | None = None,
     allowed_roots: Sequence[Path] | None = None,
     sqlite_base_dir: Path | None = None,
+    allow_privileged_roles: bool = False,
 ) -> EngineHandle:
     """Build (without connecting) the engine for one integration and credential.
 
     ``connection_config`` is the manifest's ``sqlConnectionConfig`` as a dict;
     ``credentials`` the credential values. For sqlite, ``allowed_roots`` defaults to
     ``[integration_dir, data_dir]`` and relative paths start at ``sqlite_base_dir``
-    (default ``<data_dir>/sqlite/<slug>``). Raises SqlError("config_error").
+    (default ``<data_dir>/sqlite/<slug>``). ``allow_privileged_roles``: the operator's
+    ``BOLLARD_SQL_ALLOW_PRIVILEGED_ROLES``; without it every new PostgreSQL connection
+    whose role is privileged fails with SqlError("config_error") (roles.py). Raises
+    SqlError("config_error").
     """
     if engine not in ENGINES:
         raise SqlError("config_error", f"unsupported SQL engine {engine!r}")
@@ -270,6 +291,8 @@ def build_engine(
         if (ssl := pg_ssl(mode)) is not None:
             connect_args["ssl"] = ssl
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
+        if not allow_privileged_roles:
+            event.listen(aeng.sync_engine, "connect", _refuse_privileged_role)
         # The read pool: the same server and settings, plus read-only transactions by
         # default (a second line of defence: pg_reads.py's reads BEGIN READ ONLY).
         read_connect: dict[str, Any] = {
@@ -281,7 +304,17 @@ def build_engine(
             **connect_args,
             "server_settings": {**connect_args["server_settings"], "default_transaction_read_only": "on"},
         }
-        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets, read_connect=read_connect)
+        return EngineHandle(
+            engine,
+            aeng,
+            None,
+            timeout_ms,
+            size,
+            target,
+            secrets,
+            read_connect=read_connect,
+            allow_privileged_roles=allow_privileged_roles,
+        )
     if engine == "mysql":
         connect_args = {"connect_timeout": connect_s}
         if (ctx := client_ssl_context(mode)) is not None:
@@ -289,7 +322,17 @@ def build_engine(
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
         if ctx is not None:
             event.listen(aeng.sync_engine, "connect", require_mysql_tls)
-        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets)
+        kill_connect: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port or 3306,
+            "user": url.username or "",
+            "password": url.password or "",
+            "db": url.database,
+            "connect_timeout": connect_s,
+        }
+        if ctx is not None:
+            kill_connect["ssl"] = ctx
+        return EngineHandle(engine, aeng, None, timeout_ms, size, target, secrets, kill_connect=kill_connect)
     # mssql through pymssql (FreeTDS); its query timeout is whole seconds.
     connect_args = {
         "timeout": max(1, math.ceil(timeout_ms / 1000)),
@@ -302,6 +345,12 @@ def build_engine(
         )
     seng = create_engine(url, connect_args=connect_args, **pool_kw)
     return EngineHandle(engine, None, seng, timeout_ms, size, target, secrets)
+
+
+def _refuse_privileged_role(dbapi_connection: Any, _record: Any) -> None:
+    """SQLAlchemy ``connect`` event of PostgreSQL engines: ``check_pg_role`` on the new
+    connection (its failure fails the connect)."""
+    dbapi_connection.run_async(check_pg_role)
 
 
 def fingerprint(
@@ -346,13 +395,20 @@ class EngineCache:
         integration_dir: Path | None = None,
         data_dir: Path | None = None,
         allowed_roots: Sequence[Path] | None = None,
+        allow_privileged_roles: bool = False,
     ) -> EngineHandle:
         """The engine for ``(slug, credential_id)``, built or rebuilt as needed.
 
         Raises SqlError("config_error") when the settings cannot make an engine.
         """
         fp = fingerprint(
-            engine, connection_config, credentials, integration_dir, data_dir, list(allowed_roots or [])
+            engine,
+            connection_config,
+            credentials,
+            integration_dir,
+            data_dir,
+            list(allowed_roots or []),
+            allow_privileged_roles,
         )
         key = (slug, credential_id)
         entry = self._entries.get(key)
@@ -370,6 +426,7 @@ class EngineCache:
                 integration_dir=integration_dir,
                 data_dir=data_dir,
                 allowed_roots=allowed_roots,
+                allow_privileged_roles=allow_privileged_roles,
             )
             self._entries[key] = _Entry(fp, handle)
         if entry is not None:

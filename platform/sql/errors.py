@@ -1,12 +1,19 @@
 """Turning driver exceptions into ``SqlError``s with clean, secret-free messages.
 
-DESIGN §5 and §8: the caller sees the database's own message and one of the codes
-``sql_error``, ``timeout``, ``read_only``, ``connection_failed``; never the password
-or the connection URL (DESIGN §7).
+DESIGN §5 and §8: a failed statement answers one of the codes ``sql_error``,
+``timeout``, ``read_only``, ``connection_failed`` with Bollard's own message, the error
+class and the SQLSTATE / driver error number (``details``: ``{"sqlstate"?, "errorClass",
+"driverCode"?}``), never the driver's text: that can echo caller input (``invalid input
+syntax for type integer: "<the parameter>"``), and redacting a secret out of it marks
+which part of the input was the secret (hardening issue item 21). The driver's text goes
+to the server log, redacted (logger ``bollard.sql``). A failure to *connect* keeps the
+driver's text (``connect_error``): no caller input has been sent then. Never the
+password or the connection URL (DESIGN §7).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +34,9 @@ _MSSQL_TIMEOUT = {20003}  # pymssql/FreeTDS: query timeout
 # SQLSTATE classes / error numbers that mean the connection itself failed.
 _PG_CONNECTION_CLASSES = ("08", "28", "3D", "53", "57P")
 _MYSQL_CONNECTION = {1044, 1045, 1049, 1129, 1130, 1203, 2002, 2003, 2005, 2006, 2013, 2026}
+
+logger = logging.getLogger("bollard.sql")
+_LOGGED_CHARS = 2000  # driver text kept in one log line
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 MIN_SECRET_LENGTH = 3
@@ -140,9 +150,90 @@ def classify(exc: BaseException) -> SqlErrorCode:
     return "sql_error"
 
 
-def to_sql_error(exc: BaseException, secrets: Iterable[str], *, prefix: str = "") -> SqlError:
-    """A ``SqlError`` for ``exc`` with a redacted message (``prefix`` is prepended)."""
+def _error_class(errors: list[BaseException]) -> str:
+    """A name for the failure: PostgreSQL's condition name (``undefined_table``), the
+    MySQL/MariaDB ``ER_…`` name, SQLite's ``SQLITE_…`` name, else the driver's class."""
+    for e in errors:
+        name = getattr(e, "sqlite_errorname", None)
+        if isinstance(name, str):
+            return name
+    for e in reversed(errors):
+        if type(e).__module__.startswith("asyncpg"):
+            base = type(e).__name__.removesuffix("Error")
+            return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower() or "postgres_error"
+    errno = _errno(errors)
+    if errno is not None:
+        name = _mysql_names().get(errno)
+        if name:
+            return f"ER_{name}"
+    inner = [e for e in errors if not isinstance(e, sa_exc.SQLAlchemyError)]
+    return type(inner[-1] if inner else errors[-1]).__name__
+
+
+def _mysql_names() -> dict[int, str]:
+    global _MYSQL_NAMES
+    if _MYSQL_NAMES is None:
+        try:
+            from pymysql.constants import ER
+        except ImportError:  # pragma: no cover - pymysql comes with aiomysql
+            _MYSQL_NAMES = {}
+        else:
+            _MYSQL_NAMES = {v: k for k, v in vars(ER).items() if k.isupper() and isinstance(v, int)}
+    return _MYSQL_NAMES
+
+
+_MYSQL_NAMES: dict[int, str] | None = None
+
+_WHAT: dict[str, str] = {
+    "sql_error": "the database refused the statement",
+    "read_only": "the database refused a write in a read-only transaction",
+    "timeout": "the server cancelled the statement for its time limit",
+    "connection_failed": "the connection to the database failed while the statement ran",
+}
+
+
+def _safe_line(text: str) -> str:
+    """``text`` on one log line: control characters escaped, at most _LOGGED_CHARS."""
+    text = text[:_LOGGED_CHARS]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def to_sql_error(exc: BaseException, secrets: Iterable[str], *, target: str = "") -> SqlError:
+    """A ``SqlError`` for a statement that failed with ``exc``: Bollard's message with
+    the error class and SQLSTATE / driver code (also in ``details``), no driver text.
+    The driver's text is logged (``bollard.sql``, WARNING), redacted and on one line;
+    ``target`` names the server in that line."""
+    if isinstance(exc, SqlError):
+        return exc
+    errors = _chain(exc)
+    code = classify(exc)
+    state = _sqlstate(errors)
+    errno = _errno(errors)
+    details: dict[str, Any] = {"errorClass": _error_class(errors)}
+    ident = details["errorClass"]
+    if state is not None:
+        details["sqlstate"] = state
+        ident += f", SQLSTATE {state}"
+    if errno is not None:
+        details["driverCode"] = errno
+        ident += f", error {errno}"
+    logger.warning(
+        "SQL statement failed%s: %s (%s): %s",
+        f" on {target}" if target else "",
+        code,
+        ident,
+        _safe_line(redact(driver_message(exc), secrets)),
+    )
+    message = f"{_WHAT[code]} ({ident}); the database's own message is in the server log"
+    return SqlError(code, message, details=details)
+
+
+def connect_error(exc: BaseException, secrets: Iterable[str], target: str) -> SqlError:
+    """A ``SqlError`` for a failure to connect to ``target``: code ``connection_failed``
+    (``timeout``, ``config_error`` when the failure says so), the driver's own text
+    redacted (connecting sends no caller input)."""
     if isinstance(exc, SqlError):
         return exc
     code = classify(exc)
-    return SqlError(code, redact(prefix + driver_message(exc), secrets))
+    message = redact(f"could not connect to {target}: " + driver_message(exc), secrets)
+    return SqlError(code if code == "timeout" else "connection_failed", message)

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, text
 
 from .mysql import set_mysql_session
 from .plan import READ_KEYWORDS, Plan
-from .types import SqlResult
-from .values import column_names, json_rows
+from .types import SqlResult, TruncatedReason
+from .values import RowBudget, column_names, json_rows
 
 if TYPE_CHECKING:
     from .engines import EngineHandle
@@ -116,7 +116,7 @@ def _run_statements(
     """
     rows: list[dict[str, Any]] = []
     columns: list[str] = []
-    truncated = False
+    reason: TruncatedReason | None = None
     affected: int | None = None
     fetch = plan.cap + 1
     last = len(plan.statements) - 1
@@ -126,17 +126,17 @@ def _run_statements(
         reads = keyword in READ_KEYWORDS
         if stream and (plan.read or reads):
             # Server-side cursor: only cap + 1 rows ever leave the server's buffers.
-            c = conn.execution_options(stream_results=True, yield_per=fetch)
+            c = conn.execution_options(
+                stream_results=True, yield_per=RowBudget(plan.max_bytes).next_batch(fetch)
+            )
             result = c.execute(stmt.clause, stmt.values)
         else:
             result = conn.execute(stmt.clause, stmt.values)
         try:
             if result.returns_rows:
-                batch = result.fetchmany(fetch)
                 columns = column_names(list(result.keys()))
-                truncated = len(batch) > plan.cap
-                rows = json_rows(columns, batch[: plan.cap])
-                if truncated and discard_unread and plan.read and i == last:
+                rows, reason = _fetch_rows(result, columns, plan.cap, plan.max_bytes)
+                if reason is not None and discard_unread and plan.read and i == last:
                     conn.invalidate()  # the server aborts the query when its writes fail
                     continue
             if not plan.read and (not reads or not result.returns_rows):
@@ -149,7 +149,31 @@ def _run_statements(
     return SqlResult(
         rows=rows,
         count=len(rows),
-        truncated=truncated,
+        truncated=reason is not None,
         rows_affected=None if plan.read else affected,
         columns=columns,
+        truncated_reason=reason,
     )
+
+
+def _fetch_rows(
+    result: Any, columns: list[str], cap: int, max_bytes: int
+) -> tuple[list[dict[str, Any]], TruncatedReason | None]:
+    """At most ``cap`` rows of ``result`` within ``max_bytes`` (``values.RowBudget``),
+    fetched in batches sized by the budget, and why they stop: ``"rows"``, ``"bytes"``
+    or None. Rows past the cap + 1 are never fetched."""
+    budget = RowBudget(max_bytes)
+    rows: list[dict[str, Any]] = []
+    while True:
+        size = budget.next_batch(cap + 1 - len(rows))
+        batch = result.fetchmany(size)
+        room = cap - len(rows)
+        converted = json_rows(columns, batch[:room])
+        kept = budget.take(converted)
+        rows.extend(kept)
+        if len(kept) < len(converted):
+            return rows, "bytes"
+        if len(batch) > room:
+            return rows, "rows"
+        if len(batch) < size:
+            return rows, None

@@ -6,14 +6,16 @@ read: its sessions start with the integration's ``statement_timeout`` and
 ``READ_RESET`` rolls the transaction back and resets the session before the connection
 is handed out again; idle connections close after 5 minutes. ``pg_read`` runs one read
 on such a connection: ``BEGIN READ ONLY`` (plus ``SET LOCAL statement_timeout`` when the
-call lowers it), then per statement one Bind/Execute/Sync whose row limit of cap + 1
-stops the portal. docs/sql-runner.md says why it is built this way.
+call lowers it), then per statement a cursor whose batches stop at cap + 1 rows and at
+the byte budget (``values.RowBudget``). docs/sql-runner.md says why it is built this way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,8 +23,8 @@ from bollard.platform.errors import SqlError
 
 from .placeholders import BoundStatement
 from .plan import Plan
-from .types import SqlResult
-from .values import column_names, json_rows
+from .types import SqlResult, TruncatedReason
+from .values import RowBudget, column_names, json_rows
 
 if TYPE_CHECKING:
     from .engines import EngineHandle
@@ -30,6 +32,12 @@ if TYPE_CHECKING:
 __all__ = ["READ_RESET", "ReadPool", "pg_read", "reported_read_only"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("bollard.sql")
+
+# How long (s) a read interrupted by its deadline may take to have its query cancelled
+# on the server before the backend is terminated from another connection.
+CANCEL_WAIT_S = 5.0
 
 # Read-pool connections idle this long (seconds) are closed.
 _READ_POOL_IDLE_S = 300.0
@@ -39,8 +47,9 @@ class ReadPool:
     """The PostgreSQL read pool of one engine: at most ``max_size`` connections made
     with ``connect`` (``asyncpg.connect`` keyword arguments, read when the pool opens).
 
-    ``connect_error`` turns a failure to connect into the SqlError callers see; the
-    ``asyncpg.Pool`` itself opens on the first ``run``.
+    ``connect_error`` turns a failure to connect into the SqlError callers see; ``init``
+    runs on each new connection and may refuse it by raising (``roles.check_pg_role``);
+    the ``asyncpg.Pool`` itself opens on the first ``run``.
     """
 
     def __init__(
@@ -50,8 +59,10 @@ class ReadPool:
         max_size: int,
         target: str,
         connect_error: Callable[[BaseException], SqlError],
+        init: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self.connect = connect
+        self._init = init
         self._max_size = max_size
         self._target = target
         self._connect_error = connect_error
@@ -77,6 +88,7 @@ class ReadPool:
                     max_size=self._max_size,
                     reset=_no_reset,
                     max_inactive_connection_lifetime=_READ_POOL_IDLE_S,
+                    init=self._init,
                     **self.connect,
                 )
                 await pool  # min_size 0: opens no connection yet
@@ -89,11 +101,15 @@ class ReadPool:
         ``fn`` may leave a transaction open (``pg_read`` does). Afterwards, in the
         background once the result has been returned, ``READ_RESET`` rolls it back and
         resets the session to its state at connect; only then does the pool hand the
-        connection out again. The connection is discarded instead when ``fn`` raised
-        anything but a database error (cancelled, past its deadline, broken protocol),
-        when the reset fails, or when the server reported ``default_transaction_read_only``
-        as anything but ``on``. Raises SqlError ``connection_failed``/``timeout`` when no
-        connection can be made; exceptions from ``fn`` propagate unchanged.
+        connection out again. When ``fn`` was interrupted (cancelled, past its deadline)
+        the reset first waits for the server to acknowledge asyncpg's cancel request, so
+        the slot is free only once the backend is idle; if it is not within
+        ``CANCEL_WAIT_S`` the backend is terminated from another connection and waited
+        for (``pg_terminate_backend``). The connection is discarded when ``fn`` raised
+        anything else (a broken protocol), when the reset fails, or when the server
+        reported ``default_transaction_read_only`` as anything but ``on``. Raises
+        SqlError ``connection_failed``/``timeout`` when no connection can be made;
+        exceptions from ``fn`` propagate unchanged.
         """
         pool = self._pool or await self._open()
         try:
@@ -102,22 +118,26 @@ class ReadPool:
             raise
         except Exception as exc:
             raise self._connect_error(exc) from None
-        sound = False
+        sound = interrupted = False
         try:
             result = await fn(con)
             sound = True
             return result
         except BaseException as exc:
             sound = _is_database_error(exc)
+            # past the client deadline: asyncpg has sent the server a cancel request
+            interrupted = isinstance(exc, asyncio.CancelledError | TimeoutError)
             raise
         finally:
-            if not sound or reported_read_only(con) is False:
-                con.terminate()  # never pooled again; release only frees its slot
-                await asyncio.shield(pool.release(con))
-            else:
-                task = asyncio.get_running_loop().create_task(_reset_and_release(pool, con))
+            if (sound or interrupted) and not con.is_closed() and reported_read_only(con) is not False:
+                task = asyncio.get_running_loop().create_task(
+                    _reset_and_release(pool, con, self.connect if interrupted else None)
+                )
                 self._releases.add(task)
                 task.add_done_callback(self._releases.discard)
+            else:
+                con.terminate()  # never pooled again; release only frees its slot
+                await asyncio.shield(pool.release(con))
 
     async def quiesce(self) -> None:
         """Wait until the connections returned so far are reset and back in the pool."""
@@ -163,17 +183,42 @@ async def _no_reset(con: Any) -> None:
     """The read pool's own reset (asyncpg ``Pool(reset=...)``): ``READ_RESET`` has run."""
 
 
-async def _reset_and_release(pool: Any, con: Any) -> None:
+async def _reset_and_release(pool: Any, con: Any, interrupted: dict[str, Any] | None = None) -> None:
+    """``READ_RESET`` on ``con``, then back to ``pool``. ``interrupted``: the pool's
+    connect arguments when the read was interrupted: the reset then waits at most
+    ``CANCEL_WAIT_S`` for the cancelled query, after which the backend is terminated
+    (and waited for) before the slot is freed."""
+    pid = con.get_server_pid()
     try:
-        await con.execute(READ_RESET)
+        await con.execute(READ_RESET, timeout=CANCEL_WAIT_S if interrupted is not None else None)
     except asyncio.CancelledError:
         con.terminate()  # never pooled again
         raise
     except Exception:  # noqa: BLE001 - a connection that cannot be reset is dropped
         con.terminate()
+        if interrupted is not None:
+            await _terminate_backend(interrupted, pid)
     finally:
         with contextlib.suppress(Exception):
             await pool.release(con)
+
+
+async def _terminate_backend(connect: dict[str, Any], pid: int) -> None:
+    """Terminate backend ``pid`` from a new connection and wait (up to
+    ``CANCEL_WAIT_S``) until it is gone (PostgreSQL 14+ ``pg_terminate_backend(pid,
+    timeout)``; a role may terminate its own sessions)."""
+    import asyncpg
+
+    try:
+        async with asyncio.timeout(2 * CANCEL_WAIT_S):
+            settings = {"application_name": "bollard-cancel"}
+            ctl = await asyncpg.connect(**{**connect, "server_settings": settings})
+            try:
+                await ctl.execute("SELECT pg_terminate_backend($1, $2)", pid, int(CANCEL_WAIT_S * 1000))
+            finally:
+                await ctl.close()
+    except Exception as exc:  # noqa: BLE001 - best effort; the socket is closed already
+        logger.warning("could not terminate the timed-out backend %s: %s", pid, type(exc).__name__)
 
 
 def reported_read_only(con: Any) -> bool | None:
@@ -203,63 +248,76 @@ def _pg_compiled(handle: EngineHandle, stmt: BoundStatement) -> tuple[str, list[
     return sql, [stmt.values[n] for n in names]
 
 
-def _capped_fetch_available() -> bool:
-    """Whether asyncpg has the (private) ``Connection._execute(query, args, limit,
-    timeout)`` and ``_get_statement`` that ``_pg_fetch`` uses (asyncpg 0.29–0.32; its own
-    ``fetchrow`` is ``_execute(..., 1, ...)``). Without them reads fall back to a
-    cursor, which costs a round trip more for an empty result."""
-    import inspect
+def _adaptive_batches_available() -> bool:
+    """Whether asyncpg's cursor iterator keeps its batch size in the (private)
+    ``_prefetch`` slot, which ``_pg_fetch`` changes between round trips (asyncpg
+    0.29–0.32). Without it every batch is ``FIRST_BATCH_ROWS`` rows."""
+    from asyncpg.cursor import CursorIterator
 
-    import asyncpg
-
-    execute = getattr(asyncpg.Connection, "_execute", None)
-    get_statement = getattr(asyncpg.Connection, "_get_statement", None)
-    if execute is None or get_statement is None:
-        return False
-    try:
-        names = list(inspect.signature(execute).parameters)[1:5]
-    except (TypeError, ValueError):
-        return False
-    return names == ["query", "args", "limit", "timeout"]
+    return "_prefetch" in getattr(CursorIterator, "__slots__", ())
 
 
-_CAPPED_FETCH = _capped_fetch_available()
+_ADAPTIVE_BATCHES = _adaptive_batches_available()
 
 
-async def _pg_fetch(con: Any, sql: str, args: list[Any], limit: int) -> tuple[list[Any], list[str] | None]:
-    """Run one statement and return at most ``limit`` rows and its column names (None
-    when it returns no result set).
+async def _pg_fetch(
+    con: Any, sql: str, args: list[Any], cap: int, max_bytes: int
+) -> tuple[list[dict[str, Any]], list[str] | None, TruncatedReason | None]:
+    """Run one statement and return its rows (at most ``cap``, JSON-friendly, within
+    ``max_bytes``), its column names (None when it returns no result set) and why it
+    was cut: ``"rows"``, ``"bytes"`` or None.
 
-    One Bind/Execute/Sync round trip with Execute's row limit: the portal stops after
-    ``limit`` rows, so the server computes no row past them (asyncpg prepares the
-    statement once per connection and caches it).
+    A cursor in the read's transaction: the first round trip is Bind/Execute of at most
+    ``FIRST_BATCH_ROWS`` rows (fewer when the cap is lower), each later one an Execute
+    of as many rows as the byte budget has room for, judged by the rows so far; rows
+    are converted and counted batch by batch, so neither rows past the cap nor a batch
+    much past the budget is ever fetched (asyncpg caches the prepared statement).
     """
-    if _CAPPED_FETCH:
-        records = await con._execute(sql, args, limit, None)
-        if records:
-            return records, list(records[0].keys())
-        state = await con._get_statement(sql, None)  # cached by _execute just now
-        attrs = state._get_attributes()
-    else:
-        records = []
-        async for record in con.cursor(sql, *args, prefetch=limit):
-            records.append(record)
-            if len(records) >= limit:
-                break
-        if records:
-            return records, list(records[0].keys())
-        attrs = (await con.prepare(sql)).get_attributes()
-    return records, [a.name for a in attrs] if attrs else None
+    budget = RowBudget(max_bytes)
+    size = budget.next_batch(cap + 1)
+    it = con.cursor(sql, *args, prefetch=size).__aiter__()
+    rows: list[dict[str, Any]] = []
+    columns: list[str] | None = None
+    while True:
+        batch: list[Any] = []
+        done = False
+        try:
+            while len(batch) < size:
+                batch.append(await it.__anext__())
+        except StopAsyncIteration:
+            done = True
+        if batch and columns is None:
+            columns = column_names(list(batch[0].keys()))
+        if columns is not None:
+            room = cap - len(rows)
+            converted = json_rows(columns, batch[:room])
+            kept = budget.take(converted)
+            rows.extend(kept)
+            if len(kept) < len(converted):
+                return rows, columns, "bytes"
+            if len(batch) > room:
+                return rows, columns, "rows"
+        if done:
+            break
+        size = budget.next_batch(cap + 1 - len(rows))
+        if _ADAPTIVE_BATCHES:
+            it._prefetch = size
+    if columns is None:
+        state = getattr(it, "_state", None)
+        attrs = state._get_attributes() if state is not None else (await con.prepare(sql)).get_attributes()
+        columns = column_names([a.name for a in attrs]) if attrs else None
+    return rows, columns, None
 
 
 async def pg_read(con: Any, handle: EngineHandle, plan: Plan) -> SqlResult:
     """A read on PostgreSQL on ``con``, a connection of the handle's ``ReadPool``.
 
     ``BEGIN READ ONLY`` (with ``SET LOCAL statement_timeout`` in the same round trip
-    when the call's timeout differs from the pool's), then each statement in one round
-    trip of at most cap + 1 rows. The transaction is left open: ``ReadPool.run`` rolls
-    it back together with the session reset before the connection is used again
-    (docs/sql-runner.md). The statement text and its typed binds are SQLAlchemy's own
+    when the call's timeout differs from the pool's), then each statement through
+    ``_pg_fetch`` (at most cap + 1 rows, within the byte budget; each statement after
+    the first gets what is left of the timeout). The transaction is left open:
+    ``ReadPool.run`` rolls it back together with the session reset before the
+    connection is used again (docs/sql-runner.md). The statement text and its typed binds are SQLAlchemy's own
     compilation.
     """
     from asyncpg.exceptions import InvalidCachedStatementError
@@ -273,26 +331,32 @@ async def pg_read(con: Any, handle: EngineHandle, plan: Plan) -> SqlResult:
         # A schema change invalidated a statement asyncpg had prepared (it has dropped
         # its cache); the read changed nothing, so run it once more, re-prepared.
         await con.execute("ROLLBACK")
+        await con.reload_schema_state()  # a cursor's failure leaves asyncpg's cache as it was
         return await _pg_read_statements(con, handle, plan, begin)
 
 
 async def _pg_read_statements(con: Any, handle: EngineHandle, plan: Plan, begin: str) -> SqlResult:
+    started = time.monotonic()
     await con.execute(begin)
-    rows: list[Any] = []
+    rows: list[dict[str, Any]] = []
     columns: list[str] = []
-    truncated = False
-    for stmt in plan.statements:
+    reason: TruncatedReason | None = None
+    for i, stmt in enumerate(plan.statements):
+        if i:
+            # A statement may have switched the timeout off (`set_config('statement_timeout',
+            # '0', true)`): each later one gets what is left of the call's own.
+            left = max(1, plan.timeout_ms - int((time.monotonic() - started) * 1000))
+            await con.execute(f"SET LOCAL statement_timeout = {left}")
         sql, args = _pg_compiled(handle, stmt)
-        batch, names = await _pg_fetch(con, sql, args, plan.cap + 1)
+        batch, names, cut = await _pg_fetch(con, sql, args, plan.cap, plan.max_bytes)
         if names is None:
             continue  # no result set (a statement that returns nothing)
-        columns = column_names(names)
-        truncated = len(batch) > plan.cap
-        rows = batch[: plan.cap] if truncated else batch
+        rows, columns, reason = batch, names, cut
     return SqlResult(
-        rows=json_rows(columns, rows),
+        rows=rows,
         count=len(rows),
-        truncated=truncated,
+        truncated=reason is not None,
         rows_affected=None,
         columns=columns,
+        truncated_reason=reason,
     )

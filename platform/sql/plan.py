@@ -71,6 +71,9 @@ _READ_FORBIDDEN = frozenset(
         "DETACH",
         "VACUUM",
         "CHECKPOINT",
+        # PostgreSQL COPY: `COPY … TO '/file'` / `TO PROGRAM` run in a read-only
+        # transaction (hardening issue item 13); a read returns rows, never a copy stream
+        "COPY",
         # MySQL/MariaDB: a statement starting with an executable comment, whose text the
         # server may run (`/*!SET @@session.tx_read_only = 0, @x = */ (SELECT 1)`)
         "/*!",
@@ -83,13 +86,15 @@ _SQLITE_FORBIDDEN = frozenset({"ATTACH", "DETACH", "VACUUM"})
 @dataclass(frozen=True)
 class Plan:
     """What one call runs: the bound statements (one T-SQL batch on SQL Server), their
-    leading keywords, whether it is a read, the row cap (rows) and the server timeout (ms)."""
+    leading keywords, whether it is a read, the row cap (rows), the server timeout (ms)
+    and the result's byte budget (bytes of converted values, ``values.RowBudget``)."""
 
     statements: list[BoundStatement]
     keywords: tuple[str, ...]
     read: bool
     cap: int
     timeout_ms: int
+    max_bytes: int = 5 * 1024 * 1024
 
 
 _SchemaKey = tuple[tuple[str, Any, Any], ...]
@@ -125,7 +130,7 @@ def _compile(query: str, engine: str, schema: Mapping[str, Any] | None) -> Compi
 def check_statements(engine: str, keywords: Sequence[str], *, read: bool) -> None:
     """Refuse statements by their leading keyword before anything runs.
 
-    Reads may not control transactions or session modes (all engines), nor, on SQL
+    Reads may not control transactions or session modes, nor COPY (all engines), nor, on SQL
     Server, which has no read-only transaction, start with a data-changing keyword.
     SQLite may not ATTACH/DETACH/VACUUM (files outside the allowed folders). A T-SQL
     batch is only checked at its ``;`` boundaries: keep SQL Server credentials to the
@@ -158,6 +163,7 @@ def build_plan(
     read: bool,
     cap: int,
     timeout_ms: int,
+    max_bytes: int = 5 * 1024 * 1024,
 ) -> Plan:
     """Compile ``query`` for ``engine``, bind ``params`` (omitted ones as typed NULLs) and
     check the statements (``check_statements``).
@@ -177,4 +183,4 @@ def build_plan(
     if not statements or not compiled.statement_keywords:
         raise SqlError("config_error", "the query has no SQL statement")
     check_statements(engine, compiled.statement_keywords, read=read)
-    return Plan(statements, keywords, read, cap, timeout_ms)
+    return Plan(statements, keywords, read, cap, timeout_ms, max_bytes)

@@ -28,8 +28,10 @@ from .execute import execute_plan
 from .pg_reads import pg_read
 from .plan import build_plan
 from .types import SqlResult
+from .values import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = [
+    "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_MAX_RESULT_ROWS",
     "client_deadline_ms",
     "run_sql",
@@ -65,19 +67,23 @@ async def run_sql(
     security: Mapping[str, Any] | None,
     read_only_connection: bool,
     max_rows_ceiling: int | None = None,
+    max_bytes_ceiling: int | None = None,
 ) -> SqlResult:
     """Run one SQL operation and return its capped, JSON-friendly result.
 
     ``operation_type``: ``"read"`` or ``"write"``. ``schema``: the operation's
     parameters JSON Schema (types the binds). ``params``: validated caller values
     (omitted ones bind as typed NULLs). ``security``: ``{maxResultRows (rows, default
-    1000), queryTimeoutMs (ms, default 30000)}``; ``max_rows_ceiling`` (rows) is the
-    operator's ceiling on maxResultRows. ``read_only_connection``: the manifest's
-    ``sqlConnectionConfig.readOnly``.
+    1000), maxResultBytes (bytes, default 5 MiB), queryTimeoutMs (ms, default 30000)}``;
+    ``max_rows_ceiling`` (rows) and ``max_bytes_ceiling`` (bytes) are the operator's
+    ceilings. ``read_only_connection``: the manifest's ``sqlConnectionConfig.readOnly``.
+    A result cut by the row cap or the byte budget says ``truncated`` with
+    ``truncated_reason`` ``"rows"``/``"bytes"``.
 
     Raises SqlError with code ``read_only``, ``timeout``, ``sql_error``,
-    ``connection_failed``, ``invalid_params`` or ``config_error``; messages are the
-    database's own, without the password or connection URL (DESIGN §5, §8).
+    ``connection_failed``, ``invalid_params`` or ``config_error``; a failed statement's
+    message is Bollard's, with the error class and SQLSTATE/driver code, never the
+    driver's text (errors.py; DESIGN §5, §8).
     """
     if operation_type not in ("read", "write"):
         raise SqlError("config_error", f"operationType must be read or write, not {operation_type!r}")
@@ -91,10 +97,15 @@ async def run_sql(
     cap = _limit(sec.get("maxResultRows"), DEFAULT_MAX_RESULT_ROWS, "maxResultRows")
     if max_rows_ceiling is not None:
         cap = min(cap, max_rows_ceiling)
+    max_bytes = _limit(sec.get("maxResultBytes"), DEFAULT_MAX_RESULT_BYTES, "maxResultBytes")
+    if max_bytes_ceiling is not None:
+        max_bytes = min(max_bytes, max_bytes_ceiling)
     timeout_ms = _limit(sec.get("queryTimeoutMs"), DEFAULT_QUERY_TIMEOUT_MS, "queryTimeoutMs")
 
     engine = engine_handle.engine
-    plan = build_plan(engine, query, schema, params, read=read, cap=cap, timeout_ms=timeout_ms)
+    plan = build_plan(
+        engine, query, schema, params, read=read, cap=cap, timeout_ms=timeout_ms, max_bytes=max_bytes
+    )
     if read and engine == "postgres":
         return await _run_with_deadline(
             engine_handle,
@@ -150,11 +161,18 @@ async def _run_with_deadline(
             "timeout", f"the query did not finish within {timeout_ms} ms and was cancelled"
         ) from None
     except Exception as exc:
-        err = to_sql_error(exc, handle.secrets)
-        if err.code == "timeout":
+        err = to_sql_error(exc, handle.secrets, target=handle.target)
+        if err.code == "timeout" and isinstance(err.details, dict):
+            d = err.details
+            ident = str(d.get("errorClass"))
+            if d.get("sqlstate"):
+                ident += f", SQLSTATE {d['sqlstate']}"
+            if d.get("driverCode") is not None:
+                ident += f", error {d['driverCode']}"
             err = SqlError(
                 "timeout",
-                f"the query did not finish within {timeout_ms} ms and was cancelled ({err.message})",
+                f"the query did not finish within {timeout_ms} ms and the server cancelled it ({ident})",
+                details=d,
             )
         raise err from None
 
@@ -164,9 +182,11 @@ async def check_sql_connection(
 ) -> list[dict[str, Any]]:
     """Connect and run ``SELECT 1`` within ``timeout_ms`` (ms).
 
-    Returns the steps tried, in order: ``[{"name": "connect" | "query", "ok": bool,
-    "durationMs": int, "message": str}]``; a failed connect ends the list. Never raises
-    for connection problems; messages carry no password.
+    Returns the steps tried, in order: ``[{"name": "connect" | "query" | "role", "ok":
+    bool, "durationMs": int, "message": str}]``; a failed connect ends the list. On
+    PostgreSQL without ``allow_privileged_roles`` the ``role`` step says whether the
+    connection's role was refused as privileged (roles.py; then no query runs). Never
+    raises for connection problems; messages carry no password.
     """
     steps: list[dict[str, Any]] = []
     started = time_mod.monotonic()
@@ -192,6 +212,20 @@ async def check_sql_connection(
         error = to_sql_error(exc, engine_handle.secrets)
     now = time_mod.monotonic()
     connected = marks.get("connected")
+    if (
+        error is not None
+        and isinstance(error.details, dict)
+        and error.details.get("reason") == "privileged_role"
+    ):
+        return [
+            {
+                "name": "connect",
+                "ok": True,
+                "durationMs": ms(started, now),
+                "message": f"connected to {engine_handle.target}",
+            },
+            {"name": "role", "ok": False, "durationMs": 0, "message": error.message},
+        ]
     if connected is None:
         steps.append(
             {
@@ -221,6 +255,15 @@ async def check_sql_connection(
             else (error.message if error else "SELECT 1 failed"),
         }
     )
+    if engine_handle.engine == "postgres" and not engine_handle.allow_privileged_roles and queried:
+        steps.append(
+            {
+                "name": "role",
+                "ok": True,
+                "durationMs": 0,
+                "message": "the role is no superuser and holds no server-file, program or signal role",
+            }
+        )
     return steps
 
 

@@ -39,6 +39,7 @@ class SqlService:
             "integration_dir": version.path.resolve(),
             "data_dir": data_dir,
             "allowed_roots": [version.path.resolve(), data_dir],
+            "allow_privileged_roles": self.settings.sql_allow_privileged_roles,
         }
 
     async def handle(

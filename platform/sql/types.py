@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Why a result stopped early: the row cap or the byte budget (DESIGN §5).
+TruncatedReason = Literal["rows", "bytes"]
+
 SqlErrorCode = Literal[
     "sql_error", "timeout", "read_only", "connection_failed", "invalid_params", "config_error"
 ]
@@ -16,7 +19,8 @@ class SqlResult:
 
     ``rows``: at most the row cap, each a dict keyed by column name (in ``columns``
     order). ``count``: ``len(rows)``. ``truncated``: the statement had more rows than the
-    cap (they were never fetched). ``rows_affected``: for write operations, the rows the
+    cap (``truncated_reason`` ``"rows"``) or than the byte budget (``"bytes"``); the rest
+    were never fetched or converted. ``rows_affected``: for write operations, the rows the
     data-changing statements touched (None for reads, or when the driver cannot tell).
     """
 
@@ -25,3 +29,4 @@ class SqlResult:
     truncated: bool = False
     rows_affected: int | None = None
     columns: list[str] = field(default_factory=list)
+    truncated_reason: TruncatedReason | None = None

@@ -5,11 +5,15 @@ Dates, times and date-times become ISO 8601 strings, intervals/``TIME`` duration
 becomes an int when it has no fraction digits, a float when it converts without changing
 its digits (``12.50`` → ``12.5``), otherwise its exact string; non-finite numbers become
 ``"NaN"``/``"Infinity"``/``"-Infinity"``.
+
+``RowBudget`` is the result's byte budget (DESIGN §5): rows are counted as they are
+converted, and the rows past the budget are dropped (``truncatedReason: "bytes"``).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,7 +22,19 @@ from decimal import Decimal
 from itertools import repeat
 from typing import Any
 
-__all__ = ["column_names", "json_rows", "to_json_value"]
+__all__ = [
+    "DEFAULT_MAX_RESULT_BYTES",
+    "FIRST_BATCH_ROWS",
+    "RowBudget",
+    "column_names",
+    "json_rows",
+    "to_json_value",
+]
+
+DEFAULT_MAX_RESULT_BYTES = 5 * 1024 * 1024  # bytes (DESIGN §5)
+# Rows fetched in a statement's first round trip: bounds the memory a result of huge
+# rows can take before its row sizes are known; later batches fit the byte budget.
+FIRST_BATCH_ROWS = 32
 
 _PLAIN = (str, int, bool, type(None))
 
@@ -132,3 +148,49 @@ def json_rows(columns: list[str], batch: Sequence[Any]) -> list[dict[str, Any]]:
     # zip called through map: every row has one value per column, and a keyword
     # argument (strict=) per row would cost a sixth of the conversion
     return list(map(dict, map(zip, repeat(columns), zip(*cols, strict=True))))
+
+
+def _value_bytes(value: Any) -> int:
+    """About the bytes ``value`` takes in the JSON answer (UTF-8)."""
+    if isinstance(value, str):
+        return 2 + (len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass")))
+    if value is None or isinstance(value, bool | int | float):
+        return 8 if not isinstance(value, int) or -(10**7) < value < 10**7 else len(str(value))
+    return len(json.dumps(value, default=str))
+
+
+class RowBudget:
+    """The byte budget of one statement's result (``max_bytes``, bytes of JSON-friendly
+    values and their column names).
+
+    ``take(rows)`` keeps the leading rows that fit and sets ``exhausted`` when one did
+    not; ``next_batch(wanted)`` is how many rows to fetch next so that a batch of rows
+    like those seen so far fits what is left (at least 1, at most ``wanted``).
+    """
+
+    __slots__ = ("exhausted", "left", "rows", "used")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.left = max_bytes
+        self.used = 0
+        self.rows = 0
+        self.exhausted = False
+
+    def take(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, row in enumerate(rows):
+            size = 2 + sum(len(k) + 4 + _value_bytes(v) for k, v in row.items())
+            if size > self.left:
+                self.exhausted = True
+                return rows[:i]
+            self.left -= size
+            self.used += size
+            self.rows += 1
+        return rows
+
+    def next_batch(self, wanted: int) -> int:
+        if wanted <= 0:
+            return 1
+        if not self.rows:
+            return min(wanted, FIRST_BATCH_ROWS)
+        average = max(1, self.used // self.rows)
+        return max(1, min(wanted, self.left // average + 1))

@@ -100,6 +100,7 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[tuple[h
         secret_key="k",
         reload=False,
         allow_private_egress=True,
+        sql_allow_privileged_roles=True,  # the test user postgres is a superuser
     )
     async with app_client(settings) as (c, rt):
         yield c, rt

@@ -96,6 +96,7 @@ async def test_expired_approval_cannot_be_approved(integrations_dir: Path, data_
             secret_key="k",
             reload=False,
             approval_ttl_s=1,
+            sql_allow_privileged_roles=True,  # the test user postgres is a superuser
         )
     )
     app = create_app(runtime=rt)
@@ -136,7 +137,12 @@ async def state_db() -> AsyncIterator[str]:
 async def test_two_replicas_share_one_state_database(tmp_path: Path, state_db: str, pg) -> None:
     integrations = tmp_path / "integrations"
     write_integration(integrations, "side", manifest=side_effect_manifest(), connector=None)
-    env = {"BOLLARD_DATABASE_URL": state_db, "BOLLARD_SECRET_KEY": "shared-key", "BOLLARD_RELOAD": "false"}
+    env = {
+        "BOLLARD_DATABASE_URL": state_db,
+        "BOLLARD_SECRET_KEY": "shared-key",
+        "BOLLARD_RELOAD": "false",
+        "BOLLARD_SQL_ALLOW_PRIVILEGED_ROLES": "1",
+    }
     token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
     a = BollardServer(integrations, tmp_path / "a", env)
     b = BollardServer(integrations, tmp_path / "b", env)
@@ -169,7 +175,12 @@ async def test_killed_while_executing_is_failed_not_rerun(tmp_path: Path, state_
     write_integration(
         integrations, "side", manifest=side_effect_manifest("; SELECT pg_sleep(20)"), connector=None
     )
-    env = {"BOLLARD_DATABASE_URL": state_db, "BOLLARD_SECRET_KEY": "shared-key", "BOLLARD_RELOAD": "false"}
+    env = {
+        "BOLLARD_DATABASE_URL": state_db,
+        "BOLLARD_SECRET_KEY": "shared-key",
+        "BOLLARD_RELOAD": "false",
+        "BOLLARD_SQL_ALLOW_PRIVILEGED_ROLES": "1",
+    }
     token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
     h = {"Authorization": f"Bearer {token}"}
     a = BollardServer(integrations, tmp_path / "a", env)

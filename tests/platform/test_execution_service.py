@@ -147,7 +147,7 @@ def test_one_limit_rule_for_rest_and_sql(tmp_path: Path) -> None:
 
     settings = Settings(
         integrations_dir=tmp_path, data_dir=tmp_path, max_wall_time_ms=20_000, max_query_timeout_ms=4_000,
-        max_result_rows=10,
+        max_result_rows=10, max_result_bytes=1_000_000,
     )  # fmt: skip
     resolver = LimitResolver(settings)
     rest = load_folder(
@@ -174,7 +174,12 @@ def test_one_limit_rule_for_rest_and_sql(tmp_path: Path) -> None:
             },
         )
     )
-    assert resolver.sql_security(sql, None) == {"maxResultRows": 10, "queryTimeoutMs": 4_000}
+    # the SQL byte budget (default 5 MiB) is capped by BOLLARD_MAX_RESULT_BYTES
+    assert resolver.sql_security(sql, None) == {
+        "maxResultRows": 10,
+        "maxResultBytes": 1_000_000,
+        "queryTimeoutMs": 4_000,
+    }
     assert resolver.sql_security(sql, 1_000)["queryTimeoutMs"] == 1_000
     with pytest.raises(ExecutionError) as bad:
         resolver.sql_security(sql, -1)

@@ -114,7 +114,7 @@ async def test_the_server_enforces_the_timeout(pg: Db, own_timeout: bool) -> Non
     with pytest.raises(SqlError) as err:
         await read(h, "SELECT pg_sleep(5)", security={"queryTimeoutMs": 300})
     assert err.value.code == "timeout"
-    assert "statement timeout" in err.value.message  # the server's, not the client's
+    assert "SQLSTATE 57014" in err.value.message  # the server's, not the client's
 
 
 async def test_a_schema_change_does_not_fail_the_next_read(pg: Db) -> None:
@@ -264,11 +264,11 @@ async def test_session_locks_of_a_read_are_released(pg: Db, admin: asyncpg.Conne
     await admin.execute("SELECT pg_advisory_unlock_all()")
 
 
-async def test_reads_without_asyncpg_capped_execute(pg: Db, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the cursor fallback for an asyncpg without Connection._execute(…, limit, …)
+async def test_reads_without_adaptive_batches(pg: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    # fixed batches for an asyncpg whose cursor iterator has no _prefetch slot
     from bollard.platform.sql import pg_reads
 
-    monkeypatch.setattr(pg_reads, "_CAPPED_FETCH", False)
+    monkeypatch.setattr(pg_reads, "_ADAPTIVE_BATCHES", False)
     await make_reservations(pg)
     h = pg.handle({"maxConnectionPoolSize": 1})
     r = await read(h, "SELECT i FROM generate_series(1, 100) i", security={"maxResultRows": 3})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -369,12 +370,31 @@ async def test_invalid_parameter_value(db: Db) -> None:
     assert err.value.code == "invalid_params"
 
 
-async def test_sql_errors_carry_the_database_message(db: Db) -> None:
-    with pytest.raises(SqlError) as err:
+async def test_sql_errors_carry_the_error_class_and_log_the_database_message(
+    db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the caller gets Bollard's message with the class and code; the driver's text,
+    # which can echo caller input, goes to the server log (hardening issue item 21)
+    with caplog.at_level(logging.WARNING, logger="bollard.sql"), pytest.raises(SqlError) as err:
         await read(db.handle(), f"SELECT * FROM {db.table}_missing")
-    assert err.value.code == "sql_error"
-    assert f"{db.table}_missing" in err.value.message
-    assert "sqlalche.me" not in err.value.message
+    e = err.value
+    assert e.code == "sql_error"
+    assert (
+        e.details["errorClass"]
+        == {
+            "postgres": "undefined_table",
+            "mysql": "ER_NO_SUCH_TABLE",
+            "sqlite": "SQLITE_ERROR",
+        }[db.engine]
+    )
+    assert e.details["errorClass"] in e.message
+    if db.engine != "sqlite":
+        assert e.details["sqlstate"] in ("42P01", "42S02") and e.details["sqlstate"] in e.message
+    if db.engine == "mysql":
+        assert e.details["driverCode"] == 1146
+    assert f"{db.table}_missing" not in e.message and "sqlalche.me" not in e.message
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "bollard.sql")
+    assert f"{db.table}_missing" in logged and "sqlalche.me" not in logged
 
 
 @pytest.mark.parametrize(
@@ -424,9 +444,10 @@ async def test_client_deadline_on_the_postgres_read_path(tmp_path: Path) -> None
             await _run_with_deadline(h, _pg_sleep_raw, timeout_ms=200, deadline_ms=200, pg_read=True)
         assert err.value.code == "timeout"
         r = await read(h, "SELECT current_setting('statement_timeout') AS t, pg_backend_pid() AS pid")
-        # a fresh connection: the cancelled one (statement_timeout 0) was discarded
+        # the same connection: its query was cancelled on the server and the session
+        # (statement_timeout 0) reset before it served again
         assert r.rows[0]["t"] == "30s"
-        assert r.rows[0]["pid"] != before
+        assert r.rows[0]["pid"] == before
 
 
 async def test_empty_results_still_name_their_columns(db: Db) -> None:

@@ -105,8 +105,12 @@ class Db:
             return {"database": str(self.sqlite_file)}
         return credentials_from_url(SERVER_ENGINES[self.engine])
 
-    def handle(self, security: dict[str, Any] | None = None, **config: Any) -> EngineHandle:
-        """A runner engine for this database (disposed after the test)."""
+    def handle(
+        self, security: dict[str, Any] | None = None, *, allow_privileged_roles: bool = True, **config: Any
+    ) -> EngineHandle:
+        """A runner engine for this database (disposed after the test). The test servers'
+        users are superusers: the engine allows privileged roles unless told otherwise
+        (``BOLLARD_SQL_ALLOW_PRIVILEGED_ROLES``, DESIGN §5)."""
         cfg = {"engine": self.engine, "security": security or {}, **config}
         h = build_engine(
             self.engine,
@@ -115,6 +119,7 @@ class Db:
             slug="tests",
             integration_dir=self.tmp,
             data_dir=self.tmp,
+            allow_privileged_roles=allow_privileged_roles,
         )
         self.handles.append(h)
         return h
