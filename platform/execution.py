@@ -28,7 +28,7 @@ from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
 from bollard.platform.ratelimit import Limiter
-from bollard.platform.redact import redact, redact_text, secret_values
+from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
 from bollard.platform.retry import MAX_RETRIES, backoff, retry_after, with_retries
 
 if TYPE_CHECKING:
@@ -187,7 +187,9 @@ class ExecutionService:
         except BollardError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
-            log.exception("unexpected error in %s.%s", inv.slug, inv.operation)
+            log.exception(
+                "unexpected error in %s.%s", escape_controls(inv.slug), escape_controls(inv.operation)
+            )
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__}); see the server log")
             return self._fail(inv, version, started, t0, err, secrets)
 
@@ -469,9 +471,10 @@ class ExecutionService:
 
 
 def connector_log(slug: str, operation: str, lines: list[str], secrets: list[str]) -> None:
-    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted, and keep
-    them for the call's execution record."""
-    kept = [redact_text(line[:2000], secrets) for line in lines[:200]]
+    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted and with
+    control characters escaped (one line stays one line, DESIGN §4.6), and keep them so
+    for the call's execution record."""
+    kept = [escape_controls(redact_text(line[:2000], secrets)) for line in lines[:200]]
     for line in kept:
         connector_logger.info("%s.%s: %s", slug, operation, line)
     add_connector_lines(kept)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -152,22 +153,35 @@ def dumps(value: Any) -> str:
 # --- framing --------------------------------------------------------------------------
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8(text: str) -> bytes:
+    """UTF-8 bytes of ``text``; a lone surrogate (which UTF-8 cannot carry, e.g. from
+    ``ctx.log("\\ud800")``) becomes U+FFFD, so any ``str`` survives a frame (hardening
+    issue item 10)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
 def encode_frame(message: dict[str, Any], body: bytes = b"") -> bytes:
     """One frame: the header, the message as UTF-8 JSON, then ``body``."""
-    payload = dumps(message).encode("utf-8")
+    payload = utf8(dumps(message))
     return HEADER.pack(len(payload), len(body)) + payload + body
 
 
 def frame_head(message: dict[str, Any], body_size: int) -> bytes:
     """The header and JSON part of a frame whose body of ``body_size`` bytes the caller
     writes after it (one ``writev``), so a big body is never copied into the frame."""
-    payload = dumps(message).encode("utf-8")
+    payload = utf8(dumps(message))
     return HEADER.pack(len(payload), body_size) + payload
 
 
 def encode_raw_frame(payload_text: str) -> bytes:
     """A body-less frame around JSON text the caller already built (avoids encoding twice)."""
-    payload = payload_text.encode("utf-8")
+    payload = utf8(payload_text)
     return HEADER.pack(len(payload), 0) + payload
 
 
