@@ -29,6 +29,7 @@ from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
 from bollard.platform.ratelimit import Limiter
 from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
+from bollard.platform.result_json import redact_envelope
 from bollard.platform.retry import MAX_RETRIES, backoff, retry_after, with_retries
 
 if TYPE_CHECKING:
@@ -171,7 +172,8 @@ class ExecutionService:
             params = validate_params(op, inv.params)
             retries = self._check_retries(op, inv.retries)
             if inv.use_mock:
-                return self._finish(inv, version, started, t0, self._mock(version, op), params, secrets)
+                mock = self._mock(version, op)
+                return await self._finish(inv, version, started, t0, mock, params, secrets)
             if op.needs_approval and not approved:
                 pending = await self.runtime.approvals.request(self, inv, version, op, params)
                 self.runtime.execution_log.record(
@@ -183,7 +185,7 @@ class ExecutionService:
             secrets = secret_values(values)
             call = Call(version, op, params, values, inv.credential_id, inv.timeout_ms, retries)
             body = await self.run(call) if approved else await self._run_limited(call)
-            return self._finish(inv, version, started, t0, body, params, secrets)
+            return await self._finish(inv, version, started, t0, body, params, secrets)
         except BollardError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
@@ -208,7 +210,7 @@ class ExecutionService:
             )
         return retries
 
-    def _finish(
+    async def _finish(
         self,
         inv: Invocation,
         version: IntegrationVersion,
@@ -219,13 +221,13 @@ class ExecutionService:
         secrets: list[str],
     ) -> Outcome:
         duration = time.perf_counter() - t0
-        body = redact(body, secrets)
         body["durationMs"] = round(duration * 1000, 2)
+        body, text = await redact_envelope(body, secrets)  # a big one off the loop (DESIGN §4.6)
         self.runtime.execution_log.record(
             inv, version, started, duration, redact(params, secrets), "succeeded", mock=inv.use_mock,
             approval_id=inv.approval_id,
         )  # fmt: skip
-        return Outcome(200, body)
+        return Outcome(200, body, text=text)
 
     def _record_failure(
         self,

@@ -32,6 +32,7 @@ Messages (``type`` field; "+ body" marks the body part):
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 import re
 import struct
@@ -206,17 +207,24 @@ def _refuse_constant(text: str) -> NoReturn:
 
 
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+# The same rules in pure Python: C's decoder holds the GIL for a whole payload (0.25 s for
+# 5 MB of ``{}``), so a thread running it still stalls the event loop; this one lets the
+# interpreter switch threads every few milliseconds (hardening issue item 3).
+_YIELDING_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+_YIELDING_DECODER.scan_once = json.scanner.py_make_scanner(_YIELDING_DECODER)  # type: ignore[attr-defined]
 
 
-def decode_payload(payload: bytes) -> dict[str, Any]:
+def decode_payload(payload: bytes, *, yielding: bool = False) -> dict[str, Any]:
     """Parse a frame payload into a message dict with a ``str`` ``type``.
 
     Strict JSON: NaN/Infinity, non-finite numbers, invalid UTF-8, integers beyond
     Python's digit limit and nesting beyond the parser's recursion limit all raise
-    ``ProtocolError``.
+    ``ProtocolError``. ``yielding=True`` parses in pure Python (several times slower, but
+    other threads run meanwhile): for a big payload parsed in a worker thread.
     """
+    decoder = _YIELDING_DECODER if yielding else _DECODER
     try:
-        message = _DECODER.decode(payload.decode("utf-8"))
+        message = decoder.decode(payload.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"invalid JSON message: {type(exc).__name__}") from None
     if type(message) is not dict or type(message.get("type")) is not str:
