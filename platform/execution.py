@@ -28,7 +28,8 @@ from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
 from bollard.platform.ratelimit import Limiter
-from bollard.platform.redact import redact, redact_text, secret_values
+from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
+from bollard.platform.result_json import redact_envelope
 from bollard.platform.retry import MAX_RETRIES, backoff, retry_after, with_retries
 
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ class ExecutionService:
             params = validate_params(op, inv.params, max_depth=s.max_param_depth, max_bytes=s.max_param_bytes)
             retries = self._check_retries(op, inv.retries)
             if inv.use_mock:
-                return self._finish(inv, version, started, t0, self._mock(version, op), params, secrets)
+                mock = self._mock(version, op)
+                return await self._finish(inv, version, started, t0, mock, params, secrets)
             if op.needs_approval and not approved:
                 pending = await self.runtime.approvals.request(self, inv, version, op, params)
                 self.runtime.execution_log.record(
@@ -191,11 +193,13 @@ class ExecutionService:
             secrets = secret_values(values)
             call = Call(version, op, params, values, inv.credential_id, inv.timeout_ms, retries)
             body = await self.run(call) if approved else await self._run_limited(call)
-            return self._finish(inv, version, started, t0, body, params, secrets)
+            return await self._finish(inv, version, started, t0, body, params, secrets)
         except BollardError as e:
             return self._fail(inv, version, started, t0, e, secrets)
         except Exception as e:  # a bug must not take the caller down or leak internals
-            log.exception("unexpected error in %s.%s", inv.slug, inv.operation)
+            log.exception(
+                "unexpected error in %s.%s", escape_controls(inv.slug), escape_controls(inv.operation)
+            )
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__}); see the server log")
             return self._fail(inv, version, started, t0, err, secrets)
 
@@ -214,7 +218,7 @@ class ExecutionService:
             )
         return retries
 
-    def _finish(
+    async def _finish(
         self,
         inv: Invocation,
         version: IntegrationVersion,
@@ -225,13 +229,13 @@ class ExecutionService:
         secrets: list[str],
     ) -> Outcome:
         duration = time.perf_counter() - t0
-        body = redact(body, secrets)
         body["durationMs"] = round(duration * 1000, 2)
+        body, text = await redact_envelope(body, secrets)  # a big one off the loop (DESIGN §4.6)
         self.runtime.execution_log.record(
             inv, version, started, duration, redact(params, secrets), "succeeded", mock=inv.use_mock,
             approval_id=inv.approval_id,
         )  # fmt: skip
-        return Outcome(200, body)
+        return Outcome(200, body, text=text)
 
     def _record_failure(
         self,
@@ -487,9 +491,10 @@ class ExecutionService:
 
 
 def connector_log(slug: str, operation: str, lines: list[str], secrets: list[str]) -> None:
-    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted, and keep
-    them for the call's execution record."""
-    kept = [redact_text(line[:2000], secrets) for line in lines[:200]]
+    """Write a connector's ``print``/``ctx.log`` lines to the server log, redacted and with
+    control characters escaped (one line stays one line, DESIGN §4.6), and keep them so
+    for the call's execution record."""
+    kept = [escape_controls(redact_text(line[:2000], secrets)) for line in lines[:200]]
     for line in kept:
         connector_logger.info("%s.%s: %s", slug, operation, line)
     add_connector_lines(kept)

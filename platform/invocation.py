@@ -56,11 +56,14 @@ class Call:
 @dataclass
 class Outcome:
     """What the caller gets: an HTTP-like ``status`` (200, 202, 4xx/5xx) and the ``body``
-    (the result envelope, or the pending approval for 202)."""
+    (the result envelope, or the pending approval for 202). ``text``: the body already
+    encoded as JSON, for a big result (``result_json.py``); answer it instead of encoding
+    ``body`` again."""
 
     status: int
     body: dict[str, Any]
     headers: dict[str, str] | None = None
+    text: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -144,7 +144,8 @@ def icon_error(name: str, data: bytes) -> str | None:
 
 
 def compile_errors(source: str) -> list[str]:
-    """Compile ``connector.py`` with the sandbox's policy; return its errors (line numbers)."""
+    """Compile ``connector.py`` with the sandbox's policy; return its errors (line numbers;
+    code nested too deeply for the compiler is one error, not an exception)."""
     from bollard.sandbox.errors import ConnectorCompileError
     from bollard.sandbox.policy import compile_connector
 
@@ -152,6 +153,11 @@ def compile_errors(source: str) -> list[str]:
         compile_connector(source, CONNECTOR_FILE)
     except ConnectorCompileError as e:
         return [f"{CONNECTOR_FILE}: {msg}" for msg in e.errors]
+    except RecursionError:  # e.g. a 3,000-link a.b.b… chain (hardening issue item 9)
+        return [
+            f"{CONNECTOR_FILE}: an expression is nested too deeply to compile (RecursionError); "
+            "split it into shorter statements"
+        ]
     return []
 
 

@@ -8,6 +8,7 @@ raises or returns a secret does not leak it.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
@@ -60,3 +61,24 @@ def redact(value: T, secrets: list[str]) -> T:
     elif isinstance(value, dict):
         out = {redact_text(str(k), secrets): redact(v, secrets) for k, v in value.items()}
     return cast(T, out)
+
+
+# C0 and C1 controls, DEL, the Unicode line/paragraph separators and lone surrogates: what
+# could end, rewrite or garble a log line (hardening issue item 10).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+_SHORT_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as a Python-style escape
+    (``\\r``, ``\\n``, ``\\x1b``, ``\\u2028``), so connector text logged on one line stays
+    one line and cannot forge another (DESIGN §4.6)."""
+    return _CONTROL.sub(_escape_char, text)

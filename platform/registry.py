@@ -20,6 +20,7 @@ import watchfiles
 
 from bollard.platform.errors import IntegrationUnavailable, PackageError
 from bollard.platform.packages import IntegrationVersion, load_folder
+from bollard.platform.redact import escape_controls
 
 log = logging.getLogger("bollard.registry")
 
@@ -47,6 +48,27 @@ ChangeListener = Callable[[str, IntegrationEntry | None], None]
 
 def _ignored(name: str) -> bool:
     return name.startswith(".") or name == "__pycache__"
+
+
+# What reading a folder gave: a version, its load errors, or None (the folder is gone).
+_Loaded = IntegrationVersion | tuple[str, ...] | None
+
+
+def _read(path: Path) -> _Loaded:
+    """Read and validate one folder (thread-safe: touches no registry state). Any
+    exception is that folder's load error (a 3,000-link attribute chain raises
+    ``RecursionError`` in the compiler; DESIGN §4.6)."""
+    try:
+        if not (path.is_dir() or path.is_symlink()):
+            return None
+        return load_folder(path)
+    except PackageError as e:
+        return tuple(e.errors)
+    except RecursionError:
+        return ("the folder's files are nested too deeply to load (RecursionError); flatten them",)
+    except Exception as e:  # MemoryError, an OSError mid-read, a bug: still this folder's error
+        log.exception("loading %s raised", escape_controls(path.name))
+        return (f"the folder could not be loaded ({type(e).__name__}); see the server log",)
 
 
 @dataclass
@@ -102,19 +124,41 @@ class Registry:
         for slug in set(self._entries) - seen:
             self._remove(slug)
 
+    async def load_all_async(self) -> None:
+        """:meth:`load_all` with each folder read and validated in a worker thread, so
+        the event loop keeps serving (DESIGN §10); entries change on the loop's thread."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        children = await asyncio.to_thread(lambda: sorted(self.root.iterdir()))
+        seen = set()
+        for child in children:
+            if _ignored(child.name) or not (child.is_dir() or child.is_symlink()):
+                continue
+            seen.add(child.name)
+            await self.reload_async(child.name)
+        for slug in set(self._entries) - seen:
+            self._remove(slug)
+
     def reload(self, slug: str) -> IntegrationEntry | None:
         """Reload one folder from disk and return its entry (``None`` once removed)."""
+        return self._apply(slug, _read(self.root / slug))
+
+    async def reload_async(self, slug: str) -> IntegrationEntry | None:
+        """:meth:`reload` with the folder read, parsed and compiled in a worker thread (a
+        500 KB manifest must not stall the loop); the entry swap and the listeners run
+        here, on the caller's (the event loop's) thread."""
+        return self._apply(slug, await asyncio.to_thread(_read, self.root / slug))
+
+    def _apply(self, slug: str, loaded: _Loaded) -> IntegrationEntry | None:
         path = self.root / slug
-        if not (path.is_dir() or path.is_symlink()):
+        if loaded is None:
             self._remove(slug)
             return None
         previous = self._entries.get(slug)
-        try:
-            version = load_folder(path)
-        except PackageError as e:
-            entry = IntegrationEntry(slug, path, previous.version if previous else None, tuple(e.errors))
-            log.warning("integration %s failed to load: %s", slug, "; ".join(e.errors))
+        if isinstance(loaded, tuple):
+            entry = IntegrationEntry(slug, path, previous.version if previous else None, loaded)
+            log.warning("integration %s failed to load: %s", slug, escape_controls("; ".join(loaded)))
         else:
+            version = loaded
             if (
                 previous
                 and previous.version
@@ -162,4 +206,9 @@ class Registry:
             self.root, debounce=debounce_ms, step=25, stop_event=stop, recursive=True
         ):
             for slug in sorted(self.slugs_for(changes)):
-                self.reload(slug)
+                try:
+                    await self.reload_async(slug)
+                except Exception:  # one folder never stops the watcher (hardening item 9)
+                    log.exception(
+                        "reloading integration %s failed; the watcher goes on", escape_controls(slug)
+                    )

@@ -104,7 +104,7 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate(self.db)
         self.registry.add_listener(self._on_registry_change)
-        self.registry.load_all()
+        await self.registry.load_all_async()  # off the loop; a bad folder is its load error
         if self.settings.reload if watch is None else watch:
             self._watch_task = asyncio.create_task(
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)

@@ -27,6 +27,7 @@ from .errors import HttpRequestRefused
 from .protocol import (
     MAX_HEADER_CHARS,
     MAX_HEADERS,
+    MAX_LOG_LINES,
     MAX_QUERY_PARAMS,
     MAX_REQUEST_BODY_BYTES,
     MAX_URL_CHARS,
@@ -38,13 +39,16 @@ from .protocol import (
 # ``http_response`` message and the response body; raises HttpRequestRefused for an
 # ``http_error`` answer.
 Transport = Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
+MAX_KEPT_LINES = MAX_LOG_LINES - 1  # lines of connector output kept, before the marker line
 
 
 class ConnectorOutput:
     """The connector's output: lines written by ``print`` and ``ctx.log`` during one
     execution, which become the ``logs`` of its result or error (not to be confused with
-    the platform's execution log of calls). Capped at ``max_bytes`` (UTF-8) in total;
-    past the cap one marker line is added and further output dropped."""
+    the platform's execution log of calls). Capped at ``max_bytes`` (UTF-8) in total and
+    at :data:`MAX_KEPT_LINES` lines (the protocol's :data:`MAX_LOG_LINES` less the
+    marker); past a cap one marker line is added and further output dropped, so the
+    result is kept (hardening issue item 10)."""
 
     __slots__ = ("lines", "_size", "max_bytes", "_partial", "_full")
 
@@ -69,6 +73,10 @@ class ConnectorOutput:
         if self._size + size > self.max_bytes:
             self._full = True
             self.lines.append(f"[log truncated at {self.max_bytes} bytes]")
+            return
+        if len(self.lines) >= MAX_KEPT_LINES:  # the host refuses more lines than the protocol allows
+            self._full = True
+            self.lines.append(f"[log truncated at {MAX_KEPT_LINES} lines]")
             return
         self._size += size
         self.lines.append(line)

@@ -32,7 +32,9 @@ Messages (``type`` field; "+ body" marks the body part):
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -152,22 +154,35 @@ def dumps(value: Any) -> str:
 # --- framing --------------------------------------------------------------------------
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8(text: str) -> bytes:
+    """UTF-8 bytes of ``text``; a lone surrogate (which UTF-8 cannot carry, e.g. from
+    ``ctx.log("\\ud800")``) becomes U+FFFD, so any ``str`` survives a frame (hardening
+    issue item 10)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
 def encode_frame(message: dict[str, Any], body: bytes = b"") -> bytes:
     """One frame: the header, the message as UTF-8 JSON, then ``body``."""
-    payload = dumps(message).encode("utf-8")
+    payload = utf8(dumps(message))
     return HEADER.pack(len(payload), len(body)) + payload + body
 
 
 def frame_head(message: dict[str, Any], body_size: int) -> bytes:
     """The header and JSON part of a frame whose body of ``body_size`` bytes the caller
     writes after it (one ``writev``), so a big body is never copied into the frame."""
-    payload = dumps(message).encode("utf-8")
+    payload = utf8(dumps(message))
     return HEADER.pack(len(payload), body_size) + payload
 
 
 def encode_raw_frame(payload_text: str) -> bytes:
     """A body-less frame around JSON text the caller already built (avoids encoding twice)."""
-    payload = payload_text.encode("utf-8")
+    payload = utf8(payload_text)
     return HEADER.pack(len(payload), 0) + payload
 
 
@@ -192,17 +207,24 @@ def _refuse_constant(text: str) -> NoReturn:
 
 
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+# The same rules in pure Python: C's decoder holds the GIL for a whole payload (0.25 s for
+# 5 MB of ``{}``), so a thread running it still stalls the event loop; this one lets the
+# interpreter switch threads every few milliseconds (hardening issue item 3).
+_YIELDING_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+_YIELDING_DECODER.scan_once = json.scanner.py_make_scanner(_YIELDING_DECODER)  # type: ignore[attr-defined]
 
 
-def decode_payload(payload: bytes) -> dict[str, Any]:
+def decode_payload(payload: bytes, *, yielding: bool = False) -> dict[str, Any]:
     """Parse a frame payload into a message dict with a ``str`` ``type``.
 
     Strict JSON: NaN/Infinity, non-finite numbers, invalid UTF-8, integers beyond
     Python's digit limit and nesting beyond the parser's recursion limit all raise
-    ``ProtocolError``.
+    ``ProtocolError``. ``yielding=True`` parses in pure Python (several times slower, but
+    other threads run meanwhile): for a big payload parsed in a worker thread.
     """
+    decoder = _YIELDING_DECODER if yielding else _DECODER
     try:
-        message = _DECODER.decode(payload.decode("utf-8"))
+        message = decoder.decode(payload.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"invalid JSON message: {type(exc).__name__}") from None
     if type(message) is not dict or type(message.get("type")) is not str:

@@ -49,6 +49,7 @@ from .protocol import (
     parse_http_error,
     plain_json,
     read_frame_header,
+    utf8,
 )
 
 # Codecs are looked up (and their modules imported) on first use: do it now.
@@ -209,7 +210,7 @@ class Worker:
                 text = dumps(plain_json(value, "result"))
             except (TypeError, ValueError) as exc:
                 return "error", {"kind": "not_json", "message": truncate(str(exc))}
-            if len(text.encode("utf-8")) > int(message["max_result_bytes"]):
+            if len(utf8(text)) > int(message["max_result_bytes"]):
                 return "error", {
                     "kind": "result_too_large",
                     "message": f"the result is larger than {message['max_result_bytes']} bytes",

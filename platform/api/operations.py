@@ -6,7 +6,7 @@ import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -149,7 +149,7 @@ async def invoke(
     body: InvokeBody | None = None,
     runtime: Runtime = Depends(get_runtime),
     who: tokens.Principal = Depends(principal),
-) -> JSONResponse:
+) -> Response:
     body = body or InvokeBody.model_validate({})
     refuse_non_finite(body.params)
     outcome = await runtime.execution.invoke(
@@ -166,4 +166,8 @@ async def invoke(
             role=who.role,
         )
     )
+    if outcome.text is not None:  # a big result, encoded off the event loop
+        return Response(
+            outcome.text, status_code=outcome.status, headers=outcome.headers, media_type="application/json"
+        )
     return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers)

@@ -19,8 +19,8 @@ Swagger UI at /docs and the OpenAPI document at /openapi.json. Integrations are 
 from the integrations directory (default: BOLLARD_INTEGRATIONS_DIR or ./integrations,
 which in a checkout of the repository holds the shipped integrations) and reloaded when
 their files change. State (tokens, credentials, approvals, executions) is kept in the
-data directory. On the first start an admin token is created, printed and saved to
-<data-dir>/admin.token. Stop with Ctrl-C.
+data directory. On the first start an admin token is created, printed (that once only)
+and saved to <data-dir>/admin.token. Stop with Ctrl-C.
 """
 
 
@@ -57,8 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  API docs: {url}/docs", flush=True)
         if created:
             print(f"  Admin token (created now, saved to {token_file}): {created}", flush=True)
-        elif token_file.exists():
-            print(f"  Admin token ({token_file}): {token_file.read_text().strip()}", flush=True)
+        elif token_file.exists():  # printed once, when created: logs keep what scrolls by
+            print(f"  Admin token: in {token_file} (created on the first start)", flush=True)
         config = uvicorn.Config(
             create_app(runtime=runtime),
             host=settings.host,
