@@ -739,7 +739,7 @@ async def test_worker_flooding_its_pipe_is_not_buffered(rogue_python: Path, egre
     source = "def execute(ctx):\n    return 1\n"
     try:
         assert (await run(pool, egress, source, key="rogue-flood:v1")).value == 1
-        worker = pool._groups["rogue-flood:v1"].idle[0]
+        worker = pool._groups[("rogue-flood:v1", "")].idle[0]
         await asyncio.sleep(0.5)  # the worker keeps writing; the host stops reading
         assert len(worker.pipe._buffer) <= READ_CHUNK + MAX_READ_CHUNK
         with pytest.raises(ConnectorError, match="broke the protocol"):
