@@ -37,6 +37,10 @@ from .process import WorkerProcess, start_worker
 from .protocol import ProtocolError, plain_json
 
 ENTRYPOINTS = ("execute", "test_connection")
+# Uids for workers (as root): far above any account, below the 2**31 that some tools
+# treat as signed; the platform passes BOLLARD_SANDBOX_UID_BASE / _COUNT.
+DEFAULT_UID_RANGE = (1_900_000_000, 4096)
+MAX_UID = 2**32 - 2  # (uid_t) -1 means "no change" to setresuid
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class SandboxPool:
     - ``max_executions_per_worker``: a worker is stopped after this many executions.
     - ``idle_timeout_s``: an idle worker is stopped after this many seconds.
     - ``python``: the interpreter for workers (default ``sys.executable``).
+    - ``uid_range``: ``(first, count)`` uids for workers when the host runs as root;
+      each live worker gets its own (DESIGN §4.5), so workers cannot signal, trace or
+      re-prioritise each other. ``ValueError`` for a range that includes uid 0 or is
+      empty; :class:`SandboxUnavailable` when every uid is in use.
 
     Use from one event loop; call :meth:`close` at shutdown.
     """
@@ -87,9 +95,17 @@ class SandboxPool:
         max_executions_per_worker: int = 200,
         idle_timeout_s: float = 60.0,
         python: str | None = None,
+        uid_range: tuple[int, int] = DEFAULT_UID_RANGE,
     ) -> None:
         if workers_per_integration < 1 or max_executions_per_worker < 1 or idle_timeout_s <= 0:
             raise ValueError("pool sizes and timeouts must be positive")
+        first, count = uid_range
+        if first < 1 or count < 1 or first + count > MAX_UID:
+            raise ValueError(
+                f"uid_range must be (first, count) with 1 <= first and first + count <= {MAX_UID}"
+            )
+        self.uid_range = (first, count)
+        self._uids_in_use: set[int] = set()
         self.workers_per_integration = workers_per_integration
         self.max_executions_per_worker = max_executions_per_worker
         self.idle_timeout_s = idle_timeout_s
@@ -190,7 +206,7 @@ class SandboxPool:
     async def probe(self) -> dict[str, bool | str]:
         """Start one worker, record the layers it reports, stop it; returns them.
         Raises :class:`SandboxUnavailable` when a worker cannot start."""
-        worker = await start_worker(self.python, DEFAULT_LIMITS, self.max_executions_per_worker)
+        worker = await self._start(DEFAULT_LIMITS)
         try:
             self._layers = await worker.handshake()
         finally:
@@ -336,10 +352,29 @@ class SandboxPool:
 
     def _kill(self, worker: WorkerProcess) -> None:
         worker.kill()
-        self._background(worker.reap())
+        self._background(self._reap(worker))
+
+    async def _reap(self, worker: WorkerProcess) -> None:
+        try:
+            await worker.reap()
+        finally:
+            self._uids_in_use.discard(worker.uid)  # its process is gone: the uid is free
+
+    async def _start(self, limits: Limits) -> WorkerProcess:
+        """Start a worker under a uid no live worker has."""
+        first, count = self.uid_range
+        uid = next((u for u in range(first, first + count) if u not in self._uids_in_use), None)
+        if uid is None:
+            raise SandboxUnavailable(f"all {count} sandbox worker uids (uid_range) are in use")
+        self._uids_in_use.add(uid)
+        try:
+            return await start_worker(self.python, limits, self.max_executions_per_worker, uid)
+        except BaseException:
+            self._uids_in_use.discard(uid)
+            raise
 
     async def _spawn(self, group: _Group, limits: Limits) -> WorkerProcess:
-        worker = await start_worker(self.python, limits, self.max_executions_per_worker)
+        worker = await self._start(limits)
         try:
             self._layers = await worker.handshake()
             await worker.load(group.source, group.compiled.filename)

@@ -1,4 +1,4 @@
-"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU``.
+"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU UID``.
 
 Started by :class:`bollard.sandbox.pool.SandboxPool` with the pipe on stdin/stdout
 and an empty environment. It isolates itself (:func:`bollard.sandbox.isolation.isolate`)
@@ -9,7 +9,8 @@ only, until stdin closes. Everything connector code may need is imported before
 isolation: after it, the worker cannot read the Python installation.
 
 Argv: ``MEMORY`` = bytes the connector may allocate above the baseline
-(``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``).
+(``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``); ``UID`` =
+the unprivileged uid to run under when started as root (optional, default 65534).
 """
 
 from __future__ import annotations
@@ -282,11 +283,14 @@ class Worker:
 def main(argv: list[str]) -> int:
     """Worker entry point; returns the exit status."""
     memory_bytes, cpu_budget_s = int(argv[0]), int(argv[1])
+    uid = int(argv[2]) if len(argv) > 2 else isolation.UNPRIVILEGED_ID
     channel = Channel()
     # Opened before isolation (Landlock then denies every open): once isolated, the
     # worker's stderr goes nowhere, so escaped code cannot write to the host's logs.
     null = os.open(os.devnull, os.O_WRONLY)
-    layers = isolation.isolate(memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null))
+    layers = isolation.isolate(
+        memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null), uid=uid
+    )
     os.dup2(null, 2)
     os.close(null)
     channel.send({"type": "ready", "layers": layers, "pid": os.getpid()})
