@@ -156,7 +156,7 @@ async def run_connection_test(
     limits = service.limits_for(version, None, timeout_ms)
     try:
         result = await service.run_connector(
-            version, "test_connection", "test_connection", {}, values, limits
+            version, "test_connection", "test_connection", {}, values, limits, credential_id=credential_id
         )
     except BollardError as e:
         name = "connect" if e.code in ("host_not_allowed", "network_error", "timeout") else "authenticate"

@@ -428,10 +428,13 @@ class ExecutionService:
         values: dict[str, str],
         limits: Limits,
         retries: int = 0,
+        *,
+        credential_id: str = DEFAULT_CREDENTIAL_ID,
     ) -> RunResult:
         """Run ``connector.py``'s ``entrypoint`` once in the sandbox; return its ``RunResult``.
 
-        Only the secrets the manifest declares in ``secretBindings`` reach the worker.
+        Only the secrets the manifest declares in ``secretBindings`` reach the worker, a
+        worker of this version and ``credential_id`` only (DESIGN §4.5).
         Sandbox failures become :class:`ExecutionError` with the sandbox's code.
         """
         from bollard.sandbox.errors import SandboxError  # lazy: the sandbox loads on first use
@@ -445,6 +448,7 @@ class ExecutionService:
         try:
             result = await self.runtime.pool.run(
                 key=f"{version.slug}:{version.content_hash}",
+                tenant=credential_id,
                 source=source,
                 entrypoint=entrypoint,
                 operation=operation,
@@ -462,7 +466,14 @@ class ExecutionService:
     async def _run_rest(self, call: Call) -> dict[str, Any]:
         limits = self.limits.sandbox(call.version, call.op, call.timeout_ms)
         result = await self.run_connector(
-            call.version, "execute", call.op.name, call.params, call.values, limits, call.retries
+            call.version,
+            "execute",
+            call.op.name,
+            call.params,
+            call.values,
+            limits,
+            call.retries,
+            credential_id=call.credential_id,
         )
         return success_body(call.version, call.op.name, result.value)
 

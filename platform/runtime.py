@@ -185,6 +185,7 @@ class Runtime:
                 workers_per_integration=s.workers_per_integration,
                 max_executions_per_worker=s.max_executions_per_worker,
                 idle_timeout_s=s.worker_idle_timeout_s,
+                uid_range=(s.sandbox_uid_base, s.sandbox_uid_count),
             )
         return self._pool
 

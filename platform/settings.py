@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     workers_per_integration: int = Field(default=2, gt=0)
     max_executions_per_worker: int = Field(default=200, gt=0)
     worker_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # When the host runs as root each live worker runs under its own uid from
+    # [base, base + count) (DESIGN §4.5); pick ids no account or container uses.
+    sandbox_uid_base: int = Field(default=1_900_000_000, ge=1, le=2**32 - 3)
+    sandbox_uid_count: int = Field(default=4096, gt=0)
 
     # Operator ceilings: a manifest may lower a limit or raise it up to these.
     max_wall_time_ms: int = Field(default=120_000, gt=0)

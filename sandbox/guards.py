@@ -8,7 +8,12 @@ them, following research/restrictedpython.md:
   attribute raises instead of returning ``None``; non-``str`` names, underscore names,
   ``INSPECT_ATTRIBUTES`` and ``str.format``/``format_map`` are refused), plus: only the
   listed names on ctx objects, no ``AttributeError.obj`` (CVE-2024-47532), no
-  ``mro`` on types.
+  ``mro`` on types, and no facade gadgets (issue 9 item 6): a pure-Python method
+  of a host class read from the class (``collections.Counter.copy``) comes wrapped
+  so that it only runs on instances of that class (``Counter.copy(int)`` ran
+  ``self.__class__(self)`` and returned ``type``); the accessor functions of host
+  properties (``fget``/``fset``/``fdel``) and ``register`` of abstract classes (a
+  process-wide registry) are refused.
 - ``_write_``: :func:`guarded_write`, ``full_write_guard`` semantics: plain
   containers and instances/classes created by connector code are writable; host
   objects, modules and classes never.
@@ -21,9 +26,11 @@ them, following research/restrictedpython.md:
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import operator
+import types
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -59,9 +66,39 @@ _WRITABLE_TYPES = frozenset(
 )
 
 
+def _method_owner(cls: type, name: str) -> type | None:
+    """The host class in ``cls``'s MRO whose ``__dict__`` holds ``name`` as a plain
+    Python function, or None (a C method checks its ``self`` itself; a connector's own
+    methods are the connector's business)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            found = klass.__dict__[name]
+            if type(found) is types.FunctionType and klass not in _CONNECTOR_CLASSES:
+                return klass
+            return None
+    return None
+
+
+def _checked_method(owner: type, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a method of ``owner`` read from a class) that refuses to run on a
+    ``self`` that is not an instance of ``owner``: pure-Python methods use
+    ``self.__class__``, ``type(self)`` or ``self.__dict__``, which on a foreign
+    ``self`` (a class, a builtin) hand out ``type`` and three-argument classes."""
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        # type(self).__mro__ cannot be faked (isinstance consults ABC registries).
+        if not args or owner not in type(args[0]).__mro__:
+            raise TypeError(f"{owner.__name__}.{name}() needs a {owner.__name__} as its first argument")
+        return function(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
 def guarded_getattr(obj: Any, name: Any) -> Any:
     """``obj.name`` for connector code; raises ``AttributeError`` when refused or
-    missing, ``NotImplementedError`` for ``str.format``/``format_map``."""
+    missing, ``NotImplementedError`` for ``str.format``/``format_map``. A host class's
+    pure-Python method read from a class comes back as :func:`_checked_method`."""
     allowed = PUBLIC_ATTRIBUTES.get(type(obj))
     if allowed is not None and name not in allowed:
         raise AttributeError(f"'{name}' is not available on this object")
@@ -70,13 +107,22 @@ def guarded_getattr(obj: Any, name: Any) -> Any:
         raise AttributeError("AttributeError.obj is not available in connectors")
     if name == "mro" and isinstance(obj, type):
         raise AttributeError("type.mro is not available in connectors")
+    if name in ("fget", "fset", "fdel") and isinstance(obj, property):
+        raise AttributeError(f"property.{name} is not available in connectors")
+    if name == "register" and isinstance(obj, abc.ABCMeta) and obj not in _CONNECTOR_CLASSES:
+        raise AttributeError("register() of a host class is not available in connectors")
     if name in ("format", "format_map") and (
         isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
     ):
         raise NotImplementedError(
             "str.format() is not available in connectors: use f-strings or the % operator"
         )
-    return safer_getattr_raise(obj, name)
+    value = safer_getattr_raise(obj, name)
+    if type(value) is types.FunctionType and isinstance(obj, type):
+        owner = _method_owner(obj, name)
+        if owner is not None:
+            return _checked_method(owner, name, value)
+    return value
 
 
 def guarded_getitem(obj: Any, key: Any) -> Any:

@@ -14,6 +14,21 @@ environment access (``uuid.uuid1``/``getnode`` run external commands, ``time.tzs
 changes process state, ``decimal.getcontext``/``setcontext`` and the shared
 ``BasicContext`` objects are process-wide mutable state). Mutable module constants
 are exposed as immutable copies (``hashlib.algorithms_*`` as ``frozenset``).
+
+Callable members are plain functions (:func:`_plain_function`): a ``functools``
+wrapper would hand out its own methods (``urllib.parse.urlsplit`` is an
+``lru_cache`` whose ``cache_info()``/``cache_clear()`` read and reset a process-wide
+cache, issue 9 item 5). ``collections.namedtuple`` classes get the module
+``"connector"`` rather than the name of the host module that called it.
+
+Remaining timing surface (DESIGN §4.5). Some process-wide state is still filled by
+connector code and observable through timing: ``re``'s compiled-pattern cache, the
+``lru_cache`` behind ``urlsplit``, ``_strptime``'s format cache, the codec and
+``unicodedata`` lookups, interned strings, the allocator and CPU caches. None of it
+is shared between tenants because a worker serves one (integration version,
+credential) for its whole life (:class:`bollard.sandbox.pool.SandboxPool`, ``tenant``);
+executions of the *same* tenant in one worker can still see each other's timing,
+which leaks nothing that tenant does not already hold.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ import math
 import re
 import sys
 import time
+import types
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -144,16 +160,44 @@ def facade_members(facade: ModuleFacade) -> frozenset[str]:
     return frozenset(object.__getattribute__(facade, "_members"))
 
 
-def _freeze(value: object) -> object:
-    # Module-level sets are shared, mutable process state: hand out frozen copies.
+def _plain_function(name: str, function: Any) -> Any:
+    """``function`` as a plain Python function with no attributes of its own (no
+    ``cache_info``/``cache_clear`` of an ``lru_cache``, no ``func``/``args`` of a
+    ``partial``, no ``register``/``registry`` of a ``singledispatch``). A builtin or
+    plain function that carries no public attributes is returned unchanged."""
+    plain = type(function) in (types.BuiltinFunctionType, types.FunctionType)
+    if plain and not any(not a.startswith("_") for a in getattr(function, "__dict__", {})):
+        return function
+
+    def member(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    member.__name__ = member.__qualname__ = name
+    member.__doc__ = function.__doc__
+    return member
+
+
+def _namedtuple(*args: Any, **kwargs: Any) -> Any:
+    # namedtuple names its caller's module otherwise: a host module (guards' _apply_).
+    kwargs.setdefault("module", "connector")
+    return collections.namedtuple(*args, **kwargs)
+
+
+def _member(module: str, name: str) -> object:
+    value = getattr(_REAL_MODULES[module], name)
+    if module == "collections" and name == "namedtuple":
+        value = _namedtuple
     if isinstance(value, set | frozenset):
+        # Module-level sets are shared, mutable process state: hand out frozen copies.
         return frozenset(value)
+    if callable(value) and not isinstance(value, type):
+        return _plain_function(name, value)
     return value
 
 
 def _build_facades() -> dict[str, ModuleFacade]:
     facades = {
-        name: ModuleFacade(name, {m: _freeze(getattr(_REAL_MODULES[name], m)) for m in members})
+        name: ModuleFacade(name, {m: _member(name, m) for m in members})
         for name, members in MODULE_MEMBERS.items()
     }
     facades["urllib"] = ModuleFacade("urllib", {"parse": facades["urllib.parse"]})

@@ -16,14 +16,22 @@ degrades gracefully where the host cannot provide it):
    ``ITIMER_PROF`` timer, see :func:`start_cpu_timer`), ``RLIMIT_FSIZE`` 0,
    ``RLIMIT_NOFILE`` small, ``RLIMIT_CORE`` 0, ``RLIMIT_NPROC`` 0 (effective once
    the uid is not root);
-5. as root: drop to an unprivileged uid/gid (65534) after the namespaces exist;
+5. as root: drop to an unprivileged uid/gid after the namespaces exist: the one the
+   pool chose for this worker from its ``uid_range`` (each live worker has its own,
+   so workers cannot signal, trace or re-prioritise each other even without
+   seccomp), or 65534 where the kernel does not know that uid;
 6. ``PR_SET_NO_NEW_PRIVS`` and ``PR_SET_DUMPABLE`` 0 (no ptrace or /proc reads by
    other processes of the same uid, e.g. other workers);
 7. Landlock: no filesystem access at all, no TCP, no signals out of the worker
    (what the kernel's Landlock ABI supports);
-8. a seccomp filter (libseccomp through ctypes) making socket creation, exec,
-   process creation, ptrace, namespace, mount, kill, rlimit and kernel-interface
-   syscalls fail with ``EPERM``.
+8. a seccomp filter (libseccomp through ctypes) that is an allowlist
+   (:data:`ALLOWED_SYSCALLS`, what a running worker was measured to need with strace
+   over the sandbox test suite, plus the memory, signal and clock calls CPython and
+   glibc make on other paths): every other syscall fails with ``EPERM`` (``clone3``
+   with ``ENOSYS``), among them sockets, exec, process creation, ptrace, namespaces,
+   mounts, ``kill``/``tgkill``, ``sched_set*``, ``setpriority``, ``ioprio_set``,
+   ``prlimit64`` and every path lookup (``openat``, ``stat``, ``newfstatat``,
+   ``statx``...), so host files cannot even be stat()ed.
 
 Costs are a few syscalls (research/restrictedpython.md §3).
 """
@@ -47,23 +55,21 @@ UNPRIVILEGED_ID = 65534  # nobody / nogroup
 MAX_OPEN_FILES = 8
 
 SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_ACT_ERRNO = 0x00050000
 
-# Syscalls a worker never needs once it runs connector code.
+# The only syscalls a worker may make once isolated. Measured (strace -f over the
+# sandbox tests): read, write, writev, mmap, munmap, mremap, brk, setitimer,
+# rt_sigaction, dup2, close, getpid, getrandom, exit_group; the rest are calls CPython
+# and glibc make on other paths (allocation, signals, clocks, exit) that reach nothing
+# outside the process. Only fd-based calls: no path is looked up.
 # fmt: off
-DENIED_SYSCALLS = (
-    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
-    "execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace",
-    "process_vm_readv", "process_vm_writev", "kill", "tkill", "tgkill",
-    "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open", "pidfd_send_signal",
-    "pidfd_getfd", "setrlimit", "prlimit64", "setpriority", "mount", "umount2",
-    "pivot_root", "chroot", "unshare", "setns", "bpf", "keyctl", "add_key",
-    "request_key", "perf_event_open", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
-    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
-    "reboot", "swapon", "swapoff", "mknod", "mknodat", "setuid", "setgid",
-    "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "setfsuid",
-    "setfsgid", "personality", "acct", "quotactl", "lookup_dcookie", "fanotify_init",
-    "move_pages", "migrate_pages", "mbind", "set_mempolicy",
+ALLOWED_SYSCALLS = (
+    "read", "readv", "write", "writev", "close", "dup", "dup2", "dup3", "fstat", "lseek",
+    "mmap", "munmap", "mremap", "mprotect", "madvise", "brk", "futex",
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "setitimer",
+    "getitimer", "clock_gettime", "clock_getres", "gettimeofday", "time", "times",
+    "getrusage", "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getcwd",
+    "uname", "getrandom", "sched_yield", "restart_syscall", "exit", "exit_group",
 )
 # fmt: on
 
@@ -126,13 +132,22 @@ def _set_limits(memory_bytes: int, cpu_budget_s: int) -> None:
         resource.setrlimit(limit, (value, value))
 
 
-def _drop_privileges() -> bool | str:
+def _drop_privileges(uid: int) -> bool | str:
+    """As root, become ``uid``/gid ``uid`` with no groups (65534 where the kernel does
+    not map ``uid``, e.g. in a user namespace of 65536 ids); returns the uid as text."""
     if os.geteuid() != 0:
         return f"not root (uid {os.geteuid()})"
     os.setgroups([])
-    os.setresgid(UNPRIVILEGED_ID, UNPRIVILEGED_ID, UNPRIVILEGED_ID)
-    os.setresuid(UNPRIVILEGED_ID, UNPRIVILEGED_ID, UNPRIVILEGED_ID)
-    return str(UNPRIVILEGED_ID)
+    try:
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    except OSError as exc:
+        if uid == UNPRIVILEGED_ID:
+            raise
+        os.setresgid(UNPRIVILEGED_ID, UNPRIVILEGED_ID, UNPRIVILEGED_ID)
+        os.setresuid(UNPRIVILEGED_ID, UNPRIVILEGED_ID, UNPRIVILEGED_ID)
+        return f"{UNPRIVILEGED_ID} (uid {uid} unavailable: {exc.strerror})"
+    return str(uid)
 
 
 def _prctl(libc: ctypes.CDLL, option: int, value: int) -> None:
@@ -145,7 +160,7 @@ def _prctl(libc: ctypes.CDLL, option: int, value: int) -> None:
 
 
 def _seccomp(lib: ctypes.CDLL | None) -> bool | str:
-    """Load a deny-list seccomp filter through libseccomp (default: allow)."""
+    """Load the allowlist seccomp filter through libseccomp (default: ``EPERM``)."""
     if lib is None:
         return "unavailable: libseccomp not found"
     lib.seccomp_init.restype = ctypes.c_void_p
@@ -154,17 +169,19 @@ def _seccomp(lib: ctypes.CDLL | None) -> bool | str:
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
-    filter_ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
+    filter_ctx = lib.seccomp_init(SCMP_ACT_ERRNO | errno.EPERM)
     if not filter_ctx:
         return "unavailable: seccomp_init failed"
     try:
-        for syscall in DENIED_SYSCALLS:
+        # clone3 must look absent (ENOSYS) so libc falls back to clone, which fails.
+        rules = [(name, SCMP_ACT_ALLOW) for name in ALLOWED_SYSCALLS] + [
+            ("clone3", SCMP_ACT_ERRNO | errno.ENOSYS)
+        ]
+        for syscall, action in rules:
             number = lib.seccomp_syscall_resolve_name(syscall.encode())
             if number < 0:
                 continue  # not on this architecture
-            # clone3 must look absent (ENOSYS) so libc falls back to clone, which fails.
-            code = errno.ENOSYS if syscall == "clone3" else errno.EPERM
-            if lib.seccomp_rule_add(filter_ctx, 0x00050000 | code, number, 0) != 0:
+            if lib.seccomp_rule_add(filter_ctx, action, number, 0) != 0:
                 return f"unavailable: cannot add a rule for {syscall}"
         if lib.seccomp_load(filter_ctx) != 0:
             return "unavailable: seccomp_load failed"
@@ -237,16 +254,17 @@ def _layer(layers: dict[str, bool | str], name: str, step: Callable[[], bool | s
 
 
 def isolate(
-    *, memory_bytes: int, cpu_budget_s: int, keep_fds: tuple[int, ...] = (0, 1, 2)
+    *, memory_bytes: int, cpu_budget_s: int, keep_fds: tuple[int, ...] = (0, 1, 2), uid: int = UNPRIVILEGED_ID
 ) -> dict[str, bool | str]:
     """Isolate the calling process (the worker) and return the layers in force:
     ``{"process": True, "closed_fds": ..., "empty_environment": ..., "empty_cwd": ...,
-    "network_namespace": ..., "rlimits": ..., "unprivileged_uid": "65534" | reason,
+    "network_namespace": ..., "rlimits": ..., "unprivileged_uid": "<uid>" | reason,
     "no_new_privs": ..., "landlock": "abi <n>", "seccomp": ...}``; each value is ``True`` (or the uid), or a
     string saying why the layer is missing.
 
     ``memory_bytes`` is added to the current address-space size for ``RLIMIT_AS``;
-    ``cpu_budget_s`` is the worker's lifetime CPU budget (``RLIMIT_CPU``, seconds).
+    ``cpu_budget_s`` is the worker's lifetime CPU budget (``RLIMIT_CPU``, seconds);
+    ``uid`` the unprivileged uid (and gid) to become when running as root.
     Irreversible: call it once, before any connector source is read.
     """
     libc = _libc()
@@ -275,7 +293,7 @@ def isolate(
     _layer(layers, "empty_cwd", empty_cwd)
     _layer(layers, "network_namespace", lambda: _network_namespace(libc))
     _layer(layers, "rlimits", lambda: _set_limits(memory_bytes, cpu_budget_s))
-    _layer(layers, "unprivileged_uid", _drop_privileges)
+    _layer(layers, "unprivileged_uid", lambda: _drop_privileges(uid))
     _layer(layers, "no_new_privs", lambda: _prctl(libc, PR_SET_NO_NEW_PRIVS, 1))
     _layer(layers, "not_dumpable", lambda: _prctl(libc, PR_SET_DUMPABLE, 0))
     _layer(layers, "landlock", lambda: _landlock(libc))

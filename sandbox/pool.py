@@ -2,9 +2,12 @@
 
 :class:`SandboxPool` runs connector code in worker processes
 (:mod:`bollard.sandbox.worker`), one group of workers per integration version
-(``key``). Workers are started lazily, reused while idle, stopped after
-``idle_timeout_s`` or ``max_executions_per_worker`` executions, and killed (SIGKILL)
-and replaced past a limit or on a crash. Network I/O never happens in a worker: each
+(``key``) and tenant (``tenant``, the credential id: DESIGN §4.5, a worker serves one
+(integration version, credential) for its whole life, so process-wide state such as
+the regex cache or its timing is never shared between tenants). Workers are started
+lazily, reused while idle, stopped after ``idle_timeout_s`` or
+``max_executions_per_worker`` executions, and killed (SIGKILL) and replaced past a
+limit or on a crash. Network I/O never happens in a worker: each
 ``ctx.http`` call arrives here as an ``http`` message and is answered by awaiting
 the host's ``http_handler`` (the egress policy lives in the platform).
 
@@ -34,6 +37,10 @@ from .process import WorkerProcess, start_worker
 from .protocol import ProtocolError, plain_json
 
 ENTRYPOINTS = ("execute", "test_connection")
+# Uids for workers (as root): far above any account, below the 2**31 that some tools
+# treat as signed; the platform passes BOLLARD_SANDBOX_UID_BASE / _COUNT.
+DEFAULT_UID_RANGE = (1_900_000_000, 4096)
+MAX_UID = 2**32 - 2  # (uid_t) -1 means "no change" to setresuid
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,11 @@ class RunResult:
 
 
 class _Group:
-    """The workers of one integration version (``key`` + source)."""
+    """The workers of one integration version and tenant (``key``, ``tenant`` + source)."""
 
-    def __init__(self, key: str, source: str, compiled: CompiledConnector, cap: int) -> None:
+    def __init__(self, key: str, tenant: str, source: str, compiled: CompiledConnector, cap: int) -> None:
         self.key = key
+        self.tenant = tenant
         self.source = source
         self.compiled = compiled
         self.cap = cap
@@ -67,11 +75,15 @@ class _Group:
 class SandboxPool:
     """Runs connector code in isolated worker processes.
 
-    - ``workers_per_integration``: most workers (busy or idle) per ``key``; callers
-      beyond it wait for a free one, within their wall time.
+    - ``workers_per_integration``: most workers (busy or idle) per ``key`` and
+      ``tenant``; callers beyond it wait for a free one, within their wall time.
     - ``max_executions_per_worker``: a worker is stopped after this many executions.
     - ``idle_timeout_s``: an idle worker is stopped after this many seconds.
     - ``python``: the interpreter for workers (default ``sys.executable``).
+    - ``uid_range``: ``(first, count)`` uids for workers when the host runs as root;
+      each live worker gets its own (DESIGN §4.5), so workers cannot signal, trace or
+      re-prioritise each other. ``ValueError`` for a range that includes uid 0 or is
+      empty; :class:`SandboxUnavailable` when every uid is in use.
 
     Use from one event loop; call :meth:`close` at shutdown.
     """
@@ -83,14 +95,22 @@ class SandboxPool:
         max_executions_per_worker: int = 200,
         idle_timeout_s: float = 60.0,
         python: str | None = None,
+        uid_range: tuple[int, int] = DEFAULT_UID_RANGE,
     ) -> None:
         if workers_per_integration < 1 or max_executions_per_worker < 1 or idle_timeout_s <= 0:
             raise ValueError("pool sizes and timeouts must be positive")
+        first, count = uid_range
+        if first < 1 or count < 1 or first + count > MAX_UID:
+            raise ValueError(
+                f"uid_range must be (first, count) with 1 <= first and first + count <= {MAX_UID}"
+            )
+        self.uid_range = (first, count)
+        self._uids_in_use: set[int] = set()
         self.workers_per_integration = workers_per_integration
         self.max_executions_per_worker = max_executions_per_worker
         self.idle_timeout_s = idle_timeout_s
         self.python = python or sys.executable
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._retired: set[_Group] = set()
         self._background_tasks: set[asyncio.Task[Any]] = set()
         self._replenishing: set[asyncio.Task[Any]] = set()
@@ -103,6 +123,7 @@ class SandboxPool:
         self,
         *,
         key: str,
+        tenant: str = "",
         source: str,
         entrypoint: str,
         operation: str,
@@ -115,10 +136,12 @@ class SandboxPool:
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
         ``secrets`` of this call only) under ``limits``.
 
-        ``key`` names the integration version, ``"<slug>:<content hash>"``; workers
-        serve one key and one source only. A new source under the same key, or a new
-        key with the same ``<slug>:`` prefix, retires the old workers: idle ones stop
-        at once, running calls finish on theirs.
+        ``key`` names the integration version, ``"<slug>:<content hash>"``, and
+        ``tenant`` whose call it is (the credential id; ``""`` only for callers with a
+        single tenant): a worker serves one (key, tenant) and one source for its whole
+        life (DESIGN §4.5). A new source under the same key, or a new key with the same
+        ``<slug>:`` prefix, retires the old workers of every tenant: idle ones stop at
+        once, running calls finish on theirs.
 
         Raises (all :class:`SandboxError`, ``code`` per DESIGN §8):
         :class:`ConnectorCompileError` (the source fails the compile policy),
@@ -131,8 +154,8 @@ class SandboxPool:
         started = time.monotonic()
         if entrypoint not in ENTRYPOINTS:
             raise ValueError(f"entrypoint must be one of {ENTRYPOINTS}")
-        if type(operation) is not str or type(key) is not str:
-            raise TypeError("key and operation must be str")
+        if type(operation) is not str or type(key) is not str or type(tenant) is not str:
+            raise TypeError("key, tenant and operation must be str")
         if type(secrets) is not dict or any(
             type(k) is not str or type(v) is not str for k, v in secrets.items()
         ):
@@ -142,7 +165,7 @@ class SandboxPool:
         plain_params = plain_json(params, "params")
         if self._closed:
             raise SandboxUnavailable("the sandbox pool is closed")
-        group = self._group(key, source)
+        group = self._group(key, tenant, source)
         worker: WorkerProcess | None = None
         outcome = Outcome()
         timeout = asyncio.timeout(limits.wall_time_ms / 1000)
@@ -183,7 +206,7 @@ class SandboxPool:
     async def probe(self) -> dict[str, bool | str]:
         """Start one worker, record the layers it reports, stop it; returns them.
         Raises :class:`SandboxUnavailable` when a worker cannot start."""
-        worker = await start_worker(self.python, DEFAULT_LIMITS, self.max_executions_per_worker)
+        worker = await self._start(DEFAULT_LIMITS)
         try:
             self._layers = await worker.handshake()
         finally:
@@ -191,23 +214,23 @@ class SandboxPool:
         return self.isolation_layers()
 
     def retire(self, key: str) -> None:
-        """Stop the workers of ``key`` (an integration removed or replaced): idle ones
-        now, busy ones when their execution ends."""
-        group = self._groups.pop(key, None)
-        if group is not None:
-            self._retire(group)
+        """Stop the workers of ``key`` (an integration version removed or replaced), of
+        every tenant: idle ones now, busy ones when their execution ends."""
+        for group_key in [k for k in self._groups if k[0] == key]:
+            self._retire(self._groups.pop(group_key))
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per key: ``{"idle": n, "busy": n, "waiting": n, "idle_pids": [...]}`` (waiting:
-        callers queued for a worker at the cap)."""
+        """Per ``"<key>/<tenant>"`` (just ``"<key>"`` for the tenant ``""``): ``{"idle": n,
+        "busy": n, "waiting": n, "idle_pids": [...]}`` (waiting: callers queued for a
+        worker at the cap)."""
         return {
-            k: {
+            f"{key}/{tenant}" if tenant else key: {
                 "idle": len(g.idle),
                 "busy": g.busy,
                 "waiting": g.waiting,
                 "idle_pids": [w.process.pid for w in g.idle],
             }
-            for k, g in self._groups.items()
+            for (key, tenant), g in self._groups.items()
         }
 
     async def close(self) -> None:
@@ -217,7 +240,7 @@ class SandboxPool:
         self._closed = True
         for task in list(self._replenishing):
             task.cancel()
-        for key in list(self._groups):
+        for key in {k for k, _ in self._groups}:
             self.retire(key)
         for group in list(self._retired):
             for worker in list(group.running):
@@ -227,20 +250,24 @@ class SandboxPool:
 
     # --- groups and workers --------------------------------------------------------------
 
-    def _group(self, key: str, source: str) -> _Group:
-        group = self._groups.get(key)
+    def _group(self, key: str, tenant: str, source: str) -> _Group:
+        group = self._groups.get((key, tenant))
         if group is not None and (group.source is source or group.source == source):
             return group
         compiled = compile_connector(source)  # raises ConnectorCompileError
         if group is not None:
             self._retire(group)
-        # "<integration>:<version>" keys: a new version retires the older ones.
+        # "<integration>:<version>" keys: a new version retires the older ones (of every
+        # tenant); a new source under this key retires its other tenants' workers too.
         integration = key.rpartition(":")[0]
-        if integration:
-            for other in [k for k in self._groups if k.rpartition(":")[0] == integration]:
-                self.retire(other)
-        group = _Group(key, source, compiled, self.workers_per_integration)
-        self._groups[key] = group
+        for other_key, other_tenant in list(self._groups):
+            same_version = other_key == key and self._groups[(other_key, other_tenant)].source != source
+            if same_version or (
+                integration and other_key != key and other_key.rpartition(":")[0] == integration
+            ):
+                self._retire(self._groups.pop((other_key, other_tenant)))
+        group = _Group(key, tenant, source, compiled, self.workers_per_integration)
+        self._groups[(key, tenant)] = group
         return group
 
     def _retire(self, group: _Group) -> None:
@@ -320,15 +347,34 @@ class SandboxPool:
         if worker in group.idle:
             group.idle.remove(worker)
             self._kill(worker)
-        if not group.idle and not group.busy and self._groups.get(group.key) is group:
-            del self._groups[group.key]
+        if not group.idle and not group.busy and self._groups.get((group.key, group.tenant)) is group:
+            del self._groups[(group.key, group.tenant)]
 
     def _kill(self, worker: WorkerProcess) -> None:
         worker.kill()
-        self._background(worker.reap())
+        self._background(self._reap(worker))
+
+    async def _reap(self, worker: WorkerProcess) -> None:
+        try:
+            await worker.reap()
+        finally:
+            self._uids_in_use.discard(worker.uid)  # its process is gone: the uid is free
+
+    async def _start(self, limits: Limits) -> WorkerProcess:
+        """Start a worker under a uid no live worker has."""
+        first, count = self.uid_range
+        uid = next((u for u in range(first, first + count) if u not in self._uids_in_use), None)
+        if uid is None:
+            raise SandboxUnavailable(f"all {count} sandbox worker uids (uid_range) are in use")
+        self._uids_in_use.add(uid)
+        try:
+            return await start_worker(self.python, limits, self.max_executions_per_worker, uid)
+        except BaseException:
+            self._uids_in_use.discard(uid)
+            raise
 
     async def _spawn(self, group: _Group, limits: Limits) -> WorkerProcess:
-        worker = await start_worker(self.python, limits, self.max_executions_per_worker)
+        worker = await self._start(limits)
         try:
             self._layers = await worker.handshake()
             await worker.load(group.source, group.compiled.filename)

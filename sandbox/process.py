@@ -33,7 +33,8 @@ OFFLOAD_BYTES = 256 * 1024
 
 class WorkerProcess:
     """One worker process and its pipe, started for ``memory_bytes`` and
-    ``cpu_time_ms`` (it serves only executions with those limits); ``executions``
+    ``cpu_time_ms`` (it serves only executions with those limits) under ``uid`` (when
+    the host is root; the pool hands each live worker its own); ``executions``
     counts the executions it ran, ``idle_timer`` is the pool's idle-stop timer."""
 
     def __init__(
@@ -42,8 +43,10 @@ class WorkerProcess:
         pipe: WorkerPipe,
         memory_bytes: int,
         cpu_time_ms: int,
+        uid: int,
     ) -> None:
         self.process = process
+        self.uid = uid
         self.pipe = pipe
         self.memory_bytes = memory_bytes
         self.cpu_time_ms = cpu_time_ms
@@ -127,8 +130,8 @@ class WorkerProcess:
             self.pipe.close()
 
 
-async def start_worker(python: str, limits: Limits, max_executions: int) -> WorkerProcess:
-    """Start a worker with interpreter ``python`` for executions under ``limits``
+async def start_worker(python: str, limits: Limits, max_executions: int, uid: int) -> WorkerProcess:
+    """Start a worker with interpreter ``python``, to run under ``uid``, for executions under ``limits``
     (``RLIMIT_AS`` from ``memory_bytes``; a lifetime ``RLIMIT_CPU`` for
     ``max_executions`` executions of ``cpu_time_ms``). :class:`SandboxUnavailable` when
     the process cannot be started."""
@@ -148,6 +151,7 @@ async def start_worker(python: str, limits: Limits, max_executions: int) -> Work
             WORKER_MODULE,
             str(limits.memory_bytes),
             str(budget_s),
+            str(uid),
             stdin=worker_stdin,
             stdout=worker_stdout,
             env={},
@@ -166,4 +170,4 @@ async def start_worker(python: str, limits: Limits, max_executions: int) -> Work
         os.close(worker_stdin)
         os.close(worker_stdout)
     pipe = WorkerPipe(host_reads, host_writes)
-    return WorkerProcess(process, pipe, limits.memory_bytes, limits.cpu_time_ms)
+    return WorkerProcess(process, pipe, limits.memory_bytes, limits.cpu_time_ms, uid)

@@ -1,4 +1,4 @@
-"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU``.
+"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU UID``.
 
 Started by :class:`bollard.sandbox.pool.SandboxPool` with the pipe on stdin/stdout
 and an empty environment. It isolates itself (:func:`bollard.sandbox.isolation.isolate`)
@@ -9,7 +9,8 @@ only, until stdin closes. Everything connector code may need is imported before
 isolation: after it, the worker cannot read the Python installation.
 
 Argv: ``MEMORY`` = bytes the connector may allocate above the baseline
-(``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``).
+(``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``); ``UID`` =
+the unprivileged uid to run under when started as root (optional, default 65534).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import _strptime  # noqa: F401  (time.strptime, datetime.strptime)
 import codecs
 import copy  # noqa: F401  (collections.UserDict.copy)
 import decimal
+import gc
 import heapq  # noqa: F401  (collections.Counter.most_common)
 import os
 import sys
@@ -185,18 +187,41 @@ class Worker:
 
     def _run(self, message: dict[str, Any], log: ConnectorOutput) -> tuple[str, dict[str, Any]]:
         """Run one execution; returns ``("result", {...})`` or ``("error", {...})``.
-        The connector's objects are unreachable once this returns."""
+
+        Everything the connector's code can set off after it returns (generators'
+        ``finally`` blocks and ``close()``, finalisers, garbage collection of its
+        cycles) runs here, under the CPU timer and before the answer is sent, so inside
+        the execution's CPU and wall time limits (DESIGN §4.4): the connector's objects
+        are gone once this returns, and nothing of one execution runs in the next."""
         secrets = {str(k): str(v) for k, v in dict(message["secrets"]).items()}
-        ctx = Context(
-            operation=str(message["operation"]),
-            params=message["params"],
-            secrets=Secrets(secrets),
-            http=Http(self._transport),
-            log=log,
-        )
         namespace = make_globals(lambda _getattr=None: Printer(log), self.compiled.filename)
         decimal.setcontext(decimal.Context())  # nothing a previous run did to it carries over
         isolation.start_cpu_timer(int(message["cpu_time_ms"]))
+        try:
+            return self._call(message, log, Secrets(secrets), namespace)
+        finally:
+            secrets.clear()
+            # Break function <-> globals cycles and collect the rest while the timer
+            # runs: a generator left suspended in a global, a cycle or a saved
+            # traceback runs its finally block now, not after the limits are off.
+            try:
+                namespace.clear()
+                gc.collect()
+            finally:
+                isolation.stop_cpu_timer()
+
+    def _call(
+        self, message: dict[str, Any], log: ConnectorOutput, secrets: Secrets, namespace: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """The connector's module code and entrypoint, in ``namespace``; the answer holds
+        only strings, so the connector's objects die with this frame."""
+        ctx = Context(
+            operation=str(message["operation"]),
+            params=message["params"],
+            secrets=secrets,
+            http=Http(self._transport),
+            log=log,
+        )
         try:
             exec(self.compiled.code, namespace)
             function = self._entrypoint(namespace, str(message["entrypoint"]))
@@ -231,10 +256,6 @@ class Worker:
                 "message": _describe(exc),
                 "line": _connector_line(exc.__traceback__, self.compiled.filename),
             }
-        finally:
-            isolation.stop_cpu_timer()
-            secrets.clear()
-            namespace.clear()  # break function <-> globals cycles now
 
     def execute(self, message: dict[str, Any]) -> None:
         """Run an ``execute`` message and send its ``result`` or ``error``."""
@@ -263,11 +284,14 @@ class Worker:
 def main(argv: list[str]) -> int:
     """Worker entry point; returns the exit status."""
     memory_bytes, cpu_budget_s = int(argv[0]), int(argv[1])
+    uid = int(argv[2]) if len(argv) > 2 else isolation.UNPRIVILEGED_ID
     channel = Channel()
     # Opened before isolation (Landlock then denies every open): once isolated, the
     # worker's stderr goes nowhere, so escaped code cannot write to the host's logs.
     null = os.open(os.devnull, os.O_WRONLY)
-    layers = isolation.isolate(memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null))
+    layers = isolation.isolate(
+        memory_bytes=memory_bytes, cpu_budget_s=cpu_budget_s, keep_fds=(0, 1, 2, null), uid=uid
+    )
     os.dup2(null, 2)
     os.close(null)
     channel.send({"type": "ready", "layers": layers, "pid": os.getpid()})

@@ -260,3 +260,21 @@ async def test_replaced_version_retires_its_workers(
     assert old_key not in rt.pool.stats()
     assert (await call(client, "me")).status_code == 200
     assert any(k.startswith("svc:") and k != old_key for k in rt.pool.stats())
+
+
+async def test_each_credential_has_its_own_workers(client: httpx.AsyncClient, integrations_dir: Path) -> None:
+    """A worker serves one (integration version, credential) for its life (DESIGN §4.5):
+    process-wide caches and their timing are never shared between tenants."""
+    rt = client.runtime  # type: ignore[attr-defined]
+    r = await client.put("/api/integrations/svc/credentials/other", json={"values": {"accessToken": SECRET}})
+    assert r.status_code == 200
+    assert (await call(client, "me")).status_code == 200
+    assert (await call(client, "me", credentialId="other")).status_code == 200
+    groups = {k.rpartition("/")[2]: v for k, v in rt.pool.stats().items() if k.startswith("svc:")}
+    assert set(groups) == {"default", "other"}
+    assert not set(groups["default"]["idle_pids"]) & set(groups["other"]["idle_pids"])
+    # A new version retires the workers of every credential of the old one.
+    folder = integrations_dir / "svc"
+    (folder / "connector.py").write_text((folder / "connector.py").read_text() + "\n# v2\n")
+    rt.registry.reload("svc")
+    assert not [k for k in rt.pool.stats() if k.startswith("svc:")]
