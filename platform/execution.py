@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +30,14 @@ from bollard.platform.params import validate_params
 from bollard.platform.ratelimit import Limiter
 from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
 from bollard.platform.result_json import redact_envelope
-from bollard.platform.retry import MAX_RETRIES, backoff, retry_after, with_retries
+from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressPolicy
+    from bollard.platform.egress.handler import HttpHandler
     from bollard.platform.runtime import Runtime
     from bollard.sandbox.limits import Limits
     from bollard.sandbox.pool import RunResult
-    from bollard.sandbox.protocol import HttpRequest, HttpResponse
 
 log = logging.getLogger("bollard.execution")
 connector_logger = logging.getLogger("bollard.connector")
@@ -357,67 +357,24 @@ class ExecutionService:
 
     def http_handler(
         self, version: IntegrationVersion, limits: Limits, retries: int = 0, secrets: Sequence[str] = ()
-    ) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
-        """The callback the sandbox calls for each ``ctx.http`` request (DESIGN §4.3).
+    ) -> HttpHandler:
+        """The callback the sandbox calls for each ``ctx.http`` request of one execution
+        (``egress/handler.py``: the version's egress policy, the execution's budgets, and
+        ``retries`` for reads)."""
+        from bollard.platform.egress.handler import sandbox_http_handler  # lazy: httpcore
 
-        ``secrets``: the call's secret values; a redirect to another origin drops every
-        header holding one (DESIGN §4).
+        return sandbox_http_handler(
+            self.runtime.http_client,
+            self.egress_policy(version),
+            wall_time_ms=limits.wall_time_ms,
+            max_response_bytes=limits.max_response_bytes,
+            retries=retries,
+            secrets=secrets,
+            on_retry=self._count_retry,
+        )
 
-        With ``retries`` > 0 a request failing with a network error or answered 429 or
-        5xx is sent again after ``backoff(attempt)`` (or ``Retry-After``), within the
-        execution's wall time.
-        """
-        from bollard.platform import egress  # lazy: httpcore stays out of CLI start-up
-        from bollard.sandbox.errors import HttpRequestRefused
-
-        client = self.runtime.http_client
-        policy = self.egress_policy(version)
-        deadline = time.monotonic() + limits.wall_time_ms / 1000
-
-        def should_retry(
-            response: HttpResponse | None, error: BaseException | None, attempt: int
-        ) -> float | None:
-            if error is not None:
-                transient = isinstance(error, HttpRequestRefused) and error.code in (
-                    "network_error",
-                    "timeout",
-                )
-                return backoff(attempt) if transient else None
-            assert response is not None
-            if response.status == 429 or response.status >= 500:
-                return retry_after(response.headers.get("retry-after")) or backoff(attempt)
-            return None
-
-        def out_of_time() -> BaseException:
-            return HttpRequestRefused("timeout", "no time left to retry the request")
-
-        def count_retry() -> None:
-            self.retry_count += 1
-
-        async def send_once(request: HttpRequest) -> HttpResponse:
-            remaining = max(0.05, deadline - time.monotonic())
-            return await egress.send(
-                client,
-                policy,
-                request,
-                max_response_bytes=limits.max_response_bytes,
-                timeout_s=remaining,
-                secrets=secrets,
-            )
-
-        async def handler(request: HttpRequest) -> HttpResponse:
-            if not retries:
-                return await send_once(request)
-            return await with_retries(
-                lambda: send_once(request),
-                retries=retries,
-                should_retry=should_retry,
-                deadline=deadline,
-                out_of_time=out_of_time,
-                on_retry=count_retry,
-            )
-
-        return handler
+    def _count_retry(self) -> None:
+        self.retry_count += 1
 
     async def run_connector(
         self,
@@ -484,14 +441,11 @@ class ExecutionService:
             connection_failed = isinstance(error, SqlError) and error.code == "connection_failed"
             return backoff(attempt) if connection_failed else None
 
-        def count_retry() -> None:
-            self.retry_count += 1
-
         res = await with_retries(
             lambda: sql.run(call, self.limits.sql_security(call.version, call.timeout_ms)),
             retries=call.retries,
             should_retry=should_retry,
-            on_retry=count_retry,
+            on_retry=self._count_retry,
         )
         body = success_body(call.version, call.op.name, res.rows, truncated=res.truncated)
         if res.truncated_reason is not None:
