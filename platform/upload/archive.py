@@ -131,7 +131,9 @@ def _locate(items: list[Item], kind: str) -> tuple[dict[str, Item], str | None]:
     folders |= {parts[0] for parts, _ in placed if len(parts) == 2}
     if len(folders) > 1:
         names = ", ".join(f"'{shown(f)}'" for f in sorted(folders)[:5])
-        raise PackageError([f"the files are in {len(folders)} top folders ({names}); use one top folder, or none"])
+        raise PackageError(
+            [f"the files are in {len(folders)} top folders ({names}); use one top folder, or none"]
+        )
     if folders and at_root:
         raise PackageError(
             [
@@ -173,8 +175,8 @@ def _read_items(by_name: dict[str, Item], kind: str) -> dict[str, bytes]:
     if declared_total > MAX_TOTAL_BYTES:
         raise PackageError(
             [
-                f"the package's files declare {declared_total} bytes in all; the limit is {MAX_TOTAL_BYTES} bytes "
-                "for a whole package"
+                f"the package's files declare {declared_total} bytes in all; the limit is "
+                f"{MAX_TOTAL_BYTES} bytes for a whole package"
             ]
         )
     files: dict[str, bytes] = {}

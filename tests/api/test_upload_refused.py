@@ -182,7 +182,7 @@ CASES = [
     Case(
         "config-over-512-kb",
         zipped(lambda: make_zip([("config.json", noise(530_000))])),
-        ["'config.json'", "at most 524288 bytes"],
+        ["'config.json'", "declares 530000 bytes", "at most 524288 bytes"],
     ),
     Case(
         "two-top-folders",
