@@ -231,6 +231,21 @@ class Approvals:
                 )
             )
 
+    async def expire_integration(self, slug: str) -> int:
+        """Expire every pending approval of ``slug`` with ``approval_stale`` (its
+        integration was uninstalled, DESIGN §10); returns how many."""
+        async with self.runtime.db.begin() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(approvals.c.integration == slug, approvals.c.status == "pending")
+                .values(
+                    status="expired",
+                    error_code="approval_stale",
+                    error_message=f"integration '{slug}' was uninstalled after this request",
+                )
+            )
+        return int(result.rowcount)
+
     async def _claim(
         self, approval_id: str, principal: Principal, to: str, reason: str | None = None
     ) -> bool:
@@ -261,6 +276,11 @@ class Approvals:
         if row.status == "pending":  # its TTL passed between the check and the claim
             await self.expire_due()
             raise ApprovalError("approval_expired", "this approval expired; request the operation again")
+        if row.status == "expired" and row.error_code in ("approval_stale", "approval_expired"):
+            message = str(row.error_message or "this approval expired")
+            if "request the operation again" not in message:
+                message += "; request the operation again"
+            raise ApprovalError(row.error_code, message)
         raise ApprovalError(
             "approval_decided", f"this approval is already {row.status}; it runs at most once"
         )

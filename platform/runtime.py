@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
     from bollard.platform.oauth2 import OAuth2Service
     from bollard.platform.sql.service import SqlService
+    from bollard.platform.upload import Installer
     from bollard.sandbox.pool import SandboxPool
 
 log = logging.getLogger("bollard")
@@ -76,6 +77,7 @@ class Runtime:
         self._sql: SqlService | None = None
         self._oauth2: OAuth2Service | None = None
         self._pool: SandboxPool | None = None
+        self._installer: Installer | None = None
         self._versions: dict[str, str] = {}  # slug -> content hash serving
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
@@ -188,6 +190,15 @@ class Runtime:
                 uid_range=(s.sandbox_uid_base, s.sandbox_uid_count),
             )
         return self._pool
+
+    @property
+    def installer(self) -> Installer:
+        """Installs and uninstalls uploaded packages, one slug at a time (DESIGN §10)."""
+        if self._installer is None:
+            from bollard.platform.upload import Installer
+
+            self._installer = Installer(self)
+        return self._installer
 
     def isolation_layers(self) -> dict[str, Any]:
         """The sandbox isolation layers in force (for ``/healthz``)."""

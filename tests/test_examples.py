@@ -48,15 +48,14 @@ class Served:
     token: str
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    cwd = tmp_path_factory.mktemp("examples")
+def serve(cwd: Path, integrations: Path) -> Iterator[Served]:
+    """``bollard serve`` on a free port over ``integrations``, its data in ``cwd/.bollard``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (cwd / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bollard.platform.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--integrations", str(SHIPPED), "--data-dir", ".bollard"],
+        + ["--integrations", str(integrations), "--data-dir", ".bollard"],
         cwd=cwd,
         env=clean_env(),
         stdout=log,
@@ -83,6 +82,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from serve(tmp_path_factory.mktemp("examples"), SHIPPED)
+
+
+@pytest.fixture(scope="module")
+def served_empty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server over an empty integrations directory of its own (uploads write there)."""
+    cwd = tmp_path_factory.mktemp("upload")
+    (cwd / "integrations").mkdir()
+    yield from serve(cwd, cwd / "integrations")
 
 
 def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -166,3 +178,32 @@ def test_invoke_from_python(tmp_path: Path) -> None:
     held = json.loads(done.stdout)
     assert held["status"] == "pending" and held["operation"] == "cancel_reservation"
     assert "held for approval" in done.stderr
+
+
+def test_upload_zip_previews_installs_and_refuses_a_second_install(served_empty: Served) -> None:
+    folder = SHIPPED / "countries"
+    installed = served_empty.cwd / "integrations" / "countries"
+    done = run_example(
+        "upload_zip.py", str(folder), "--url", served_empty.url, "--dry-run", cwd=served_empty.cwd
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    preview = json.loads(done.stdout)
+    assert preview["dryRun"] is True and preview["slug"] == "countries" and not installed.exists()
+
+    done = run_example("upload_zip.py", str(folder), "--url", served_empty.url, cwd=served_empty.cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(done.stdout)
+    assert body["installed"] is True and body["contentHash"] == preview["contentHash"]
+    assert {p.name: p.read_bytes() for p in installed.iterdir()} == {
+        p.name: p.read_bytes() for p in folder.iterdir()
+    }
+    listed = httpx.get(
+        f"{served_empty.url}/api/integrations/countries",
+        headers={"Authorization": f"Bearer {served_empty.token}"},
+        timeout=30,
+    ).json()
+    assert listed["contentHash"] == body["contentHash"] and listed["status"] == "ready"
+
+    done = run_example("upload_zip.py", str(folder), "--url", served_empty.url, cwd=served_empty.cwd)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["code"] == "conflict"

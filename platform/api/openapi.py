@@ -57,6 +57,8 @@ CODE_HELP: dict[str, str] = {
     "unknown_credential": "no credential stored under that credentialId",
     "unknown_execution": "no such execution record",
     "integration_error": "the integration's folder failed to load",
+    "invalid_package": "an uploaded package breaks a rule (each reason names the file or entry and the rule)",
+    "conflict": "the slug is installed: replacing it needs replace=true and a higher version",
     "needs_credentials": "required credential values are not set",
     "approval_expired": "the approval was not decided in time",
     "approval_stale": "the integration changed since the approval was requested",
