@@ -19,7 +19,7 @@ from test_sql_runner import read, write
 
 from bollard.platform.sql import SqlError
 from bollard.platform.sql.engines import build_engine
-from bollard.platform.sql.runner import test_sql_connection
+from bollard.platform.sql.runner import check_sql_connection
 from tests.support.databases import MYSQL_URL, PG_URL, Db, credentials_from_url, open_db
 
 MIB = 1024 * 1024
@@ -128,7 +128,7 @@ async def test_a_superuser_is_refused_without_the_opt_in(pg: Db, admin: asyncpg.
     finally:
         await victim.close()
     # Test connection says the same, as its own step after a successful connect
-    steps = await test_sql_connection(pg_handle(pg), timeout_ms=5000)
+    steps = await check_sql_connection(pg_handle(pg), timeout_ms=5000)
     assert [(s["name"], s["ok"]) for s in steps] == [("connect", True), ("role", False)]
     assert "superuser" in steps[1]["message"] and "CREATE ROLE" in steps[1]["message"]
 
@@ -151,7 +151,7 @@ async def test_a_least_privilege_role_reads_and_cannot_reach_the_server(
 ) -> None:
     h = pg_handle(pg, least_privilege)
     assert (await read(h, f"SELECT id, name FROM {pg.table}")).rows == [{"id": 1, "name": "a"}]
-    steps = await test_sql_connection(pg_handle(pg, least_privilege), timeout_ms=5000)
+    steps = await check_sql_connection(pg_handle(pg, least_privilege), timeout_ms=5000)
     assert [(s["name"], s["ok"]) for s in steps] == [("connect", True), ("query", True), ("role", True)]
     victim = await asyncpg.connect(
         make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
