@@ -7,7 +7,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from bollard.platform.api import approvals, executions, integrations, meta, oauth2, operations, tokens
+from bollard.platform.api import (
+    approvals,
+    executions,
+    integrations,
+    meta,
+    oauth2,
+    operations,
+    tokens,
+    tools,
+)
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.api.openapi import install_docs
@@ -46,5 +55,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(approvals.router)
     app.include_router(executions.router)
     app.include_router(tokens.router)
+    app.include_router(tools.router)
     install_docs(app)
     return app
