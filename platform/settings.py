@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_result_rows: int = Field(default=100_000, gt=0)
     max_query_timeout_ms: int = Field(default=300_000, gt=0)
+    # Results handed to a model (DESIGN §9, model_results.py): characters of JSON at most;
+    # a call may ask for less, never more.
+    max_model_result_chars: int = Field(default=20_000, ge=200)
 
     def resolved_database_url(self) -> str:
         """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""
