@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bollard.approvals")
 STATUSES = ("pending", "approved", "executing", "succeeded", "failed", "rejected", "expired")
+FINAL_STATUSES = ("succeeded", "failed", "rejected", "expired")  # nothing changes after these
+MAX_WAIT_S = 60.0  # the longest long poll of GET /api/approvals/{id}?wait=
+# How often a long poll re-reads the row: decisions made by another replica sharing the
+# database are seen this late at most (this process's own decisions wake it at once).
+WAIT_POLL_S = 1.0
 
 
 def approval_json(row: Any) -> dict[str, Any]:
@@ -103,6 +108,42 @@ class Approvals:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._sweeper: asyncio.Task[None] | None = None
+        # One event per approval someone long-polls; set (and dropped) on each change here.
+        self._events: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}
+
+    def _changed(self, approval_id: str) -> None:
+        event = self._events.pop(approval_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, approval_id: str, principal: Principal | None, wait_s: float) -> dict[str, Any]:
+        """The approval once it reached a final status (``succeeded``, ``failed``,
+        ``rejected``, ``expired``: decided and, when approved, run), or as it is when
+        ``wait_s`` seconds (at most :data:`MAX_WAIT_S`) passed (DESIGN §6 long poll).
+
+        A decision in this process wakes the wait at once; one made by another replica is
+        seen on the next re-read (every :data:`WAIT_POLL_S` s). Raises like :meth:`get`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, min(wait_s, MAX_WAIT_S))
+        self._waiting[approval_id] = self._waiting.get(approval_id, 0) + 1
+        try:
+            while True:
+                event = self._events.setdefault(
+                    approval_id, asyncio.Event()
+                )  # before reading: no lost wake-up
+                approval = await self.get(approval_id, principal)
+                remaining = deadline - loop.time()
+                if approval["status"] in FINAL_STATUSES or remaining <= 0:
+                    return approval
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(remaining, WAIT_POLL_S))
+        finally:
+            self._waiting[approval_id] -= 1
+            if not self._waiting[approval_id]:
+                del self._waiting[approval_id]
+                self._events.pop(approval_id, None)
 
     @property
     def ttl(self) -> timedelta:
@@ -295,6 +336,7 @@ class Approvals:
         await self.expire_due()
         if not await self._claim(approval_id, principal, "rejected", (reason or "").strip() or None):
             await self._refuse_claim(approval_id)
+        self._changed(approval_id)
         return await self.get(approval_id)
 
     def _serving(self, row: Any) -> IntegrationVersion | None:
@@ -320,7 +362,10 @@ class Approvals:
                 .where(approvals.c.id == approval_id, approvals.c.status == status)
                 .values(**values)
             )
-        return bool(changed.rowcount == 1)
+        if changed.rowcount == 1:
+            self._changed(approval_id)  # wake long polls (?wait=)
+            return True
+        return False
 
     @staticmethod
     def _stale_error(row: Any) -> ApprovalError:
@@ -392,6 +437,7 @@ class Approvals:
                 .where(approvals.c.id == approval_id, approvals.c.status == "executing")
                 .values(**values)
             )
+        self._changed(approval_id)
         return await self.get(approval_id)
 
     def start_sweeper(self) -> None:

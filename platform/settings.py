@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     max_param_depth: int = Field(default=32, gt=0)
     max_param_bytes: int = Field(default=256 * 1024, gt=0)
 
+    # Results handed to a model (DESIGN §9, model_results.py): characters of JSON at most;
+    # a call may ask for less, never more.
+    max_model_result_chars: int = Field(default=20_000, ge=200)
+
     def resolved_database_url(self) -> str:
         """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""
         if self.database_url:

@@ -207,3 +207,68 @@ def test_upload_zip_previews_installs_and_refuses_a_second_install(served_empty:
     done = run_example("upload_zip.py", str(folder), "--url", served_empty.url, cwd=served_empty.cwd)
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["code"] == "conflict"
+
+
+def test_direct_call_reads_with_the_client(served: Served) -> None:
+    done = run_example("direct_call.py", "--url", served.url, cwd=served.cwd)
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["success"] is True and body["operation"] == "list_reservations"
+    rows = [r for r in body["data"] if isinstance(r, dict)]  # sized for a model: may end in a note
+    assert rows and {r["status"] for r in rows} == {"confirmed"}
+    assert "hotel__cancel_reservation" in done.stderr  # the tool list it printed
+
+
+def test_direct_call_waits_for_the_approval(served: Served) -> None:
+    headers = {"Authorization": f"Bearer {served.token}"}
+    confirmed = httpx.post(
+        f"{served.url}/api/integrations/hotel/operations/list_reservations",
+        json={"params": {"status": "confirmed"}},
+        headers=headers,
+        timeout=60,
+    ).json()["data"]
+    rid = confirmed[-1]["id"]  # one the other tests leave alone (they cancel 8)
+    assert rid != 8
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "direct_call.py"), "--url", served.url, "--cancel", str(rid)],
+        cwd=served.cwd,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "waiting for a person's approval" in first, first
+        # a person finds the held call and approves it (here: the admin token over the API)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            pending = httpx.get(
+                f"{served.url}/api/approvals",
+                params={"status": "pending", "integration": "hotel"},
+                headers=headers,
+                timeout=30,
+            ).json()["approvals"]
+            held = [a for a in pending if a["params"] == {"id": rid}]
+            if held:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, "the call was never held"
+            time.sleep(0.1)
+        r = httpx.post(f"{served.url}/api/approvals/{held[0]['id']}/approve", headers=headers, timeout=60)
+        assert r.status_code == 200, r.text
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["success"] is True and result["operation"] == "cancel_reservation"
+    assert result["rowsAffected"] == 1
+
+
+def test_direct_call_prints_a_typed_error(served: Served) -> None:
+    done = run_example("direct_call.py", "--url", served.url, "--token", "not-a-token", cwd=served.cwd)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["code"] == "unauthorized" and "Traceback" not in done.stderr

@@ -15,6 +15,7 @@ from bollard.platform.api import (
     oauth2,
     operations,
     tokens,
+    tools,
 )
 from bollard.platform.api import settings as settings_api  # not `settings`: create_app's parameter
 from bollard.platform.api.errors import install_error_handlers
@@ -56,5 +57,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(executions.router)
     app.include_router(tokens.router)
     app.include_router(settings_api.router)
+    app.include_router(tools.router)
     install_docs(app)
     return app

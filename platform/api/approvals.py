@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bollard.platform import tokens
 from bollard.platform.api.deps import MAX_OFFSET, admin, get_runtime, known_query, principal
 from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
-from bollard.platform.approvals import STATUSES
+from bollard.platform.approvals import MAX_WAIT_S, STATUSES
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
 
@@ -35,11 +35,24 @@ async def list_approvals(
 
 
 @router.get(
-    "/{approval_id}", summary="One approval, with its result when done", responses=errors(*AUTH, "not_found")
+    "/{approval_id}",
+    summary="One approval, with its result when done; ?wait=SECONDS long-polls until it is decided",
+    responses=errors(*AUTH, "not_found"),
 )
 async def get_approval(
-    approval_id: str, runtime: Runtime = Depends(get_runtime), who: tokens.Principal = Depends(principal)
+    approval_id: str,
+    wait: float | None = Query(
+        None,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="wait up to this many seconds (at most 60) for a final status: succeeded, failed, "
+        "rejected or expired; answers the approval as it is when the wait ends",
+    ),
+    runtime: Runtime = Depends(get_runtime),
+    who: tokens.Principal = Depends(principal),
 ) -> dict[str, Any]:
+    if wait:
+        return await runtime.approvals.wait(approval_id, who, wait)
     return await runtime.approvals.get(approval_id, who)
 
 

@@ -1,7 +1,7 @@
-"""``bollard list``, ``schema`` and ``new``: the installed integrations, the manifest
-schema, a new integration folder (DESIGN §11).
+"""``bollard list``, ``schema``, ``tools`` and ``new``: the installed integrations, the
+manifest schema, the operations as tool definitions, a new integration folder (DESIGN §11).
 
-``list`` and ``schema`` write nothing to disk: ``list`` reads the state database only when
+``list``, ``schema`` and ``tools`` write nothing to disk: ``list`` reads the state database only when
 it exists (SQLite opened read-only), creates no data directory and no key file, and
 without a database lists every integration as having no credentials set.
 """
@@ -95,6 +95,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tools(args: argparse.Namespace) -> int:
+    """Print ``{"format", "tools", "count"}`` as ``GET /api/tools`` answers it (the same
+    function, every operation: the CLI runs as the operator); exit 0. Reads the
+    integrations directory only."""
+    from bollard.platform.registry import Registry
+    from bollard.platform.tools import tool_definitions
+
+    settings = settings_from(args)
+    registry = Registry(settings.integrations_dir)
+    if settings.integrations_dir.is_dir():  # load_all would create a missing directory
+        registry.load_all()
+    tools = tool_definitions(registry, args.format)
+    print_json({"format": args.format, "tools": tools, "count": len(tools)})
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the manifest JSON Schema; exit 0."""
     # lazy: keeps CLI start-up fast
@@ -132,6 +148,16 @@ def register(sub: Any) -> None:
     add_dirs(p)
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "tools",
+        help="print the operations as tool definitions for a model (writes nothing)",
+        description="Print one tool definition per operation, as GET /api/tools answers it: "
+        "openai (function tools), anthropic (input_schema) or mcp (the MCP Tool). Exit 0.",
+    )
+    add_dirs(p)
+    p.add_argument("--format", choices=("openai", "anthropic", "mcp"), default="openai")
+    p.set_defaults(func=cmd_tools)
 
     p = sub.add_parser("schema", help="print the manifest JSON Schema")
     p.set_defaults(func=cmd_schema)
