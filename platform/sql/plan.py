@@ -3,8 +3,9 @@
 ``build_plan`` compiles the manifest query (cached per query, engine and parameter
 types), binds the caller's values, and refuses statements by their leading keyword
 before anything runs: a read may not control transactions or session modes, a SQL
-Server read may not start with a data-changing keyword, and SQLite may not reach other
-files (ATTACH/DETACH/VACUUM).
+Server read may not start with a data-changing keyword, SQLite may not reach other
+files (ATTACH/DETACH/VACUUM), and a MariaDB/MySQL query may not hold a version-gated
+executable comment (its statements depend on the server's version).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from bollard.platform.errors import SqlError
 
+from .lexer import version_gated_comment
 from .placeholders import BoundStatement, CompiledQuery, compile_query
 
 __all__ = ["READ_KEYWORDS", "Plan", "build_plan", "check_statements"]
@@ -102,6 +104,14 @@ def _compile_cached(query: str, engine: str, key: _SchemaKey) -> CompiledQuery:
             name: {"type": list(t) if isinstance(t, tuple) else t, "format": f} for name, t, f in key
         }
     }
+    if engine == "mysql" and version_gated_comment(query, engine=engine):
+        # Which statements the server sees depends on its version and flavour, so
+        # Bollard's split could not be the server's (DESIGN §5).
+        raise SqlError(
+            "sql_error",
+            "the query uses a version-gated executable comment (/*!NNNNN … */ or /*M! … */), whose "
+            "text only some MariaDB/MySQL servers run; write that SQL without the comment",
+        )
     return compile_query(query, schema, engine=engine)
 
 
