@@ -114,7 +114,8 @@ class Db:
             self.credentials,
             slug="tests",
             integration_dir=self.tmp,
-            data_dir=self.tmp,
+            # not the integration folder: sqlite refuses files of the data dir outside sqlite/<slug>/
+            data_dir=self.tmp / "data",
         )
         self.handles.append(h)
         return h
