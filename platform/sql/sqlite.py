@@ -71,9 +71,7 @@ def resolve_sqlite_path(
         path = base_dir / path
     resolved = path.resolve()
     roots = [Path(r).resolve() for r in allowed_roots]
-    denied = denied_root.resolve() if denied_root is not None else None
-    inside_denied = denied is not None and _inside(resolved, [denied])
-    if inside_denied:
+    if denied_root is not None and _inside(resolved, [denied := denied_root.resolve()]):
         roots = [r for r in roots if r != denied and _inside(r, [denied])]
     if not _inside(resolved, roots):
         raise SqlError(
