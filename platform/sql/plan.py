@@ -18,6 +18,7 @@ from typing import Any
 from bollard.platform.errors import SqlError
 
 from .lexer import version_gated_comment
+from .mssql import check_mssql_read
 from .placeholders import BoundStatement, CompiledQuery, compile_query
 
 __all__ = ["READ_KEYWORDS", "Plan", "build_plan", "check_statements"]
@@ -172,7 +173,8 @@ def build_plan(
     """Compile ``query`` for ``engine``, bind ``params`` (omitted ones as typed NULLs) and
     check the statements (``check_statements``).
 
-    On SQL Server the query stays one T-SQL batch whose keyword is its last statement's.
+    On SQL Server the query stays one T-SQL batch whose keyword is its last statement's,
+    and a read must parse as one SELECT (``mssql.check_mssql_read``).
     Raises SqlError ``config_error`` (no statement), ``invalid_params``, ``read_only`` or
     ``sql_error`` (a refused keyword).
     """
@@ -187,4 +189,6 @@ def build_plan(
     if not statements or not compiled.statement_keywords:
         raise SqlError("config_error", "the query has no SQL statement")
     check_statements(engine, compiled.statement_keywords, read=read)
+    if read and engine == "mssql":
+        check_mssql_read(query)
     return Plan(statements, keywords, read, cap, timeout_ms)
