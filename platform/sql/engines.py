@@ -47,7 +47,7 @@ from .connection import (
     tls_mode,
 )
 from .errors import connect_error
-from .mysql import require_mysql_tls
+from .mysql import connect_single_statement, require_mysql_tls, reset_mysql_session
 from .pg_reads import ReadPool
 from .roles import check_pg_role
 from .sqlite import SqliteDeadline, build_sqlite_engine, seed_sqlite
@@ -316,10 +316,12 @@ def build_engine(
             allow_privileged_roles=allow_privileged_roles,
         )
     if engine == "mysql":
-        connect_args = {"connect_timeout": connect_s}
+        # One statement per call, and a fresh session for every call (mysql.py).
+        connect_args = {"connect_timeout": connect_s, "async_creator_fn": connect_single_statement}
         if (ctx := client_ssl_context(mode)) is not None:
             connect_args["ssl"] = ctx
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
+        event.listen(aeng.sync_engine, "reset", reset_mysql_session)
         if ctx is not None:
             event.listen(aeng.sync_engine, "connect", require_mysql_tls)
         kill_connect: dict[str, Any] = {

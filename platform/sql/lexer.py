@@ -1,21 +1,29 @@
 """The SQL lexer behind ``@name`` placeholders, statement splitting and leading keywords
 (DESIGN §5).
 
-It finds ``@name`` placeholders and top-level ``;`` outside string literals (``'…'`` with
-``''``; PostgreSQL ``E'…'`` and MySQL strings with backslash escapes; dollar quotes
-``$$…$$`` / ``$tag$…$tag$``), quoted identifiers (``"…"``, `` `…` ``, ``[…]``), comments
-(``--``, ``/* … */``; MySQL ``#``), ``@@system_variables`` and ``::casts``.
+It finds ``@name`` placeholders and top-level ``;`` outside string literals, quoted
+identifiers, comments, ``@@system_variables`` and ``::casts``.
 
-Lexing rules that differ by engine are chosen with ``engine`` (``postgres``, ``mysql``,
+Lexing rules differ by engine and are chosen with ``engine`` (``postgres``, ``mysql``,
 ``mssql``, ``sqlite`` or None for a neutral reading), so each engine's text is read
-exactly as its server reads it:
+exactly as its server reads it (PostgreSQL ``scan.l``, MariaDB ``sql_lex.cc``, SQLite
+``tokenize.c``); where a rule depends on server settings, the servers' defaults:
 
-- ``[…]`` quotes an identifier on mssql, sqlite and None only (it is an array subscript
-  on PostgreSQL, where ``arr[@i]`` holds a placeholder);
-- MySQL: backslash escapes in ``'…'`` and ``"…"``, ``#`` comments, ``--`` needs a space,
-  executable comments ``/*! … */`` (a statement starting with one has the leading
-  keyword ``"/*!"``);
-- PostgreSQL and MSSQL block comments nest; dollar quotes on postgres and None only.
+- strings ``'…'`` with ``''``; backslash escapes only where the server applies them:
+  MySQL/MariaDB ``'…'`` and ``"…"`` (without ``NO_BACKSLASH_ESCAPES``) and PostgreSQL
+  ``E'…'`` (``standard_conforming_strings = on``); ``E'…'`` is a string of its own on
+  PostgreSQL (and None) only;
+- quoted identifiers ``"…"`` (a string on MySQL); `` `…` `` on mysql, sqlite and None
+  (an operator character on PostgreSQL); ``[…]`` on mssql, sqlite and None only (an
+  array subscript on PostgreSQL, where ``arr[@i]`` holds a placeholder);
+- ``--`` comments run to the end of the line (PostgreSQL: ``\n`` or ``\r``); on MySQL
+  ``--`` starts a comment only when an ASCII blank or control character (or the end of
+  the text) follows (``--\u00a0`` is two minus signs), and ``#`` starts one too;
+- ``/* … */`` comments nest on PostgreSQL and SQL Server only; MySQL's executable
+  comments ``/*! … */`` and ``/*M! … */`` (with an optional version number) are code:
+  their text is lexed like any other, and a statement starting with one has the leading
+  keyword ``"/*!"``;
+- dollar quotes ``$$…$$`` / ``$tag$…$tag$`` on postgres and None only.
 
 An ``@`` directly after a letter, digit or ``_`` (``user@host``) is not a placeholder.
 Unterminated literals or comments run to the end of the text (the database reports them).
@@ -27,9 +35,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Lexicon", "find_placeholders", "leading_keyword", "lexicon", "scan", "split_statements"]
+__all__ = [
+    "Lexicon",
+    "find_placeholders",
+    "leading_keyword",
+    "lexicon",
+    "scan",
+    "split_statements",
+    "version_gated_comment",
+]
 
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
+# PostgreSQL: a tag is an identifier without `$` (non-ASCII characters are letters).
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+# MariaDB/MySQL executable comment openers; 5 or 6 digits are a version number.
+_EXEC_COMMENT = re.compile(r"/\*M?!(?:[0-9]{5}[0-9]?)?")
 
 
 @dataclass(frozen=True)
@@ -39,27 +58,42 @@ class Lexicon:
     backslash_strings: bool = False
     hash_comments: bool = False
     bracket_identifiers: bool = True
+    # `…` quotes an identifier (MySQL, SQLite); an operator character on PostgreSQL
+    backtick_identifiers: bool = True
     nested_comments: bool = False
     dollar_quotes: bool = True
+    # `--` starts a comment only before an ASCII blank or control character (MariaDB)
     dash_comment_needs_space: bool = False
-    # MySQL/MariaDB run the text of /*! … */ and /*M! … */ (unless a version number
-    # in it is above the server's): code to a server, a comment to this lexer.
+    # `--` comments also end at `\r` (PostgreSQL's `non_newline` is `[^\n\r]`)
+    cr_ends_line_comment: bool = False
+    # E'…' (backslash escapes) is a string prefix (PostgreSQL)
+    e_strings: bool = True
+    # MySQL/MariaDB run the text of /*! … */ and /*M! … */ (unless a version number in
+    # it is above the server's): lexed as code, which splits at every `;` a server
+    # may see (a version-gated comment split that way fails to parse, never runs more).
     executable_comments: bool = False
 
 
 _LEXICONS: dict[str | None, Lexicon] = {
-    None: Lexicon(),
-    "postgres": Lexicon(bracket_identifiers=False, nested_comments=True),
+    # neutral: every rule that makes more of the text code
+    None: Lexicon(cr_ends_line_comment=True),
+    "postgres": Lexicon(
+        bracket_identifiers=False,
+        backtick_identifiers=False,
+        nested_comments=True,
+        cr_ends_line_comment=True,
+    ),
     "mysql": Lexicon(
         backslash_strings=True,
         hash_comments=True,
         bracket_identifiers=False,
         dollar_quotes=False,
         dash_comment_needs_space=True,
+        e_strings=False,
         executable_comments=True,
     ),
-    "mssql": Lexicon(nested_comments=True, dollar_quotes=False),
-    "sqlite": Lexicon(dollar_quotes=False),
+    "mssql": Lexicon(nested_comments=True, dollar_quotes=False, e_strings=False, backtick_identifiers=False),
+    "sqlite": Lexicon(dollar_quotes=False, e_strings=False),
 }
 
 
@@ -111,18 +145,27 @@ def _skip_block_comment(sql: str, i: int, nested: bool) -> int:
     return n
 
 
-def _skip_line(sql: str, i: int) -> int:
+def _skip_line(sql: str, i: int, lex: Lexicon) -> int:
     end = sql.find("\n", i)
+    if lex.cr_ends_line_comment:
+        cr = sql.find("\r", i, None if end < 0 else end)
+        end = cr if cr >= 0 else end
     return len(sql) if end < 0 else end + 1
 
 
+def _ends_dash_comment_marker(c: str) -> bool:
+    # MariaDB's sql_lex.cc: my_isspace() or my_iscntrl() of the byte after `--`:
+    # ASCII blanks (space, \t \n \v \f \r) and control characters; never U+00A0.
+    return c == " " or ord(c) < 0x20 or c == "\x7f"
+
+
 def _line_comment_at(sql: str, i: int, lex: Lexicon) -> bool:
-    """Whether a line comment starts at ``sql[i]``: ``--`` (MySQL: followed by a blank or
-    the end of the text), or ``#`` on MySQL."""
+    """Whether a line comment starts at ``sql[i]``: ``--`` (MySQL: followed by an ASCII
+    blank or control character, or the end of the text), or ``#`` on MySQL."""
     if sql[i] == "#":
         return lex.hash_comments
     return sql.startswith("--", i) and (
-        not lex.dash_comment_needs_space or i + 2 >= len(sql) or sql[i + 2].isspace()
+        not lex.dash_comment_needs_space or i + 2 >= len(sql) or _ends_dash_comment_marker(sql[i + 2])
     )
 
 
@@ -152,7 +195,7 @@ def _skip_dollar(sql: str, i: int) -> int:
     return len(sql) if close < 0 else close + len(m.group(0))
 
 
-def _skip_word(sql: str, i: int) -> int:
+def _skip_word(sql: str, i: int, lex: Lexicon) -> int:
     """Index just past the word (identifier, keyword, number) at ``sql[i]``, or past the
     PostgreSQL ``E'…'`` string (backslash escapes) it opens."""
     n = len(sql)
@@ -160,7 +203,7 @@ def _skip_word(sql: str, i: int) -> int:
     # `$` may continue identifiers
     while j < n and (_is_word(sql[j]) or sql[j] == "$"):
         j += 1
-    e_string = j - i == 1 and sql[i] in "eE" and j < n and sql[j] == "'"
+    e_string = lex.e_strings and j - i == 1 and sql[i] in "eE" and j < n and sql[j] == "'"
     return _skip_quoted(sql, j, "'", True) if e_string else j
 
 
@@ -170,18 +213,18 @@ def _skip_token(sql: str, i: int, lex: Lexicon) -> int:
     c = sql[i]
     if c in ("'", '"'):
         return _skip_quoted(sql, i, c, lex.backslash_strings)
-    if c == "`":
+    if c == "`" and lex.backtick_identifiers:
         return _skip_quoted(sql, i, "`", False)
     if c == "[" and lex.bracket_identifiers:
         return _skip_bracketed(sql, i)
     if _line_comment_at(sql, i, lex):
-        return _skip_line(sql, i)
+        return _skip_line(sql, i, lex)
     if sql.startswith("/*", i):
         return _skip_block_comment(sql, i, lex.nested_comments)
     if c == "$" and lex.dollar_quotes:
         return _skip_dollar(sql, i)
     if _is_word(c):
-        return _skip_word(sql, i)
+        return _skip_word(sql, i, lex)
     return i + 1
 
 
@@ -198,13 +241,17 @@ def _at_sign(sql: str, i: int) -> tuple[bool, int]:
 
 
 def scan(sql: str, lex: Lexicon) -> Iterator[tuple[str, int, int]]:
-    """Yield ``("placeholder", start, end)`` and ``(";", start, end)`` events.
+    """Yield ``("placeholder", start, end)``, ``(";", start, end)`` and, on MySQL,
+    ``("gated", start, end)`` events: the opener of an executable comment whose text
+    only some servers run (``/*M!``: MariaDB, not MySQL; ``/*!NNNNN``: servers of that
+    version or later, MariaDB not 5.7.0-9.99.99).
 
     Everything else (literals, identifiers, comments, code) is skipped; callers treat
     the gaps between events as verbatim text.
     """
     n = len(sql)
     i = 0
+    in_executable = False  # inside MySQL's /*! … */: code, closed by the next `*/`
     while i < n:
         c = sql[i]
         if c == "@":
@@ -215,6 +262,14 @@ def scan(sql: str, lex: Lexicon) -> Iterator[tuple[str, int, int]]:
         elif c == ";":
             yield (";", i, i + 1)
             i += 1
+        elif in_executable and sql.startswith("*/", i):
+            in_executable = False
+            i += 2
+        elif lex.executable_comments and (m := _EXEC_COMMENT.match(sql, i)):
+            if m.end() - i > 3:  # `/*M!` or a version number: code or comment by server
+                yield ("gated", i, m.end())
+            in_executable = True
+            i = m.end()
         else:
             i = _skip_token(sql, i, lex)
 
@@ -230,6 +285,14 @@ def find_placeholders(sql: str, *, engine: str | None = None) -> list[str]:
         if kind == "placeholder":
             seen.setdefault(sql[start + 1 : end], None)
     return list(seen)
+
+
+def version_gated_comment(sql: str, *, engine: str | None = None) -> bool:
+    """Whether ``sql`` holds a MySQL/MariaDB executable comment whose text runs on some
+    servers and is a comment on others (``/*M! … */``, ``/*!NNNNN … */``): the
+    statements the server sees then depend on its version, so no lexer can split such
+    text the way every server does (MariaDB's ``sql_lex.cc``)."""
+    return any(kind == "gated" for kind, _, _ in scan(sql, lexicon(engine)))
 
 
 def split_statements(sql: str, *, engine: str | None = None) -> list[str]:
@@ -266,7 +329,7 @@ def leading_keyword(sql: str, *, engine: str | None = None) -> str:
         if c.isspace() or c == "(":
             i += 1
         elif _line_comment_at(sql, i, lex):
-            i = _skip_line(sql, i)
+            i = _skip_line(sql, i, lex)
         elif sql.startswith("/*", i):
             if lex.executable_comments and sql.startswith(("/*!", "/*M!"), i):
                 return "/*!"

@@ -1,5 +1,12 @@
 """MariaDB/MySQL specifics of the SQL runner (DESIGN §5; docs/sql-runner.md).
 
+Connections never run more than one statement per call: they are opened without
+``CLIENT.MULTI_STATEMENTS`` (``connect_single_statement``), so the server refuses a
+second statement in one call whatever Bollard's lexer thought of the text. Every
+connection returned to the pool is reset (``reset_mysql_session``: locks, user
+variables, temporary tables, prepared statements, session variables), so no session
+state outlives a call.
+
 Reads run in a read-only *session* (DDL would commit a transaction-level READ ONLY
 away), set again before each statement; the statement time limit is MariaDB's
 ``max_statement_time`` or MySQL's ``max_execution_time``. A credential that asks for TLS
@@ -10,11 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiomysql
+from pymysql.constants import CLIENT
 from sqlalchemy import Connection
+from sqlalchemy.util import await_only
 
 from bollard.platform.errors import SqlError
 
-__all__ = ["require_mysql_tls", "set_mysql_session"]
+__all__ = ["connect_single_statement", "require_mysql_tls", "reset_mysql_session", "set_mysql_session"]
+
+# COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+), which aiomysql has no method for.
+_COM_RESET_CONNECTION = 0x1F
 
 _INFO_SESSION = "bollard_session"  # Connection.info key: (access mode, timeout ms) last set
 
@@ -49,6 +62,49 @@ def set_mysql_session(conn: Connection, *, read: bool, timeout_ms: int) -> None:
         conn.info.pop(_INFO_SESSION, None)
     else:
         conn.info[_INFO_SESSION] = state
+
+
+async def connect_single_statement(**kw: Any) -> aiomysql.Connection:
+    """``aiomysql.connect`` without ``CLIENT.MULTI_STATEMENTS`` (SQLAlchemy's
+    ``async_creator_fn``; the keyword arguments are ``aiomysql.connect``'s).
+
+    aiomysql always adds that flag to the handshake and has no option to leave it out,
+    so the connection is built, the flag cleared, then connected. Without it the server
+    answers a second statement in one COM_QUERY with a syntax error (1064) instead of
+    running it (DESIGN §5; hardening issue item 12).
+    """
+    conn = aiomysql.Connection(**kw)
+    conn.client_flag &= ~CLIENT.MULTI_STATEMENTS
+    try:
+        await conn._connect()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+async def _reset(raw: aiomysql.Connection) -> None:
+    await raw._execute_command(_COM_RESET_CONNECTION, b"")
+    await raw._read_ok_packet()
+    # The reset brings back the server's defaults, autocommit on among them; SQLAlchemy
+    # runs transactions with autocommit off.
+    await raw.autocommit(bool(raw.autocommit_mode))
+
+
+def reset_mysql_session(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+    """Pool ``reset`` event: give the session back as a new one (COM_RESET_CONNECTION:
+    rolls back, releases ``GET_LOCK`` locks and table locks, clears user variables,
+    drops temporary tables and prepared statements, resets session variables), then
+    turn autocommit off again. Runs whenever a connection goes back to the pool, so
+    nothing one call leaves in the session reaches the next (DESIGN §5; hardening issue
+    item 16). Forgets the session state ``set_mysql_session`` cached.
+
+    When the reset fails, SQLAlchemy discards the connection instead of pooling it.
+    """
+    connection_record.info.pop(_INFO_SESSION, None)
+    if getattr(reset_state, "terminate_only", False) or not getattr(reset_state, "asyncio_safe", True):
+        return  # the connection is being closed, not pooled
+    await_only(_reset(connection_record.driver_connection))
 
 
 def require_mysql_tls(dbapi_connection: Any, _record: Any) -> None:

@@ -3,8 +3,9 @@
 ``build_plan`` compiles the manifest query (cached per query, engine and parameter
 types), binds the caller's values, and refuses statements by their leading keyword
 before anything runs: a read may not control transactions or session modes, a SQL
-Server read may not start with a data-changing keyword, and SQLite may not reach other
-files (ATTACH/DETACH/VACUUM).
+Server read may not start with a data-changing keyword, SQLite may not reach other
+files (ATTACH/DETACH/VACUUM), and a MariaDB/MySQL query may not hold a version-gated
+executable comment (its statements depend on the server's version).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from bollard.platform.errors import SqlError
 
+from .lexer import version_gated_comment
+from .mssql import check_mssql_read
 from .placeholders import BoundStatement, CompiledQuery, compile_query
 
 __all__ = ["READ_KEYWORDS", "Plan", "build_plan", "check_statements"]
@@ -107,6 +110,14 @@ def _compile_cached(query: str, engine: str, key: _SchemaKey) -> CompiledQuery:
             name: {"type": list(t) if isinstance(t, tuple) else t, "format": f} for name, t, f in key
         }
     }
+    if engine == "mysql" and version_gated_comment(query, engine=engine):
+        # Which statements the server sees depends on its version and flavour, so
+        # Bollard's split could not be the server's (DESIGN §5).
+        raise SqlError(
+            "sql_error",
+            "the query uses a version-gated executable comment (/*!NNNNN … */ or /*M! … */), whose "
+            "text only some MariaDB/MySQL servers run; write that SQL without the comment",
+        )
     return compile_query(query, schema, engine=engine)
 
 
@@ -168,7 +179,8 @@ def build_plan(
     """Compile ``query`` for ``engine``, bind ``params`` (omitted ones as typed NULLs) and
     check the statements (``check_statements``).
 
-    On SQL Server the query stays one T-SQL batch whose keyword is its last statement's.
+    On SQL Server the query stays one T-SQL batch whose keyword is its last statement's,
+    and a read must parse as one SELECT (``mssql.check_mssql_read``).
     Raises SqlError ``config_error`` (no statement), ``invalid_params``, ``read_only`` or
     ``sql_error`` (a refused keyword).
     """
@@ -183,4 +195,6 @@ def build_plan(
     if not statements or not compiled.statement_keywords:
         raise SqlError("config_error", "the query has no SQL statement")
     check_statements(engine, compiled.statement_keywords, read=read)
+    if read and engine == "mssql":
+        check_mssql_read(query)
     return Plan(statements, keywords, read, cap, timeout_ms, max_bytes)

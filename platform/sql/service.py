@@ -37,8 +37,8 @@ class SqlService:
             "engine": cfg.engine,
             "connection_config": cfg.model_dump(by_alias=True, exclude_none=True),
             "integration_dir": version.path.resolve(),
+            # sqlite: the integration folder and <data_dir>/sqlite/<slug>/ (sqlite.py)
             "data_dir": data_dir,
-            "allowed_roots": [version.path.resolve(), data_dir],
             "allow_privileged_roles": self.settings.sql_allow_privileged_roles,
         }
 

@@ -1,8 +1,12 @@
 """SQLite specifics of the SQL runner (DESIGN §5): allowed paths, seeding, the engine.
 
 SQLite is Bollard's demo and test engine. ``database`` is a file path that must resolve
-(symlinks followed) inside an allowed root: the integration folder or the data
-directory. Relative paths are taken from ``<data_dir>/sqlite/<slug>/``. When the
+(symlinks followed) inside an allowed root: the integration folder or
+``<data_dir>/sqlite/<slug>/``, never anything else in the data directory (the state
+database ``bollard.db``, another integration's ``sqlite/<other>/``). Relative paths are
+taken from ``<data_dir>/sqlite/<slug>/``. The path is checked again each time a pooled
+connection opens, and the connection opens the checked, symlink-free path: a file
+swapped for a symlink after the engine was built is refused. When the
 credential has no ``database``, the manifest's ``options.database`` names the file
 (created on first use), and if that file does not exist yet and ``options.seedFile``
 names an SQL script inside the integration folder, the database is created from that
@@ -14,6 +18,7 @@ call's deadline (``SqliteDeadline``); reads run with ``PRAGMA query_only`` (exec
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sqlite3
@@ -42,28 +47,50 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == r or path.is_relative_to(r) for r in roots)
 
 
-def resolve_sqlite_path(database: str, *, base_dir: Path, allowed_roots: Sequence[Path]) -> Path:
+def resolve_sqlite_path(
+    database: str,
+    *,
+    base_dir: Path,
+    allowed_roots: Sequence[Path],
+    denied_root: Path | None = None,
+    field: str = "database",
+) -> Path:
     """The absolute, symlink-resolved path of a sqlite ``database`` value.
 
-    Relative values are taken from ``base_dir``. Raises SqlError("config_error") when
-    the result lies outside every ``allowed_roots`` entry (DESIGN §5), or when the value
-    is not a file path (``:memory:``, URIs).
+    Relative values are taken from ``base_dir``. Raises SqlError("config_error"),
+    naming ``field``, when the result lies outside every ``allowed_roots`` entry, or
+    inside ``denied_root`` (the data directory: the state database, other integrations'
+    files) but in no allowed root below it (DESIGN §5), or when the value is not a file
+    path (``:memory:``, URIs).
     """
     raw = str(database).strip()
     if not raw or raw == ":memory:" or raw.startswith("file:") or "\x00" in raw:
-        raise SqlError("config_error", "the sqlite database must be a file path")
+        raise SqlError("config_error", f"{field} must be a sqlite file path")
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = base_dir / path
     resolved = path.resolve()
     roots = [Path(r).resolve() for r in allowed_roots]
+    if denied_root is not None and _inside(resolved, [denied := denied_root.resolve()]):
+        roots = [r for r in roots if r != denied and _inside(r, [denied])]
     if not _inside(resolved, roots):
         raise SqlError(
             "config_error",
-            f"the sqlite database {raw!r} resolves outside the integration folder and the "
-            "data directory; move it into one of them",
+            f"{field} {raw!r} resolves outside the integration folder and the integration's "
+            "sqlite folder of the data directory (<data_dir>/sqlite/<slug>/); move the file into one of them",
         )
     return resolved
+
+
+def _reopen_check(path: Path, field: str) -> None:
+    """Refuse to open ``path`` (checked and symlink-free when the engine was built) when
+    it, or a folder above it, has become a symlink since."""
+    if os.path.realpath(path) != str(path) or os.path.islink(path):
+        raise SqlError(
+            "config_error",
+            f"{field}: the sqlite database {path.name!r} has been replaced by a link since the "
+            "integration was loaded; put the database file itself back in its folder",
+        )
 
 
 def seed_sqlite(target: Path, seed: Path) -> None:
@@ -126,29 +153,36 @@ def build_sqlite_engine(
     The database file comes from the credential's ``database`` (which must exist) or
     else the manifest's ``options.database`` (created on first use, from
     ``options.seedFile`` when given); both must resolve inside ``allowed_roots``
-    (default: ``integration_dir`` and ``data_dir``), relative paths from ``base_dir``
-    (default ``<data_dir>/sqlite/<slug>``). ``pool_kw``: SQLAlchemy pool arguments;
+    (default: ``integration_dir`` and ``<data_dir>/sqlite/<slug>``; nothing else in
+    ``data_dir`` is ever allowed), relative paths from ``base_dir`` (default
+    ``<data_dir>/sqlite/<slug>``). Each pooled connection checks the path again before
+    and after it opens. ``pool_kw``: SQLAlchemy pool arguments;
     ``timeout_ms`` (ms) also bounds waits for a locked database. Raises
     SqlError("config_error").
     """
     options = connection_options(connection_config)
+    own_data = data_dir / "sqlite" / (slug or "default") if data_dir is not None else None
     roots = (
         list(allowed_roots)
         if allowed_roots is not None
-        else [p for p in (integration_dir, data_dir) if p is not None]
+        else [p for p in (integration_dir, own_data) if p is not None]
     )
     if not roots:
         raise SqlError("config_error", "sqlite needs an integration folder or data directory")
     if base_dir is None:
-        if data_dir is None:
+        if own_data is None:
             raise SqlError("config_error", "sqlite needs a data directory for relative paths")
-        base_dir = data_dir / "sqlite" / (slug or "default")
+        base_dir = own_data
     seed: Path | None = None
     from_credential = bool(credentials.get("database"))
+    field = "the credential's database" if from_credential else "sqlConnectionConfig.options.database"
+    check = functools.partial(
+        resolve_sqlite_path, base_dir=base_dir, allowed_roots=roots, denied_root=data_dir, field=field
+    )
     if from_credential:
-        path = resolve_sqlite_path(str(credentials["database"]), base_dir=base_dir, allowed_roots=roots)
+        path = check(str(credentials["database"]))
     elif options.get("database"):
-        path = resolve_sqlite_path(str(options["database"]), base_dir=base_dir, allowed_roots=roots)
+        path = check(str(options["database"]))
         if options.get("seedFile"):
             if integration_dir is None:
                 raise SqlError("config_error", "options.seedFile needs the integration folder")
@@ -169,6 +203,7 @@ def build_sqlite_engine(
     busy_s = max(1.0, timeout_ms / 1000)
 
     async def creator() -> aiosqlite.Connection:
+        _reopen_check(path, field)
         conn = aiosqlite.connect(str(path), timeout=busy_s)
         # Like SQLAlchemy's own aiosqlite connect: a daemon worker thread never blocks
         # interpreter exit.
@@ -176,6 +211,11 @@ def build_sqlite_engine(
         if thread is not None:
             thread.daemon = True
         await conn
+        try:
+            _reopen_check(path, field)  # swapped while opening: the window is this short
+        except SqlError:
+            await conn.close()
+            raise
         deadline = SqliteDeadline()
         await conn.set_progress_handler(deadline.expired, _SQLITE_PROGRESS_STEPS)
         deadlines[conn] = deadline

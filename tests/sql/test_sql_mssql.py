@@ -18,6 +18,7 @@ from sqlalchemy.dialects import mssql
 
 from bollard.platform.sql import SqlError, compile_query
 from bollard.platform.sql.engines import EngineHandle, build_engine
+from bollard.platform.sql.plan import build_plan
 from bollard.platform.sql.runner import run_sql
 from tests.support.databases import MSSQL_URL, credentials_from_url, unavailable
 
@@ -64,6 +65,71 @@ async def test_reads_refuse_tsql_writes_before_connecting() -> None:
             assert err.value.code == "read_only"
     finally:
         await h.dispose()
+
+
+def _guard(query: str, *, read: bool = True) -> Any:
+    return build_plan(
+        "mssql",
+        query,
+        {"properties": {"id": {"type": "integer"}}},
+        {"id": 1},
+        read=read,
+        cap=10,
+        timeout_ms=1000,
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # T-SQL needs no `;` between statements: these are two statements to the server
+        "SELECT 1 COMMIT DELETE FROM t",
+        "SELECT 1 AS a BEGIN TRAN DELETE FROM t",
+        "SELECT 1 SHUTDOWN",
+        "SELECT name FROM t WHERE id = @id DROP TABLE t",
+        "EXEC('DELETE FROM t')",
+        "EXECUTE sp_executesql N'DELETE FROM t'",
+        "SELECT a INTO x FROM t",
+        "SELECT a INTO #x FROM t",
+        "WITH c AS (SELECT 1 AS a) SELECT a INTO x FROM c",
+        "SELECT 1; SELECT 2",
+        "DECLARE @x int SELECT 1",
+        "SELECT * FROM OPENQUERY(remote, 'DELETE FROM t')",
+        "SELECT * FROM OPENROWSET('SQLNCLI', 'Server=x;', 'DELETE FROM t')",
+        "SELECT 1 WAITFOR DELAY '00:00:05'",
+    ],
+)
+def test_mssql_read_guard_refuses_what_is_not_one_select(query: str) -> None:
+    with pytest.raises(SqlError) as err:
+        _guard(query)
+    assert err.value.code == "read_only", query
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT TOP 10 [order id], name FROM dbo.t WHERE id = @id ORDER BY name",
+        "WITH c AS (SELECT 1 AS a) SELECT a FROM c",
+        "SELECT 1 AS a UNION ALL SELECT 2",
+        "SELECT (SELECT COUNT(*) FROM t) AS n",
+        "SELECT 1 AS one;",
+    ],
+)
+def test_mssql_read_guard_accepts_one_select(query: str) -> None:
+    plan = _guard(query)
+    [stmt] = plan.statements
+    assert "%(id)s" in str(stmt.clause.compile(dialect=PYMSSQL)) or "@id" not in query
+
+
+def test_protel_reads_pass_the_guard() -> None:
+    manifest = json.loads(PROTEL.read_text())
+    reads = [o for o in manifest["operations"] if o.get("operationType", "read") == "read"]
+    assert reads
+    for op in reads:
+        params = {k: None for k in (op.get("parametersSchema") or {}).get("properties", {})}
+        build_plan(
+            "mssql", op["query"], op.get("parametersSchema"), params, read=True, cap=10, timeout_ms=1000
+        )
 
 
 # --- real server ------------------------------------------------------------------------

@@ -118,7 +118,8 @@ class Db:
             self.credentials,
             slug="tests",
             integration_dir=self.tmp,
-            data_dir=self.tmp,
+            # not the integration folder: sqlite refuses files of the data dir outside sqlite/<slug>/
+            data_dir=self.tmp / "data",
             allow_privileged_roles=allow_privileged_roles,
         )
         self.handles.append(h)
