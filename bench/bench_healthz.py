@@ -253,7 +253,12 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_integrations(root / "integrations", ports)
-        env = {"BOLLARD_SECRET_KEY": "bench-secret-key", "BOLLARD_ALLOW_PRIVATE_EGRESS": "true"}
+        env = {
+            "BOLLARD_SECRET_KEY": "bench-secret-key",
+            "BOLLARD_ALLOW_PRIVATE_EGRESS": "true",
+            # the local test database's user is a superuser (refused by default, DESIGN §5)
+            "BOLLARD_SQL_ALLOW_PRIVILEGED_ROLES": "true",
+        }
         server = BollardServer(root / "integrations", root / "data", env)
         try:
             token = (root / "data" / "admin.token").read_text().strip()
