@@ -43,7 +43,7 @@ def slug_error(slug: str) -> str | None:
     """DESIGN §2: the slug is the folder name, ``^[a-z0-9][a-z0-9_-]*$``, at most 64 chars."""
     if len(slug) > SLUG_MAX:
         return f"folder name '{slug[:80]}' is longer than {SLUG_MAX} characters"
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):  # `$` alone would accept a trailing newline
         return (
             f"folder name '{slug}' is not a valid slug: use lower-case letters, digits, "
             "'-' and '_', starting with a letter or digit"

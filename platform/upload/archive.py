@@ -51,7 +51,6 @@ ALLOWED_EXTRA_FIELDS = frozenset({0x0001, 0x000A, 0x5455, 0x5855, 0x7855, 0x7875
 ARCHIVE_SUFFIXES = (".zip", ".jar", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar")
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _ENCRYPTED_FLAGS = 0x0001 | 0x0040 | 0x2000  # traditional, strong, central-directory encryption
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from bollard.platform.credential_fields import credential_fields
 from bollard.platform.errors import ApiError, PackageError
+from bollard.platform.manifest import slug_error
 from bollard.platform.packages import IntegrationVersion, build_version
-from bollard.platform.upload.archive import SLUG_RE, read_file_set, read_zip, shown
+from bollard.platform.upload.archive import read_file_set, read_zip, shown
 
 if TYPE_CHECKING:
     from bollard.platform.runtime import Runtime
@@ -35,7 +36,7 @@ def choose_slug(slug: str | None, top: str | None) -> str:
         raise PackageError(
             ["slug: not given; send a 'slug' form field or put the files in one top folder named after it"]
         )
-    if not SLUG_RE.fullmatch(chosen):
+    if slug_error(chosen) is not None:
         where = "slug" if slug else f"top folder '{shown(chosen)}'"
         raise PackageError(
             [
@@ -237,7 +238,7 @@ class Installer:
         with ``approval_stale``; its credentials are kept unless ``purge_credentials``.
         Raises :class:`IntegrationUnavailable` ``unknown_integration`` (404)."""
         registry = self.runtime.registry
-        valid = SLUG_RE.fullmatch(slug) is not None
+        valid = slug_error(slug) is None
         async with self._lock(slug):
             entry = registry.get(slug) if valid else None
             if entry is None and not (valid and os.path.lexists(registry.root / slug)):
