@@ -246,7 +246,8 @@ def allowed_file_names(config_raw: bytes | None) -> set[str]:
     return names
 
 
-def _size_limit(name: str) -> int:
+def size_limit(name: str) -> int:
+    """The most bytes file ``name`` may hold (DESIGN §10), for folders and uploads alike."""
     if name == CONFIG_FILE:
         return MANIFEST_MAX_BYTES
     if name == CONNECTOR_FILE:
@@ -298,7 +299,7 @@ def read_folder(path: Path) -> dict[str, bytes]:
         if not stat.S_ISREG(cst.st_mode):
             errors.append(f"{name} is not a regular file")
             continue
-        limit = _size_limit(name)
+        limit = size_limit(name)
         if cst.st_size > limit:
             errors.append(f"{name} is {cst.st_size} bytes; the limit is {limit} bytes")
             continue

@@ -28,15 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bollard.platform.errors import PackageError
-from bollard.platform.manifest import MANIFEST_MAX_BYTES
 from bollard.platform.packages import (
     CONFIG_FILE,
-    CONNECTOR_FILE,
-    CONNECTOR_MAX_BYTES,
-    ICON_MAX_BYTES,
-    ICON_NAMES,
-    SEED_MAX_BYTES,
     allowed_file_names,
+    size_limit,
 )
 
 MAX_TOTAL_BYTES = 1024 * 1024  # every file of a package together, uncompressed (DESIGN §10)
@@ -53,17 +48,6 @@ ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08", b"\x1f\x8b", b"7z\
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _ENCRYPTED_FLAGS = 0x0001 | 0x0040 | 0x2000  # traditional, strong, central-directory encryption
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
-
-
-def size_limit(name: str) -> int:
-    """The most bytes file ``name`` may hold (DESIGN §10)."""
-    if name == CONFIG_FILE:
-        return MANIFEST_MAX_BYTES
-    if name == CONNECTOR_FILE:
-        return CONNECTOR_MAX_BYTES
-    if name in ICON_NAMES:
-        return ICON_MAX_BYTES
-    return SEED_MAX_BYTES
 
 
 def shown(name: str) -> str:
