@@ -113,6 +113,7 @@ class Approvals:
         self._waiting: dict[str, int] = {}
 
     def _changed(self, approval_id: str) -> None:
+        self.runtime.events.publish("approval", {"id": approval_id})
         event = self._events.pop(approval_id, None)
         if event is not None:
             event.set()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
+from bollard.platform.events import EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
@@ -62,6 +63,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
+        self.events = EventBus()  # registry, approval, credential and token events (platform/events.py)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
         self.credentials = CredentialStore(
             self.db,
@@ -91,6 +93,7 @@ class Runtime:
         current = entry.version.content_hash if entry is not None and entry.version is not None else None
         if current is not None:
             self._versions[slug] = current
+        self.events.publish("registry", {"slug": slug, "contentHash": current})
         if previous is None or previous == current:
             return
         if self._pool is not None:
@@ -106,6 +109,7 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate(self.db)
         self.registry.add_listener(self._on_registry_change)
+        await self.events.start()
         await self.registry.load_all_async()  # off the loop; a bad folder is its load error
         if self.settings.reload if watch is None else watch:
             self._watch_task = asyncio.create_task(
@@ -119,6 +123,7 @@ class Runtime:
         self._stop.set()
         await self.approvals.close()
         await self.execution_log.close()
+        await self.events.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch_task, 5)
