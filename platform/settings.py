@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     # a call may ask for less, never more.
     max_model_result_chars: int = Field(default=20_000, ge=200)
 
+    # MCP at /mcp (DESIGN §9, platform/mcp/): Host and Origin values admitted besides the
+    # listen address, the public URL and loopback (JSON lists; "host:*" matches any port);
+    # how long one retry of a held write waits for the decision (s, at most 60).
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    mcp_allowed_origins: list[str] = Field(default_factory=list)
+    mcp_approval_wait_s: float = Field(default=20.0, gt=0, le=60)
+
     def resolved_database_url(self) -> str:
         """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""
         if self.database_url:

@@ -21,20 +21,24 @@ from bollard.platform.api import settings as settings_api  # not `settings`: cre
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.api.openapi import install_docs
+from bollard.platform.mcp.transport import McpHttp
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. The runtime starts in the lifespan (migrations, registry, watcher)."""
+    """Build the app. The runtime starts in the lifespan (migrations, registry, watcher),
+    then MCP's session manager (streamable HTTP at ``/mcp``, ``platform/mcp/``)."""
     rt = runtime or Runtime(settings or Settings())
+    mcp = McpHttp(rt)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not rt.started:
             await rt.start()
         try:
-            yield
+            async with mcp.run():
+                yield
         finally:
             await rt.stop()
 
@@ -58,5 +62,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(tokens.router)
     app.include_router(settings_api.router)
     app.include_router(tools.router)
+    app.router.routes.extend(mcp.routes)  # /mcp and its protected-resource metadata
     install_docs(app)
     return app
