@@ -4,8 +4,9 @@ token) and over stdio (``bollard mcp``), and a client side of the Tasks extensio
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,11 +23,14 @@ TASKS = "io.modelcontextprotocol/tasks"
 TERMINAL = ("completed", "failed", "cancelled")
 
 
-def http_client(base_url: str, token: str | None, **kwargs: Any) -> Client:
-    """The SDK client for ``<base_url>/mcp`` with ``Authorization: Bearer <token>``."""
+@contextlib.asynccontextmanager
+async def http_client(base_url: str, token: str | None, **kwargs: Any) -> AsyncIterator[Client]:
+    """The SDK client, entered, for ``<base_url>/mcp`` with ``Authorization: Bearer <token>``
+    (its HTTP client is the caller's to close: closed here on exit)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120, read=120))
-    return Client(streamable_http_client(f"{base_url}/mcp", http_client=http), **kwargs)
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120, read=120)) as http:
+        async with Client(streamable_http_client(f"{base_url}/mcp", http_client=http), **kwargs) as client:
+            yield client
 
 
 def stdio_client(
