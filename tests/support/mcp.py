@@ -28,9 +28,9 @@ async def http_client(base_url: str, token: str | None, **kwargs: Any) -> AsyncI
     """The SDK client, entered, for ``<base_url>/mcp`` with ``Authorization: Bearer <token>``
     (its HTTP client is the caller's to close: closed here on exit)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120, read=120)) as http:
-        async with Client(streamable_http_client(f"{base_url}/mcp", http_client=http), **kwargs) as client:
-            yield client
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120, read=120))
+    async with http, Client(streamable_http_client(f"{base_url}/mcp", http_client=http), **kwargs) as client:
+        yield client
 
 
 def stdio_client(
