@@ -31,8 +31,10 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get(TOKEN_ENV, "")
     if not token.strip():
-        print(f"bollard mcp needs a token: --token or {TOKEN_ENV} (bollard token create --role agent)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"bollard mcp needs a token: --token or {TOKEN_ENV} (bollard token create --role agent)",
+            file=sys.stderr,
+        )
         return 1
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -168,10 +168,18 @@ async def resume(
     except BollardError as e:
         return error_result(e.code, e.message, max_chars=cap)
     if current["status"] == "pending" and (_declined(params) or round_ >= MAX_ROUNDS):
-        return pending_result(host, ctx, {"status": "pending", "approvalId": approval_id, "approval": current,
-                                          "integration": current["integration"],
-                                          "operation": current["operation"],
-                                          "version": current["version"]})  # fmt: skip
+        return pending_result(
+            host,
+            ctx,
+            {
+                "status": "pending",
+                "approvalId": approval_id,
+                "approval": current,
+                "integration": current["integration"],
+                "operation": current["operation"],
+                "version": current["version"],
+            },
+        )
     approval = await rt.approvals.wait(approval_id, principal, rt.settings.mcp_approval_wait_s)
     if approval["status"] in ("succeeded", "failed", "rejected", "expired"):
         return decided_result(approval, cap)

@@ -35,8 +35,11 @@ class Served:
 
     def confirmed(self) -> list[int]:
         """Ids of hotel reservations that can still be cancelled."""
-        r = self.api("POST", "/api/integrations/hotel/operations/list_reservations",
-                     json={"params": {"status": "confirmed"}})  # fmt: skip
+        r = self.api(
+            "POST",
+            "/api/integrations/hotel/operations/list_reservations",
+            json={"params": {"status": "confirmed"}},
+        )
         assert r.status_code == 200, r.text
         return [row["id"] for row in r.json()["data"]]
 
@@ -50,8 +53,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = BollardServer(integrations, data_dir, {"BOLLARD_MCP_APPROVAL_WAIT_S": "1"})
     try:
         admin = (data_dir / "admin.token").read_text().strip()
-        r = httpx.post(f"{server.url}/api/tokens", json={"role": "agent", "name": "mcp tests"},
-                       headers={"Authorization": f"Bearer {admin}"}, timeout=60)  # fmt: skip
+        r = httpx.post(
+            f"{server.url}/api/tokens",
+            json={"role": "agent", "name": "mcp tests"},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=60,
+        )
         assert r.status_code == 201, r.text
         yield Served(server, integrations, data_dir, admin, r.json()["token"])
     finally:

@@ -49,14 +49,31 @@ def test_the_inspector_lists_and_calls_tools_over_http(inspector: str, served: S
     cancel = next(t for t in listed["tools"] if t["name"] == "hotel__cancel_reservation")
     assert cancel["annotations"]["destructiveHint"] is True
 
-    called = run(inspector, *target, "--method", "tools/call", "--tool-name", "hotel__get_reservation",
-                 "--tool-arg", "id=2")  # fmt: skip
+    called = run(
+        inspector,
+        *target,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "hotel__get_reservation",
+        "--tool-arg",
+        "id=2",
+    )
     assert called.get("isError") in (None, False)
     assert called["structuredContent"]["data"][0]["id"] == 2
     assert json.loads(called["content"][0]["text"]) == called["structuredContent"]
 
-    invalid = run(inspector, *target, "--method", "tools/call", "--tool-name", "hotel__list_reservations",
-                  "--tool-arg", "status=lost", status=5)  # fmt: skip
+    invalid = run(
+        inspector,
+        *target,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "hotel__list_reservations",
+        "--tool-arg",
+        "status=lost",
+        status=5,
+    )
     assert invalid["isError"] is True and "params.status" in invalid["structuredContent"]["error"]["message"]
 
 
@@ -73,8 +90,18 @@ def test_the_inspector_lists_and_calls_tools_over_stdio(inspector: str, served: 
     env = ["-e", f"BOLLARD_TOKEN={served.agent}"]
     listed = run(inspector, *env, "--method", "tools/list", "--", *command)
     assert "hotel__list_reservations" in [t["name"] for t in listed["tools"]]
-    held = run(inspector, *env, "--method", "tools/call", "--tool-name", "hotel__cancel_reservation",
-               "--tool-arg", "id=1", "--", *command)  # fmt: skip
+    held = run(
+        inspector,
+        *env,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "hotel__cancel_reservation",
+        "--tool-arg",
+        "id=1",
+        "--",
+        *command,
+    )
     pending = held["structuredContent"]
     assert pending["status"] == "pending" and pending["willRun"]["params"] == {"id": 1}
     approval = served.api("GET", f"/api/approvals/{pending['approvalId']}").json()
