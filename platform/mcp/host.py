@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_REQUEST
+
+from bollard.platform.tools import ToolSpec, tool_specs
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
     from bollard.platform.runtime import Runtime
     from bollard.platform.tokens import Principal
+
+SPEC_CACHE_SIZE = 256  # (registry state, principal) pairs kept
 
 
 def configured_base_url(runtime: Runtime) -> str:
@@ -31,6 +35,25 @@ class McpHost:
     runtime: Runtime
     principal_of: Callable[[ServerRequestContext[Any, Any]], Principal | None]
     base_url_of: Callable[[ServerRequestContext[Any, Any]], str]
+    _specs: dict[tuple[Any, ...], list[ToolSpec]] = field(default_factory=dict, repr=False)
+
+    def specs(self, principal: Principal | None) -> list[ToolSpec]:
+        """``tools.tool_specs`` for ``principal``, computed once per registry state (the
+        serving content hash of every integration): a call looks its tool up without
+        copying every operation's schema again."""
+        registry = self.runtime.registry
+        state = tuple((e.slug, e.version.content_hash if e.version else None) for e in registry.entries())
+        key = (state, principal)
+        found = self._specs.get(key)
+        if found is None:
+            if len(self._specs) >= SPEC_CACHE_SIZE:
+                self._specs.clear()
+            found = self._specs[key] = tool_specs(registry, principal)
+        return found
+
+    def spec(self, principal: Principal | None, name: str) -> ToolSpec | None:
+        """The tool ``name`` of ``principal``, or ``None``."""
+        return next((s for s in self.specs(principal) if s.name == name), None)
 
     def principal(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         """The caller; raises ``MCPError`` (invalid request) when none is authenticated, which

@@ -23,7 +23,6 @@ from mcp_types import (
 
 from bollard.platform import catalog
 from bollard.platform.errors import BollardError
-from bollard.platform.tools import tool_specs
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -86,9 +85,7 @@ async def read(host: McpHost, ctx: ServerRequestContext[Any, Any], uri: str) -> 
         if uri.startswith(INTEGRATIONS):
             slug = uri[len(INTEGRATIONS) :]
             value: dict[str, Any] = await catalog.detail(rt.registry, rt.credentials, slug)
-            value["tools"] = {
-                s.operation: s.name for s in tool_specs(rt.registry, principal) if s.slug == slug
-            }
+            value["tools"] = {s.operation: s.name for s in host.specs(principal) if s.slug == slug}
         elif uri.startswith(APPROVALS):
             value = await rt.approvals.get(uri[len(APPROVALS) :], principal)
         else:

@@ -184,12 +184,8 @@ def build_server(host: McpHost) -> Server[dict[str, Any]]:
 
 def _input_schema(host: McpHost, name: str) -> dict[str, Any] | None:
     """A tool's input schema by name, for the SDK's ``Mcp-Param-*`` header checks."""
-    from bollard.platform.tools import tool_specs
-
-    for spec in tool_specs(host.runtime.registry):
-        if spec.name == name:
-            return spec.schema
-    return None
+    spec = host.spec(None, name)
+    return spec.schema if spec is not None else None
 
 
 def _version() -> str:

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, InputRequiredResult, Tool
 
-from bollard.platform.errors import BollardError
 from bollard.platform.invocation import Invocation
 from bollard.platform.mcp import approvals
 from bollard.platform.mcp.results import tool_result
 from bollard.platform.mcp.tasks import declares_tasks
-from bollard.platform.tools import ToolSpec, mcp_tool, resolve_tool, tool_specs
+from bollard.platform.tools import ToolSpec, mcp_tool
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -35,23 +34,16 @@ if TYPE_CHECKING:
 
 def tools(host: McpHost, ctx: ServerRequestContext[Any, Any]) -> list[Tool]:
     """The caller's tools, sorted by name, as MCP ``Tool`` models."""
-    specs = tool_specs(host.runtime.registry, host.principal(ctx))
-    return [Tool.model_validate(mcp_tool(spec)) for spec in specs]
+    return [Tool.model_validate(mcp_tool(spec)) for spec in host.specs(host.principal(ctx))]
 
 
 def _spec(host: McpHost, ctx: ServerRequestContext[Any, Any], name: str) -> ToolSpec:
     """The tool ``name`` of this caller; an unknown name is a protocol error (MCP: "Unknown
     tools" → ``-32602``), naming how to list them."""
-    principal = host.principal(ctx)
-    try:
-        slug, operation = resolve_tool(host.runtime.registry, name, principal)
-    except BollardError as e:
-        raise MCPError(
-            INVALID_PARAMS, e.message.replace("GET /api/tools (or bollard tools)", "tools/list")
-        ) from None
-    return next(
-        s for s in tool_specs(host.runtime.registry, principal) if (s.slug, s.operation) == (slug, operation)
-    )
+    spec = host.spec(host.principal(ctx), name)
+    if spec is None:
+        raise MCPError(INVALID_PARAMS, f"no tool named '{name[:80]}'; list the tools with tools/list")
+    return spec
 
 
 async def call(
