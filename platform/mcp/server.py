@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -100,12 +102,15 @@ async def forward_events(host: McpHost, bus: InMemorySubscriptionBus) -> None:
 
 
 def request_state_security(host: McpHost) -> RequestStateSecurity:
-    """AES-GCM under keys derived (HKDF, in the SDK) from Bollard's secret keys, primary
-    first, so a rotation keeps unsealing state sealed under the previous key."""
+    """AES-GCM under keys derived from Bollard's secret keys (HMAC-SHA256 of a purpose
+    label, 32 bytes; the SDK stretches them again with HKDF), primary first, so a rotation
+    keeps unsealing state sealed under the previous key."""
     from bollard.platform.runtime import secret_keys
 
     s = host.runtime.settings
-    keys = [f"bollard/mcp/request-state:{k}" for k in secret_keys(s)]
+    keys = [
+        hmac.new(k.encode(), b"bollard/mcp/request-state", hashlib.sha256).digest() for k in secret_keys(s)
+    ]
     return RequestStateSecurity(keys=keys, ttl=float(s.approval_ttl_s))
 
 
