@@ -16,6 +16,8 @@ Low-level because the tools come from manifests, not Python functions. Protocol 
   ``resources/updated`` for ``bollard://approvals/{id}``; a ``resync`` sends both lists.
 - list results carry ``ttlMs``/``cacheScope`` (:data:`LIST_CACHE`: private, they depend on
   the token; short, and a listening client is told of every change).
+- a stdio client on an older revision gets ``notifications/tools/list_changed`` and
+  ``resources/list_changed`` on its connection instead (:class:`LegacyChannel`).
 
 The multi-round-trip ``requestState`` is sealed by the SDK's ``RequestStateBoundary``
 with a key derived from the credential encryption keys, so every replica and restart
@@ -55,6 +57,7 @@ from mcp_types import (
     ReadResourceRequestParams,
     ReadResourceResult,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bollard.platform.mcp import resources, tools
 from bollard.platform.mcp.approvals import approval_uri
@@ -63,6 +66,7 @@ from bollard.platform.mcp.tasks import ApprovalTasks
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
+    from mcp.server.session import ServerSession
 
     from bollard.platform.events import Event
 
@@ -92,13 +96,41 @@ def _events_for(event: Event) -> list[ServerEvent]:
     return []
 
 
-async def forward_events(host: McpHost, bus: InMemorySubscriptionBus) -> None:
-    """Publish Bollard's ``registry`` and ``approval`` events on the SDK's bus until cancelled."""
+class LegacyChannel:
+    """The stdio connection of a client on an older protocol revision (the handshake era has
+    no ``subscriptions/listen``; changes go out as plain notifications on the connection).
+    Only stdio has one long-lived connection per process; HTTP is stateless for those
+    clients, with no channel to push on."""
+
+    def __init__(self) -> None:
+        self.session: ServerSession | None = None
+
+    def remember(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        if ctx.request is None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            self.session = ctx.session
+
+    async def send(self, event: ServerEvent) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            if isinstance(event, ToolsListChanged):
+                await session.send_tool_list_changed()
+            elif isinstance(event, ResourcesListChanged):
+                await session.send_resource_list_changed()
+        except Exception as e:  # the client went away: nothing to tell
+            log.debug("legacy list_changed not sent: %s", type(e).__name__)
+
+
+async def forward_events(host: McpHost, bus: InMemorySubscriptionBus, legacy: LegacyChannel) -> None:
+    """Publish Bollard's ``registry`` and ``approval`` events on the SDK's bus (and to a
+    legacy stdio client) until cancelled."""
     async with host.runtime.events.subscribe("registry", "approval") as queue:
         while True:
             event = await queue.get()
             for server_event in _events_for(event):
                 await bus.publish(server_event)
+                await legacy.send(server_event)
 
 
 def request_state_security(host: McpHost) -> RequestStateSecurity:
@@ -118,10 +150,11 @@ def build_server(host: McpHost) -> Server[dict[str, Any]]:
     """The MCP server over ``host.runtime`` (module docstring)."""
     bus = InMemorySubscriptionBus()
     listen = ListenHandler(bus)
+    legacy = LegacyChannel()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-        task = asyncio.get_running_loop().create_task(forward_events(host, bus))
+        task = asyncio.get_running_loop().create_task(forward_events(host, bus, legacy))
         try:
             yield {}
         finally:
@@ -133,17 +166,20 @@ def build_server(host: McpHost) -> Server[dict[str, Any]]:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], _: PaginatedRequestParams | None
     ) -> ListToolsResult:
+        legacy.remember(ctx)
         return ListToolsResult(tools=tools.tools(host, ctx))
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams
     ) -> CallToolResult | InputRequiredResult:
+        legacy.remember(ctx)
         return await tools.call(host, ctx, params)
 
     async def list_resources(
         ctx: ServerRequestContext[Any, Any], _: PaginatedRequestParams | None
     ) -> ListResourcesResult:
         host.principal(ctx)
+        legacy.remember(ctx)
         return ListResourcesResult(resources=resources.resources(host))
 
     async def list_templates(

@@ -17,6 +17,7 @@ stdio (:func:`serve_stdio`): one principal, the token given to ``bollard mcp``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -112,9 +113,29 @@ class McpHttp:
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """Run the session manager (and the server's lifespan: the event forwarding)."""
-        async with self.manager.run():
+        """Run the session manager (and the server's lifespan: the event forwarding).
+
+        In a task of its own: the manager's anyio task group must be left by the task that
+        entered it, and a host may end its lifespan from another task (pytest-asyncio's
+        fixture teardown does)."""
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with self.manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.get_running_loop().create_task(serve())
+        waiting = asyncio.ensure_future(started.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # it failed to start: raise why
+            waiting.cancel()
+            task.result()
+        try:
             yield
+        finally:
+            stop.set()
+            await task
 
 
 async def serve_stdio(runtime: Runtime, principal: Principal) -> None:

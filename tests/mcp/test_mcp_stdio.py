@@ -8,6 +8,9 @@ import asyncio
 import json
 import subprocess
 import sys
+from typing import Any
+
+from mcp_types import ToolListChangedNotification
 
 from tests.mcp.conftest import Served
 from tests.support.mcp import CreateTaskResult, Tasks, get_task, stdio_client
@@ -82,3 +85,29 @@ def test_bollard_mcp_refuses_a_missing_or_unknown_token(served: Served) -> None:
     )
     assert unknown.returncode == 1 and "unknown or revoked token" in unknown.stderr
     assert unknown.stdout == ""  # stdout carries only the protocol
+
+
+async def test_a_client_on_the_handshake_era_gets_list_changed_on_its_connection(served: Served) -> None:
+    config = served.integrations / "countries" / "config.json"
+    original = config.read_text()
+    manifest = json.loads(original)
+    manifest["operations"].append({**manifest["operations"][0], "name": "get_country_legacy"})
+    changed = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ToolListChangedNotification):
+            changed.set()
+
+    try:
+        async with stdio_client(
+            served.integrations, served.data_dir, served.agent, mode="legacy", message_handler=on_message
+        ) as client:
+            assert client.protocol_version != "2026-07-28"
+            caps = client.server_capabilities
+            assert caps.tools is not None and caps.tools.list_changed is True
+            await client.list_tools()
+            config.write_text(json.dumps(manifest))
+            await asyncio.wait_for(changed.wait(), 60)
+            assert "countries__get_country_legacy" in [t.name for t in (await client.list_tools()).tools]
+    finally:
+        config.write_text(original)
