@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bollard.platform import tracing
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
 from bollard.platform.execution_log import add_connector_lines, capture_connector_lines
@@ -114,7 +115,10 @@ class ExecutionService:
         Returns 200 with the result envelope, 202 with a pending approval, or the
         error's status with ``{"success": false, "error": {code, message}}``.
         """
-        return await self._execute(inv, approved=False)
+        with tracing.span("bollard.invoke", tracing.call_attributes(inv)) as span:
+            outcome = await self._execute(inv, approved=False)
+            tracing.end_call(span, outcome.status, outcome.body)
+        return outcome
 
     async def run_approved(self, inv: Invocation, version: IntegrationVersion | None = None) -> Outcome:
         """Run an invocation a person approved (the approvals service calls this once,
@@ -122,7 +126,10 @@ class ExecutionService:
         limits (the request passed them when it was made); logged like any call.
         ``version``: the version the approval was checked against, which is what runs
         (never the registry's version of a moment later)."""
-        return await self._execute(inv, approved=True, pinned=version)
+        with tracing.span("bollard.run_approved", tracing.call_attributes(inv)) as span:
+            outcome = await self._execute(inv, approved=True, pinned=version)
+            tracing.end_call(span, outcome.status, outcome.body)
+        return outcome
 
     async def connection_test(
         self,
@@ -149,10 +156,12 @@ class ExecutionService:
         started, t0 = datetime.now(UTC), time.perf_counter()
         version: IntegrationVersion | None = None
         try:
-            check_credential_id(credential_id)
-            version = self.runtime.registry.require_version(slug)
-            self._check_rate(version, None)
-            report = await run_connection_test(self.runtime, version, credential_id, unsaved)
+            with tracing.span("bollard.connection_test", tracing.call_attributes(inv)) as span:
+                check_credential_id(credential_id)
+                version = self.runtime.registry.require_version(slug)
+                self._check_rate(version, None)
+                report = await run_connection_test(self.runtime, version, credential_id, unsaved)
+                span.set_attribute("bollard.outcome", "succeeded" if report["ok"] else "failed")
         except BollardError as e:
             self._record_failure(inv, version, started, t0, e, e.message, [])
             raise
@@ -183,7 +192,9 @@ class ExecutionService:
                 mock = self._mock(version, op)
                 return await self._finish(inv, version, started, t0, mock, params, secrets)
             if op.needs_approval and not approved:
-                pending = await self.runtime.approvals.request(self, inv, version, op, params)
+                with tracing.span("bollard.approval.request") as span:
+                    pending = await self.runtime.approvals.request(self, inv, version, op, params)
+                    span.set_attribute("bollard.approval_id", pending["approvalId"])
                 self.runtime.execution_log.record(
                     inv, version, started, time.perf_counter() - t0, params, "pending_approval",
                     approval_id=pending["approvalId"],
@@ -371,6 +382,7 @@ class ExecutionService:
             retries=retries,
             secrets=secrets,
             on_retry=self._count_retry,
+            on_refusal=self.runtime.metrics.egress_refused,
         )
 
     def _count_retry(self) -> None:
@@ -403,17 +415,18 @@ class ExecutionService:
         secrets = {k: v for k, v in values.items() if k in declared}
         hidden = secret_values(values)
         try:
-            result = await self.runtime.pool.run(
-                key=f"{version.slug}:{version.content_hash}",
-                tenant=credential_id,
-                source=source,
-                entrypoint=entrypoint,
-                operation=operation,
-                params=params,
-                secrets=secrets,
-                http_handler=self.http_handler(version, limits, retries, hidden),
-                limits=limits,
-            )
+            with tracing.span("bollard.sandbox.run", {"bollard.entrypoint": entrypoint}):
+                result = await self.runtime.pool.run(
+                    key=f"{version.slug}:{version.content_hash}",
+                    tenant=credential_id,
+                    source=source,
+                    entrypoint=entrypoint,
+                    operation=operation,
+                    params=params,
+                    secrets=secrets,
+                    http_handler=self.http_handler(version, limits, retries, hidden),
+                    limits=limits,
+                )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)
             raise ExecutionError(e.code, e.message) from None
@@ -441,13 +454,20 @@ class ExecutionService:
             connection_failed = isinstance(error, SqlError) and error.code == "connection_failed"
             return backoff(attempt) if connection_failed else None
 
-        res = await with_retries(
-            lambda: sql.run(call, self.limits.sql_security(call.version, call.timeout_ms)),
-            retries=call.retries,
-            should_retry=should_retry,
-            on_retry=self._count_retry,
-        )
+        conf = call.version.manifest.sql_connection_config
+        with tracing.span("bollard.sql.run", {"db.system.name": conf.engine if conf else "sql"}) as span:
+            res = await with_retries(
+                lambda: sql.run(call, self.limits.sql_security(call.version, call.timeout_ms)),
+                retries=call.retries,
+                should_retry=should_retry,
+                on_retry=self._count_retry,
+            )
+            span.set_attribute("bollard.rows", len(res.rows) if isinstance(res.rows, list) else 0)
+            span.set_attribute("bollard.truncated", bool(res.truncated))
         body = success_body(call.version, call.op.name, res.rows, truncated=res.truncated)
+        if res.truncated:
+            reason = res.truncated_reason or "rows"
+            self.runtime.metrics.sql_truncations.labels(call.version.slug, reason).inc()
         if res.truncated_reason is not None:
             body["truncatedReason"] = res.truncated_reason
         if res.rows_affected is not None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bollard.platform import request_id
 from bollard.platform.params import renderable
 from bollard.platform.store.tables import executions
 from bollard.platform.timestamps import iso_utc
@@ -40,6 +42,9 @@ MAX_PARAMS_CHARS = 16_384
 BATCH_INTERVAL_S = 0.25
 MAX_LOG_LINES = 200
 MAX_LOG_LINE_CHARS = 2000
+
+#: ``observer(version, operation, status, error_code, duration_s)`` of each record (metrics)
+Observer = Callable[["IntegrationVersion | None", str, str, "str | None", float], None]
 
 # The connector lines of the call running in this task (None: no call is capturing).
 _connector_lines: ContextVar[list[str] | None] = ContextVar("bollard_connector_lines", default=None)
@@ -77,6 +82,7 @@ class ExecutionFilter:
     status: str | None = None
     credential_id: str | None = None
     approval_id: str | None = None
+    request_id: str | None = None
     since: datetime | None = None
     limit: int = 50
     offset: int = 0
@@ -102,6 +108,7 @@ def _row_json(row: Any) -> dict[str, Any]:
         "errorMessage": m["error_message"],
         "approvalId": m["approval_id"],
         "mock": bool(m["mock"]),
+        "requestId": m["request_id"],
     }
 
 
@@ -116,6 +123,7 @@ class ExecutionLog:
         self._lock = asyncio.Lock()
         self._pruner: asyncio.Task[None] | None = None
         self.retention_days = retention_days
+        self.observers: list[Observer] = []  # told of every record (the metrics count calls)
 
     def record(
         self,
@@ -133,7 +141,8 @@ class ExecutionLog:
     ) -> None:
         """Queue one record (never blocks; drops the oldest past 10 000 queued).
 
-        The connector lines captured for this call (see the module docstring) go with it.
+        The connector lines captured for this call (see the module docstring) go with it,
+        and so does the request id of the HTTP request it serves (``request_id.py``).
         """
         if isinstance(params, dict) and len(repr(params)) > MAX_PARAMS_CHARS:
             params = {"truncated": True, "keys": sorted(params)[:100]}
@@ -155,8 +164,14 @@ class ExecutionLog:
                 "approval_id": approval_id,
                 "mock": mock,
                 "logs": _take_connector_lines(),
+                "request_id": request_id.current(),
             }
         )
+        for observer in self.observers:
+            try:
+                observer(version, inv.operation, status, error_code, duration_s)
+            except Exception:  # metrics must never fail a call
+                log.exception("execution log observer failed")
         if len(self._queue) > MAX_QUEUE:
             del self._queue[: len(self._queue) - MAX_QUEUE]
         self._wake.set()
@@ -210,6 +225,7 @@ class ExecutionLog:
             (executions.c.status, f.status),
             (executions.c.credential_id, f.credential_id),
             (executions.c.approval_id, f.approval_id),
+            (executions.c.request_id, f.request_id),
         ):
             if value is not None:
                 conds.append(col == value)

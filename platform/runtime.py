@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bollard.platform import tokens
+from bollard.platform import tokens, tracing
 from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
 from bollard.platform.events import EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.metrics import runtime_metrics
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
@@ -86,6 +87,7 @@ class Runtime:
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
+        self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
 
     def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
         """Free what an old version held: its sandbox workers and SQL pools."""
@@ -107,6 +109,7 @@ class Runtime:
     async def start(self, *, watch: bool | None = None) -> None:
         """Migrate the state database, load integrations, start the watcher."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tracing.configure(self.settings)  # exports spans only when an OTLP endpoint is set
         await migrate(self.db)
         self.registry.add_listener(self._on_registry_change)
         await self.events.start()
@@ -142,6 +145,7 @@ class Runtime:
                 await close()
         self._pool = self._oauth2 = self._sql = self._http = None
         await self.db.dispose()
+        tracing.shutdown()  # flushes the spans still batched, when exporting
 
     async def __aenter__(self) -> Runtime:
         """``async with Runtime(settings) as rt:`` starts it (no watcher) and stops it."""

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     max_param_depth: int = Field(default=32, gt=0)
     max_param_bytes: int = Field(default=256 * 1024, gt=0)
 
+    # Observability (README "Observability"): /metrics answers admin tokens on the API port;
+    # with metrics_port set it is also served without a token on metrics_host:metrics_port
+    # (for a Prometheus that reaches only that port). Spans are exported over OTLP/HTTP when
+    # otlp_endpoint (the collector's base URL, e.g. http://127.0.0.1:4318) or the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    otlp_endpoint: str | None = None
+
     # Results handed to a model (DESIGN §9, model_results.py): characters of JSON at most;
     # a call may ask for less, never more.
     max_model_result_chars: int = Field(default=20_000, ge=200)

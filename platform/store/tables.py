@@ -95,6 +95,8 @@ executions = Table(
     Column("mock", Boolean, nullable=False, default=False),
     # The connector's print/ctx.log lines, redacted and capped; migration 0003.
     Column("logs", JSON, nullable=True),
+    # The X-Request-Id of the HTTP request the call served (platform/request_id.py); migration 0004.
+    Column("request_id", String(64), nullable=True),
     Index("ix_executions_started_at", "started_at"),
     Index("ix_executions_integration", "integration"),
 )
