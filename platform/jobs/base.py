@@ -155,8 +155,9 @@ class JobQueue(ABC):
         right after leasing would (tests and diagnostics); ``None`` when none is due."""
 
     @abstractmethod
-    async def counts(self) -> dict[str, int]:
-        """``{"queued", "running", "dead"}``: jobs waiting (due or deferred), leased, dead."""
+    async def counts(self, kind: str | None = None) -> dict[str, int]:
+        """``{"queued", "running", "dead"}``: jobs waiting (due or deferred), leased, dead;
+        of ``kind`` only when given."""
 
     @abstractmethod
     async def dead(self, limit: int = 100) -> list[DeadJob]:

@@ -124,18 +124,14 @@ class TableJobQueue(JobQueue):
     async def take(self, kind: str) -> Job | None:
         return await self._claim([kind], f"taken-{uuid.uuid4()}")
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, kind: str | None = None) -> dict[str, int]:
         now = _now()
+        expired = (jobs.c.status == "running") & (jobs.c.lease_until < now)
+        query = select(jobs.c.status, expired, func.count()).group_by(jobs.c.status, expired)
+        if kind is not None:
+            query = query.where(jobs.c.kind == kind)
         async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        jobs.c.status,
-                        (jobs.c.status == "running") & (jobs.c.lease_until < now),
-                        func.count(),
-                    ).group_by(jobs.c.status, (jobs.c.status == "running") & (jobs.c.lease_until < now))
-                )
-            ).all()
+            rows = (await conn.execute(query)).all()
         out = {"queued": 0, "running": 0, "dead": 0}
         for status, expired, n in rows:
             key = "queued" if status == "running" and expired else str(status)

@@ -146,14 +146,15 @@ class PgJobQueue(JobQueue):
         j = found[0]
         return Job(str(j.id), str(j.entrypoint), decode_payload(j.payload), int(j.attempts))
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, kind: str | None = None) -> dict[str, int]:
         queries, conn = await self._queries()
         table = queries.qbe.settings.queue_table
         try:
             rows = await conn.fetch(
                 f"SELECT status::text AS status, (heartbeat < NOW() - $1::interval) AS stale, count(*) AS n "
-                f"FROM {table} GROUP BY 1, 2",
+                f"FROM {table} WHERE $2::text IS NULL OR entrypoint = $2::text GROUP BY 1, 2",
                 timedelta(seconds=self.settings.lease_s),
+                kind,
             )
         finally:
             await conn.close()
