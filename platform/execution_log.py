@@ -121,7 +121,6 @@ class ExecutionLog:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._pruner: asyncio.Task[None] | None = None
         self.retention_days = retention_days
         self.observers: list[Observer] = []  # told of every record (the metrics count calls)
 
@@ -204,10 +203,6 @@ class ExecutionLog:
                 raise
 
     async def close(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -255,27 +250,10 @@ class ExecutionLog:
             return None
         return {**_row_json(row), "logs": list(row._mapping["logs"] or [])}
 
-    def start_pruner(self, interval_s: float = 3600.0) -> None:
-        """Prune past the retention period now and then every ``interval_s`` seconds."""
-
-        async def loop() -> None:
-            while True:
-                try:
-                    removed = await self.prune()
-                    if removed:
-                        log.info(
-                            "execution log: removed %d records older than %d days",
-                            removed,
-                            self.retention_days,
-                        )
-                except Exception:
-                    log.exception("pruning the execution log failed")
-                await asyncio.sleep(interval_s)
-
-        self._pruner = asyncio.get_running_loop().create_task(loop())
-
     async def prune(self) -> int:
-        """Delete records older than the retention period; return how many."""
+        """Delete records older than the retention period; return how many. Run as the
+        ``executions.retention`` job (the runtime's sweep, platform/jobs/), so with several
+        replicas it runs about once per interval, not once per replica."""
         cutoff = datetime.now(UTC) - timedelta(days=self.retention_days)
         async with self._engine.begin() as conn:
             result = await conn.execute(delete(executions).where(executions.c.started_at < cutoff))

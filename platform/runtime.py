@@ -22,10 +22,12 @@ from bollard.platform.credentials import CredentialStore, load_or_create_key_fil
 from bollard.platform.events import EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.jobs import Job, JobQueue, JobSettings, make_job_queue
 from bollard.platform.metrics import runtime_metrics
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
+from bollard.platform.webhooks.service import Webhooks
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
@@ -85,9 +87,33 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
+        # The job outbox (platform/jobs/: pgqueuer on PostgreSQL, in process on SQLite).
+        # Register handlers and sweeps (jobs.handle / jobs.every) before start().
+        self.jobs: JobQueue = make_job_queue(
+            self.db,
+            JobSettings(
+                max_attempts=settings.job_max_attempts,
+                lease_s=settings.job_lease_s,
+                backoff_base_s=settings.job_backoff_base_s,
+                poll_s=settings.job_poll_s,
+            ),
+        )
+        self.webhooks = Webhooks(self)  # approval notifications (platform/webhooks/)
+        self.webhooks.register(self.jobs)
+        self.jobs.every("executions.retention", settings.execution_sweep_interval_s, self._prune_executions)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
         self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
+
+    async def _prune_executions(self, job: Job) -> None:
+        """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``)."""
+        removed = await self.execution_log.prune()
+        if removed:
+            log.info(
+                "execution log: removed %d records older than %d days",
+                removed,
+                self.execution_log.retention_days,
+            )
 
     def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
         """Free what an old version held: its sandbox workers and SQL pools."""
@@ -119,12 +145,16 @@ class Runtime:
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
             )
         self.approvals.start_sweeper()
-        self.execution_log.start_pruner()
+        await self.jobs.install()
+        if self.settings.jobs_worker:
+            await self.jobs.start()
         self.started = True
 
     async def stop(self) -> None:
         self._stop.set()
         await self.approvals.close()
+        await self.jobs.stop()
+        await self.webhooks.aclose()
         await self.execution_log.close()
         await self.events.close()
         if self._watch_task is not None:

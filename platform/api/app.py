@@ -17,6 +17,7 @@ from bollard.platform.api import (
     operations,
     tokens,
     tools,
+    webhooks,
 )
 from bollard.platform.api import settings as settings_api  # not `settings`: create_app's parameter
 from bollard.platform.api.errors import install_error_handlers
@@ -63,5 +64,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(tokens.router)
     app.include_router(settings_api.router)
     app.include_router(tools.router)
+    app.include_router(webhooks.router)
     install_docs(app)
     return app
