@@ -41,8 +41,8 @@ log = logging.getLogger("bollard.approvals")
 STATUSES = ("pending", "approved", "executing", "succeeded", "failed", "rejected", "expired")
 FINAL_STATUSES = ("succeeded", "failed", "rejected", "expired")  # nothing changes after these
 MAX_WAIT_S = 60.0  # the longest long poll of GET /api/approvals/{id}?wait=
-# How often a long poll re-reads the row: decisions made by another replica sharing the
-# database are seen this late at most (this process's own decisions wake it at once).
+# How often a long poll re-reads the row anyway: the fallback should another replica's
+# approval event be missed (decisions here and there wake it at once).
 WAIT_POLL_S = 1.0
 
 
@@ -114,17 +114,25 @@ class Approvals:
 
     def _changed(self, approval_id: str) -> None:
         self.runtime.events.publish("approval", {"id": approval_id})
-        event = self._events.pop(approval_id, None)
-        if event is not None:
-            event.set()
+        self.wake(approval_id)
+
+    def wake(self, approval_id: str | None = None) -> None:
+        """Wake long polls on ``approval_id`` (every one when ``None``) to re-read it: on
+        a change here, or another replica's approval event (``platform/replicas.py``)."""
+        ids = list(self._events) if approval_id is None else [approval_id]
+        for aid in ids:
+            event = self._events.pop(aid, None)
+            if event is not None:
+                event.set()
 
     async def wait(self, approval_id: str, principal: Principal | None, wait_s: float) -> dict[str, Any]:
         """The approval once it reached a final status (``succeeded``, ``failed``,
         ``rejected``, ``expired``: decided and, when approved, run), or as it is when
         ``wait_s`` seconds (at most :data:`MAX_WAIT_S`) passed (DESIGN §6 long poll).
 
-        A decision in this process wakes the wait at once; one made by another replica is
-        seen on the next re-read (every :data:`WAIT_POLL_S` s). Raises like :meth:`get`.
+        A decision in this process, or in another replica (its approval event, DESIGN
+        §12), wakes the wait at once; a missed event is made up for by the re-read every
+        :data:`WAIT_POLL_S` s. Raises like :meth:`get`.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, min(wait_s, MAX_WAIT_S))

@@ -27,7 +27,7 @@ from bollard.platform.limits import LimitResolver
 from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
-from bollard.platform.ratelimit import Limiter
+from bollard.platform.pg_ratelimit import make_limiter
 from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
 from bollard.platform.result_json import redact_envelope
 from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
@@ -52,7 +52,8 @@ class ExecutionService:
         self.runtime = runtime
         self.limits = LimitResolver(runtime.settings)
         self._policies: dict[str, EgressPolicy] = {}
-        self.limiter = Limiter()
+        # shared across replicas on PostgreSQL, in process on SQLite (DESIGN §12)
+        self.limiter = make_limiter(runtime.db)
         self.retry_count = 0  # retries made, for /metrics and tests
 
     # --- resolution -------------------------------------------------------------
@@ -151,7 +152,7 @@ class ExecutionService:
         try:
             check_credential_id(credential_id)
             version = self.runtime.registry.require_version(slug)
-            self._check_rate(version, None)
+            await self._check_rate(version, None)
             report = await run_connection_test(self.runtime, version, credential_id, unsaved)
         except BollardError as e:
             self._record_failure(inv, version, started, t0, e, e.message, [])
@@ -276,7 +277,7 @@ class ExecutionService:
         self._record_failure(inv, version, started, t0, e, message, secrets)
         return Outcome(e.status, body, e.headers)
 
-    def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
+    async def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
         """Raise ``rate_limited`` (429, ``Retry-After``) when the integration's or the
         operation's ``rateLimit`` is used up (DESIGN §2 extensions)."""
         m = version.manifest
@@ -286,7 +287,7 @@ class ExecutionService:
         for key, limit in checks:
             if limit is None:
                 continue
-            wait = self.limiter.check_rate(key, limit)
+            wait = await self.limiter.check_rate(key, limit)
             if wait:
                 what = (
                     f"operation {op.name}" if op is not None and "/" in key else f"integration {version.slug}"
@@ -301,9 +302,11 @@ class ExecutionService:
     async def _run_limited(self, call: Call) -> dict[str, Any]:
         """Apply the rate limits and the concurrency cap, then run (429 when over)."""
         op = call.op
-        self._check_rate(call.version, op)
-        cap_key = f"{call.version.slug}/{op.name}"
-        if not self.limiter.acquire(cap_key, op.max_concurrency):
+        await self._check_rate(call.version, op)
+        if op.max_concurrency is None:
+            return await self.run(call)
+        lease = await self.limiter.acquire(f"{call.version.slug}/{op.name}", op.max_concurrency)
+        if lease is None:
             raise ExecutionError(
                 "too_many_concurrent",
                 f"operation '{op.name}' already runs {op.max_concurrency} time(s) at once "
@@ -313,7 +316,7 @@ class ExecutionService:
         try:
             return await self.run(call)
         finally:
-            self.limiter.release(cap_key, op.max_concurrency)
+            await self.limiter.release(lease)
 
     def _mock(self, version: IntegrationVersion, op: Operation) -> dict[str, Any]:
         if not op.has_mock:

@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bollard.platform import tokens
 from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
-from bollard.platform.events import EventBus
+from bollard.platform.events import Event, EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.pg_events import make_event_bus
 from bollard.platform.registry import IntegrationEntry, Registry
+from bollard.platform.replicas import PeerEvents, reloading_for_peer
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 
@@ -63,8 +65,10 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
-        self.events = EventBus()  # registry, approval, credential and token events (platform/events.py)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
+        # registry, approval, credential and token events (platform/events.py); across
+        # replicas over LISTEN/NOTIFY when the state database is PostgreSQL (DESIGN §12)
+        self.events: EventBus = make_event_bus(self.db.url)
         self.credentials = CredentialStore(
             self.db,
             secret_keys(settings),
@@ -73,6 +77,10 @@ class Runtime:
             key_file=None if settings.secret_key else settings.data_dir / KEY_FILE,
         )
         self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
+        self.credentials.on_change = lambda slug, cid: self.events.publish(
+            "credential", {"slug": slug, "credentialId": cid}
+        )
+        self.tokens.on_change = lambda token_id: self.events.publish("token", {"tokenId": token_id})
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
@@ -86,6 +94,8 @@ class Runtime:
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
+        self.peers = PeerEvents(self)  # other replicas' events, applied here (platform/replicas.py)
+        self.peers.install()
 
     def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
         """Free what an old version held: its sandbox workers and SQL pools."""
@@ -93,7 +103,11 @@ class Runtime:
         current = entry.version.content_hash if entry is not None and entry.version is not None else None
         if current is not None:
             self._versions[slug] = current
-        self.events.publish("registry", {"slug": slug, "contentHash": current})
+        payload = {"slug": slug, "contentHash": current}
+        if reloading_for_peer.get():  # another replica said so: tell this one only (no loop)
+            self.events.deliver(Event("registry", payload))
+        else:
+            self.events.publish("registry", payload)
         if previous is None or previous == current:
             return
         if self._pool is not None:
@@ -124,6 +138,7 @@ class Runtime:
         await self.approvals.close()
         await self.execution_log.close()
         await self.events.close()
+        await self.execution.limiter.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch_task, 5)
