@@ -10,7 +10,9 @@ object that was checked is the one that runs: it is handed to the execution serv
 does not resolve the registry again; a change that lands while the claim is written makes
 the approval stale instead of running the new version. An approval left
 ``executing`` by a killed process is marked ``failed`` once it is older than the
-longest possible execution, never re-run.
+longest possible execution, or as soon as its lease lapses (the replica running it
+renews ``lease_until`` every third of ``BOLLARD_APPROVAL_LEASE_S`` while it runs, so a
+lapsed lease means that replica was killed), never re-run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from bollard.platform.errors import ApprovalError
 from bollard.platform.params import renderable
@@ -159,6 +161,26 @@ class Approvals:
         return timedelta(seconds=self.runtime.settings.approval_ttl_s)
 
     @property
+    def lease(self) -> timedelta:
+        """How long an ``executing`` approval stays claimed without a renewal."""
+        return timedelta(seconds=self.runtime.settings.approval_lease_s)
+
+    async def _renew_lease(self, approval_id: str) -> None:
+        """Renew the lease of an approval this replica executes, every third of it,
+        until cancelled (the call finished)."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with self.runtime.db.begin() as conn:
+                    await conn.execute(
+                        update(approvals)
+                        .where(approvals.c.id == approval_id, approvals.c.status == "executing")
+                        .values(lease_until=datetime.now(UTC) + self.lease)
+                    )
+            except Exception as e:  # the next renewal may get through; the call goes on
+                log.warning("renewing the lease of approval %s failed: %s", approval_id, type(e).__name__)
+
+    @property
     def stale_after(self) -> timedelta:
         """An ``executing`` approval older than this cannot still be running anywhere."""
         s = self.runtime.settings
@@ -270,7 +292,10 @@ class Approvals:
                 update(approvals)
                 .where(
                     approvals.c.status.in_(("approved", "executing")),
-                    approvals.c.started_at < now - self.stale_after,
+                    or_(
+                        approvals.c.started_at < now - self.stale_after,
+                        approvals.c.lease_until < now,  # the replica running it died
+                    ),
                 )
                 .values(
                     status="failed",
@@ -305,6 +330,7 @@ class Approvals:
             values["reason"] = reason[:2000]
         if to == "executing":
             values["started_at"] = now
+            values["lease_until"] = now + self.lease
         async with self.runtime.db.begin() as conn:
             result = await conn.execute(
                 update(approvals)
@@ -420,12 +446,15 @@ class Approvals:
             role=principal.role,
         )
         outcome = None
+        renewing = asyncio.get_running_loop().create_task(self._renew_lease(approval_id))
         try:
             outcome = await service.run_approved(inv, current)
         except Exception as e:  # never leave it executing
             log.exception("approval %s failed unexpectedly", approval_id)
             outcome = None
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__})")
+        finally:
+            renewing.cancel()
         now = datetime.now(UTC)
         if outcome is not None and outcome.ok:
             values: dict[str, Any] = {"status": "succeeded", "result": outcome.body, "finished_at": now}

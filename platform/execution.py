@@ -170,6 +170,23 @@ class ExecutionService:
     async def _execute(
         self, inv: Invocation, *, approved: bool, pinned: IntegrationVersion | None = None
     ) -> Outcome:
+        """Run the call; a write's execution record is committed before the answer goes
+        out (DESIGN §12: a SIGKILL loses no write's record; reads are written behind, in
+        batches of at most ``execution_log.BATCH_INTERVAL_S``)."""
+        resolved: list[Operation] = []
+        outcome = await self._execute_call(inv, approved=approved, pinned=pinned, resolved=resolved)
+        if approved or any(op.operation_type != "read" or op.needs_approval for op in resolved):
+            await self.runtime.execution_log.commit()
+        return outcome
+
+    async def _execute_call(
+        self,
+        inv: Invocation,
+        *,
+        approved: bool,
+        pinned: IntegrationVersion | None,
+        resolved: list[Operation],
+    ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         capture_connector_lines()  # kept with this call's execution record
@@ -177,6 +194,7 @@ class ExecutionService:
         secrets: list[str] = []
         try:
             version, op = self.resolve(inv.slug, inv.operation, pinned)
+            resolved.append(op)
             s = self.runtime.settings
             params = validate_params(op, inv.params, max_depth=s.max_param_depth, max_bytes=s.max_param_bytes)
             retries = self._check_retries(op, inv.retries)

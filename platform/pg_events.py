@@ -2,16 +2,17 @@
 
 :class:`PgEventBus` is an :class:`~bollard.platform.events.EventBus` that also sends each
 published event to the other replicas on one channel (:data:`CHANNEL`) and delivers
-theirs here with ``remote=True``. Each replica holds one asyncpg connection of its own
-(not the state database's pool): it LISTENs, and the same connection sends
-(``pg_notify``). Messages are small JSON, ``{"o": origin, "t": topic, "p": payload}``; a
-replica skips messages carrying its own origin id (it delivered them already when it
-published). A lost connection is re-opened with exponential backoff (0.1 s doubling to
-:data:`MAX_BACKOFF_S`); events sent while it was down are not replayed by PostgreSQL, so
-after every reconnect this replica delivers :data:`~bollard.platform.events.RESYNC`
-locally and its handlers re-read what they cache (``platform/replicas.py``). Events
-published here while disconnected are queued (at most :data:`MAX_PENDING`) and sent on
-reconnect.
+theirs here with ``remote=True`` (a ``registry`` event to handlers only: subscribers see
+the registry event this replica raises once it has reloaded the folder). Each replica
+holds one asyncpg connection of its own (not the state database's pool): it LISTENs, and
+the same connection sends (``pg_notify``). Messages are small JSON, ``{"o": origin, "t":
+topic, "p": payload}``; a replica skips messages carrying its own origin id (it delivered
+them already when it published). A lost connection is re-opened with exponential backoff
+(0.1 s doubling to :data:`MAX_BACKOFF_S`); events sent while it was down are not replayed
+by PostgreSQL, so after every reconnect this replica delivers
+:data:`~bollard.platform.events.RESYNC` locally and its handlers re-read what they cache
+(``platform/replicas.py``). Events published here while disconnected are queued (at most
+:data:`MAX_PENDING`) and sent on reconnect.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class PgEventBus(EventBus):
         except asyncio.QueueFull:
             log.warning("other replicas unreachable: dropped an event on %s", topic)
 
+    def listener_pid(self) -> int | None:
+        """The PostgreSQL backend pid of the listener connection (``None`` while down)."""
+        return self._conn.get_server_pid() if self._conn is not None else None
+
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, message: str) -> None:
         try:
             data = json.loads(message)
@@ -76,7 +81,9 @@ class PgEventBus(EventBus):
             return
         if origin == self.origin or topic not in TOPICS or not isinstance(payload, dict):
             return
-        self.deliver(Event(topic, payload, remote=True))
+        # Another replica's registry change reaches subscribers (MCP list_changed) as
+        # this replica's own event once it reloaded the folder (platform/replicas.py).
+        self.deliver(Event(topic, payload, remote=True), subscribers=topic != "registry")
 
     async def start(self) -> None:
         """Connect and LISTEN (waits at most 5 s for the first connection; the replica

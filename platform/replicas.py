@@ -8,7 +8,7 @@ caches' TTL, ``BOLLARD_CACHE_TTL_S``, stays as the fallback for a missed event):
 - ``token`` ``{tokenId}``: drop that token from the authentication cache;
 - ``approval`` ``{id}``: wake long polls (``GET /api/approvals/{id}?wait=``) on it;
 - ``registry`` ``{slug, contentHash}``: reload that folder from the shared integrations
-  directory, unless the version serving here already has that content hash. The reload's
+  directory (a folder that did not change raises nothing here). The reload's
   own registry events are delivered *here only* (MCP's ``tools/list_changed`` and the web
   page see them) and never sent back out: a folder that keeps failing to load would
   otherwise bounce between replicas for ever;
@@ -19,9 +19,10 @@ caches' TTL, ``BOLLARD_CACHE_TTL_S``, stays as the fallback for a missed event):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from bollard.platform.events import Event
@@ -31,10 +32,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bollard.replicas")
 
-#: set while this replica reloads because another one said so: its events stay local
+#: set while registry changes need not reach other replicas (they made the change, or
+#: the start-up load): their events stay local
 reloading_for_peer: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "bollard_reloading_for_peer", default=False
 )
+
+
+@contextlib.contextmanager
+def local_registry_events() -> Iterator[None]:
+    """Within it, registry events are delivered in this process only (see above)."""
+    token = reloading_for_peer.set(True)
+    try:
+        yield
+    finally:
+        reloading_for_peer.reset(token)
 
 
 class PeerEvents:
@@ -68,10 +80,8 @@ class PeerEvents:
         elif event.topic == "approval" and isinstance(p.get("id"), str):
             rt.approvals.wake(p["id"])
         elif event.topic == "registry" and isinstance(p.get("slug"), str):
-            entry = rt.registry.get(p["slug"])
-            serving = entry.version.content_hash if entry is not None and entry.version else None
-            if entry is not None and not entry.errors and serving == p.get("contentHash") is not None:
-                return  # this replica serves that version already
+            # Always re-read: the same content hash may come with a new load error. An
+            # unchanged folder raises no event here (the registry keeps the entry).
             self._spawn(self._reload(p["slug"]))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -86,16 +96,16 @@ class PeerEvents:
     async def _reload(self, slug: str) -> None:
         if not slug or "/" in slug or "\\" in slug or slug.startswith("."):  # a folder name, never a path
             return
-        reloading_for_peer.set(True)  # this task's own context: the watcher's stays unset
         try:
-            await self.runtime.registry.reload_async(slug)
+            with local_registry_events():
+                await self.runtime.registry.reload_async(slug)
             self.reloads += 1
         except Exception:
             log.exception("reloading %s for another replica failed", slug)
 
     async def _rescan(self) -> None:
-        reloading_for_peer.set(True)
         try:
-            await self.runtime.registry.load_all_async()
+            with local_registry_events():
+                await self.runtime.registry.load_all_async()
         except Exception:
             log.exception("rescanning the integrations directory after a reconnect failed")

@@ -24,7 +24,7 @@ from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.pg_events import make_event_bus
 from bollard.platform.registry import IntegrationEntry, Registry
-from bollard.platform.replicas import PeerEvents, reloading_for_peer
+from bollard.platform.replicas import PeerEvents, local_registry_events, reloading_for_peer
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 
@@ -124,7 +124,8 @@ class Runtime:
         await migrate(self.db)
         self.registry.add_listener(self._on_registry_change)
         await self.events.start()
-        await self.registry.load_all_async()  # off the loop; a bad folder is its load error
+        with local_registry_events():  # every replica loads the shared folder itself
+            await self.registry.load_all_async()  # off the loop; a bad folder is its load error
         if self.settings.reload if watch is None else watch:
             self._watch_task = asyncio.create_task(
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)

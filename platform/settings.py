@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # interrupted by a crash; it is marked failed (never re-run).
     approval_stale_margin_s: float = Field(default=30.0, ge=0)
     approval_sweep_interval_s: float = Field(default=30.0, gt=0)
+    # A replica running an approval renews its lease every third of this (s); one whose
+    # lease lapsed was killed: the approval is failed ("interrupted"), never re-run (§12).
+    approval_lease_s: float = Field(default=15.0, gt=0)
 
     # Sandbox pool (DESIGN §4).
     workers_per_integration: int = Field(default=2, gt=0)
