@@ -28,7 +28,7 @@ from bollard.platform.limits import LimitResolver
 from bollard.platform.manifest import Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
-from bollard.platform.ratelimit import Limiter
+from bollard.platform.pg_ratelimit import make_limiter
 from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
 from bollard.platform.result_json import redact_envelope
 from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
@@ -53,7 +53,8 @@ class ExecutionService:
         self.runtime = runtime
         self.limits = LimitResolver(runtime.settings)
         self._policies: dict[str, EgressPolicy] = {}
-        self.limiter = Limiter()
+        # shared across replicas on PostgreSQL, in process on SQLite (DESIGN §12)
+        self.limiter = make_limiter(runtime.db)
         self.retry_count = 0  # retries made, for /metrics and tests
 
     # --- resolution -------------------------------------------------------------
@@ -159,7 +160,7 @@ class ExecutionService:
             with tracing.span("bollard.connection_test", tracing.call_attributes(inv)) as span:
                 check_credential_id(credential_id)
                 version = self.runtime.registry.require_version(slug)
-                self._check_rate(version, None)
+                await self._check_rate(version, None)
                 report = await run_connection_test(self.runtime, version, credential_id, unsaved)
                 span.set_attribute("bollard.outcome", "succeeded" if report["ok"] else "failed")
         except BollardError as e:
@@ -178,6 +179,23 @@ class ExecutionService:
     async def _execute(
         self, inv: Invocation, *, approved: bool, pinned: IntegrationVersion | None = None
     ) -> Outcome:
+        """Run the call; a write's execution record is committed before the answer goes
+        out (DESIGN §12: a SIGKILL loses no write's record; reads are written behind, in
+        batches of at most ``execution_log.BATCH_INTERVAL_S``)."""
+        resolved: list[Operation] = []
+        outcome = await self._execute_call(inv, approved=approved, pinned=pinned, resolved=resolved)
+        if approved or any(op.operation_type != "read" or op.needs_approval for op in resolved):
+            await self.runtime.execution_log.commit()
+        return outcome
+
+    async def _execute_call(
+        self,
+        inv: Invocation,
+        *,
+        approved: bool,
+        pinned: IntegrationVersion | None,
+        resolved: list[Operation],
+    ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         capture_connector_lines()  # kept with this call's execution record
@@ -185,6 +203,7 @@ class ExecutionService:
         secrets: list[str] = []
         try:
             version, op = self.resolve(inv.slug, inv.operation, pinned)
+            resolved.append(op)
             s = self.runtime.settings
             params = validate_params(op, inv.params, max_depth=s.max_param_depth, max_bytes=s.max_param_bytes)
             retries = self._check_retries(op, inv.retries)
@@ -287,7 +306,7 @@ class ExecutionService:
         self._record_failure(inv, version, started, t0, e, message, secrets)
         return Outcome(e.status, body, e.headers)
 
-    def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
+    async def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
         """Raise ``rate_limited`` (429, ``Retry-After``) when the integration's or the
         operation's ``rateLimit`` is used up (DESIGN §2 extensions)."""
         m = version.manifest
@@ -297,7 +316,7 @@ class ExecutionService:
         for key, limit in checks:
             if limit is None:
                 continue
-            wait = self.limiter.check_rate(key, limit)
+            wait = await self.limiter.check_rate(key, limit)
             if wait:
                 what = (
                     f"operation {op.name}" if op is not None and "/" in key else f"integration {version.slug}"
@@ -312,9 +331,11 @@ class ExecutionService:
     async def _run_limited(self, call: Call) -> dict[str, Any]:
         """Apply the rate limits and the concurrency cap, then run (429 when over)."""
         op = call.op
-        self._check_rate(call.version, op)
-        cap_key = f"{call.version.slug}/{op.name}"
-        if not self.limiter.acquire(cap_key, op.max_concurrency):
+        await self._check_rate(call.version, op)
+        if op.max_concurrency is None:
+            return await self.run(call)
+        lease = await self.limiter.acquire(f"{call.version.slug}/{op.name}", op.max_concurrency)
+        if lease is None:
             raise ExecutionError(
                 "too_many_concurrent",
                 f"operation '{op.name}' already runs {op.max_concurrency} time(s) at once "
@@ -324,7 +345,7 @@ class ExecutionService:
         try:
             return await self.run(call)
         finally:
-            self.limiter.release(cap_key, op.max_concurrency)
+            await self.limiter.release(lease)
 
     def _mock(self, version: IntegrationVersion, op: Operation) -> dict[str, Any]:
         if not op.has_mock:

@@ -1,7 +1,11 @@
 """The execution log: every call, recorded in the state database (DESIGN §8 ``/api/executions``).
 
 Records are queued in memory and written in batches by a background task (one
-transaction per batch), so logging never adds a database round trip to a call.
+transaction per batch, at most :data:`BATCH_INTERVAL_S` after the call), so logging a
+read adds no database round trip to it. A write's record is committed before its answer
+(:meth:`ExecutionLog.commit`, awaited by the execution service; concurrent writes share
+one transaction, with any reads queued meanwhile). So a SIGKILL loses at most the read
+records of the last batch window, never a write's (DESIGN §12).
 :meth:`ExecutionLog.flush` writes what is queued (tests and shutdown use it).
 Parameters are stored already redacted by the execution service, and so are the
 connector's log lines (``print``/``ctx.log``): the service starts a capture per call
@@ -201,6 +205,17 @@ class ExecutionLog:
             except Exception:
                 self._queue[:0] = batch
                 raise
+
+    async def commit(self) -> None:
+        """Write every queued record now, this call's among them (the execution service
+        awaits it before answering a write; concurrent writes share one transaction).
+        A failing database is logged, not raised: the write already happened, its record
+        stays queued and the writer retries."""
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("committing the execution log failed; will retry")
+            self._wake.set()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bollard.platform import tokens, tracing
 from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
-from bollard.platform.events import EventBus
+from bollard.platform.events import Event, EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.jobs import Job, JobQueue, JobSettings, make_job_queue
 from bollard.platform.metrics import runtime_metrics
+from bollard.platform.pg_events import make_event_bus
 from bollard.platform.registry import IntegrationEntry, Registry
+from bollard.platform.replicas import PeerEvents, local_registry_events, reloading_for_peer
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 from bollard.platform.webhooks.service import Webhooks
@@ -66,8 +68,10 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
-        self.events = EventBus()  # registry, approval, credential and token events (platform/events.py)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
+        # registry, approval, credential and token events (platform/events.py); across
+        # replicas over LISTEN/NOTIFY when the state database is PostgreSQL (DESIGN §12)
+        self.events: EventBus = make_event_bus(self.db.url)
         self.credentials = CredentialStore(
             self.db,
             secret_keys(settings),
@@ -76,6 +80,10 @@ class Runtime:
             key_file=None if settings.secret_key else settings.data_dir / KEY_FILE,
         )
         self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
+        self.credentials.on_change = lambda slug, cid: self.events.publish(
+            "credential", {"slug": slug, "credentialId": cid}
+        )
+        self.tokens.on_change = lambda token_id: self.events.publish("token", {"tokenId": token_id})
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
@@ -104,6 +112,8 @@ class Runtime:
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
         self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
+        self.peers = PeerEvents(self)  # other replicas' events, applied here (platform/replicas.py)
+        self.peers.install()
 
     async def _prune_executions(self, job: Job) -> None:
         """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``)."""
@@ -121,7 +131,11 @@ class Runtime:
         current = entry.version.content_hash if entry is not None and entry.version is not None else None
         if current is not None:
             self._versions[slug] = current
-        self.events.publish("registry", {"slug": slug, "contentHash": current})
+        payload = {"slug": slug, "contentHash": current}
+        if reloading_for_peer.get():  # another replica said so: tell this one only (no loop)
+            self.events.deliver(Event("registry", payload))
+        else:
+            self.events.publish("registry", payload)
         if previous is None or previous == current:
             return
         if self._pool is not None:
@@ -139,7 +153,8 @@ class Runtime:
         await migrate(self.db)
         self.registry.add_listener(self._on_registry_change)
         await self.events.start()
-        await self.registry.load_all_async()  # off the loop; a bad folder is its load error
+        with local_registry_events():  # every replica loads the shared folder itself
+            await self.registry.load_all_async()  # off the loop; a bad folder is its load error
         if self.settings.reload if watch is None else watch:
             self._watch_task = asyncio.create_task(
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
@@ -157,6 +172,7 @@ class Runtime:
         await self.webhooks.aclose()
         await self.execution_log.close()
         await self.events.close()
+        await self.execution.limiter.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch_task, 5)

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # interrupted by a crash; it is marked failed (never re-run).
     approval_stale_margin_s: float = Field(default=30.0, ge=0)
     approval_sweep_interval_s: float = Field(default=30.0, gt=0)
+    # A replica running an approval renews its lease every third of this (s); one whose
+    # lease lapsed was killed: the approval is failed ("interrupted"), never re-run (§12).
+    approval_lease_s: float = Field(default=15.0, gt=0)
 
     # The job outbox (DESIGN §12, platform/jobs/): whether this process runs a worker, failed
     # attempts before a job is dead, the lease (s) after which a dead worker's job is taken

@@ -71,6 +71,9 @@ approvals = Table(
     Column("error_message", Text, nullable=True),
     # What the person who rejected it wrote (DESIGN §6); migration 0002.
     Column("reason", Text, nullable=True),
+    # While executing: until when the replica running it vouches for it (renewed while it
+    # runs); past it, the replica died and the approval is failed, never re-run (0004).
+    Column("lease_until", DateTime(timezone=True), nullable=True),
     Index("ix_approvals_status", "status"),
     Index("ix_approvals_integration", "integration"),
 )
