@@ -348,7 +348,9 @@ class ExecutionService:
         policy = self._policies.get(version.content_hash)
         if policy is None:
             policy = EgressPolicy(
-                version.manifest.allowed_hosts, allow_private=self.runtime.settings.allow_private_egress
+                version.manifest.allowed_hosts,
+                allow_private=self.runtime.settings.allow_private_egress,
+                override=self.runtime.egress_override,
             )
             if len(self._policies) > 256:
                 self._policies.clear()

@@ -28,6 +28,7 @@ from bollard.platform.store.db import create_engine, migrate
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
+    from bollard.platform.egress.override import ResolveOverride
     from bollard.platform.oauth2 import OAuth2Service
     from bollard.platform.sql.service import SqlService
     from bollard.platform.upload import Installer
@@ -76,6 +77,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
+        self._egress_override: ResolveOverride | None = None
         self._sql: SqlService | None = None
         self._oauth2: OAuth2Service | None = None
         self._pool: SandboxPool | None = None
@@ -159,9 +161,29 @@ class Runtime:
         """The one shared HTTP client for connector egress (DESIGN §4.3)."""
         if self._http is None:
             from bollard.platform.egress import make_client  # lazy: httpcore
+            from bollard.platform.egress.sender import default_ssl_context
 
-            self._http = make_client()
+            bundle = self.settings.egress_ca_bundle
+            self._http = make_client(ssl_context=default_ssl_context(str(bundle) if bundle else None))
         return self._http
+
+    @property
+    def egress_override(self) -> ResolveOverride:
+        """The operator's ``BOLLARD_EGRESS_RESOLVE`` (empty when unset; DESIGN §4)."""
+        if self._egress_override is None:
+            from bollard.platform.egress.override import ResolveOverride
+
+            self._egress_override = ResolveOverride.parse(self.settings.egress_resolve)
+        return self._egress_override
+
+    def egress_testing_aids(self) -> dict[str, Any] | None:
+        """What ``/healthz`` says about the egress testing aids, ``None`` when none is set."""
+        if not self.egress_override and self.settings.egress_ca_bundle is None:
+            return None
+        return {
+            "resolve": self.egress_override.describe(),
+            "extraCaBundle": self.settings.egress_ca_bundle is not None,
+        }
 
     @property
     def sql(self) -> SqlService:
