@@ -22,6 +22,7 @@ from bollard.platform.credentials import CredentialStore, load_or_create_key_fil
 from bollard.platform.events import EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.files.store import FileStore
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
@@ -86,6 +87,12 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
+        self.files = FileStore(  # ctx.files (DESIGN §3): <data_dir>/files + the files table
+            self.db,
+            settings.data_dir / "files",
+            base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            retention_hours=settings.file_retention_hours,
+        )
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
 
@@ -119,12 +126,14 @@ class Runtime:
             )
         self.approvals.start_sweeper()
         self.execution_log.start_pruner()
+        self.files.start_pruner()
         self.started = True
 
     async def stop(self) -> None:
         self._stop.set()
         await self.approvals.close()
         await self.execution_log.close()
+        await self.files.close()
         await self.events.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
