@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bollard.platform import tracing
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
-from bollard.platform.execution_log import add_connector_lines, capture_connector_lines
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_token_id
 from bollard.platform.invocation import Call, Invocation, Outcome, success_body
 from bollard.platform.limits import LimitResolver
 from bollard.platform.manifest import Operation
@@ -36,6 +36,7 @@ from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressPolicy
     from bollard.platform.egress.handler import HttpHandler
+    from bollard.platform.files.handler import ExecutionFiles
     from bollard.platform.runtime import Runtime
     from bollard.sandbox.limits import Limits
     from bollard.sandbox.pool import RunResult
@@ -198,7 +199,7 @@ class ExecutionService:
     ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        capture_connector_lines()  # kept with this call's execution record
+        capture_connector_lines(inv.token_id)  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
@@ -380,7 +381,9 @@ class ExecutionService:
         policy = self._policies.get(version.content_hash)
         if policy is None:
             policy = EgressPolicy(
-                version.manifest.allowed_hosts, allow_private=self.runtime.settings.allow_private_egress
+                version.manifest.allowed_hosts,
+                allow_private=self.runtime.settings.allow_private_egress,
+                override=self.runtime.egress_override,
             )
             if len(self._policies) > 256:
                 self._policies.clear()
@@ -404,6 +407,27 @@ class ExecutionService:
             secrets=secrets,
             on_retry=self._count_retry,
             on_refusal=self.runtime.metrics.egress_refused,
+        )
+
+    def file_handler(
+        self, version: IntegrationVersion, operation: str, credential_id: str, http_handler: HttpHandler
+    ) -> ExecutionFiles | None:
+        """``ctx.files`` for one execution (``files/handler.py``: the operator's caps, downloads
+        through ``http_handler``), or ``None`` when the operator turned files off."""
+        s = self.runtime.settings
+        if not s.files_enabled:
+            return None
+        from bollard.platform.files.handler import ExecutionFiles
+        from bollard.platform.files.store import FileOwner
+
+        owner = FileOwner(version.slug, operation, credential_id, current_token_id())
+        return ExecutionFiles(
+            self.runtime.files,
+            owner,
+            http_handler,
+            max_file_bytes=s.max_file_bytes,
+            max_total_bytes=s.max_files_bytes_per_execution,
+            max_files=s.max_files_per_execution,
         )
 
     def _count_retry(self) -> None:
@@ -435,6 +459,7 @@ class ExecutionService:
         declared = set(version.manifest.secret_bindings)
         secrets = {k: v for k, v in values.items() if k in declared}
         hidden = secret_values(values)
+        http_handler = self.http_handler(version, limits, retries, hidden)
         try:
             with tracing.span("bollard.sandbox.run", {"bollard.entrypoint": entrypoint}):
                 result = await self.runtime.pool.run(
@@ -445,8 +470,9 @@ class ExecutionService:
                     operation=operation,
                     params=params,
                     secrets=secrets,
-                    http_handler=self.http_handler(version, limits, retries, hidden),
+                    http_handler=http_handler,
                     limits=limits,
+                    file_handler=self.file_handler(version, operation, credential_id, http_handler),
                 )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)

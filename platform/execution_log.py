@@ -52,11 +52,42 @@ Observer = Callable[["IntegrationVersion | None", str, str, "str | None", float]
 
 # The connector lines of the call running in this task (None: no call is capturing).
 _connector_lines: ContextVar[list[str] | None] = ContextVar("bollard_connector_lines", default=None)
+# The FileReferences (ctx.files) the call running in this task stored.
+_execution_files: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+    "bollard_execution_files", default=None
+)
+# The token of the caller whose call runs in this task (the owner of its files).
+_caller_token: ContextVar[str | None] = ContextVar("bollard_caller_token", default=None)
+MAX_FILES_LISTED = 200
 
 
-def capture_connector_lines() -> None:
-    """Start collecting connector log lines for the call about to run in this task."""
+def capture_connector_lines(token_id: str | None = None) -> None:
+    """Start collecting connector log lines and stored files for the call about to run
+    in this task, made with ``token_id`` (``None``: an internal caller)."""
     _connector_lines.set([])
+    _execution_files.set([])
+    _caller_token.set(token_id)
+
+
+def current_token_id() -> str | None:
+    """The caller's token id of the call running in this task (see
+    :func:`capture_connector_lines`)."""
+    return _caller_token.get()
+
+
+def add_execution_file(reference: dict[str, Any]) -> None:
+    """List a file the current call stored (Tale's FileReference) with its record."""
+    kept = _execution_files.get()
+    if kept is not None and len(kept) < MAX_FILES_LISTED:
+        kept.append(dict(reference))
+
+
+def _take_files() -> list[dict[str, Any]] | None:
+    kept = _execution_files.get()
+    if kept is None:
+        return None
+    _execution_files.set(None)
+    return kept or None
 
 
 def add_connector_lines(lines: list[str]) -> None:
@@ -168,6 +199,7 @@ class ExecutionLog:
                 "mock": mock,
                 "logs": _take_connector_lines(),
                 "request_id": request_id.current(),
+                "files": _take_files(),
             }
         )
         for observer in self.observers:
@@ -257,13 +289,15 @@ class ExecutionLog:
         return [_row_json(r) for r in rows], int(total)
 
     async def get(self, execution_id: str) -> dict[str, Any] | None:
-        """One record with its connector ``logs`` (a list of lines), or ``None``."""
+        """One record with its connector ``logs`` (a list of lines) and the ``files`` it
+        stored (FileReferences, ``ctx.files``), or ``None``."""
         await self.flush()
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
         if row is None:
             return None
-        return {**_row_json(row), "logs": list(row._mapping["logs"] or [])}
+        m = row._mapping
+        return {**_row_json(row), "logs": list(m["logs"] or []), "files": list(m["files"] or [])}
 
     async def prune(self) -> int:
         """Delete records older than the retention period; return how many. Run as the

@@ -22,6 +22,7 @@ from bollard.platform.credentials import CredentialStore, load_or_create_key_fil
 from bollard.platform.events import Event, EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.files.store import FileStore
 from bollard.platform.jobs import Job, JobQueue, JobSettings, make_job_queue
 from bollard.platform.metrics import runtime_metrics
 from bollard.platform.pg_events import make_event_bus
@@ -33,6 +34,7 @@ from bollard.platform.webhooks.service import Webhooks
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
+    from bollard.platform.egress.override import ResolveOverride
     from bollard.platform.oauth2 import OAuth2Service
     from bollard.platform.sql.service import SqlService
     from bollard.platform.upload import Installer
@@ -87,6 +89,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
+        self._egress_override: ResolveOverride | None = None
         self._sql: SqlService | None = None
         self._oauth2: OAuth2Service | None = None
         self._pool: SandboxPool | None = None
@@ -109,6 +112,12 @@ class Runtime:
         self.webhooks = Webhooks(self)  # approval notifications (platform/webhooks/)
         self.webhooks.register(self.jobs)
         self.jobs.every("executions.retention", settings.execution_sweep_interval_s, self._prune_executions)
+        self.files = FileStore(  # ctx.files (DESIGN §3): <data_dir>/files + the files table
+            self.db,
+            settings.data_dir / "files",
+            base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            retention_hours=settings.file_retention_hours,
+        )
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
         self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
@@ -163,6 +172,7 @@ class Runtime:
         await self.jobs.install()
         if self.settings.jobs_worker:
             await self.jobs.start()
+        self.files.start_pruner()
         self.started = True
 
     async def stop(self) -> None:
@@ -171,6 +181,7 @@ class Runtime:
         await self.jobs.stop()
         await self.webhooks.aclose()
         await self.execution_log.close()
+        await self.files.close()
         await self.events.close()
         await self.execution.limiter.close()
         if self._watch_task is not None:
@@ -209,9 +220,29 @@ class Runtime:
         """The one shared HTTP client for connector egress (DESIGN §4.3)."""
         if self._http is None:
             from bollard.platform.egress import make_client  # lazy: httpcore
+            from bollard.platform.egress.sender import default_ssl_context
 
-            self._http = make_client()
+            bundle = self.settings.egress_ca_bundle
+            self._http = make_client(ssl_context=default_ssl_context(str(bundle) if bundle else None))
         return self._http
+
+    @property
+    def egress_override(self) -> ResolveOverride:
+        """The operator's ``BOLLARD_EGRESS_RESOLVE`` (empty when unset; DESIGN §4)."""
+        if self._egress_override is None:
+            from bollard.platform.egress.override import ResolveOverride
+
+            self._egress_override = ResolveOverride.parse(self.settings.egress_resolve)
+        return self._egress_override
+
+    def egress_testing_aids(self) -> dict[str, Any] | None:
+        """What ``/healthz`` says about the egress testing aids, ``None`` when none is set."""
+        if not self.egress_override and self.settings.egress_ca_bundle is None:
+            return None
+        return {
+            "resolve": self.egress_override.describe(),
+            "extraCaBundle": self.settings.egress_ca_bundle is not None,
+        }
 
     @property
     def sql(self) -> SqlService:
