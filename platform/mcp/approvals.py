@@ -37,6 +37,7 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from bollard.platform.approvals import FINAL_STATUSES, pending_body
 from bollard.platform.errors import BollardError
 from bollard.platform.mcp.results import error_result, tool_result
 
@@ -168,19 +169,15 @@ async def resume(
     except BollardError as e:
         return error_result(e.code, e.message, max_chars=cap)
     if current["status"] == "pending" and (_declined(params) or round_ >= MAX_ROUNDS):
-        return pending_result(
-            host,
-            ctx,
-            {
-                "status": "pending",
-                "approvalId": approval_id,
-                "approval": current,
-                "integration": current["integration"],
-                "operation": current["operation"],
-                "version": current["version"],
-            },
-        )
+        return pending_result(host, ctx, pending_body(current))
     approval = await rt.approvals.wait(approval_id, principal, rt.settings.mcp_approval_wait_s)
-    if approval["status"] in ("succeeded", "failed", "rejected", "expired"):
+    if approval["status"] in FINAL_STATUSES:
         return decided_result(approval, cap)
-    return InputRequiredResult(request_state=_state(approval_id, round_ + 1))
+    if round_ < MAX_ROUNDS:
+        return InputRequiredResult(request_state=_state(approval_id, round_ + 1))
+    if approval["status"] == "pending":
+        return pending_result(host, ctx, pending_body(approval))
+    uri = approval_uri(approval_id)  # approved and still running: the outcome is the resource's
+    body = {"status": approval["status"], "approvalId": approval_id, "approval": approval,
+            "message": f"approved by a person and still running; read {uri} for the outcome"}  # fmt: skip
+    return tool_result(body, is_error=False, max_chars=cap)

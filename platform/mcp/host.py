@@ -68,6 +68,7 @@ class McpHost:
         return f"{self.base_url_of(ctx)}/approvals/{approval_id}"
 
     def api_url(self, ctx: ServerRequestContext[Any, Any], path: str) -> str:
+        """``path`` (``/api/…``) on Bollard's external base URL."""
         return f"{self.base_url_of(ctx)}{path}"
 
 
