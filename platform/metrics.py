@@ -146,6 +146,9 @@ class Metrics:
         self.outbox_dead = Counter(
             "bollard_outbox_dead", "Job outbox jobs moved to the dead-letter state", ("kind",), registry=r
         )
+        # the label children of each (integration, operation, outcome): .labels() costs
+        # several µs a call, a dict look-up well under one
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.approval_counts: dict[str, int] = {}  # by state, read before each scrape (refresh)
         self._callbacks = _CallbackCollector()
         r.register(self._callbacks)
@@ -192,8 +195,15 @@ class Metrics:
             integration = version.slug
             op_label = UNKNOWN if error_code == "unknown_operation" else operation
         outcome = (error_code or "failed") if status == "failed" else status
-        self.executions.labels(integration, op_label, outcome).inc()
-        self.execution_seconds.labels(integration, op_label).observe(duration_s)
+        key = (integration, op_label, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.executions.labels(integration, op_label, outcome),
+                self.execution_seconds.labels(integration, op_label),
+            )
+        children[0].inc()
+        children[1].observe(duration_s)
         if error_code is None:
             return
         if error_code in RATE_LIMIT_CODES:
