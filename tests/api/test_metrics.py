@@ -207,3 +207,22 @@ async def test_the_metrics_port_serves_without_a_token(integrations_dir: Path, d
         assert (await c.get("/metrics", headers={"Authorization": ""})).status_code == 401
     with pytest.raises(httpx.ConnectError):  # stopped with the app
         await httpx.AsyncClient().get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_a_metrics_port_in_use_fails_the_start_with_the_fix(
+    integrations_dir: Path, data_dir: Path
+) -> None:
+    from bollard.platform.errors import BollardError
+
+    with LocalServer() as busy:
+        settings = Settings(
+            integrations_dir=integrations_dir,
+            data_dir=data_dir,
+            secret_key="k",
+            reload=False,
+            metrics_port=busy.port,
+        )
+        with pytest.raises(BollardError, match="BOLLARD_METRICS_PORT") as e:
+            async with app_client(settings):
+                pass
+        assert e.value.code == "config_error"
