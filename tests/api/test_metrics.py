@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bollard.platform import tokens
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
-from tests.support.api import app_client
+from tests.support.api import Api, app_client
+from tests.support.databases import PG_URL, credentials_from_url, unavailable
 from tests.support.integrations import rest_manifest, write_integration
 from tests.support.standin import LocalServer, free_port
 
@@ -226,3 +227,36 @@ async def test_a_metrics_port_in_use_fails_the_start_with_the_fix(
             async with app_client(settings):
                 pass
         assert e.value.code == "config_error"
+
+
+async def test_a_sql_timeout_is_counted(integrations_dir: Path, api: Api, runtime: Runtime) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_URL, timeout=5)
+    except Exception as e:  # pragma: no cover - depends on the machine
+        unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
+    await conn.close()
+    write_integration(
+        integrations_dir,
+        "slow",
+        connector=None,
+        manifest={
+            "title": "Slow",
+            "type": "sql",
+            "authMethod": "basic_auth",
+            "secretBindings": ["username"],
+            "sqlConnectionConfig": {"engine": "postgres", "security": {"queryTimeoutMs": 300}},
+            "sqlOperations": [{"name": "nap", "query": "SELECT pg_sleep(5)"}],
+        },
+    )
+    runtime.registry.reload("slow")
+    values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    assert (await api.put("/api/integrations/slow/credentials", json={"values": values})).status_code == 200
+    r = await api.post("/api/integrations/slow/operations/nap", json={"params": {}})
+    assert r.json()["error"]["code"] == "timeout", r.text
+    text = (await api.get("/metrics")).text
+    assert value(text, "bollard_sql_timeouts_total", integration="slow") == 1
+    assert (
+        value(text, "bollard_executions_total", integration="slow", operation="nap", outcome="timeout") == 1
+    )
