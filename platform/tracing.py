@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -103,6 +103,27 @@ def _recording_span(name: str, attributes: Mapping[str, Any] | None, kind: SpanK
                     s.set_attribute("bollard.error_code", code)
                 s.set_status(Status(StatusCode.ERROR, type(e).__name__))
             raise
+
+
+def attach_incoming(headers: Iterable[tuple[bytes, bytes]]) -> object | None:
+    """Make the W3C trace context of incoming ASGI ``headers`` (``traceparent``,
+    ``tracestate``) current, so this request's spans join the caller's trace; returns the
+    token for :func:`detach`, or ``None`` when the request carries none."""
+    carrier = {
+        k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in (b"traceparent", b"tracestate")
+    }
+    if "traceparent" not in carrier:
+        return None
+    from opentelemetry import context, propagate
+
+    return context.attach(propagate.extract(carrier))
+
+
+def detach(token: object) -> None:
+    """Undo :func:`attach_incoming`."""
+    from opentelemetry import context
+
+    context.detach(token)  # type: ignore[arg-type]
 
 
 def call_attributes(inv: Invocation) -> dict[str, Any] | None:
