@@ -140,6 +140,7 @@ async def test_each_family_counts_what_happened(client: tuple[httpx.AsyncClient,
     assert value(text, ex, integration="_unknown", operation="_unknown", outcome="unknown_integration") == 1
     assert value(text, ex, integration="_unknown", operation="_unknown", outcome="unknown_operation") == 1
     assert "made-up" not in text
+    assert "_created" not in text  # no creation-time series beside each counter
     hist = "bollard_execution_duration_seconds_count"
     assert value(text, hist, integration="svc", operation="fetch") == 2
     assert (
