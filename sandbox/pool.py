@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
-from .exchange import HttpHandler, Outcome, death_error, execute
+from .exchange import FileHandler, HttpHandler, Outcome, death_error, execute
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import CompiledConnector, compile_connector
 from .process import WorkerProcess, start_worker
@@ -132,10 +132,12 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits = DEFAULT_LIMITS,
+        file_handler: FileHandler | None = None,
     ) -> RunResult:
         """Run ``entrypoint`` (``"execute"`` or ``"test_connection"``) of connector
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
-        ``secrets`` of this call only) under ``limits``.
+        ``secrets`` of this call only) under ``limits``; ``file_handler`` serves
+        ``ctx.files`` (none: ``ctx.files`` calls are refused).
 
         ``key`` names the integration version, ``"<slug>:<content hash>"``, and
         ``tenant`` whose call it is (the credential id; ``""`` only for callers with a
@@ -176,7 +178,7 @@ class SandboxPool:
                 worker = await self._acquire(group, limits)
                 group.running.add(worker)
                 outcome = await self._execute(
-                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits
+                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits, file_handler
                 )
         except TimeoutError:
             if not timeout.expired():
@@ -425,12 +427,15 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits,
+        file_handler: FileHandler | None = None,
     ) -> Outcome:
         """One execution on ``worker`` (:func:`bollard.sandbox.exchange.execute`); a
         worker that dies during it becomes :func:`~bollard.sandbox.exchange.death_error`,
         or :class:`SandboxUnavailable` once the pool is closed."""
         try:
-            return await execute(worker, entrypoint, operation, params, secrets, http_handler, limits)
+            return await execute(
+                worker, entrypoint, operation, params, secrets, http_handler, limits, file_handler
+            )
         except ConnectionError:
             code = await worker.process.wait()
             if self._closed:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from bollard.platform.api import (
     approvals,
     executions,
+    files,
     integrations,
     meta,
     metrics,
@@ -17,6 +18,7 @@ from bollard.platform.api import (
     operations,
     tokens,
     tools,
+    webhooks,
 )
 from bollard.platform.api import settings as settings_api  # not `settings`: create_app's parameter
 from bollard.platform.api.errors import install_error_handlers
@@ -60,8 +62,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(operations.router)
     app.include_router(approvals.router)
     app.include_router(executions.router)
+    app.include_router(files.router)
     app.include_router(tokens.router)
     app.include_router(settings_api.router)
     app.include_router(tools.router)
+    app.include_router(webhooks.router)
     install_docs(app)
     return app
