@@ -152,7 +152,10 @@ class Metrics:
         # the label children of each (integration, operation, outcome): .labels() costs
         # several µs a call, a dict look-up well under one
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self.approval_counts: dict[str, int] = {}  # by state, read before each scrape (refresh)
+        # read from the state database before each scrape (refresh): approvals and the job
+        # outbox's jobs, by state
+        self.approval_counts: dict[str, int] = {}
+        self.job_counts: dict[str, int] = {}
         self._callbacks = _CallbackCollector()
         r.register(self._callbacks)
 
@@ -219,6 +222,11 @@ class Metrics:
         if entry is not None and entry.errors:
             self.registry_load_errors.labels(slug).inc()
 
+    def job_failed(self, kind: str, dead: bool) -> None:
+        """Count a failed job attempt: a retry, or a move to the dead-letter state
+        (``JobQueue.on_failure``). ``kind`` is one the host registered (bounded)."""
+        (self.outbox_dead if dead else self.outbox_retries).labels(kind[:64]).inc()
+
     def egress_refused(self, code: str) -> None:
         """Count one connector HTTP request the host refused or failed (``code``)."""
         self.egress_refusals.labels(code).inc()
@@ -277,6 +285,14 @@ def runtime_metrics(rt: Runtime) -> Metrics:
         "bollard_integrations", "Integrations loaded, by status (error: the last load failed)",
         integrations, ("status",),
     )  # fmt: skip
+    rt.jobs.on_failure = m.job_failed
+    m.register_gauge_callback(
+        "bollard_outbox_jobs",
+        "Job outbox jobs in the state database by state: queued (due or deferred), running, "
+        "dead (shared by every replica; read at each scrape)",
+        lambda: {(state,): float(n) for state, n in m.job_counts.items()},
+        ("state",),
+    )
     m.register_gauge_callback(
         "bollard_approvals",
         "Approvals in the state database by state (shared by every replica; read at each scrape)",
@@ -291,7 +307,7 @@ APPROVAL_STATES = ("pending", "approved", "executing", "succeeded", "failed", "r
 
 async def refresh(rt: Runtime) -> None:
     """Read what lives in the state database before a scrape: approvals by state (one
-    ``GROUP BY`` on the approvals table)."""
+    ``GROUP BY`` on the approvals table) and the job outbox's counts."""
     from sqlalchemy import func, select
 
     from bollard.platform.store.tables import approvals
@@ -303,3 +319,4 @@ async def refresh(rt: Runtime) -> None:
     counts = dict.fromkeys(APPROVAL_STATES, 0)
     counts.update({str(status): int(n) for status, n in rows})
     rt.metrics.approval_counts = counts
+    rt.metrics.job_counts = await rt.jobs.counts()

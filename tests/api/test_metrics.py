@@ -18,6 +18,7 @@ from bollard.platform.settings import Settings
 from tests.support.api import Api, app_client
 from tests.support.databases import PG_URL, credentials_from_url, unavailable
 from tests.support.integrations import rest_manifest, write_integration
+from tests.support.jobs import BACKENDS, state_database_url, until
 from tests.support.standin import LocalServer, free_port
 
 CONNECTOR = """
@@ -261,3 +262,47 @@ async def test_a_sql_timeout_is_counted(integrations_dir: Path, api: Api, runtim
     assert (
         value(text, "bollard_executions_total", integration="slow", operation="nap", outcome="timeout") == 1
     )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_outbox_retries_and_dead_letters_are_counted(backend: str, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from bollard.platform.jobs import Job, JobSettings, make_job_queue
+    from bollard.platform.metrics import Metrics
+    from bollard.platform.store.db import create_engine, migrate
+
+    m = Metrics()
+    async with state_database_url(backend, tmp_path) as url:
+        engine = create_engine(url)
+        await migrate(engine)
+        q = make_job_queue(engine, JobSettings(max_attempts=3, lease_s=1.0, backoff_base_s=0.01, poll_s=0.2))
+        q.on_failure = m.job_failed
+        await q.install()
+
+        async def down(_: Job) -> None:
+            raise RuntimeError("receiver down")
+
+        q.handle("webhook.deliver", down)
+        await q.enqueue_now("webhook.deliver", {})
+        try:
+            await q.start()
+
+            async def dead() -> bool:
+                return (await q.counts())["dead"] == 1
+
+            await until(dead, "the job to be dead")
+        finally:
+            await q.stop()
+            await engine.dispose()
+    text = generate_latest(m.registry).decode()
+    assert value(text, "bollard_outbox_retries_total", kind="webhook.deliver") == 2
+    assert value(text, "bollard_outbox_dead_total", kind="webhook.deliver") == 1
+
+
+async def test_outbox_depth_is_read_at_scrape_time(client: tuple[httpx.AsyncClient, Runtime]) -> None:
+    c, rt = client
+    await rt.jobs.enqueue_now("nobody.handles.this", {})  # no handler: it stays queued
+    text = (await c.get("/metrics")).text
+    assert value(text, "bollard_outbox_jobs", state="queued") == 1
+    assert value(text, "bollard_outbox_jobs", state="dead") == 0
