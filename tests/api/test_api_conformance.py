@@ -28,8 +28,13 @@ def conformance_checks() -> list:
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
+        ignored_auth,
+        missing_required_header,
+        negative_data_rejection,
+        response_headers_conformance,
         response_schema_conformance,
         status_code_conformance,
+        unsupported_method,
     )
 
     return [
@@ -37,6 +42,11 @@ def conformance_checks() -> list:
         status_code_conformance,
         content_type_conformance,
         response_schema_conformance,
+        response_headers_conformance,
+        negative_data_rejection,
+        ignored_auth,
+        missing_required_header,
+        unsupported_method,
     ]
 
 
