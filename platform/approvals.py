@@ -227,6 +227,7 @@ class Approvals:
         }
         async with self.runtime.db.begin() as conn:
             await conn.execute(approvals.insert().values(**row))
+            await self.runtime.webhooks.approval_changed(conn, row)  # same transaction (DESIGN §6)
         return pending_body(approval_json(row))
 
     async def _load(self, approval_id: str) -> Any:
@@ -279,7 +280,7 @@ class Approvals:
         """Mark pending approvals past their TTL ``expired`` and interrupted executions ``failed``."""
         now = datetime.now(UTC)
         async with self.runtime.db.begin() as conn:
-            await conn.execute(
+            expired = await conn.execute(
                 update(approvals)
                 .where(approvals.c.status == "pending", approvals.c.expires_at < now)
                 .values(
@@ -287,8 +288,10 @@ class Approvals:
                     error_code="approval_expired",
                     error_message="the approval was not decided in time",
                 )
+                .returning(*approvals.c)
             )
-            await conn.execute(
+            await self._notify(conn, expired.all())
+            interrupted = await conn.execute(
                 update(approvals)
                 .where(
                     approvals.c.status.in_(("approved", "executing")),
@@ -304,7 +307,15 @@ class Approvals:
                     error_message="the server stopped while this approval was executing; it was not re-run. "
                     "Check the target system, then request the operation again if needed",
                 )
+                .returning(*approvals.c)
             )
+            await self._notify(conn, interrupted.all())
+
+    async def _notify(self, conn: Any, rows: Any) -> None:
+        """Enqueue the webhook events of changed approval ``rows`` on ``conn``, in the
+        transaction that changed them (DESIGN §6 notifications, platform/webhooks/)."""
+        for row in rows:
+            await self.runtime.webhooks.approval_changed(conn, row)
 
     async def expire_integration(self, slug: str) -> int:
         """Expire every pending approval of ``slug`` with ``approval_stale`` (its
@@ -318,8 +329,11 @@ class Approvals:
                     error_code="approval_stale",
                     error_message=f"integration '{slug}' was uninstalled after this request",
                 )
+                .returning(*approvals.c)
             )
-        return int(result.rowcount)
+            rows = result.all()
+            await self._notify(conn, rows)
+        return len(rows)
 
     async def _claim(
         self, approval_id: str, principal: Principal, to: str, reason: str | None = None
@@ -342,8 +356,11 @@ class Approvals:
                     )
                 )
                 .values(**values)
+                .returning(*approvals.c)
             )
-        return result.rowcount == 1
+            rows = result.all()
+            await self._notify(conn, rows)
+        return len(rows) == 1
 
     async def _refuse_claim(self, approval_id: str) -> None:
         row = await self._load(approval_id)
@@ -396,8 +413,11 @@ class Approvals:
                 update(approvals)
                 .where(approvals.c.id == approval_id, approvals.c.status == status)
                 .values(**values)
+                .returning(*approvals.c)
             )
-        if changed.rowcount == 1:
+            rows = changed.all()
+            await self._notify(conn, rows)
+        if len(rows) == 1:
             self._changed(approval_id)  # wake long polls (?wait=)
             return True
         return False
@@ -470,11 +490,13 @@ class Approvals:
                 "finished_at": now,
             }
         async with self.runtime.db.begin() as conn:
-            await conn.execute(
+            done = await conn.execute(
                 update(approvals)
                 .where(approvals.c.id == approval_id, approvals.c.status == "executing")
                 .values(**values)
+                .returning(*approvals.c)
             )
+            await self._notify(conn, done.all())
         self._changed(approval_id)
         return await self.get(approval_id)
 

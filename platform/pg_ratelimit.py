@@ -1,7 +1,7 @@
 """Rate limits and concurrency caps shared by every replica on one PostgreSQL (DESIGN §12).
 
 The same rule as :class:`~bollard.platform.ratelimit.LocalLimiter`, kept in two
-``UNLOGGED`` tables (migration ``0004_replicas``; losing them in a database crash only
+``UNLOGGED`` tables (migration ``0006_replicas``; losing them in a database crash only
 resets the limits):
 
 - ``bollard_rate_limits``: one row per key holding GCRA's theoretical arrival time

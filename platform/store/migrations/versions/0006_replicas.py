@@ -3,15 +3,15 @@ slots (PostgreSQL only, ``UNLOGGED``: coordination state a database crash may re
 a lease on ``executing`` approvals so one left by a killed replica is failed (never re-run)
 as soon as its lease lapses.
 
-Revision ID: 0004_replicas
-Revises: 0003_execution_logs
+Revision ID: 0006_replicas
+Revises: 0005_jobs_webhooks
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_replicas"
-down_revision = "0003_execution_logs"
+revision = "0006_replicas"
+down_revision = "0005_jobs_webhooks"
 branch_labels = None
 depends_on = None
 
