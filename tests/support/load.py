@@ -278,7 +278,11 @@ async def run_load(
     """Send ``cases`` with ``concurrency`` callers, alternating over ``urls``."""
     results: list[Result] = []
     queue = list(reversed(list(enumerate(cases))))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # idle connections are dropped before uvicorn's 5 s keep-alive closes them: a request
+    # sent on a connection the server is closing at that moment would fail in transport
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s, limits=limits
     ) as client:
