@@ -360,12 +360,12 @@ function checkFormFields(fields) {
   if (fields.length > MAX_FORM_FIELDS) throw new RangeError(`at most ${MAX_FORM_FIELDS} formFields`);
   return fields.map((field, i) => {
     if (typeof field !== "object" || field === null) throw new TypeError(`formFields[${i}] must be an object`);
+    // protocol.py's form_fields keys (snake_case on the wire)
     const out = { name: StringFn(field.name), value: StringFn(field.value ?? "") };
-    if (field.fileName !== undefined && field.fileName !== null) out.fileName = StringFn(field.fileName);
-    if (field.contentType !== undefined && field.contentType !== null) {
-      out.contentType = StringFn(field.contentType);
-    }
-    if (field.isBase64) out.isBase64 = true;
+    out.file_name = field.fileName !== undefined && field.fileName !== null ? StringFn(field.fileName) : null;
+    out.content_type =
+      field.contentType !== undefined && field.contentType !== null ? StringFn(field.contentType) : null;
+    out.is_base64 = field.isBase64 === true;
     return out;
   });
 }
@@ -458,8 +458,8 @@ function makeHttp(execution) {
 }
 
 function makeFiles(execution) {
-  function call(message) {
-    const [reply] = execution.transport(message, null);
+  function call(message, raw) {
+    const [reply] = execution.transport(message, raw);
     if (reply.type !== "file_reference" || typeof reply.file !== "object") {
       throw new Error("unexpected answer to a ctx.files call");
     }
@@ -473,23 +473,32 @@ function makeFiles(execution) {
       if (encoding !== "utf-8" && encoding !== "base64") {
         throw new TypeError("encoding must be 'utf-8' or 'base64'");
       }
-      return call({
-        type: "file_store",
-        data,
-        encoding,
-        content_type: opts.contentType === undefined ? null : StringFn(opts.contentType),
-        file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
-      });
+      // protocol.py: the body part is the file itself, decoded here.
+      const raw = encoding === "base64" ? base64ToBytes(data, "data") : encoder.encode(data);
+      if (raw.length > MAX_REQUEST_BODY_BYTES) {
+        throw new RangeError(`a stored file is limited to ${MAX_REQUEST_BODY_BYTES} bytes here`);
+      }
+      return call(
+        {
+          type: "file_store",
+          content_type: opts.contentType === undefined ? null : StringFn(opts.contentType),
+          file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
+        },
+        raw,
+      );
     },
     download(url, options) {
       const opts = options || {};
       if (typeof url !== "string") throw new TypeError("url must be a string");
-      return call({
-        type: "file_download",
-        url,
-        headers: checkHeaders(opts.headers),
-        file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
-      });
+      return call(
+        {
+          type: "file_download",
+          url,
+          headers: checkHeaders(opts.headers),
+          file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
+        },
+        null,
+      );
     },
   });
 }

@@ -187,6 +187,7 @@ BASE_HTTP = {"type": "http", "method": "POST", "url": "https://x/", "headers": {
         {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v", "is_base64": "yes"}]},
         {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v", "file_name": "x" * 300}]},
         {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v"}] * 101},
+        {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v", "fileName": "camel.png"}]},
         {**BASE_HTTP, "body": "text", "form_fields": []},
     ],
 )

@@ -36,6 +36,7 @@ from tests.support.tale_standins import (
     HOSTS,
     PDF,
     PNG,
+    RESOLVED_ONLY,
     SHOP,
     TWILIO_SID,
     Seen,
@@ -174,7 +175,7 @@ async def api(
         data_dir=root / "data",
         secret_key="k",
         reload=False,
-        egress_resolve=",".join(f"{host}:443=127.0.0.1:{server.port}" for host in HOSTS),
+        egress_resolve=",".join(f"{host}:443=127.0.0.1:{server.port}" for host in HOSTS + RESOLVED_ONLY),
         egress_ca_bundle=ca,
     )
     async with app_client(settings) as (client, rt):
