@@ -302,3 +302,20 @@ async def test_healthz_has_no_override_entry_without_one(tmp_path: Path) -> None
     )
     async with app_client(settings) as (client, _):
         assert "egressOverride" not in (await client.get("/healthz")).json()
+
+
+async def test_without_a_file_store_ctx_files_is_none(tmp_path: Path) -> None:
+    manifest = rest_manifest(operations=[{"name": "probe"}])
+    write_integration(
+        tmp_path / "i", "nofiles", manifest, "def execute(ctx):\n    return ctx.files is None\n"
+    )
+    settings = Settings(
+        integrations_dir=tmp_path / "i",
+        data_dir=tmp_path / "d",
+        secret_key="k",
+        reload=False,
+        files_enabled=False,
+    )
+    async with app_client(settings) as (client, _):
+        r = await client.post("/api/integrations/nofiles/operations/probe", json={"params": {}})
+        assert r.status_code == 200 and r.json()["data"] is True
