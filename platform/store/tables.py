@@ -111,6 +111,7 @@ files = Table(
     Column("operation", String(128), nullable=False),
     Column("credential_id", String(64), nullable=True),
     Column("token_id", String(36), nullable=True),  # the caller's token: it (and admins) may read it
+    Column("approval_id", String(36), nullable=True),  # stored by an approved write: its requester may too
     Column("file_name", String(255), nullable=False),
     Column("content_type", String(255), nullable=False),
     Column("size", Integer, nullable=False),

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("operation", sa.String(128), nullable=False),
         sa.Column("credential_id", sa.String(64), nullable=True),
         sa.Column("token_id", sa.String(36), nullable=True),
+        sa.Column("approval_id", sa.String(36), nullable=True),
         sa.Column("file_name", sa.String(255), nullable=False),
         sa.Column("content_type", sa.String(255), nullable=False),
         sa.Column("size", sa.Integer, nullable=False),
