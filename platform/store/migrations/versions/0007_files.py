@@ -1,15 +1,15 @@
 """Files stored by connectors through ``ctx.files`` (DESIGN §3), and the files of each
 execution in its record.
 
-Revision ID: 0004_files
-Revises: 0003_execution_logs
+Revision ID: 0007_files
+Revises: 0006_replicas
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_files"
-down_revision = "0003_execution_logs"
+revision = "0007_files"
+down_revision = "0006_replicas"
 branch_labels = None
 depends_on = None
 
@@ -22,7 +22,6 @@ def upgrade() -> None:
         sa.Column("operation", sa.String(128), nullable=False),
         sa.Column("credential_id", sa.String(64), nullable=True),
         sa.Column("token_id", sa.String(36), nullable=True),
-        sa.Column("approval_id", sa.String(36), nullable=True),
         sa.Column("file_name", sa.String(255), nullable=False),
         sa.Column("content_type", sa.String(255), nullable=False),
         sa.Column("size", sa.Integer, nullable=False),
