@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
-from bollard.platform.execution_log import add_connector_lines, capture_connector_lines
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_token_id
 from bollard.platform.invocation import Call, Invocation, Outcome, success_body
 from bollard.platform.limits import LimitResolver
 from bollard.platform.manifest import Manifest, Operation
@@ -35,6 +35,7 @@ from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressPolicy
     from bollard.platform.egress.handler import HttpHandler
+    from bollard.platform.files.handler import ExecutionFiles
     from bollard.platform.runtime import Runtime
     from bollard.sandbox.limits import Limits
     from bollard.sandbox.pool import RunResult
@@ -183,7 +184,7 @@ class ExecutionService:
     ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        capture_connector_lines()  # kept with this call's execution record
+        capture_connector_lines(inv.token_id)  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
@@ -360,7 +361,9 @@ class ExecutionService:
         policy = self._policies.get(version.content_hash)
         if policy is None:
             policy = EgressPolicy(
-                version.manifest.allowed_hosts, allow_private=self.runtime.settings.allow_private_egress
+                version.manifest.allowed_hosts,
+                allow_private=self.runtime.settings.allow_private_egress,
+                override=self.runtime.egress_override,
             )
             if len(self._policies) > 256:
                 self._policies.clear()
@@ -383,6 +386,27 @@ class ExecutionService:
             retries=retries,
             secrets=secrets,
             on_retry=self._count_retry,
+        )
+
+    def file_handler(
+        self, version: IntegrationVersion, operation: str, credential_id: str, http_handler: HttpHandler
+    ) -> ExecutionFiles | None:
+        """``ctx.files`` for one execution (``files/handler.py``: the operator's caps, downloads
+        through ``http_handler``), or ``None`` when the operator turned files off."""
+        s = self.runtime.settings
+        if not s.files_enabled:
+            return None
+        from bollard.platform.files.handler import ExecutionFiles
+        from bollard.platform.files.store import FileOwner
+
+        owner = FileOwner(version.slug, operation, credential_id, current_token_id())
+        return ExecutionFiles(
+            self.runtime.files,
+            owner,
+            http_handler,
+            max_file_bytes=s.max_file_bytes,
+            max_total_bytes=s.max_files_bytes_per_execution,
+            max_files=s.max_files_per_execution,
         )
 
     def _count_retry(self) -> None:
@@ -419,6 +443,7 @@ class ExecutionService:
             # its `model` that way); they are not secret, so only for Tale's connectors.
             secrets = {**tale_variables(version.manifest), **secrets}
         hidden = secret_values(values)
+        http_handler = self.http_handler(version, limits, retries, hidden)
         try:
             result = await self.runtime.pool.run(
                 key=f"{version.slug}:{version.content_hash}",
@@ -428,9 +453,10 @@ class ExecutionService:
                 operation=operation,
                 params=params,
                 secrets=secrets,
-                http_handler=self.http_handler(version, limits, retries, hidden),
+                http_handler=http_handler,
                 limits=limits,
                 filename=version.connector_file or "connector.py",
+                file_handler=self.file_handler(version, operation, credential_id, http_handler),
             )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)

@@ -43,11 +43,42 @@ MAX_LOG_LINE_CHARS = 2000
 
 # The connector lines of the call running in this task (None: no call is capturing).
 _connector_lines: ContextVar[list[str] | None] = ContextVar("bollard_connector_lines", default=None)
+# The FileReferences (ctx.files) the call running in this task stored.
+_execution_files: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+    "bollard_execution_files", default=None
+)
+# The token of the caller whose call runs in this task (the owner of its files).
+_caller_token: ContextVar[str | None] = ContextVar("bollard_caller_token", default=None)
+MAX_FILES_LISTED = 200
 
 
-def capture_connector_lines() -> None:
-    """Start collecting connector log lines for the call about to run in this task."""
+def capture_connector_lines(token_id: str | None = None) -> None:
+    """Start collecting connector log lines and stored files for the call about to run
+    in this task, made with ``token_id`` (``None``: an internal caller)."""
     _connector_lines.set([])
+    _execution_files.set([])
+    _caller_token.set(token_id)
+
+
+def current_token_id() -> str | None:
+    """The caller's token id of the call running in this task (see
+    :func:`capture_connector_lines`)."""
+    return _caller_token.get()
+
+
+def add_execution_file(reference: dict[str, Any]) -> None:
+    """List a file the current call stored (Tale's FileReference) with its record."""
+    kept = _execution_files.get()
+    if kept is not None and len(kept) < MAX_FILES_LISTED:
+        kept.append(dict(reference))
+
+
+def _take_files() -> list[dict[str, Any]] | None:
+    kept = _execution_files.get()
+    if kept is None:
+        return None
+    _execution_files.set(None)
+    return kept or None
 
 
 def add_connector_lines(lines: list[str]) -> None:
@@ -155,6 +186,7 @@ class ExecutionLog:
                 "approval_id": approval_id,
                 "mock": mock,
                 "logs": _take_connector_lines(),
+                "files": _take_files(),
             }
         )
         if len(self._queue) > MAX_QUEUE:
@@ -231,13 +263,15 @@ class ExecutionLog:
         return [_row_json(r) for r in rows], int(total)
 
     async def get(self, execution_id: str) -> dict[str, Any] | None:
-        """One record with its connector ``logs`` (a list of lines), or ``None``."""
+        """One record with its connector ``logs`` (a list of lines) and the ``files`` it
+        stored (FileReferences, ``ctx.files``), or ``None``."""
         await self.flush()
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
         if row is None:
             return None
-        return {**_row_json(row), "logs": list(row._mapping["logs"] or [])}
+        m = row._mapping
+        return {**_row_json(row), "logs": list(m["logs"] or []), "files": list(m["files"] or [])}
 
     def start_pruner(self, interval_s: float = 3600.0) -> None:
         """Prune past the retention period now and then every ``interval_s`` seconds."""

@@ -22,12 +22,14 @@ from bollard.platform.credentials import CredentialStore, load_or_create_key_fil
 from bollard.platform.events import EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.files.store import FileStore
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
+    from bollard.platform.egress.override import ResolveOverride
     from bollard.platform.oauth2 import OAuth2Service
     from bollard.platform.sql.service import SqlService
     from bollard.platform.upload import Installer
@@ -76,6 +78,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
+        self._egress_override: ResolveOverride | None = None
         self._sql: SqlService | None = None
         self._oauth2: OAuth2Service | None = None
         self._pool: SandboxPool | None = None
@@ -84,6 +87,12 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
+        self.files = FileStore(  # ctx.files (DESIGN §3): <data_dir>/files + the files table
+            self.db,
+            settings.data_dir / "files",
+            base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            retention_hours=settings.file_retention_hours,
+        )
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
 
@@ -117,12 +126,14 @@ class Runtime:
             )
         self.approvals.start_sweeper()
         self.execution_log.start_pruner()
+        self.files.start_pruner()
         self.started = True
 
     async def stop(self) -> None:
         self._stop.set()
         await self.approvals.close()
         await self.execution_log.close()
+        await self.files.close()
         await self.events.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -159,9 +170,29 @@ class Runtime:
         """The one shared HTTP client for connector egress (DESIGN §4.3)."""
         if self._http is None:
             from bollard.platform.egress import make_client  # lazy: httpcore
+            from bollard.platform.egress.sender import default_ssl_context
 
-            self._http = make_client()
+            bundle = self.settings.egress_ca_bundle
+            self._http = make_client(ssl_context=default_ssl_context(str(bundle) if bundle else None))
         return self._http
+
+    @property
+    def egress_override(self) -> ResolveOverride:
+        """The operator's ``BOLLARD_EGRESS_RESOLVE`` (empty when unset; DESIGN §4)."""
+        if self._egress_override is None:
+            from bollard.platform.egress.override import ResolveOverride
+
+            self._egress_override = ResolveOverride.parse(self.settings.egress_resolve)
+        return self._egress_override
+
+    def egress_testing_aids(self) -> dict[str, Any] | None:
+        """What ``/healthz`` says about the egress testing aids, ``None`` when none is set."""
+        if not self.egress_override and self.settings.egress_ca_bundle is None:
+            return None
+        return {
+            "resolve": self.egress_override.describe(),
+            "extraCaBundle": self.settings.egress_ca_bundle is not None,
+        }
 
     @property
     def sql(self) -> SqlService:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     port: int = 8000
 
     allow_private_egress: bool = False
+    # Testing and staging aids for egress (DESIGN §4), operator-only: curl-style
+    # "host:port=address:port,…" sends a name's requests to a local stand-in (the name is
+    # still checked against allowedHosts; TLS is still for the name), and extra CA
+    # certificates (PEM) egress trusts on top of the public CAs. /healthz reports both.
+    egress_resolve: str | None = None
+    egress_ca_bundle: Path | None = None
     # How long decrypted credentials and authenticated tokens are cached per process (s);
     # another replica's change is seen after at most this long. 0 disables the caches.
     cache_ttl_s: float = Field(default=2.0, ge=0)
@@ -83,6 +89,21 @@ class Settings(BaseSettings):
     # Results handed to a model (DESIGN §9, model_results.py): characters of JSON at most;
     # a call may ask for less, never more.
     max_model_result_chars: int = Field(default=20_000, ge=200)
+
+    # ctx.files (DESIGN §3): files under <data_dir>/files, metadata in the state database.
+    files_enabled: bool = True
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0, le=10 * 1024 * 1024)
+    max_files_bytes_per_execution: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_files_per_execution: int = Field(default=50, gt=0)
+    file_retention_hours: int = Field(default=7 * 24, gt=0)
+
+    @field_validator("egress_resolve")
+    @classmethod
+    def _check_egress_resolve(cls, value: str | None) -> str | None:
+        from bollard.platform.egress.override import ResolveOverride  # no httpcore: hosts/addresses only
+
+        ResolveOverride.parse(value)  # ValueError names the entry
+        return value
 
     def resolved_database_url(self) -> str:
         """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
-from .exchange import HttpHandler, Outcome, execute
+from .exchange import FileHandler, HttpHandler, Outcome, execute
 from .kinds import PYTHON, Checked, WorkerKind, kind_for, watch_cpu
 from .limits import DEFAULT_LIMITS, Limits
 from .process import WorkerProcess, start_worker
@@ -135,11 +135,13 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits = DEFAULT_LIMITS,
+        file_handler: FileHandler | None = None,
         filename: str = "connector.py",
     ) -> RunResult:
         """Run ``entrypoint`` (``"execute"`` or ``"test_connection"``) of connector
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
-        ``secrets`` of this call only) under ``limits``.
+        ``secrets`` of this call only) under ``limits``; ``file_handler`` serves
+        ``ctx.files`` (none: ``ctx.files`` calls are refused).
 
         ``key`` names the integration version, ``"<slug>:<content hash>"``, and
         ``tenant`` whose call it is (the credential id; ``""`` only for callers with a
@@ -181,7 +183,15 @@ class SandboxPool:
                 worker = await self._acquire(group, limits)
                 group.running.add(worker)
                 outcome = await self._execute(
-                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits, group.kind
+                    worker,
+                    entrypoint,
+                    operation,
+                    plain_params,
+                    secrets,
+                    http_handler,
+                    limits,
+                    file_handler,
+                    group.kind,
                 )
         except TimeoutError:
             if not timeout.expired():
@@ -414,6 +424,7 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits,
+        file_handler: FileHandler | None = None,
         kind: WorkerKind = PYTHON,
     ) -> Outcome:
         """One execution on ``worker`` (:func:`bollard.sandbox.exchange.execute`); a
@@ -424,7 +435,9 @@ class SandboxPool:
         exceeded: list[SandboxError] = []
         watchdog = asyncio.ensure_future(watch_cpu(worker, limits, exceeded)) if kind.host_cpu_watch else None
         try:
-            return await execute(worker, entrypoint, operation, params, secrets, http_handler, limits)
+            return await execute(
+                worker, entrypoint, operation, params, secrets, http_handler, limits, file_handler
+            )
         except ConnectionError:
             code = await worker.process.wait()
             if self._closed:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from bollard.platform.api import (
     approvals,
     executions,
+    files,
     integrations,
     meta,
     oauth2,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(operations.router)
     app.include_router(approvals.router)
     app.include_router(executions.router)
+    app.include_router(files.router)
     app.include_router(tokens.router)
     app.include_router(settings_api.router)
     app.include_router(tools.router)

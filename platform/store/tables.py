@@ -95,6 +95,27 @@ executions = Table(
     Column("mock", Boolean, nullable=False, default=False),
     # The connector's print/ctx.log lines, redacted and capped; migration 0003.
     Column("logs", JSON, nullable=True),
+    # The FileReferences the connector stored during the call (ctx.files); migration 0004.
+    Column("files", JSON, nullable=True),
     Index("ix_executions_started_at", "started_at"),
     Index("ix_executions_integration", "integration"),
+)
+
+# Files stored through ctx.files (DESIGN §3): the bytes live in <data_dir>/files/<id>,
+# never under the connector's file name; migration 0004.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("integration", String(64), nullable=False),
+    Column("operation", String(128), nullable=False),
+    Column("credential_id", String(64), nullable=True),
+    Column("token_id", String(36), nullable=True),  # the caller's token: it (and admins) may read it
+    Column("file_name", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_files_expires_at", "expires_at"),
 )

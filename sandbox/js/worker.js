@@ -360,13 +360,15 @@ function checkFormFields(fields) {
   if (fields.length > MAX_FORM_FIELDS) throw new RangeError(`at most ${MAX_FORM_FIELDS} formFields`);
   return fields.map((field, i) => {
     if (typeof field !== "object" || field === null) throw new TypeError(`formFields[${i}] must be an object`);
-    const out = { name: StringFn(field.name), value: StringFn(field.value ?? "") };
-    if (field.fileName !== undefined && field.fileName !== null) out.fileName = StringFn(field.fileName);
-    if (field.contentType !== undefined && field.contentType !== null) {
-      out.contentType = StringFn(field.contentType);
-    }
-    if (field.isBase64) out.isBase64 = true;
-    return out;
+    return {
+      name: StringFn(field.name),
+      value: StringFn(field.value ?? ""),
+      file_name: field.fileName === undefined || field.fileName === null ? null : StringFn(field.fileName),
+      content_type: field.contentType === undefined || field.contentType === null
+        ? null
+        : StringFn(field.contentType),
+      is_base64: field.isBase64 === true,
+    };
   });
 }
 
@@ -458,8 +460,8 @@ function makeHttp(execution) {
 }
 
 function makeFiles(execution) {
-  function call(message) {
-    const [reply] = execution.transport(message, null);
+  function call(message, body) {
+    const [reply] = execution.transport(message, body);
     if (reply.type !== "file_reference" || typeof reply.file !== "object") {
       throw new Error("unexpected answer to a ctx.files call");
     }
@@ -473,13 +475,14 @@ function makeFiles(execution) {
       if (encoding !== "utf-8" && encoding !== "base64") {
         throw new TypeError("encoding must be 'utf-8' or 'base64'");
       }
+      const bytes = encoding === "base64" ? base64ToBytes(data, "ctx.files.store") : encoder.encode(data);
       return call({
         type: "file_store",
-        data,
-        encoding,
-        content_type: opts.contentType === undefined ? null : StringFn(opts.contentType),
-        file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
-      });
+        content_type: opts.contentType === undefined || opts.contentType === null
+          ? null
+          : StringFn(opts.contentType),
+        file_name: opts.fileName === undefined || opts.fileName === null ? null : StringFn(opts.fileName),
+      }, bytes);
     },
     download(url, options) {
       const opts = options || {};
@@ -488,8 +491,8 @@ function makeFiles(execution) {
         type: "file_download",
         url,
         headers: checkHeaders(opts.headers),
-        file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
-      });
+        file_name: opts.fileName === undefined || opts.fileName === null ? null : StringFn(opts.fileName),
+      }, null);
     },
   });
 }
