@@ -191,6 +191,10 @@ function lockdown() {
     }
   }
   for (const key of getOwnPropertySymbols(global)) delete global[key];
+  for (const key of getOwnPropertyNames(global)) {
+    // not configurable (Deno defines queueMicrotask so): emptied instead of deleted
+    if (!KEEP.has(key)) Object.defineProperty(global, key, { value: undefined, writable: false });
+  }
   global.console = sandboxConsole;
   enableOverrides();
   // Intrinsics reachable only from instances (generators, iterators, async functions).
