@@ -22,6 +22,8 @@ const stdout = Deno.stdout;
 const readSync = (buffer) => stdin.readSync(buffer);
 const writeSync = (bytes) => stdout.writeSync(bytes);
 const workerPid = Deno.pid;
+const exit = Deno.exit;
+const globalThis_ = globalThis;
 const layersJson = Deno.args[0] || "{}";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
@@ -190,7 +192,8 @@ function lockdown() {
       } catch { /* non-configurable: NaN, Infinity, undefined */ }
     }
   }
-  for (const key of getOwnPropertySymbols(global)) delete global[key];
+  // Symbol-keyed properties stay: they are Deno's brand and event state for the global
+  // object, which connector code cannot reach (no globalThis, strict code only, no eval).
   for (const key of getOwnPropertyNames(global)) {
     // not configurable (Deno defines queueMicrotask so): emptied instead of deleted
     if (!KEEP.has(key)) Object.defineProperty(global, key, { value: undefined, writable: false });
@@ -206,7 +209,14 @@ function lockdown() {
     getPrototypeOf(""[Symbol.iterator]()), getPrototypeOf(/x/[Symbol.matchAll]("x")),
     getPrototypeOf(Int8Array), getPrototypeOf(Uint8Array.prototype),
   ];
-  hardenAll([global, ...hidden]);
+  // The global object itself stays extensible (connector code cannot reach it, and strict
+  // code cannot create globals) so that exit() can give Deno back its globalThis.
+  const values = getOwnPropertyNames(global).map((key) => global[key]);
+  hardenAll([...values, getPrototypeOf(global), ...hidden]);
+}
+
+function restoreForExit() {
+  Object.defineProperty(globalThis_, "globalThis", { value: globalThis_, configurable: true, writable: true });
 }
 
 // --- base64 (Tale's base64Encode/Decode work on UTF-8 text) ----------------------------
@@ -694,8 +704,13 @@ async function main() {
   }
 }
 
+// Exit here: Deno's own end-of-module work (its load event) expects the host APIs that
+// the lockdown removed.
+let status = 0;
 try {
-  await main();
+  status = await main();
 } catch (error) {
-  if (!(error instanceof EndOfInput)) throw error;
+  status = error instanceof EndOfInput ? 0 : 1;
 }
+restoreForExit();
+exit(status);

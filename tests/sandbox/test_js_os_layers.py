@@ -69,6 +69,9 @@ attempt("read_host_file", lambda: open("/etc/hostname", "rb").read())
 attempt("write_tmp", lambda: open("/tmp/bollard-js-probe", "wb").write(b"x"))
 attempt("exec_shell", lambda: os.execv("/bin/sh", ["sh", "-c", "true"]))
 attempt("read_worker_script", lambda: open(script, "rb").read(1))
+attempt("read_through_proc_root", lambda: open("/proc/self/root/etc/hostname", "rb").read())
+attempt("read_other_proc", lambda: open(f"/proc/{target}/status", "rb").read())
+attempt("read_own_maps", lambda: open("/proc/self/maps", "rb").read(1))
 os.write(1, json.dumps(results).encode())
 """
 
@@ -136,7 +139,7 @@ async def test_the_js_profile_refuses_what_the_python_profile_refuses(
         assert results[name] == eperm, (name, results[name])
     # Landlock: nothing on the host is readable or writable; only Deno can be executed.
     eacces = 13
-    for name in ("read_host_file", "exec_shell"):
+    for name in ("read_host_file", "exec_shell", "read_through_proc_root", "read_other_proc"):
         assert results[name] == eacces, (name, results[name])
     # The one difference from the Python profile (README, TypeScript connectors): Deno
     # looks paths up (its module, its cache directory), so path-based stat(2) is allowed
@@ -144,6 +147,7 @@ async def test_the_js_profile_refuses_what_the_python_profile_refuses(
     assert results["stat_host_file"] in ("succeeded", 2), results["stat_host_file"]
     assert results["write_tmp"] in (eacces, eperm), results["write_tmp"]
     assert results["read_worker_script"] == "succeeded"
+    assert results["read_own_maps"] == "succeeded"  # its own /proc/<pid> only (Rust reads maps)
     assert (await js_worker(pool, egress)) == target  # the victim still answers
 
 
