@@ -197,7 +197,15 @@ def js_profile(deno: str, worker_script: str) -> Profile:
         "js",
         syscalls=ALLOWED_SYSCALLS + JS_EXTRA_SYSCALLS,
         arg_rules=JS_ARG_RULES,
-        landlock_read=(deno, worker_script, *SYSTEM_LIBRARY_PATHS, *SYSTEM_DEVICE_PATHS),
+        # Its own /proc/<pid> (the same process after execve): Rust's stack-overflow guard
+        # reads /proc/self/maps, and Deno panics when it cannot.
+        landlock_read=(
+            deno,
+            worker_script,
+            *SYSTEM_LIBRARY_PATHS,
+            *SYSTEM_DEVICE_PATHS,
+            f"/proc/{os.getpid()}",
+        ),
         landlock_execute=(deno, *([loader] if loader else [])),
         memory_limit="data",
         max_tasks=32,

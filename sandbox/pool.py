@@ -192,8 +192,8 @@ class SandboxPool:
                     secrets,
                     http_handler,
                     limits,
-                    group.kind,
                     file_handler,
+                    group.kind,
                 )
         except TimeoutError:
             if not timeout.expired():
@@ -454,8 +454,8 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits,
-        kind: WorkerKind = PYTHON,
         file_handler: FileHandler | None = None,
+        kind: WorkerKind = PYTHON,
     ) -> Outcome:
         """One execution on ``worker`` (:func:`bollard.sandbox.exchange.execute`); a
         worker that dies during it becomes its kind's death error

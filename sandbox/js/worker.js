@@ -22,6 +22,8 @@ const stdout = Deno.stdout;
 const readSync = (buffer) => stdin.readSync(buffer);
 const writeSync = (bytes) => stdout.writeSync(bytes);
 const workerPid = Deno.pid;
+const exit = Deno.exit;
+const globalThis_ = globalThis;
 const layersJson = Deno.args[0] || "{}";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
@@ -190,7 +192,12 @@ function lockdown() {
       } catch { /* non-configurable: NaN, Infinity, undefined */ }
     }
   }
-  for (const key of getOwnPropertySymbols(global)) delete global[key];
+  // Symbol-keyed properties stay: they are Deno's brand and event state for the global
+  // object, which connector code cannot reach (no globalThis, strict code only, no eval).
+  for (const key of getOwnPropertyNames(global)) {
+    // not configurable (Deno defines queueMicrotask so): emptied instead of deleted
+    if (!KEEP.has(key)) Object.defineProperty(global, key, { value: undefined, writable: false });
+  }
   global.console = sandboxConsole;
   enableOverrides();
   // Intrinsics reachable only from instances (generators, iterators, async functions).
@@ -202,7 +209,14 @@ function lockdown() {
     getPrototypeOf(""[Symbol.iterator]()), getPrototypeOf(/x/[Symbol.matchAll]("x")),
     getPrototypeOf(Int8Array), getPrototypeOf(Uint8Array.prototype),
   ];
-  hardenAll([global, ...hidden]);
+  // The global object itself stays extensible (connector code cannot reach it, and strict
+  // code cannot create globals) so that exit() can give Deno back its globalThis.
+  const values = getOwnPropertyNames(global).map((key) => global[key]);
+  hardenAll([...values, getPrototypeOf(global), ...hidden]);
+}
+
+function restoreForExit() {
+  Object.defineProperty(globalThis_, "globalThis", { value: globalThis_, configurable: true, writable: true });
 }
 
 // --- base64 (Tale's base64Encode/Decode work on UTF-8 text) ----------------------------
@@ -360,13 +374,15 @@ function checkFormFields(fields) {
   if (fields.length > MAX_FORM_FIELDS) throw new RangeError(`at most ${MAX_FORM_FIELDS} formFields`);
   return fields.map((field, i) => {
     if (typeof field !== "object" || field === null) throw new TypeError(`formFields[${i}] must be an object`);
-    // protocol.py's form_fields keys (snake_case on the wire)
-    const out = { name: StringFn(field.name), value: StringFn(field.value ?? "") };
-    out.file_name = field.fileName !== undefined && field.fileName !== null ? StringFn(field.fileName) : null;
-    out.content_type =
-      field.contentType !== undefined && field.contentType !== null ? StringFn(field.contentType) : null;
-    out.is_base64 = field.isBase64 === true;
-    return out;
+    return {
+      name: StringFn(field.name),
+      value: StringFn(field.value ?? ""),
+      file_name: field.fileName === undefined || field.fileName === null ? null : StringFn(field.fileName),
+      content_type: field.contentType === undefined || field.contentType === null
+        ? null
+        : StringFn(field.contentType),
+      is_base64: field.isBase64 === true,
+    };
   });
 }
 
@@ -458,8 +474,8 @@ function makeHttp(execution) {
 }
 
 function makeFiles(execution) {
-  function call(message, raw) {
-    const [reply] = execution.transport(message, raw);
+  function call(message, body) {
+    const [reply] = execution.transport(message, body);
     if (reply.type !== "file_reference" || typeof reply.file !== "object") {
       throw new Error("unexpected answer to a ctx.files call");
     }
@@ -473,32 +489,24 @@ function makeFiles(execution) {
       if (encoding !== "utf-8" && encoding !== "base64") {
         throw new TypeError("encoding must be 'utf-8' or 'base64'");
       }
-      // protocol.py: the body part is the file itself, decoded here.
-      const raw = encoding === "base64" ? base64ToBytes(data, "data") : encoder.encode(data);
-      if (raw.length > MAX_REQUEST_BODY_BYTES) {
-        throw new RangeError(`a stored file is limited to ${MAX_REQUEST_BODY_BYTES} bytes here`);
-      }
-      return call(
-        {
-          type: "file_store",
-          content_type: opts.contentType === undefined ? null : StringFn(opts.contentType),
-          file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
-        },
-        raw,
-      );
+      const bytes = encoding === "base64" ? base64ToBytes(data, "ctx.files.store") : encoder.encode(data);
+      return call({
+        type: "file_store",
+        content_type: opts.contentType === undefined || opts.contentType === null
+          ? null
+          : StringFn(opts.contentType),
+        file_name: opts.fileName === undefined || opts.fileName === null ? null : StringFn(opts.fileName),
+      }, bytes);
     },
     download(url, options) {
       const opts = options || {};
       if (typeof url !== "string") throw new TypeError("url must be a string");
-      return call(
-        {
-          type: "file_download",
-          url,
-          headers: checkHeaders(opts.headers),
-          file_name: opts.fileName === undefined ? null : StringFn(opts.fileName),
-        },
-        null,
-      );
+      return call({
+        type: "file_download",
+        url,
+        headers: checkHeaders(opts.headers),
+        file_name: opts.fileName === undefined || opts.fileName === null ? null : StringFn(opts.fileName),
+      }, null);
     },
   });
 }
@@ -696,8 +704,13 @@ async function main() {
   }
 }
 
+// Exit here: Deno's own end-of-module work (its load event) expects the host APIs that
+// the lockdown removed.
+let status = 0;
 try {
-  await main();
+  status = await main();
 } catch (error) {
-  if (!(error instanceof EndOfInput)) throw error;
+  status = error instanceof EndOfInput ? 0 : 1;
 }
+restoreForExit();
+exit(status);
