@@ -68,7 +68,16 @@ class EgressPolicy:
     ``HttpRequestRefused("network_error", message)``. Immutable and cheap to share.
     """
 
-    __slots__ = ("allowed_hosts", "allow_private", "_rules", "_resolver", "_decisions", "_override")
+    __slots__ = (
+        "allowed_hosts",
+        "allow_private",
+        "_rules",
+        "_resolver",
+        "_decisions",
+        "_where",
+        "_setting",
+        "_override",
+    )
 
     def __init__(
         self,
@@ -76,8 +85,14 @@ class EgressPolicy:
         *,
         allow_private: bool = False,
         resolver: Resolver | None = None,
+        where: str = _WHERE,
+        private_setting: str = _PRIVATE_SETTING,
         override: ResolveOverride | None = None,
     ) -> None:
+        # ``where``/``private_setting`` name the allowlist and the private-address opt-in
+        # in refusal messages (the webhook policy has its own settings, platform/webhooks/).
+        self._where = where
+        self._setting = private_setting
         if isinstance(allowed_hosts, str):
             raise TypeError("allowed_hosts is a list of entries, not one string")
         self.allowed_hosts: tuple[str, ...] = tuple(allowed_hosts or ())
@@ -184,22 +199,25 @@ class EgressPolicy:
         return decision
 
     def _host_message(self, target: Target) -> str:
-        fix = f'Add "{suggest_entry(target)}" to {_WHERE} if the connector should reach it.'
-        if not self._rules:
+        who = "the connector should reach it" if self._where == _WHERE else "it should be reachable"
+        fix = f'Add "{suggest_entry(target)}" to {self._where} if {who}.'
+        if not self._rules and self._where == _WHERE:
             return (
                 f"{target.origin} is not allowed: this integration has no allowedHosts, "
                 f"so its connector has no network access. {fix}"
             )
+        if not self._rules:
+            return f"{target.origin} is not allowed: {self._where} is empty, so nothing is reachable. {fix}"
         same_host = [rule.entry for rule in self._rules if rule.covers_host(target.host)]
         if same_host:
             return (
-                f"{target.origin} is not allowed: allowedHosts has {', '.join(same_host)}, "
+                f"{target.origin} is not allowed: {self._where} has {', '.join(same_host)}, "
                 f"which allows other schemes or ports only (https on port 443 unless an "
                 f"entry names them). {fix}"
             )
         listed = ", ".join(rule.entry for rule in self._rules[:10])
         more = ", …" if len(self._rules) > 10 else ""
-        return f"{target.host} is not in allowedHosts ({listed}{more}). {fix}"
+        return f"{target.host} is not in {self._where} ({listed}{more}). {fix}"
 
     def _address_message(self, target: Target, address: IPAddress, kind: str, label: str) -> str:
         where = target.host if target.ip is not None else f"{target.host} resolves to {address}"
@@ -208,12 +226,13 @@ class EgressPolicy:
         head = f"{where}, which is a private or local address ({label})"
         if not self.allow_private:
             return (
-                f"{head}; connectors may not reach such addresses. To allow it, "
-                f"the operator sets {_PRIVATE_SETTING}=true and {_WHERE} names "
+                f"{head}; {'connectors' if self._where == _WHERE else 'webhooks'} may not reach such "
+                f"addresses. To allow it, "
+                f"the operator sets {self._setting}=true and {self._where} names "
                 f'"{suggest_entry(target)}" exactly.'
             )
         return (
             f"{head}; private addresses are reachable only through an entry naming the "
             f'host exactly, not a domain or wildcard entry: add "{suggest_entry(target)}" '
-            f"to {_WHERE}."
+            f"to {self._where}."
         )

@@ -1,15 +1,15 @@
 """Files stored by connectors through ``ctx.files`` (DESIGN §3), and the files of each
 execution in its record.
 
-Revision ID: 0004_files
-Revises: 0003_execution_logs
+Revision ID: 0007_files
+Revises: 0006_replicas
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_files"
-down_revision = "0003_execution_logs"
+revision = "0007_files"
+down_revision = "0006_replicas"
 branch_labels = None
 depends_on = None
 
