@@ -150,8 +150,9 @@ async def run_connection_test(
         steps.append(_step("connector", False, started, e.message))
         return report(False, e.message)
     if not has_test:
+        name = "test_connection(ctx)" if filename == "connector.py" else "testConnection(ctx)"
         message = (
-            "this connector defines no test_connection(ctx), so the connection cannot be tested; "
+            f"this connector defines no {name}, so the connection cannot be tested; "
             "add one that makes a cheap authenticated request"
         )
         steps.append(_step("authenticate", False, started, message))

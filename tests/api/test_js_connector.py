@@ -155,6 +155,16 @@ async def test_catalog_and_test_connection(api: tuple[httpx.AsyncClient, Runtime
     assert bad["ok"] is False and "rejected the key" in bad["message"], bad
 
 
+async def test_healthz_lists_the_deno_layers(api: tuple[httpx.AsyncClient, Runtime]) -> None:
+    client, _ = api
+    await client.post("/api/integrations/items/operations/list_items", json={"params": {}})
+    health = (await client.get("/healthz")).json()
+    js = health["sandboxJs"]
+    assert js["runtime"] == "deno", js
+    for layer in ("network_namespace", "rlimits", "no_new_privs", "seccomp"):
+        assert js[layer] is True, (layer, js)
+
+
 async def test_a_read(api: tuple[httpx.AsyncClient, Runtime]) -> None:
     client, _ = api
     r = await client.post("/api/integrations/items/operations/list_items", json={"params": {"limit": 1}})

@@ -5,6 +5,7 @@ the pool are healthy afterwards). Real Deno workers, real limits, a real local s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ def _deno() -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool() -> AsyncIterator[SandboxPool]:
-    p = SandboxPool(workers_per_integration=1)
+    p = SandboxPool(workers_per_integration=1, idle_timeout_s=3)  # each test is a new key: few idle workers
     yield p
     await p.close()
 
@@ -400,3 +401,29 @@ async def test_hostile_http_arguments(pool: SandboxPool, egress: Egress, server:
     for name, outcome in result.items():
         assert outcome.startswith(("TypeError", "RangeError")), (name, outcome)
     await healthy(pool, egress, source)
+
+
+async def test_deep_recursion(pool: SandboxPool, egress: Egress) -> None:
+    source = connector("    const f = (n: number): number => f(n + 1) + 1;\n    return f(0);")
+    with pytest.raises(ConnectorError, match="call stack"):
+        await run(pool, egress, source)
+    await healthy(pool, egress, source)
+
+
+async def test_failure_while_talking_to_the_host_does_not_desynchronise_the_pipe(
+    pool: SandboxPool, egress: Egress, server: LocalServer
+) -> None:
+    # Each level makes a request until the stack overflows somewhere inside ctx.http: the
+    # worker may then be out of step with the host, so it asks to be replaced (discard).
+    source = connector(
+        "    let max = 0;\n"
+        "    const probe = (n: number): number => { max = n; return probe(n + 1) + 1; };\n"
+        "    try { probe(0); } catch { }\n"
+        f"    const f = (n: number): number => {{ if (n > max - 300) ctx.http.get('{server.url}/hits');"
+        " return f(n + 1) + 1; };\n"
+        "    try { return f(0); } catch (e: any) { return { caught: String(e && e.message) }; }"
+    )
+    for _ in range(2):
+        with contextlib.suppress(SandboxError):  # either outcome is fine; the next call must work
+            await run(pool, egress, source, limits=Limits(max_http_requests=100_000, wall_time_ms=60_000))
+        await healthy(pool, egress, source)

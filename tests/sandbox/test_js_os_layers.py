@@ -19,6 +19,7 @@ import pytest_asyncio
 from bollard.sandbox.js import WORKER_SCRIPT, deno_binary
 from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
+from tests.support.paths import REPO
 from tests.support.standin import Egress
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -176,3 +177,53 @@ async def test_the_deno_worker_runs_under_every_layer(pool: SandboxPool, egress:
     assert limits["Max file size"] == "0", limits
     assert limits["Max data size"] != "unlimited" and limits["Max cpu time"] != "unlimited", limits
     assert limits["Max core file size"] == "0", limits
+
+
+NOBODY = 65534
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+# Only to read an interpreter installed under a directory nobody may not enter (pyenv in
+# /root); the workers lose it in their user namespace.
+READ_CAPS = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+
+
+@pytest.mark.filterwarnings("ignore:The test <Function")
+def test_js_suite_as_an_unprivileged_user(tmp_path: Path) -> None:
+    """The non-root path for Deno workers: the JS sandbox tests, run once as ``nobody``
+    (the launcher enters a user namespace for the network namespace; no uid change)."""
+    if os.environ.get("BOLLARD_UNPRIVILEGED_RUN") or os.geteuid() != 0:
+        pytest.skip("already running unprivileged: this run is the non-root path")
+    userns = subprocess.run([*AS_NOBODY, "unshare", "-Un", "true"], capture_output=True, timeout=30)
+    if userns.returncode != 0:
+        pytest.skip(f"the kernel refuses user namespaces to an unprivileged user: {userns.stderr!r}")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    os.chown(tmp_path, NOBODY, NOBODY)
+    out = subprocess.run(
+        [
+            *AS_NOBODY,
+            *READ_CAPS,
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(home / "pytest"),
+            "tests/sandbox/test_js_attacks.py",
+            "tests/sandbox/test_js_os_layers.py",
+        ],
+        capture_output=True,
+        cwd=REPO,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "BOLLARD_UNPRIVILEGED_RUN": "1",
+            "BOLLARD_REQUIRE_DENO": os.environ.get("BOLLARD_REQUIRE_DENO", ""),
+        },
+        timeout=900,
+    )
+    tail = out.stdout.decode()[-3000:]
+    assert out.returncode == 0, tail
+    assert " passed" in tail and "failed" not in tail and "1 skipped" in tail, tail  # only this test

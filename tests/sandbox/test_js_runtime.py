@@ -30,7 +30,7 @@ def _deno() -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool() -> AsyncIterator[SandboxPool]:
-    p = SandboxPool(workers_per_integration=1)
+    p = SandboxPool(workers_per_integration=1, idle_timeout_s=3)  # each test is a new key: few idle workers
     yield p
     await p.close()
 
