@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test-$(shell cat pyproject.toml | sha1sum | cut
 # What ruff checks and formats; mypy checks the packages (tests, bench and examples are excluded in pyproject.toml).
 PY_DIRS := platform sandbox tests bench examples
 
-.PHONY: run test lint typecheck format bench clean install install-test node
+.PHONY: run test lint typecheck format bench fuzz clean install install-test node
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ format: $(TEST_STAMP)
 test: lint node
 	$(BIN)/pytest -q -p no:cacheprovider --cov=platform --cov=sandbox --cov-report= $(PYTEST_ARGS)
 	@echo "line coverage of platform/ and sandbox/ (host process only; no gate): $$($(BIN)/coverage report --format=total)%"
+
+# the API fuzzing of tests/api/test_api_conformance.py, longer: schemathesis against /openapi.json
+# with an admin and an agent token, FUZZ_EXAMPLES per operation, role and generation mode
+# (`make test` runs 8); no 500s, every response as documented
+FUZZ_EXAMPLES ?= 200
+fuzz: $(TEST_STAMP)
+	BOLLARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/api/test_api_conformance.py
 
 # each benchmark script in bench/ (they print their own figures)
 bench: $(TEST_STAMP)

@@ -294,6 +294,20 @@ class Runtime:
             return {"available": False, "error": str(e)[:200]}
         return layers
 
+    def js_isolation_layers(self) -> dict[str, Any]:
+        """The layers of the TypeScript/JavaScript (Deno) workers, for ``/healthz``: those
+        the latest Deno worker reported, else ``{"available": <Deno installed>, "probed":
+        False}``."""
+        from bollard.sandbox.js import deno_binary
+
+        try:
+            layers = self.pool.js_isolation_layers()
+        except Exception as e:
+            return {"available": False, "error": str(e)[:200]}
+        if layers is None:
+            return {"available": deno_binary() is not None, "probed": False}
+        return layers
+
     async def ensure_admin_token(self) -> str | None:
         """On the first start with no tokens: create an admin token, store it 0600 in
         the data directory and return it (else ``None``)."""

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
-from .exchange import FileHandler, HttpHandler, Outcome, death_error, execute
+from .exchange import FileHandler, HttpHandler, Outcome, execute
+from .kinds import PYTHON, Checked, WorkerKind, kind_for, watch_cpu
 from .limits import DEFAULT_LIMITS, Limits
-from .policy import CompiledConnector, compile_connector
 from .process import WorkerProcess, start_worker
 from .protocol import ProtocolError, plain_json
 
@@ -58,8 +58,11 @@ class RunResult:
 class _Group:
     """The workers of one integration version and tenant (``key``, ``tenant`` + source)."""
 
-    def __init__(self, key: str, tenant: str, source: str, compiled: CompiledConnector, cap: int) -> None:
+    def __init__(
+        self, key: str, tenant: str, source: str, compiled: Checked, cap: int, kind: WorkerKind = PYTHON
+    ) -> None:
         self.key = key
+        self.kind = kind
         self.tenant = tenant
         self.source = source
         self.compiled = compiled
@@ -115,6 +118,7 @@ class SandboxPool:
         self._background_tasks: set[asyncio.Task[Any]] = set()
         self._replenishing: set[asyncio.Task[Any]] = set()
         self._layers: dict[str, bool | str] = {}
+        self._js_layers: dict[str, bool | str] = {}
         self._closed = False
         self._kills: dict[str, int] = {}  # workers stopped, by reason (counters())
 
@@ -133,6 +137,7 @@ class SandboxPool:
         http_handler: HttpHandler,
         limits: Limits = DEFAULT_LIMITS,
         file_handler: FileHandler | None = None,
+        filename: str = "connector.py",
     ) -> RunResult:
         """Run ``entrypoint`` (``"execute"`` or ``"test_connection"``) of connector
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
@@ -152,6 +157,8 @@ class SandboxPool:
         (``limit_exceeded``: CPU, memory, HTTP requests, result size),
         :class:`ConnectorError` (``connector_error``), :class:`HttpRequestRefused` (an
         uncaught refusal, with the handler's code), :class:`SandboxUnavailable`.
+        ``filename`` picks the worker kind (:mod:`bollard.sandbox.kinds`): ``connector.py``
+        runs in the Python worker, ``connector.ts`` / ``connector.js`` in the Deno worker.
         ``TypeError``/``ValueError`` for arguments the host got wrong.
         """
         started = time.monotonic()
@@ -168,7 +175,7 @@ class SandboxPool:
         plain_params = plain_json(params, "params")
         if self._closed:
             raise SandboxUnavailable("the sandbox pool is closed")
-        group = self._group(key, tenant, source)
+        group = self._group(key, tenant, source, filename)
         worker: WorkerProcess | None = None
         outcome = Outcome()
         timeout = asyncio.timeout(limits.wall_time_ms / 1000)
@@ -178,7 +185,15 @@ class SandboxPool:
                 worker = await self._acquire(group, limits)
                 group.running.add(worker)
                 outcome = await self._execute(
-                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits, file_handler
+                    worker,
+                    entrypoint,
+                    operation,
+                    plain_params,
+                    secrets,
+                    http_handler,
+                    limits,
+                    file_handler,
+                    group.kind,
                 )
         except TimeoutError:
             if not timeout.expired():
@@ -211,6 +226,11 @@ class SandboxPool:
         ``{"process": True, "probed": False}`` before any worker started (see
         :meth:`probe`)."""
         return dict(self._layers) if self._layers else {"process": True, "probed": False}
+
+    def js_isolation_layers(self) -> dict[str, bool | str] | None:
+        """The layers the most recent Deno worker reported (as :meth:`isolation_layers`,
+        plus ``"runtime": "deno"``); ``None`` before any started."""
+        return dict(self._js_layers) if self._js_layers else None
 
     async def probe(self) -> dict[str, bool | str]:
         """Start one worker, record the layers it reports, stop it; returns them.
@@ -277,11 +297,12 @@ class SandboxPool:
 
     # --- groups and workers --------------------------------------------------------------
 
-    def _group(self, key: str, tenant: str, source: str) -> _Group:
+    def _group(self, key: str, tenant: str, source: str, filename: str = "connector.py") -> _Group:
         group = self._groups.get((key, tenant))
-        if group is not None and (group.source is source or group.source == source):
+        kind = kind_for(filename)
+        if group is not None and (group.source is source or group.source == source) and group.kind is kind:
             return group
-        compiled = compile_connector(source)  # raises ConnectorCompileError
+        compiled = kind.check(source, filename)  # raises ConnectorCompileError
         if group is not None:
             self._retire(group)
         # "<integration>:<version>" keys: a new version retires the older ones (of every
@@ -293,7 +314,7 @@ class SandboxPool:
                 integration and other_key != key and other_key.rpartition(":")[0] == integration
             ):
                 self._retire(self._groups.pop((other_key, other_tenant)))
-        group = _Group(key, tenant, source, compiled, self.workers_per_integration)
+        group = _Group(key, tenant, source, compiled, self.workers_per_integration, kind)
         self._groups[(key, tenant)] = group
         return group
 
@@ -392,23 +413,29 @@ class SandboxPool:
         finally:
             self._uids_in_use.discard(worker.uid)  # its process is gone: the uid is free
 
-    async def _start(self, limits: Limits) -> WorkerProcess:
-        """Start a worker under a uid no live worker has."""
+    async def _start(self, limits: Limits, kind: WorkerKind = PYTHON) -> WorkerProcess:
+        """Start a worker of ``kind`` under a uid no live worker has."""
         first, count = self.uid_range
         uid = next((u for u in range(first, first + count) if u not in self._uids_in_use), None)
         if uid is None:
             raise SandboxUnavailable(f"all {count} sandbox worker uids (uid_range) are in use")
         self._uids_in_use.add(uid)
         try:
-            return await start_worker(self.python, limits, self.max_executions_per_worker, uid)
+            return await start_worker(
+                self.python, limits, self.max_executions_per_worker, uid, kind.module, kind.extra_args()
+            )
         except BaseException:
             self._uids_in_use.discard(uid)
             raise
 
     async def _spawn(self, group: _Group, limits: Limits) -> WorkerProcess:
-        worker = await self._start(limits)
+        worker = await self._start(limits, group.kind)
         try:
-            self._layers = await worker.handshake()
+            layers = await worker.handshake()
+            if group.kind is PYTHON:
+                self._layers = layers
+            else:
+                self._js_layers = layers
             await worker.load(group.source, group.compiled.filename)
         except (ConnectionError, ProtocolError):
             self._kill(worker, "start_failed")
@@ -428,10 +455,15 @@ class SandboxPool:
         http_handler: HttpHandler,
         limits: Limits,
         file_handler: FileHandler | None = None,
+        kind: WorkerKind = PYTHON,
     ) -> Outcome:
         """One execution on ``worker`` (:func:`bollard.sandbox.exchange.execute`); a
-        worker that dies during it becomes :func:`~bollard.sandbox.exchange.death_error`,
-        or :class:`SandboxUnavailable` once the pool is closed."""
+        worker that dies during it becomes its kind's death error
+        (:meth:`~bollard.sandbox.kinds.WorkerKind.death_error`), or
+        :class:`SandboxUnavailable` once the pool is closed. A Deno worker's CPU time is
+        watched from here (:func:`~bollard.sandbox.kinds.watch_cpu`)."""
+        exceeded: list[SandboxError] = []
+        watchdog = asyncio.ensure_future(watch_cpu(worker, limits, exceeded)) if kind.host_cpu_watch else None
         try:
             return await execute(
                 worker, entrypoint, operation, params, secrets, http_handler, limits, file_handler
@@ -440,4 +472,9 @@ class SandboxPool:
             code = await worker.process.wait()
             if self._closed:
                 raise SandboxUnavailable("the sandbox pool was closed") from None
-            raise death_error(code, limits) from None
+            if exceeded:
+                raise exceeded[0] from None
+            raise kind.death_error(code, limits) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()

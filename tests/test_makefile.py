@@ -14,7 +14,9 @@ import pytest
 
 from tests.support.paths import REPO
 
-TARGETS = ("run", "test", "lint", "typecheck", "format", "bench", "clean", "install", "install-test", "node")
+TARGETS = (
+    "run", "test", "lint", "typecheck", "format", "bench", "fuzz", "clean", "install", "install-test", "node",
+)  # fmt: skip
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
@@ -75,6 +77,11 @@ def test_format_formats_and_fixes(tmp_path: Path) -> None:
     commands = dry_run(tmp_path, "format")
     assert any(re.search(r"ruff format (?!--check)", c) for c in commands)
     assert any("ruff check --fix" in c for c in commands)
+
+
+def test_fuzz_runs_the_conformance_test_longer(tmp_path: Path) -> None:
+    (command,) = [c for c in dry_run(tmp_path, "fuzz") if "pytest" in c]
+    assert "BOLLARD_FUZZ_EXAMPLES=200" in command and "tests/api/test_api_conformance.py" in command
 
 
 def test_typecheck_runs_mypy(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
         "integrations": len(entries),
         "loadErrors": sum(1 for e in entries if e.errors),
         "sandbox": runtime.isolation_layers(),
+        # the Deno workers of Tale's connector.ts/.js (DESIGN §3)
+        "sandboxJs": runtime.js_isolation_layers(),
         # which event loop serves (uvloop under `bollard serve`; asyncio's own elsewhere)
         "eventLoop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
