@@ -51,6 +51,7 @@ from .mysql import connect_single_statement, require_mysql_tls, reset_mysql_sess
 from .pg_reads import ReadPool
 from .roles import check_pg_role
 from .sqlite import SqliteDeadline, build_sqlite_engine, seed_sqlite
+from .sqlite_reads import SqliteReadPool
 
 __all__ = [
     # connection.py's defaults, named here too for the callers of build_engine
@@ -107,8 +108,16 @@ class EngineHandle:
     # query (cancel.py).
     kill_connect: dict[str, Any] | None = field(default=None, repr=False)
     _reads: ReadPool | None = field(default=None, init=False, repr=False)
+    # SQLite: the read connections (sqlite_reads.py), made from these two.
+    sqlite_field: str = "database"
+    sqlite_busy_s: float = 1.0
+    _sqlite_reads: SqliteReadPool | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.engine == "sqlite" and self.sqlite_path is not None:
+            self._sqlite_reads = SqliteReadPool(
+                self.sqlite_path, field=self.sqlite_field, size=self.pool_size, busy_s=self.sqlite_busy_s
+            )
         if self.read_connect is not None:
             self._reads = ReadPool(
                 self.read_connect,
@@ -183,6 +192,14 @@ class EngineHandle:
 
         return await asyncio.to_thread(in_thread)
 
+    async def run_sqlite_read(self, fn: Callable[[sqlite3.Connection, SqliteDeadline], T]) -> T:
+        """Call ``fn(connection, deadline)`` in a worker thread with a read-only
+        connection of the SQLite database (sqlite_reads.py: one thread hand-off per
+        read), after creating the database from its seed script if needed."""
+        assert self._sqlite_reads is not None
+        await self._prepare()
+        return await self._sqlite_reads.run(fn)
+
     @property
     def read_pool(self) -> Any:
         """The PostgreSQL read pool (an ``asyncpg.Pool``), or None until the first read."""
@@ -206,6 +223,8 @@ class EngineHandle:
         """Close the pools; connections in use close when returned."""
         if self._reads is not None:
             await self._reads.close()
+        if self._sqlite_reads is not None:
+            await self._sqlite_reads.close()
         if self.async_engine is not None:
             await self.async_engine.dispose()
         if self.sync_engine is not None:
@@ -276,6 +295,8 @@ def build_engine(
             sqlite_path=lite.path,
             sqlite_seed=lite.seed,
             sqlite_deadlines=lite.deadlines,
+            sqlite_field=lite.field,
+            sqlite_busy_s=lite.busy_s,
         )
 
     url = build_url(engine, credentials)
