@@ -179,7 +179,9 @@ async def bench_overhead_other(engine: str, iterations: int) -> dict[str, float]
 
         path = tmp / "bench.db"
         con = sqlite3.connect(path)
-        con.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, amount real, created text, flag int)")
+        con.execute(
+            f"CREATE TABLE {table} (id int PRIMARY KEY, name text, amount real, created text, flag int)"
+        )
         con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows_sql)
         con.commit()
         con.close()
@@ -267,7 +269,9 @@ async def bench_overhead_other(engine: str, iterations: int) -> dict[str, float]
         driver = "aiosqlite" if engine == "sqlite" else "aiomysql"
         print(f"(c) {engine}: 100-row SELECT, {iterations} calls each, interleaved in random order")
         print(f"    raw {driver} + dicts p50 {p50['raw']:.3f} ms")
-        print(f"    run_sql               p50 {p50['ours']:.3f} ms ({p50['ours'] / p50['raw']:.2f}x raw + dicts)")
+        print(
+            f"    run_sql               p50 {p50['ours']:.3f} ms ({p50['ours'] / p50['raw']:.2f}x raw + dicts)"
+        )
         return p50
     finally:
         await close_raw()
