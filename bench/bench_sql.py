@@ -269,9 +269,8 @@ async def bench_overhead_other(engine: str, iterations: int) -> dict[str, float]
         driver = "aiosqlite" if engine == "sqlite" else "aiomysql"
         print(f"(c) {engine}: 100-row SELECT, {iterations} calls each, interleaved in random order")
         print(f"    raw {driver} + dicts p50 {p50['raw']:.3f} ms")
-        print(
-            f"    run_sql               p50 {p50['ours']:.3f} ms ({p50['ours'] / p50['raw']:.2f}x raw + dicts)"
-        )
+        ratio = p50["ours"] / p50["raw"]
+        print(f"    run_sql               p50 {p50['ours']:.3f} ms ({ratio:.2f}x raw + dicts)")
         return p50
     finally:
         await close_raw()
