@@ -112,6 +112,8 @@ class EngineHandle:
     sqlite_field: str = "database"
     sqlite_busy_s: float = 1.0
     _sqlite_reads: SqliteReadPool | None = field(default=None, init=False, repr=False)
+    # MariaDB/MySQL connections being reset and checked in after their call returned.
+    _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.engine == "sqlite" and self.sqlite_path is not None:
@@ -171,14 +173,26 @@ class EngineHandle:
                 raw = await aconn.get_raw_connection()
                 thread_id = mysql_thread_id(raw.driver_connection)
             try:
-                return await aconn.run_sync(fn)
+                result = await aconn.run_sync(fn)
             except asyncio.CancelledError:
                 if thread_id is not None and self.kill_connect is not None:
                     await asyncio.shield(kill_mysql_query(self.kill_connect, thread_id))
                     await asyncio.shield(aconn.invalidate())
-                raise
-            finally:
                 await aconn.close()
+                raise
+            except BaseException:
+                await aconn.close()
+                raise
+            if self.kill_connect is None:
+                await aconn.close()
+                return result
+            # MariaDB/MySQL: the check-in resets the session (COM_RESET_CONNECTION, then
+            # autocommit: two round trips) before the connection can serve again; the
+            # caller has its result and does not wait for that (like pg_reads' reset).
+            task = asyncio.get_running_loop().create_task(aconn.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            return result
         assert self.sync_engine is not None
         sync_engine = self.sync_engine
 
@@ -218,9 +232,13 @@ class EngineHandle:
         pool (tests, benchmarks)."""
         if self._reads is not None:
             await self._reads.quiesce()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def dispose(self) -> None:
         """Close the pools; connections in use close when returned."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self._reads is not None:
             await self._reads.close()
         if self._sqlite_reads is not None:
