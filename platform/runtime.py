@@ -24,7 +24,8 @@ from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
-from bollard.platform.store.db import create_engine, migrate
+from bollard.platform.store.db import create_engine
+from bollard.platform.store.db import migrate as migrate_db
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
@@ -104,10 +105,12 @@ class Runtime:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def start(self, *, watch: bool | None = None) -> None:
-        """Migrate the state database, load integrations, start the watcher."""
+    async def start(self, *, watch: bool | None = None, migrate: bool = True) -> None:
+        """Migrate the state database (unless ``migrate`` is false: ``serve --workers``
+        migrates once before its processes start), load integrations, start the watcher."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await migrate(self.db)
+        if migrate:
+            await migrate_db(self.db)
         self.registry.add_listener(self._on_registry_change)
         await self.events.start()
         await self.registry.load_all_async()  # off the loop; a bad folder is its load error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -29,6 +30,8 @@ async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
         "sandbox": runtime.isolation_layers(),
         # which event loop serves (uvloop under `bollard serve`; asyncio's own elsewhere)
         "eventLoop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        # which server process answered (`serve --workers N` runs N on one port)
+        "pid": os.getpid(),
     }
 
 
