@@ -26,6 +26,7 @@ from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine
 from bollard.platform.store.db import migrate as migrate_db
+from bollard.platform.warmup import Warmer
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
@@ -87,6 +88,7 @@ class Runtime:
         self.execution_log = ExecutionLog(self.db, retention_days=settings.execution_retention_days)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
+        self.warmer = Warmer(self)  # started by `bollard serve` (warmup.py)
 
     def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
         """Free what an old version held: its sandbox workers and SQL pools."""
@@ -124,6 +126,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
+        await self.warmer.close()
         await self.approvals.close()
         await self.execution_log.close()
         await self.events.close()

@@ -79,6 +79,7 @@ class _Group:
         self.awaiting_replacement: set[WorkerProcess] = set()
         self.warming = 0  # background spawns in flight (replacements, warm-ups)
         self.cold_starts = 0  # spawns a caller waited for
+        self.keep_warm = False  # prewarmed: its last idle worker outlives the idle timeout
 
 
 class SandboxPool:
@@ -388,11 +389,13 @@ class SandboxPool:
         """Start one worker for (``key``, ``tenant``) in the background when it has none
         (idle, busy or starting), so its first call does not wait for a cold start
         (issue 15: after an integration loads or its credentials are set). Returns
-        whether one was started. Raises :class:`ConnectorCompileError` for a source the
-        compile policy refuses."""
+        whether one was started. The group then keeps its last idle worker past
+        ``idle_timeout_s`` (until the version is retired). Raises
+        :class:`ConnectorCompileError` for a source the compile policy refuses."""
         if self._closed:
             return False
         group = self._group(key, tenant, source)
+        group.keep_warm = True
         if group.idle or group.busy or group.warming:
             return False
         self._start_spare(group, limits.memory_bytes, limits.cpu_time_ms)
@@ -406,6 +409,8 @@ class SandboxPool:
 
     def _reap_idle(self, group: _Group, worker: WorkerProcess) -> None:
         worker.idle_timer = None
+        if group.keep_warm and not group.busy and group.idle == [worker] and not group.retired:
+            return  # the warm worker of a prewarmed group stays (prewarm)
         if worker in group.idle:
             group.idle.remove(worker)
             self._kill(worker)

@@ -79,6 +79,7 @@ def _serve_one(settings: Any, child_of: int | None) -> int:
                 f"  Warning: the sandbox could not start a worker ({e}); REST operations will fail",
                 flush=True,
             )
+        runtime.warmer.start()  # a warm worker per integration and credential (warmup.py)
         url = f"http://{settings.host}:{settings.port}"
         if child_of is None:
             created = await runtime.ensure_admin_token()
