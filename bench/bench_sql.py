@@ -53,8 +53,9 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-async def bench_overhead(iterations: int) -> None:
-    """(a) runner vs raw asyncpg on the same 100-row SELECT."""
+async def bench_overhead(iterations: int) -> dict[str, float]:
+    """(a) runner vs raw asyncpg on the same 100-row SELECT; returns the p50s (ms):
+    ``ours``, ``raw``, ``json`` (raw + dicts), ``safe`` (raw, same protocol)."""
     table = f"bench_{uuid.uuid4().hex[:8]}"
     raw = await asyncpg.create_pool(_pg_dsn(), min_size=1, max_size=1)
     handle = build_engine(
@@ -160,6 +161,7 @@ async def bench_overhead(iterations: int) -> None:
             f"(vs raw + dicts {p50_ours / p50_raw_json:.2f}x, "
             f"vs raw same protocol {p50_ours / p50_raw_safe:.2f}x)"
         )
+        return {"ours": p50_ours, "raw": p50_raw, "json": p50_raw_json, "safe": p50_raw_safe}
     finally:
         await raw.execute(f"DROP TABLE IF EXISTS {table}")
         await raw.close()
@@ -347,8 +349,10 @@ async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callabl
     )
 
 
-async def bench_cap(engine: str, repeats: int) -> None:
-    """(b) capped SELECT * on 1M rows vs LIMIT 100: time and peak memory."""
+async def bench_cap(engine: str, repeats: int) -> dict[str, tuple[float, int]]:
+    """(b) capped SELECT * on 1M rows vs LIMIT 100: time and peak memory; returns
+    ``{label: (p50 ms, peak bytes)}``."""
+    out: dict[str, tuple[float, int]] = {}
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         handle, table, drop = await _setup_big(engine, Path(d))
@@ -384,6 +388,8 @@ async def bench_cap(engine: str, repeats: int) -> None:
                     f"    {label:<16} p50 {statistics.median(times):8.2f} ms   "
                     f"peak Python memory {peak / 1024:8.1f} KiB"
                 )
+                out[label] = (statistics.median(times), peak)
+            return out
         finally:
             await handle.dispose()
             await drop()
