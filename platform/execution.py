@@ -492,7 +492,6 @@ class ExecutionService:
                     limits=limits,
                     filename=version.connector_file or "connector.py",
                     file_handler=self.file_handler(version, operation, credential_id, http_handler),
-                    filename=version.connector_file or "connector.py",
                 )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)

@@ -14,7 +14,19 @@ import pytest
 
 from tests.support.paths import REPO
 
-TARGETS = ("run", "test", "lint", "typecheck", "format", "bench", "fuzz", "clean", "install", "install-test")
+TARGETS = (
+    "run",
+    "test",
+    "lint",
+    "typecheck",
+    "format",
+    "bench",
+    "bench-all",
+    "fuzz",
+    "clean",
+    "install",
+    "install-test",
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
