@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test-$(shell cat pyproject.toml | sha1sum | cut
 # What ruff checks and formats; mypy checks the packages (tests, bench and examples are excluded in pyproject.toml).
 PY_DIRS := platform sandbox tests bench examples
 
-.PHONY: run test lint typecheck format bench fuzz clean install install-test node
+.PHONY: run test lint typecheck format bench bench-all fuzz clean install install-test node
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,8 +67,14 @@ FUZZ_EXAMPLES ?= 200
 fuzz: $(TEST_STAMP)
 	BOLLARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/api/test_api_conformance.py
 
-# each benchmark script in bench/ (they print their own figures)
+# ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes);
+# installs Debian's wrk (the throughput rows) when missing
 bench: $(TEST_STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
+	$(BIN)/python bench/bench_table.py
+
+# every benchmark script in bench/, each printing its own figures (longer)
+bench-all: $(TEST_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 # remove the virtualenv, build output and tool caches; keeps .bollard (make run's state and

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     workers_per_integration: int = Field(default=2, gt=0)
     max_executions_per_worker: int = Field(default=200, gt=0)
     worker_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # `bollard serve` starts one warm worker per (integration, credential) at load and
+    # when credentials are set, at most this many (warmup.py; 0: none).
+    warm_workers: int = Field(default=32, ge=0)
     # When the host runs as root each live worker runs under its own uid from
     # [base, base + count) (DESIGN §4.5); pick ids no account or container uses.
     sandbox_uid_base: int = Field(default=1_900_000_000, ge=1, le=2**32 - 3)

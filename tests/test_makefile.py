@@ -15,8 +15,19 @@ import pytest
 from tests.support.paths import REPO
 
 TARGETS = (
-    "run", "test", "lint", "typecheck", "format", "bench", "fuzz", "clean", "install", "install-test", "node",
-)  # fmt: skip
+    "run",
+    "test",
+    "lint",
+    "typecheck",
+    "format",
+    "bench",
+    "bench-all",
+    "fuzz",
+    "clean",
+    "install",
+    "install-test",
+    "node",
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
