@@ -67,11 +67,13 @@ FUZZ_EXAMPLES ?= 200
 fuzz: $(TEST_STAMP)
 	BOLLARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/api/test_api_conformance.py
 
-# ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes);
-# installs Debian's wrk (the throughput rows) when missing
+# ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes),
+# then a tool call through MCP vs the REST API (bench/bench_mcp.py); installs Debian's wrk
+# (the throughput rows) when missing
 bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
 	$(BIN)/python bench/bench_table.py
+	$(BIN)/python bench/bench_mcp.py
 
 # every benchmark script in bench/, each printing its own figures (longer)
 bench-all: $(TEST_STAMP)
