@@ -75,7 +75,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 # Every control a person operates; hidden ones (a closed <details>, display:none) are left out.
 _MARK_CONTROLS = """() => {
-    const sel = 'a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select, textarea, summary';
+    const sel = 'a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), '
+        + 'select, textarea, summary';
     const shown = e => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length)
         && getComputedStyle(e).visibility !== 'hidden';
     const all = [...document.querySelectorAll(sel)].filter(shown);
