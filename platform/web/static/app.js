@@ -5,6 +5,8 @@
   "use strict";
   if (!document.querySelector('meta[name="bollard-live"]') || !window.EventSource) return;
   var source = new EventSource("/events");
+  source.addEventListener("open", function () { document.body.setAttribute("data-live", "open"); });
+  source.addEventListener("error", function () { document.body.setAttribute("data-live", "reconnecting"); });
   ["registry", "approval"].forEach(function (topic) {
     source.addEventListener(topic, function () {
       if (window.htmx) window.htmx.trigger(document.body, "bollard:" + topic);
