@@ -55,7 +55,8 @@ def test_connection(ctx):
 def execute(ctx):
     if ctx.operation == "list_items":
         print("listing items")
-        r = ctx.http.get(BASE + "/items", headers=auth_headers(ctx), params={{"limit": ctx.params.get("limit", 10)}})
+        limit = ctx.params.get("limit", 10)
+        r = ctx.http.get(BASE + "/items", headers=auth_headers(ctx), params={{"limit": limit}})
         return r.body
     if ctx.operation == "create_item":
         r = ctx.http.post(BASE + "/items", headers=auth_headers(ctx), json={{"title": ctx.params["title"]}})
