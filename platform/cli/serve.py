@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         url = f"http://{settings.host}:{settings.port}"
         token_file = settings.data_dir / ADMIN_TOKEN_FILE
         print(f"Bollard is serving {settings.integrations_dir.resolve()} at {url}", flush=True)
+        print(f"  Web page: {url}/ (log in with the admin token)", flush=True)
         print(f"  API docs: {url}/docs", flush=True)
         if created:
             print(f"  Admin token (created now, saved to {token_file}): {created}", flush=True)
