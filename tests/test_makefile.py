@@ -14,7 +14,18 @@ import pytest
 
 from tests.support.paths import REPO
 
-TARGETS = ("run", "test", "lint", "typecheck", "format", "bench", "clean", "install", "install-test", "vendor")
+TARGETS = (
+    "run",
+    "test",
+    "lint",
+    "typecheck",
+    "format",
+    "bench",
+    "clean",
+    "install",
+    "install-test",
+    "vendor",
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
