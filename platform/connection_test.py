@@ -43,7 +43,9 @@ async def _check_hosts(runtime: Runtime, version: IntegrationVersion) -> dict[st
     hosts = version.manifest.allowed_hosts
     if not hosts:
         return _step("hosts", True, started, "allowedHosts is empty: the connector has no network access")
-    policy = EgressPolicy(hosts, allow_private=runtime.settings.allow_private_egress)
+    policy = EgressPolicy(
+        hosts, allow_private=runtime.settings.allow_private_egress, override=runtime.egress_override
+    )
     checked = []
     for entry in hosts:
         if entry.startswith("*."):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
-from .exchange import HttpHandler, Outcome, death_error, execute
+from .exchange import FileHandler, HttpHandler, Outcome, death_error, execute
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import CompiledConnector, compile_connector
 from .process import WorkerProcess, start_worker
@@ -116,6 +116,7 @@ class SandboxPool:
         self._replenishing: set[asyncio.Task[Any]] = set()
         self._layers: dict[str, bool | str] = {}
         self._closed = False
+        self._kills: dict[str, int] = {}  # workers stopped, by reason (counters())
 
     # --- public API --------------------------------------------------------------------
 
@@ -131,10 +132,12 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits = DEFAULT_LIMITS,
+        file_handler: FileHandler | None = None,
     ) -> RunResult:
         """Run ``entrypoint`` (``"execute"`` or ``"test_connection"``) of connector
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
-        ``secrets`` of this call only) under ``limits``.
+        ``secrets`` of this call only) under ``limits``; ``file_handler`` serves
+        ``ctx.files`` (none: ``ctx.files`` calls are refused).
 
         ``key`` names the integration version, ``"<slug>:<content hash>"``, and
         ``tenant`` whose call it is (the credential id; ``""`` only for callers with a
@@ -169,23 +172,29 @@ class SandboxPool:
         worker: WorkerProcess | None = None
         outcome = Outcome()
         timeout = asyncio.timeout(limits.wall_time_ms / 1000)
+        ended = "failed"  # why a worker that cannot be reused is stopped (counters())
         try:
             async with timeout:
                 worker = await self._acquire(group, limits)
                 group.running.add(worker)
                 outcome = await self._execute(
-                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits
+                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits, file_handler
                 )
         except TimeoutError:
             if not timeout.expired():
                 raise
+            ended = "timeout"
             where = "running" if worker is not None else "waiting for a free sandbox worker"
             raise ExecutionTimeout(
                 f"the execution exceeded its wall time limit of {limits.wall_time_ms} ms (while {where})"
             ) from None
+        except SandboxError as e:
+            ended = e.code
+            raise
         finally:
             if worker is not None:
-                self._release(group, worker, outcome.reusable)
+                reason = outcome.error.code if outcome.error is not None else ended
+                self._release(group, worker, outcome.reusable, reason)
         if outcome.error is not None:
             raise outcome.error
         return RunResult(
@@ -210,7 +219,7 @@ class SandboxPool:
         try:
             self._layers = await worker.handshake()
         finally:
-            self._kill(worker)
+            self._kill(worker, "probe")
         return self.isolation_layers()
 
     def retire(self, key: str) -> None:
@@ -218,6 +227,24 @@ class SandboxPool:
         every tenant: idle ones now, busy ones when their execution ends."""
         for group_key in [k for k in self._groups if k[0] == key]:
             self._retire(self._groups.pop(group_key))
+
+    def counters(self) -> dict[str, Any]:
+        """Pool-wide figures for metrics, as plain data: ``{"workers": live worker
+        processes, "busy": slots running an execution, "waiting": callers queued at a cap,
+        "kills": {reason: workers stopped since start}}``. Kill reasons: ``idle``
+        (idle timeout), ``recycled`` (``max_executions_per_worker``), ``retired`` (its
+        integration version was replaced or removed), ``closed`` (pool shut down),
+        ``probe``, ``start_failed``, ``died_idle`` (found dead when reused),
+        ``other_limits`` (an idle worker made room for one with other limits), or the
+        code of the error that ended the worker (``timeout``, ``limit_exceeded``,
+        ``connector_error``, ``internal_error``; ``failed`` when none is known)."""
+        groups = [*self._groups.values(), *self._retired]
+        return {
+            "workers": len(self._uids_in_use),
+            "busy": sum(g.busy for g in groups),
+            "waiting": sum(g.waiting for g in groups),
+            "kills": dict(self._kills),
+        }
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per ``"<key>/<tenant>"`` (just ``"<key>"`` for the tenant ``""``): ``{"idle": n,
@@ -244,7 +271,7 @@ class SandboxPool:
             self.retire(key)
         for group in list(self._retired):
             for worker in list(group.running):
-                self._kill(worker)
+                self._kill(worker, "closed")
         if self._background_tasks:
             await asyncio.gather(*self._background_tasks, return_exceptions=True)
 
@@ -273,7 +300,7 @@ class SandboxPool:
     def _retire(self, group: _Group) -> None:
         group.retired = True
         while group.idle:
-            self._kill(group.idle.pop())
+            self._kill(group.idle.pop(), "closed" if self._closed else "retired")
         if group.busy or group.waiting:  # tracked until its last call ends (see close)
             self._retired.add(group)
 
@@ -298,17 +325,17 @@ class SandboxPool:
                         worker.idle_timer = None
                     if worker.alive:
                         return worker
-                    self._kill(worker)
+                    self._kill(worker, "died_idle")
             # No idle worker fits these limits: make room under the cap, start one.
             while group.idle and len(group.idle) + group.busy > group.cap:
-                self._kill(group.idle.pop(0))
+                self._kill(group.idle.pop(0), "other_limits")
             return await self._spawn(group, limits)
         except BaseException:
             group.busy -= 1
             group.slots.release()
             raise
 
-    def _release(self, group: _Group, worker: WorkerProcess, reusable: bool) -> None:
+    def _release(self, group: _Group, worker: WorkerProcess, reusable: bool, reason: str = "failed") -> None:
         group.busy -= 1
         group.running.discard(worker)
         healthy = reusable and worker.alive and not group.retired and not self._closed
@@ -317,7 +344,11 @@ class SandboxPool:
             loop = asyncio.get_running_loop()
             worker.idle_timer = loop.call_later(self.idle_timeout_s, self._reap_idle, group, worker)
         else:
-            self._kill(worker)
+            if healthy:
+                reason = "recycled"
+            elif reusable and worker.alive:
+                reason = "closed" if self._closed else "retired"
+            self._kill(worker, reason)
             if healthy:
                 # Retired after its last execution: start the replacement now, so the
                 # next call does not wait for a cold start.
@@ -346,11 +377,12 @@ class SandboxPool:
         worker.idle_timer = None
         if worker in group.idle:
             group.idle.remove(worker)
-            self._kill(worker)
+            self._kill(worker, "idle")
         if not group.idle and not group.busy and self._groups.get((group.key, group.tenant)) is group:
             del self._groups[(group.key, group.tenant)]
 
-    def _kill(self, worker: WorkerProcess) -> None:
+    def _kill(self, worker: WorkerProcess, reason: str) -> None:
+        self._kills[reason] = self._kills.get(reason, 0) + 1
         worker.kill()
         self._background(self._reap(worker))
 
@@ -379,10 +411,10 @@ class SandboxPool:
             self._layers = await worker.handshake()
             await worker.load(group.source, group.compiled.filename)
         except (ConnectionError, ProtocolError):
-            self._kill(worker)
+            self._kill(worker, "start_failed")
             raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None
         except BaseException:
-            self._kill(worker)
+            self._kill(worker, "start_failed")
             raise
         return worker
 
@@ -395,12 +427,15 @@ class SandboxPool:
         secrets: dict[str, str],
         http_handler: HttpHandler,
         limits: Limits,
+        file_handler: FileHandler | None = None,
     ) -> Outcome:
         """One execution on ``worker`` (:func:`bollard.sandbox.exchange.execute`); a
         worker that dies during it becomes :func:`~bollard.sandbox.exchange.death_error`,
         or :class:`SandboxUnavailable` once the pool is closed."""
         try:
-            return await execute(worker, entrypoint, operation, params, secrets, http_handler, limits)
+            return await execute(
+                worker, entrypoint, operation, params, secrets, http_handler, limits, file_handler
+            )
         except ConnectionError:
             code = await worker.process.wait()
             if self._closed:

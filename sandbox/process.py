@@ -64,7 +64,7 @@ class WorkerProcess:
         await self.pipe.drain()
 
     async def recv(self, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-        """The next message and its body part (only an ``http`` message has one).
+        """The next message and its body part (only ``http`` and ``file_store`` messages have one).
         ``ProtocolError`` for a malformed or oversized frame, ``ConnectionError`` when
         the worker is gone."""
         payload, body = await self.pipe.recv(max_bytes)
@@ -72,7 +72,7 @@ class WorkerProcess:
             message = await asyncio.to_thread(decode_payload, payload, yielding=True)
         else:
             message = decode_payload(payload)
-        if body and message["type"] != "http":
+        if body and message["type"] not in ("http", "file_store"):
             raise ProtocolError(f"a {message['type']!r} message has no body part")
         return message, body
 

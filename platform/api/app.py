@@ -10,17 +10,21 @@ from fastapi import FastAPI
 from bollard.platform.api import (
     approvals,
     executions,
+    files,
     integrations,
     meta,
+    metrics,
     oauth2,
     operations,
     tokens,
     tools,
+    webhooks,
 )
 from bollard.platform.api import settings as settings_api  # not `settings`: create_app's parameter
 from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.api.openapi import install_docs
+from bollard.platform.api.request_id import RequestIdMiddleware
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from bollard.platform.web import install_web
@@ -35,7 +39,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if not rt.started:
             await rt.start()
         try:
-            yield
+            async with metrics.serve_metrics_port(rt):  # BOLLARD_METRICS_PORT, when set
+                yield
         finally:
             await rt.stop()
 
@@ -50,15 +55,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = rt
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries X-Request-Id
     app.include_router(meta.router)
+    app.include_router(metrics.router)
     app.include_router(oauth2.router)
     app.include_router(integrations.router)
     app.include_router(operations.router)
     app.include_router(approvals.router)
     app.include_router(executions.router)
+    app.include_router(files.router)
     app.include_router(tokens.router)
     app.include_router(settings_api.router)
     app.include_router(tools.router)
+    app.include_router(webhooks.router)
     install_docs(app)
     install_web(app)  # the Settings > Integrations page at / (DESIGN §13)
     return app

@@ -22,7 +22,7 @@ router = APIRouter(tags=["meta"])
 )
 async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     entries = runtime.registry.entries()
-    return {
+    body = {
         "status": "ok",
         "integrations": len(entries),
         "loadErrors": sum(1 for e in entries if e.errors),
@@ -30,6 +30,10 @@ async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
         # which event loop serves (uvloop under `bollard serve`; asyncio's own elsewhere)
         "eventLoop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
+    aids = runtime.egress_testing_aids()
+    if aids is not None:  # operator's testing aids active: say so (DESIGN §4)
+        body["egressOverride"] = aids
+    return body
 
 
 @router.get(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bollard.platform.cli.common import add_data_dir, settings_from
+from bollard.platform.request_id import install_log_filter
 
 DESCRIPTION = """\
 Run the Bollard HTTP API: the catalog, operations, credentials, approvals, the
@@ -34,7 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
     settings = settings_from(args).model_copy(update=overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+    )
+    install_log_filter()  # each line names its request's X-Request-Id ("-" outside requests)
     runtime = Runtime(settings)
 
     async def main() -> None:

@@ -41,7 +41,6 @@ async def create(request: Request) -> Response:
     forbid_agent(session, "creating a token")
     name = (await form_text(request, "name", limit=200)).strip()
     info, token = await tokens.new_token(runtime_of(request).db, "agent", name)
-    runtime_of(request).events.publish("token", {"tokenId": info.id})
     return await _page(request, session, 201, created={**info.to_json(), "token": token})
 
 
@@ -51,5 +50,4 @@ async def revoke(request: Request, token_id: str) -> Response:
     forbid_agent(session, "revoking a token")
     if not await runtime_of(request).tokens.revoke(token_id):
         raise ApiError("not_found", f"no token with id '{token_id[:80]}'", status=404)
-    runtime_of(request).events.publish("token", {"tokenId": token_id})
     return await _page(request, session, revoked=token_id)
