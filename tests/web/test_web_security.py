@@ -102,6 +102,19 @@ async def test_headers_on_pages_static_files_and_errors(site: dict) -> None:
     assert_security_headers(missing)
 
 
+async def test_icons_keep_their_own_sandboxing_csp(site: dict, integrations_dir: Path) -> None:
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>'
+    (integrations_dir / "svc" / "icon.svg").write_text(svg)
+    site["rt"].registry.load_all()
+    c = site["admin"]
+    assert (await c.get("/integrations/svc/icon")).status_code == 303  # a session first
+    await web_login(c, site["admin_token"])
+    assert '<img class="icon" src="/integrations/svc/icon" alt="">' in (await c.get("/")).text
+    r = await c.get("/integrations/svc/icon")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert "sandbox" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+
+
 async def test_session_cookie_flags_and_login_refusals(site: dict) -> None:
     c = site["admin"]
     page = await c.get("/login")
