@@ -25,6 +25,24 @@ and saved to <data-dir>/admin.token. Stop with Ctrl-C.
 """
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the runtime when shutdown begins: uvicorn then waits for
+        open responses, and an endless one (the web page's event stream) must end first."""
+
+        def __init__(self, config: uvicorn.Config, runtime: Any) -> None:
+            super().__init__(config)
+            self.runtime = runtime
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.runtime.closing.set()
+            await super().shutdown(sockets)
+
+    return Server
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the runtime, probe the sandbox, print where it serves, run uvicorn; exit 0 on Ctrl-C."""
     # lazy: keeps CLI start-up fast
@@ -71,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level="info",
             access_log=settings.access_log,  # the execution log records every call
         )
-        await uvicorn.Server(config).serve()
+        await _server_class()(config, runtime).serve()
 
     # uvloop (from uvicorn[standard]) when installed: uvicorn's own loop set-up is bypassed
     # because the runtime starts first, so the loop is chosen here (+20% measured on one GET).

@@ -23,6 +23,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 STREAM_S = 300.0  # an event stream ends after this long; the browser reconnects (EventSource)
 KEEPALIVE_S = 15.0
+FIRST = asyncio.FIRST_COMPLETED
 
 
 def counts(row: dict[str, Any]) -> dict[str, int]:
@@ -55,7 +56,8 @@ async def list_fragment(request: Request) -> Response:
 @router.get("/events")
 async def events(request: Request) -> Response:
     """Server-sent events: ``registry`` and ``approval`` (payloads as on the event bus;
-    ``resync`` is sent as both). The page's script re-fetches what changed."""
+    ``resync`` is sent as both). The page's script re-fetches what changed. A stream ends
+    after ``STREAM_S`` (the browser reconnects) or when the server begins to shut down."""
     await session_of(request)
     rt = runtime_of(request)
 
@@ -64,17 +66,26 @@ async def events(request: Request) -> Response:
         end = loop.time() + STREAM_S
         async with rt.events.subscribe("registry", "approval") as queue:
             yield "retry: 2000\n\n"
-            while loop.time() < end:
-                try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    yield ": keepalive\n\n"
-                    continue
-                topics = ("registry", "approval") if event.topic == "resync" else (event.topic,)
-                for topic in topics:
-                    yield f"event: {topic}\ndata: {json.dumps(event.payload)}\n\n"
+            closing = asyncio.ensure_future(rt.closing.wait())
+            getting: asyncio.Future[Any] | None = None
+            try:
+                while loop.time() < end and not rt.closing.is_set():
+                    getting = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait({getting, closing}, timeout=KEEPALIVE_S, return_when=FIRST)
+                    if getting not in done:
+                        getting.cancel()
+                        if closing in done or await request.is_disconnected():
+                            return
+                        yield ": keepalive\n\n"
+                        continue
+                    event = getting.result()
+                    topics = ("registry", "approval") if event.topic == "resync" else (event.topic,)
+                    for topic in topics:
+                        yield f"event: {topic}\ndata: {json.dumps(event.payload)}\n\n"
+            finally:  # also when the client went away mid-wait
+                closing.cancel()
+                if getting is not None:
+                    getting.cancel()
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
 

@@ -3,6 +3,7 @@ credential ids, the execution log's caller filter and paging (DESIGN §13)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -99,3 +100,23 @@ async def test_execution_log_filters_by_caller_and_pages(
     assert "0 call(s)" in (await c.get("/executions?caller=ui&until=2000-01-01T00:00")).text
     bad = await c.get("/executions?since=yesterday")
     assert bad.status_code == 400 and "since: not a date and time" in bad.text
+
+
+async def test_event_stream_sends_registry_changes_and_ends_when_the_server_closes(
+    client: tuple[httpx.AsyncClient, str], runtime: Runtime
+) -> None:
+    c, _ = client
+    assert (await c.get("/events", headers={"Cookie": "bollard_session=forged"})).status_code == 303
+    streaming = asyncio.create_task(c.get("/events"))
+    await asyncio.sleep(0.2)
+    write_integration(  # a changed folder, reloaded as the watcher does
+        runtime.registry.root,
+        "keyed",
+        rest_manifest(authMethod="api_key", secretBindings=["apiKey"], version=2),
+    )
+    runtime.registry.reload("keyed")
+    await asyncio.sleep(0.2)
+    runtime.closing.set()  # what bollard serve does when shutdown begins
+    r = await asyncio.wait_for(streaming, 10)
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.text.startswith("retry: 2000") and 'event: registry\ndata: {"slug": "keyed"' in r.text
