@@ -115,6 +115,8 @@ class WebRoute(APIRoute):
             except BollardError as e:
                 session = getattr(request.state, "web_session", None)
                 response = error_response(request, e.status, e.code, e.message, session)
+            finally:
+                await request.close()  # a parsed form's uploaded files (temporary files)
             return headers.apply(response)
 
         return handler

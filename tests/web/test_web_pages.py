@@ -4,6 +4,7 @@ credential ids, the execution log's caller filter and paging (DESIGN §13)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +17,7 @@ from bollard.platform.api.app import create_app
 from bollard.platform.runtime import Runtime
 from bollard.platform.web.executions import PAGE_SIZE
 from tests.support.api import BASE_URL
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.integrations import SIMPLE_CONNECTOR, rest_manifest, write_integration
 from tests.support.web import web_login
 
 AUTHORIZE = "https://provider.example/oauth/authorize"
@@ -39,7 +40,7 @@ async def client(runtime: Runtime, integrations_dir: Path) -> AsyncIterator[tupl
         integrations_dir, "keyed", rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
     )
     runtime.registry.load_all()
-    admin = await tokens.create_token(runtime.db, "admin")
+    admin = await tokens.create_token(runtime.db, "admin", "web pages admin")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(runtime=runtime)), base_url=BASE_URL
     ) as c:
@@ -120,3 +121,63 @@ async def test_event_stream_sends_registry_changes_and_ends_when_the_server_clos
     r = await asyncio.wait_for(streaming, 10)
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.text.startswith("retry: 2000") and 'event: registry\ndata: {"slug": "keyed"' in r.text
+
+
+async def test_add_from_files_refusals_and_uninstall(
+    client: tuple[httpx.AsyncClient, str], runtime: Runtime, integrations_dir: Path
+) -> None:
+    c, csrf = client
+    manifest = json.dumps(rest_manifest(title="From files"))
+    files = [
+        ("files", ("config.json", manifest, "application/json")),
+        ("files", ("connector.py", SIMPLE_CONNECTOR, "text/x-python")),
+    ]
+    before = sorted(p.name for p in integrations_dir.iterdir())
+    preview = await c.post("/add", data={"csrf": csrf, "slug": "fromfiles", "action": "preview"}, files=files)
+    assert (
+        preview.status_code == 200
+        and "Preview: From files" in preview.text
+        and ">Install</button>" in preview.text
+    )
+    assert sorted(p.name for p in integrations_dir.iterdir()) == before  # a preview writes nothing
+    bad = [
+        ("files", ("config.json", manifest, "application/json")),
+        ("files", ("../evil.py", "x", "text/plain")),
+    ]
+    refused = await c.post("/add", data={"csrf": csrf, "slug": "fromfiles", "action": "install"}, files=bad)
+    assert (
+        refused.status_code == 400 and "evil.py" in refused.text and "The package was refused" in refused.text
+    )
+    assert sorted(p.name for p in integrations_dir.iterdir()) == before
+    done = await c.post("/add", data={"csrf": csrf, "slug": "fromfiles", "action": "install"}, files=files)
+    assert done.status_code == 303 and done.headers["location"] == "/integrations/fromfiles"
+    assert runtime.registry.get("fromfiles") is not None
+    wrong = await c.post("/integrations/fromfiles/uninstall", data={"csrf": csrf, "confirm": "nope"})
+    assert wrong.status_code == 400 and "type the slug &#39;fromfiles&#39;" in wrong.text
+    assert (integrations_dir / "fromfiles").exists()
+    gone = await c.post("/integrations/fromfiles/uninstall", data={"csrf": csrf, "confirm": "fromfiles"})
+    assert gone.status_code == 303 and not (integrations_dir / "fromfiles").exists()
+
+
+async def test_approval_cards_name_who_asked(client: tuple[httpx.AsyncClient, str], runtime: Runtime) -> None:
+    c, csrf = client
+    write_integration(
+        runtime.registry.root,
+        "writer",
+        rest_manifest(
+            operations=[
+                {
+                    "name": "change",
+                    "operationType": "write",
+                    "parametersSchema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+                }
+            ]
+        ),
+    )
+    runtime.registry.reload("writer")
+    held = await c.post(
+        "/integrations/writer/operations/change", data={"csrf": csrf, "params_json": '{"n": 1}'}
+    )
+    assert held.status_code == 202, held.text[-1500:]
+    page = (await c.get("/approvals")).text
+    assert "web pages admin" in page and "Approve and run" in page and "&#34;n&#34;: 1" in page
