@@ -128,8 +128,11 @@ async def check_csrf(request: Request, expected: str) -> None:
     if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CsrfRefused()
     origin = request.headers.get("origin")
-    if origin and origin != "null" and origin.rstrip("/") != str(request.base_url).rstrip("/"):
-        raise CsrfRefused()  # a cross-site form post that somehow carried the token
+    if origin and origin != "null":
+        public = request.app.state.runtime.settings.public_url
+        allowed = {str(request.base_url).rstrip("/"), (public or "").rstrip("/")}
+        if origin.rstrip("/") not in allowed:
+            raise CsrfRefused()  # a cross-site form post that somehow carried the token
 
 
 def start_session(response: Response, request: Request, runtime: Runtime, principal: Principal) -> None:

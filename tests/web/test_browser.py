@@ -4,8 +4,9 @@ One browser and one ``bollard serve`` for the module; the tests run in order and
 each other like a person's session: log in, upload and install a zip, enter credentials
 and test them, run a read, approve a write, reject one, watch a broken integration show up
 on the list, read the log, manage tokens, log out. Every page is checked with axe-core (no
-serious or critical violation) and by keyboard (Tab reaches every control), and saved as a
-screenshot in tests/web/screenshots/ (git-ignored).
+serious or critical violation) and by keyboard (Tab reaches every control, every
+``<details>`` opened), and saved as a screenshot in tests/web/screenshots/ (git-ignored);
+a page's later states (a test report, a run's result) are saved as screenshots too.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def test_credentials_and_test_connection(page: Any, site: Site) -> None:
     failing = page.locator('li[data-step="authenticate"]')
     expect(failing).to_have_attribute("data-ok", "false")
     expect(page.locator("#test-message")).to_contain_text("The service rejected the token")
-    check_page(page, "test-connection-failed")
+    screenshot(page, "test-connection-failed")  # the page itself was checked above
 
     page.fill("#c-accessToken", GOOD)
     page.get_by_role("button", name="Save").click()
@@ -140,7 +141,7 @@ def test_run_a_read_from_its_form(page: Any, site: Site) -> None:
     page.fill("#json-search", '{"filter": {"q": "bollard"}}')
     page.locator("#op-search").get_by_role("button", name="Run").click()
     expect(page.locator("#result-search")).to_contain_text('"q": "bollard"')
-    check_page(page, "run-read")
+    screenshot(page, "run-read")
 
 
 def _request_write(page: Any, title: str) -> None:
@@ -191,7 +192,7 @@ def test_a_broken_config_shows_on_the_list_without_reloading(page: Any, site: Si
     expect(row.locator(".load-error")).to_contain_text("config.json")
     expect(row.locator(".load-error")).to_contain_text("still serves")
     assert page.evaluate("() => window.notReloaded === true")
-    check_page(page, "integrations-error")
+    screenshot(page, "integrations-error")
 
 
 def test_execution_log_filters_and_detail(page: Any, site: Site) -> None:
