@@ -4,6 +4,7 @@ test integrations, and one chromium (playwright) for the whole session."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +140,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, standin: ServerThread) -> Ite
             "BOLLARD_RELOAD_DEBOUNCE_MS": "50",
         },
     )
+    token_file = tmp / "data" / "admin.token"
     try:
-        yield Site(server.url, (tmp / "data" / "admin.token").read_text().strip(), integrations, tmp)
+        deadline = time.monotonic() + 30  # written just before uvicorn starts listening
+        while not token_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert token_file.exists(), f"no admin token; the server said: {server.log.read_text()[-2000:]}"
+        yield Site(server.url, token_file.read_text().strip(), integrations, tmp)
     finally:
         server.stop()
 
