@@ -133,9 +133,12 @@ def test_credentials_and_test_connection(page: Any, site: Site) -> None:
 def test_run_a_read_from_its_form(page: Any, site: Site) -> None:
     log_in(page, site)
     page.goto("/integrations/svc")
-    page.locator("#op-list_items > details > summary").click()
-    page.fill("#p-list_items-limit", "2")
-    page.locator("#op-list_items").get_by_role("button", name="Run").click()
+    page.locator("#op-list_items > details > summary").focus()
+    page.keyboard.press("Enter")  # a summary opens by keyboard
+    page.locator("#p-list_items-limit").focus()
+    page.keyboard.type("2")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # the Run button, pressed by keyboard
     result = page.locator("#result-list_items")
     expect(result).to_contain_text("success")
     expect(result).to_contain_text("second")

@@ -208,6 +208,12 @@ async def test_agents_are_refused_admin_actions_server_side(site: dict) -> None:
     assert (await site["rt"].approvals.get(approval_id))["status"] == "pending"
     for path in ("/add", "/executions", "/tokens"):
         assert (await agent.get(path)).status_code == 403, path
+    manage = (await agent.get("/integrations/svc")).text  # what GET /api/integrations/svc shows
+    assert (
+        "Only an admin token may change or test credentials" in manage
+        and 'id="credentials-form"' not in manage
+    )
+    assert 'href="/tokens"' not in manage and 'href="/executions"' not in manage and "Uninstall" not in manage
     for path, data in (
         ("/tokens", {"name": "x"}),
         ("/integrations/svc/credentials", {"c.apiKey": "other", "action": "save"}),
