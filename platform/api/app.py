@@ -27,6 +27,7 @@ from bollard.platform.api.openapi import install_docs
 from bollard.platform.api.request_id import RequestIdMiddleware
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
+from bollard.platform.web import install_web
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(tools.router)
     app.include_router(webhooks.router)
     install_docs(app)
+    install_web(app)  # the Settings > Integrations page at / (DESIGN §13)
     return app
