@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bollard.platform import tracing
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
-from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_token_id
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_caller
 from bollard.platform.invocation import Call, Invocation, Outcome, success_body
 from bollard.platform.limits import LimitResolver
 from bollard.platform.manifest import Manifest, Operation
@@ -211,7 +211,7 @@ class ExecutionService:
     ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        capture_connector_lines(inv.token_id)  # kept with this call's execution record
+        capture_connector_lines(inv.token_id, inv.approval_id)  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
@@ -432,7 +432,8 @@ class ExecutionService:
         from bollard.platform.files.handler import ExecutionFiles
         from bollard.platform.files.store import FileOwner
 
-        owner = FileOwner(version.slug, operation, credential_id, current_token_id())
+        token_id, approval_id = current_caller()
+        owner = FileOwner(version.slug, operation, credential_id, token_id, approval_id)
         return ExecutionFiles(
             self.runtime.files,
             owner,
@@ -489,8 +490,8 @@ class ExecutionService:
                     secrets=secrets,
                     http_handler=http_handler,
                     limits=limits,
-                    filename=version.connector_file or "connector.py",
                     file_handler=self.file_handler(version, operation, credential_id, http_handler),
+                    filename=version.connector_file or "connector.py",
                 )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)
