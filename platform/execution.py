@@ -490,7 +490,6 @@ class ExecutionService:
                     secrets=secrets,
                     http_handler=http_handler,
                     limits=limits,
-                    filename=version.connector_file or "connector.py",
                     file_handler=self.file_handler(version, operation, credential_id, http_handler),
                 )
         except SandboxError as e:
