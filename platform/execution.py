@@ -491,6 +491,7 @@ class ExecutionService:
                     http_handler=http_handler,
                     limits=limits,
                     file_handler=self.file_handler(version, operation, credential_id, http_handler),
+                    filename=version.connector_file or "connector.py",
                 )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)
