@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     # a call may ask for less, never more.
     max_model_result_chars: int = Field(default=20_000, ge=200)
 
+    # MCP at /mcp (DESIGN §9, platform/mcp/): Host and Origin values admitted besides the
+    # listen address, the public URL and loopback (JSON lists; "host:*" matches any port);
+    # how long one retry of a held write waits for the decision (s, at most 60).
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    mcp_allowed_origins: list[str] = Field(default_factory=list)
+    mcp_approval_wait_s: float = Field(default=20.0, gt=0, le=60)
+
     # ctx.files (DESIGN §3): files under <data_dir>/files, metadata in the state database.
     files_enabled: bool = True
     max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0, le=10 * 1024 * 1024)
