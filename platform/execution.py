@@ -490,8 +490,8 @@ class ExecutionService:
                     secrets=secrets,
                     http_handler=http_handler,
                     limits=limits,
-                    file_handler=self.file_handler(version, operation, credential_id, http_handler),
                     filename=version.connector_file or "connector.py",
+                    file_handler=self.file_handler(version, operation, credential_id, http_handler),
                 )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)
