@@ -19,8 +19,8 @@ import pytest
 
 from tests.support.browser import axe_violations, require_browser, screenshot, unreachable_by_keyboard
 from tests.support.integrations import rest_manifest, write_integration
+from tests.support.web import GOOD, Site
 from tests.support.zips import folder_zip
-from tests.web.conftest import GOOD, Site
 
 try:
     from playwright.sync_api import expect
