@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test-$(shell cat pyproject.toml | sha1sum | cut
 # What ruff checks and formats; mypy checks the packages (tests, bench and examples are excluded in pyproject.toml).
 PY_DIRS := platform sandbox tests bench examples
 
-.PHONY: run test lint typecheck format bench bench-all fuzz clean install install-test node
+.PHONY: run test lint typecheck format bench bench-all fuzz clean install install-test vendor node
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,15 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
 
-# lint first, then the whole suite (PYTEST_ARGS="-k sql" to narrow it)
+# lint first, then the whole suite (PYTEST_ARGS="-k sql" to narrow it); `node` installs the
+# MCP Inspector (tests/node, npm ci). The web page's
+# browser tests drive Debian's chromium: installed here with apt when missing and root
+# (never a browser downloaded by playwright); otherwise they skip, saying why.
 test: lint node
+	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (apt) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing and this is not root: the browser tests will skip"; fi
 	$(BIN)/pytest -q -p no:cacheprovider --cov=platform --cov=sandbox --cov-report= $(PYTEST_ARGS)
 	@echo "line coverage of platform/ and sandbox/ (host process only; no gate): $$($(BIN)/coverage report --format=total)%"
 
@@ -78,6 +85,11 @@ bench: $(TEST_STAMP)
 # every benchmark script in bench/, each printing its own figures (longer)
 bench-all: $(TEST_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# refresh the web page's vendored htmx, Pico CSS (and axe-core for the tests) from npm at
+# their pinned versions (scripts/vendor-web.sh); the files are committed, nothing runs this
+vendor:
+	scripts/vendor-web.sh
 
 # remove the virtualenv, build output and tool caches; keeps .bollard (make run's state and
 # credential key: deleting it loses every stored credential, so do that yourself)

@@ -118,8 +118,10 @@ class ExecutionFilter:
     status: str | None = None
     credential_id: str | None = None
     approval_id: str | None = None
+    caller: str | None = None  # the front: api, cli, mcp, tools, ui, approval
     request_id: str | None = None
     since: datetime | None = None
+    until: datetime | None = None  # started before this
     limit: int = 50
     offset: int = 0
 
@@ -268,12 +270,15 @@ class ExecutionLog:
             (executions.c.status, f.status),
             (executions.c.credential_id, f.credential_id),
             (executions.c.approval_id, f.approval_id),
+            (executions.c.caller, f.caller),
             (executions.c.request_id, f.request_id),
         ):
             if value is not None:
                 conds.append(col == value)
         if f.since is not None:
             conds.append(executions.c.started_at >= f.since)
+        if f.until is not None:
+            conds.append(executions.c.started_at < f.until)
         async with self._engine.connect() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(executions).where(*conds))

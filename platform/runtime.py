@@ -89,6 +89,9 @@ class Runtime:
         )
         self.tokens.on_change = lambda token_id: self.events.publish("token", {"tokenId": token_id})
         self._stop = asyncio.Event()
+        # set when the server begins to shut down (before it waits for open connections):
+        # long-lived answers such as the web page's event stream end on it
+        self.closing = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
         self._egress_override: ResolveOverride | None = None
@@ -182,6 +185,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
+        self.closing.set()
         await self.warmer.close()
         await self.approvals.close()
         await self.jobs.stop()

@@ -26,6 +26,7 @@ TARGETS = (
     "clean",
     "install",
     "install-test",
+    "vendor",
     "node",
 )
 
@@ -77,6 +78,14 @@ def test_test_runs_lint_first_then_pytest(tmp_path: Path) -> None:
     lint = [i for i, c in enumerate(commands) if "ruff format --check" in c or "mypy" in c]
     tests = [i for i, c in enumerate(commands) if "pytest" in c]
     assert lint and tests and max(lint) < min(tests)
+
+
+def test_test_installs_chromium_with_apt_when_missing(tmp_path: Path) -> None:
+    """The browser tests need Debian's chromium: ``make test`` installs it (as root) when
+    ``chromium`` is not on the PATH, and never lets playwright download a browser."""
+    commands = " ".join(dry_run(tmp_path, "test"))
+    assert "command -v chromium" in commands and "apt-get install -y -qq chromium" in commands
+    assert "playwright install" not in commands
 
 
 def test_node_installs_the_locked_packages_with_npm_ci(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from bollard.platform.api.request_id import RequestIdMiddleware
 from bollard.platform.mcp.transport import McpHttp
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
+from bollard.platform.web import install_web
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(webhooks.router)
     app.router.routes.extend(mcp.routes)  # /mcp and its protected-resource metadata
     install_docs(app)
+    install_web(app)  # the Settings > Integrations page at / (DESIGN §13)
     return app

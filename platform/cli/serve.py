@@ -26,6 +26,24 @@ and saved to <data-dir>/admin.token. Stop with Ctrl-C.
 """
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the runtime when shutdown begins: uvicorn then waits for
+        open responses, and an endless one (the web page's event stream) must end first."""
+
+        def __init__(self, config: uvicorn.Config, runtime: Any) -> None:
+            super().__init__(config)
+            self.runtime = runtime
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.runtime.closing.set()
+            await super().shutdown(sockets)
+
+    return Server
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``--workers N`` > 1: the supervisor (serve_workers.py) starts N server processes;
     otherwise (and in each of those processes) start the runtime, probe the sandbox,
@@ -89,6 +107,7 @@ def _serve_one(settings: Any, child_of: int | None) -> int:
             created = await runtime.ensure_admin_token()
             token_file = settings.data_dir / ADMIN_TOKEN_FILE
             print(f"Bollard is serving {settings.integrations_dir.resolve()} at {url}", flush=True)
+            print(f"  Web page: {url}/ (log in with the admin token)", flush=True)
             print(f"  API docs: {url}/docs", flush=True)
             if created:
                 print(f"  Admin token (created now, saved to {token_file}): {created}", flush=True)
@@ -103,7 +122,7 @@ def _serve_one(settings: Any, child_of: int | None) -> int:
             log_level="info",
             access_log=settings.access_log,  # the execution log records every call
         )
-        await uvicorn.Server(config).serve(sockets=sockets)
+        await _server_class()(config, runtime).serve(sockets=sockets)
 
     # uvloop (from uvicorn[standard]) when installed: uvicorn's own loop set-up is bypassed
     # because the runtime starts first, so the loop is chosen here (+20% measured on one GET).
