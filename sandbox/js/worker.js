@@ -25,6 +25,9 @@ const workerPid = Deno.pid;
 const exit = Deno.exit;
 const globalThis_ = globalThis;
 const layersJson = Deno.args[0] || "{}";
+// "check": answer any number of `load` messages (Deno's parse of sources at load time,
+// bollard/sandbox/js/check.py) and never execute anything.
+const checkOnly = Deno.args[1] === "check";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -555,7 +558,7 @@ async function load(message) {
     send({ type: "loaded", ok: true, errors: [] });
   } catch (error) {
     const text = StringFn(error && error.message);
-    const first = text.split("\n")[0].replace(/^SyntaxError: /, "");
+    const first = text.split("\n")[0].replace(/^SyntaxError: /, "").replace(/\s+at data:\S*$/, "");
     const line = sourceLine(text);
     const where = line === null ? filename : `${filename} line ${line}`;
     send({ type: "loaded", ok: false, errors: [truncate(`${where}: ${first}`)] });
@@ -694,6 +697,13 @@ async function main() {
   const [loadMessage] = recv();
   if (loadMessage.type !== "load") return 2;
   lockdown();
+  if (checkOnly) {
+    for (let message = loadMessage; message.type === "load"; [message] = recv()) {
+      await load(message);
+      factory = null;
+    }
+    return 2;
+  }
   await load(loadMessage);
   if (factory === null) return 0;
   const filename = StringFn(loadMessage.filename || "connector.ts");
