@@ -32,6 +32,9 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const scheduleMacrotask = globalThis.setTimeout;
+// A connector's rejected promise that nobody handles is its own business (Tale ignores
+// them too); by default Deno would end the process at the next macrotask.
+globalThis.addEventListener("unhandledrejection", (event) => event.preventDefault());
 const { freeze, getOwnPropertyNames, getOwnPropertySymbols, getOwnPropertyDescriptor,
   getPrototypeOf, isFrozen, entries } = Object;
 const jsonStringify = JSON.stringify;
@@ -651,8 +654,9 @@ async function run(message, execution) {
 async function execute(message, filename) {
   const log = new ConnectorOutput(message.max_log_bytes);
   currentLog = log;
-  const execution = { broken: false, secrets: null, transport: null };
+  const execution = { broken: false, secrets: null, transport: null, closed: false };
   execution.transport = (request, body) => {
+    if (execution.closed) throw new Error("this execution has ended; ctx cannot be used any more");
     try {
       send(request, body);
       const [reply, replyBody] = recv();
@@ -678,7 +682,15 @@ async function execute(message, filename) {
         )
       ? { kind: "memory", message: "memory limit exceeded" }
       : { kind: "connector", message: describe(error), line: errorLine(error, filename) };
+  }
+  // Everything the execution set off (promise callbacks, microtask chains) runs now, inside
+  // its CPU and wall time, before the answer: one macrotask comes only once the microtask
+  // queue is empty, and nothing else can ever wake this execution's code (no timers, no
+  // I/O). Then its ctx stops working and its log closes.
+  try {
+    await new Promise((resolve) => scheduleMacrotask(resolve, 0));
   } finally {
+    execution.closed = true;
     currentLog = null;
     if (execution.secrets !== null) execution.secrets.clear();
   }
