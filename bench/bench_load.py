@@ -128,6 +128,9 @@ async def run(url: str) -> None:
             rss_end = [(rss_kib(s.proc.pid), tree_rss_kib(s.proc.pid)) for s in servers]
             answered = {r.tag for r in loaded + base if r.tag is not None and r.status == 200}
             recorded = await recorded_tags(urls[1], token)
+            for s in servers:  # what the servers logged as errors, should any answer be wrong
+                errors = [ln for ln in s.log.read_text().splitlines() if "ERROR" in ln or "Traceback" in ln]
+                print(f"  {s.url}: {len(errors)} error lines {errors[:5]}", file=sys.stderr, flush=True)
         finally:
             for s in servers:
                 s.stop()

@@ -278,11 +278,11 @@ async def run_load(
     """Send ``cases`` with ``concurrency`` callers, alternating over ``urls``."""
     results: list[Result] = []
     queue = list(reversed(list(enumerate(cases))))
-    # idle connections are dropped before uvicorn's 5 s keep-alive closes them: a request
-    # sent on a connection the server is closing at that moment would fail in transport
-    limits = httpx.Limits(
-        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
-    )
+    # One connection per call: on a saturated machine this client may read a response
+    # seconds after uvicorn sent it and started its 5 s keep-alive clock, and a request
+    # sent on a connection the server is closing at that moment fails in transport; that
+    # would be this client's race, not an answer of the server's.
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s, limits=limits
     ) as client:
