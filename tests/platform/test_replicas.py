@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,18 @@ def sql_manifest(**op: Any) -> dict[str, Any]:
             }
         ],
     }
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` in one step (the watcher never sees a half-written file)."""
+    tmp = path.parent.parent / f".{path.name}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def drain(queue: asyncio.Queue[Event]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
 
 
 @dataclass
@@ -250,7 +263,7 @@ async def test_a_folder_edit_seen_by_one_is_a_registry_event_on_both(tmp_path: P
         a.rt.events.subscribe("registry") as on_a,
         b.rt.events.subscribe("registry") as on_b,
     ):
-        (root / "demo" / "config.json").write_text(json.dumps(rest_manifest(version=2)))
+        replace_file(root / "demo" / "config.json", json.dumps(rest_manifest(version=2)))
         ea = await asyncio.wait_for(on_a.get(), 20)
         eb = await asyncio.wait_for(on_b.get(), 20)
         new_hash = a.rt.registry.require_version("demo").content_hash
@@ -259,13 +272,17 @@ async def test_a_folder_edit_seen_by_one_is_a_registry_event_on_both(tmp_path: P
         detail = (await b.client.get("/api/integrations/demo")).json()
         assert detail["version"] == 2
 
-        # A folder that keeps failing to load: one event on each side, no ping-pong.
-        (root / "demo" / "config.json").write_text("{ not json")
+        # A folder that keeps failing to load raises an event each time it is read: it
+        # must not bounce between the replicas (A never reloads for B).
+        replace_file(root / "demo" / "config.json", "{ not json")
         await asyncio.wait_for(on_a.get(), 20)
         await asyncio.wait_for(on_b.get(), 20)
         await asyncio.sleep(1.5)
+        drain(on_a)
+        drain(on_b)
+        await asyncio.sleep(1.5)
         assert on_a.empty() and on_b.empty()
-        assert b.rt.peers.reloads == 2 and a.rt.peers.reloads == 0
+        assert a.rt.peers.reloads == 0 and b.rt.peers.reloads >= 2
         assert b.rt.registry.get("demo").errors  # type: ignore[union-attr]
 
 
