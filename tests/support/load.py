@@ -261,12 +261,13 @@ class Result:
         return self.status == self.case.status and self.code == self.case.code
 
 
-def plan(n: int, fault_share: float, seed: int = 14) -> list[Case]:
-    """``n`` calls: ``fault_share`` of them faults (spread over :data:`FAULTS`), the rest
-    the healthy mix, shuffled with a fixed seed."""
+def plan(n: int, fault_share: float, seed: int = 14, faults_from: list[Case] | None = None) -> list[Case]:
+    """``n`` calls: ``fault_share`` of them faults (spread over ``faults_from``, default
+    :data:`FAULTS`), the rest the healthy mix, shuffled with a fixed seed."""
     rng = random.Random(seed)
+    kinds = faults_from or FAULTS
     faults = round(n * fault_share)
-    cases = [FAULTS[i % len(FAULTS)] for i in range(faults)]
+    cases = [kinds[i % len(kinds)] for i in range(faults)]
     cases += [HEALTHY[i % len(HEALTHY)] for i in range(n - faults)]
     rng.shuffle(cases)
     return cases
