@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from bollard.platform.runtime import Runtime
 
 log = logging.getLogger("bollard.metrics")
+# No `<name>_created` series next to each counter and histogram: half the exposition for a
+# timestamp Prometheus does not need (process-wide, as the client library offers it).
+disable_created_metrics()
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNKNOWN = "_unknown"
@@ -146,7 +149,13 @@ class Metrics:
         self.outbox_dead = Counter(
             "bollard_outbox_dead", "Job outbox jobs moved to the dead-letter state", ("kind",), registry=r
         )
-        self.approval_counts: dict[str, int] = {}  # by state, read before each scrape (refresh)
+        # the label children of each (integration, operation, outcome): .labels() costs
+        # several µs a call, a dict look-up well under one
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        # read from the state database before each scrape (refresh): approvals and the job
+        # outbox's jobs, by state
+        self.approval_counts: dict[str, int] = {}
+        self.job_counts: dict[str, int] = {}
         self._callbacks = _CallbackCollector()
         r.register(self._callbacks)
 
@@ -192,8 +201,15 @@ class Metrics:
             integration = version.slug
             op_label = UNKNOWN if error_code == "unknown_operation" else operation
         outcome = (error_code or "failed") if status == "failed" else status
-        self.executions.labels(integration, op_label, outcome).inc()
-        self.execution_seconds.labels(integration, op_label).observe(duration_s)
+        key = (integration, op_label, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.executions.labels(integration, op_label, outcome),
+                self.execution_seconds.labels(integration, op_label),
+            )
+        children[0].inc()
+        children[1].observe(duration_s)
         if error_code is None:
             return
         if error_code in RATE_LIMIT_CODES:
@@ -205,6 +221,11 @@ class Metrics:
         """Count a failed folder load (a registry listener)."""
         if entry is not None and entry.errors:
             self.registry_load_errors.labels(slug).inc()
+
+    def job_failed(self, kind: str, dead: bool) -> None:
+        """Count a failed job attempt: a retry, or a move to the dead-letter state
+        (``JobQueue.on_failure``). ``kind`` is one the host registered (bounded)."""
+        (self.outbox_dead if dead else self.outbox_retries).labels(kind[:64]).inc()
 
     def egress_refused(self, code: str) -> None:
         """Count one connector HTTP request the host refused or failed (``code``)."""
@@ -264,6 +285,14 @@ def runtime_metrics(rt: Runtime) -> Metrics:
         "bollard_integrations", "Integrations loaded, by status (error: the last load failed)",
         integrations, ("status",),
     )  # fmt: skip
+    rt.jobs.on_failure = m.job_failed
+    m.register_gauge_callback(
+        "bollard_outbox_jobs",
+        "Job outbox jobs in the state database by state: queued (due or deferred), running, "
+        "dead (shared by every replica; read at each scrape)",
+        lambda: {(state,): float(n) for state, n in m.job_counts.items()},
+        ("state",),
+    )
     m.register_gauge_callback(
         "bollard_approvals",
         "Approvals in the state database by state (shared by every replica; read at each scrape)",
@@ -278,7 +307,7 @@ APPROVAL_STATES = ("pending", "approved", "executing", "succeeded", "failed", "r
 
 async def refresh(rt: Runtime) -> None:
     """Read what lives in the state database before a scrape: approvals by state (one
-    ``GROUP BY`` on the approvals table)."""
+    ``GROUP BY`` on the approvals table) and the job outbox's counts."""
     from sqlalchemy import func, select
 
     from bollard.platform.store.tables import approvals
@@ -290,3 +319,4 @@ async def refresh(rt: Runtime) -> None:
     counts = dict.fromkeys(APPROVAL_STATES, 0)
     counts.update({str(status): int(n) for status, n in rows})
     rt.metrics.approval_counts = counts
+    rt.metrics.job_counts = await rt.jobs.counts()

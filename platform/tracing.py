@@ -19,8 +19,11 @@ No parameter values, credential values, URLs' paths or queries, SQL text or exce
 messages go into attributes (any of them may carry a secret); exceptions are not
 recorded on spans, only the error code.
 
-Only the ``opentelemetry-api`` is used on the call path: without a configured provider
-every span is a no-op (~1 µs). :func:`configure` installs the SDK with an OTLP/HTTP
+Only the ``opentelemetry-api`` is used on the call path, and only once a provider is in
+use (:func:`configure`, :func:`use_provider`, or an SDK provider the embedding program
+installed globally before the runtime started); until then :func:`span` is a shared
+null context and no attribute is built (the API's own no-op span costs several µs).
+:func:`configure` installs the SDK with an OTLP/HTTP
 exporter when the operator names an endpoint (``BOLLARD_OTLP_ENDPOINT`` or the standard
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); the SDK is
 imported only then.
@@ -28,15 +31,16 @@ imported only then.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, ProxyTracerProvider, Span, SpanKind, Status, StatusCode
 
 from bollard.platform import request_id
 
@@ -51,27 +55,42 @@ _MAX_ATTR_CHARS = 128
 _tracer: trace.Tracer = trace.get_tracer(INSTRUMENTATION)  # a proxy: follows the global provider
 _provider: Any = None  # the SDK provider configure() installed (flushed by shutdown())
 _global_set = False
+_active = False  # whether spans are recorded at all (else span() is a null context)
+_NULL: contextlib.AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
 
 
 def use_provider(provider: trace.TracerProvider | None) -> None:
     """Send Bollard's spans to ``provider`` (``None``: back to the global provider). Tests
     use it with the SDK's in-memory exporter without touching the process-wide provider."""
-    global _tracer
+    global _tracer, _active
     _tracer = (
         provider.get_tracer(INSTRUMENTATION) if provider is not None else trace.get_tracer(INSTRUMENTATION)
     )
+    _active = provider is not None or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+
+
+def active() -> bool:
+    """Whether spans are recorded (a provider is in use)."""
+    return _active
 
 
 def _clip(value: str) -> str:
     return value if len(value) <= _MAX_ATTR_CHARS else value[: _MAX_ATTR_CHARS - 1] + "…"
 
 
-@contextmanager
 def span(
     name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKind = SpanKind.INTERNAL
-) -> Iterator[Span]:
-    """A span that is the current one inside the block. An exception marks it as an
-    error with the exception's class name only (its text may carry a secret)."""
+) -> contextlib.AbstractContextManager[Span]:
+    """A span that is the current one inside the block (``with span(...) as s``). An
+    exception marks it as an error with the exception's class name only (its text may
+    carry a secret). A shared null context while no provider is in use."""
+    if not _active:
+        return _NULL
+    return _recording_span(name, attributes, kind)
+
+
+@contextmanager
+def _recording_span(name: str, attributes: Mapping[str, Any] | None, kind: SpanKind) -> Iterator[Span]:
     with _tracer.start_as_current_span(
         name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
     ) as s:
@@ -86,8 +105,32 @@ def span(
             raise
 
 
-def call_attributes(inv: Invocation) -> dict[str, Any]:
-    """The attributes of a call's span (no parameter or credential values)."""
+def attach_incoming(headers: Iterable[tuple[bytes, bytes]]) -> object | None:
+    """Make the W3C trace context of incoming ASGI ``headers`` (``traceparent``,
+    ``tracestate``) current, so this request's spans join the caller's trace; returns the
+    token for :func:`detach`, or ``None`` when the request carries none."""
+    carrier = {
+        k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in (b"traceparent", b"tracestate")
+    }
+    if "traceparent" not in carrier:
+        return None
+    from opentelemetry import context, propagate
+
+    return context.attach(propagate.extract(carrier))
+
+
+def detach(token: object) -> None:
+    """Undo :func:`attach_incoming`."""
+    from opentelemetry import context
+
+    context.detach(token)  # type: ignore[arg-type]
+
+
+def call_attributes(inv: Invocation) -> dict[str, Any] | None:
+    """The attributes of a call's span (no parameter or credential values); ``None``
+    while no span is recorded."""
+    if not _active:
+        return None
     attrs: dict[str, Any] = {
         "bollard.integration": _clip(inv.slug),
         "bollard.operation": _clip(inv.operation),
@@ -143,6 +186,7 @@ def configure(settings: Settings) -> bool:
         return True
     url = endpoint(settings)
     if url is None:
+        use_provider(None)  # a global SDK provider installed by an embedding program, if any
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # lazy: SDK
     from opentelemetry.sdk.resources import Resource

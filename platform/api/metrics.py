@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 from fastapi import APIRouter, Depends
@@ -19,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from bollard.platform import metrics, tokens
 from bollard.platform.api.deps import admin, get_runtime, known_query
 from bollard.platform.api.openapi import ADMIN, errors
+from bollard.platform.errors import BollardError
 from bollard.platform.runtime import Runtime
 
 log = logging.getLogger("bollard.metrics")
@@ -95,7 +97,20 @@ async def serve_metrics_port(runtime: Runtime) -> AsyncIterator[None]:
         MetricsApp(runtime), host=s.metrics_host, port=s.metrics_port, log_level="warning", lifespan="off"
     )
     server = Server(config)
-    task = asyncio.create_task(server.serve())
+    # Bound here, not by uvicorn: its bind error is a sys.exit, which would stop this loop.
+    family = socket.AF_INET6 if ":" in s.metrics_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((s.metrics_host, s.metrics_port))
+    except OSError as e:
+        sock.close()
+        raise BollardError(
+            "config_error",
+            f"cannot serve metrics on {s.metrics_host}:{s.metrics_port} ({e.strerror}): "
+            "set BOLLARD_METRICS_PORT to a free port, or unset it",
+        ) from None
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     log.info("metrics: serving /metrics without a token on %s:%d", s.metrics_host, s.metrics_port)
     try:
         yield
@@ -103,3 +118,4 @@ async def serve_metrics_port(runtime: Runtime) -> AsyncIterator[None]:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 5)
+        sock.close()

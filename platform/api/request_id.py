@@ -2,15 +2,17 @@
 
 A sane incoming ``X-Request-Id`` (``request_id.accept``) is kept, anything else replaced
 by a new id; the id is set for the request's task (logs, execution records, spans) and
-sent back on every response, errors included. Pure ASGI: no per-request task or body
-copy (a ``BaseHTTPMiddleware`` would add both).
+sent back on every response, errors included. While spans are recorded
+(``tracing.py``), an incoming W3C ``traceparent``/``tracestate`` makes the request's spans
+children of the caller's. Pure ASGI: no per-request task or body copy (a
+``BaseHTTPMiddleware`` would add both).
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bollard.platform import request_id
+from bollard.platform import request_id, tracing
 
 _HEADER = request_id.HEADER.lower().encode("latin-1")
 
@@ -37,7 +39,10 @@ class RequestIdMiddleware:
             await send(message)
 
         token = request_id.set_current(rid)
+        trace_token = tracing.attach_incoming(scope["headers"]) if tracing.active() else None
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if trace_token is not None:
+                tracing.detach(trace_token)
             request_id.reset(token)

@@ -86,7 +86,11 @@ def sandbox_http_handler(
         )
 
     async def handler(request: HttpRequest) -> HttpResponse:
-        attrs = {"http.request.method": request.method, "server.address": _host(request.url)}
+        attrs = (
+            {"http.request.method": request.method, "server.address": _host(request.url)}
+            if tracing.active()
+            else None
+        )
         with tracing.span("bollard.egress.request", attrs, kind=SpanKind.CLIENT) as span:
             try:
                 response = await send_request(request)

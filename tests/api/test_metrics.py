@@ -15,8 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from bollard.platform import tokens
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
-from tests.support.api import app_client
+from tests.support.api import Api, app_client
+from tests.support.databases import PG_URL, credentials_from_url, unavailable
 from tests.support.integrations import rest_manifest, write_integration
+from tests.support.jobs import BACKENDS, state_database_url, until
 from tests.support.standin import LocalServer, free_port
 
 CONNECTOR = """
@@ -139,6 +141,7 @@ async def test_each_family_counts_what_happened(client: tuple[httpx.AsyncClient,
     assert value(text, ex, integration="_unknown", operation="_unknown", outcome="unknown_integration") == 1
     assert value(text, ex, integration="_unknown", operation="_unknown", outcome="unknown_operation") == 1
     assert "made-up" not in text
+    assert "_created" not in text  # no creation-time series beside each counter
     hist = "bollard_execution_duration_seconds_count"
     assert value(text, hist, integration="svc", operation="fetch") == 2
     assert (
@@ -207,3 +210,99 @@ async def test_the_metrics_port_serves_without_a_token(integrations_dir: Path, d
         assert (await c.get("/metrics", headers={"Authorization": ""})).status_code == 401
     with pytest.raises(httpx.ConnectError):  # stopped with the app
         await httpx.AsyncClient().get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_a_metrics_port_in_use_fails_the_start_with_the_fix(
+    integrations_dir: Path, data_dir: Path
+) -> None:
+    from bollard.platform.errors import BollardError
+
+    with LocalServer() as busy:
+        settings = Settings(
+            integrations_dir=integrations_dir,
+            data_dir=data_dir,
+            secret_key="k",
+            reload=False,
+            metrics_port=busy.port,
+        )
+        with pytest.raises(BollardError, match="BOLLARD_METRICS_PORT") as e:
+            async with app_client(settings):
+                pass
+        assert e.value.code == "config_error"
+
+
+async def test_a_sql_timeout_is_counted(integrations_dir: Path, api: Api, runtime: Runtime) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_URL, timeout=5)
+    except Exception as e:  # pragma: no cover - depends on the machine
+        unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
+    await conn.close()
+    write_integration(
+        integrations_dir,
+        "slow",
+        connector=None,
+        manifest={
+            "title": "Slow",
+            "type": "sql",
+            "authMethod": "basic_auth",
+            "secretBindings": ["username"],
+            "sqlConnectionConfig": {"engine": "postgres", "security": {"queryTimeoutMs": 300}},
+            "sqlOperations": [{"name": "nap", "query": "SELECT pg_sleep(5)"}],
+        },
+    )
+    runtime.registry.reload("slow")
+    values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    assert (await api.put("/api/integrations/slow/credentials", json={"values": values})).status_code == 200
+    r = await api.post("/api/integrations/slow/operations/nap", json={"params": {}})
+    assert r.json()["error"]["code"] == "timeout", r.text
+    text = (await api.get("/metrics")).text
+    assert value(text, "bollard_sql_timeouts_total", integration="slow") == 1
+    assert (
+        value(text, "bollard_executions_total", integration="slow", operation="nap", outcome="timeout") == 1
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_outbox_retries_and_dead_letters_are_counted(backend: str, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from bollard.platform.jobs import Job, JobSettings, make_job_queue
+    from bollard.platform.metrics import Metrics
+    from bollard.platform.store.db import create_engine, migrate
+
+    m = Metrics()
+    async with state_database_url(backend, tmp_path) as url:
+        engine = create_engine(url)
+        await migrate(engine)
+        q = make_job_queue(engine, JobSettings(max_attempts=3, lease_s=1.0, backoff_base_s=0.01, poll_s=0.2))
+        q.on_failure = m.job_failed
+        await q.install()
+
+        async def down(_: Job) -> None:
+            raise RuntimeError("receiver down")
+
+        q.handle("webhook.deliver", down)
+        await q.enqueue_now("webhook.deliver", {})
+        try:
+            await q.start()
+
+            async def dead() -> bool:
+                return (await q.counts())["dead"] == 1
+
+            await until(dead, "the job to be dead")
+        finally:
+            await q.stop()
+            await engine.dispose()
+    text = generate_latest(m.registry).decode()
+    assert value(text, "bollard_outbox_retries_total", kind="webhook.deliver") == 2
+    assert value(text, "bollard_outbox_dead_total", kind="webhook.deliver") == 1
+
+
+async def test_outbox_depth_is_read_at_scrape_time(client: tuple[httpx.AsyncClient, Runtime]) -> None:
+    c, rt = client
+    await rt.jobs.enqueue_now("nobody.handles.this", {})  # no handler: it stays queued
+    text = (await c.get("/metrics")).text
+    assert value(text, "bollard_outbox_jobs", state="queued") == 1
+    assert value(text, "bollard_outbox_jobs", state="dead") == 0

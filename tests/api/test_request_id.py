@@ -104,3 +104,13 @@ async def test_calls_from_the_runtime_have_no_request_id(echo: Path, api: Api) -
     assert outcome.status == 200
     records = (await api.get("/api/executions")).json()["executions"]
     assert records[0]["caller"] == "cli" and records[0]["requestId"] is None
+
+
+async def test_the_openapi_document_declares_it_on_every_operation(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    operations = [op for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)]
+    assert len(operations) > 20
+    for op in operations:
+        assert any(p["in"] == "header" and p["name"] == "X-Request-Id" for p in op["parameters"]), op
+        for response in op["responses"].values():
+            assert "X-Request-Id" in response["headers"]

@@ -153,6 +153,22 @@ async def test_a_rest_call_is_invoke_then_sandbox_then_egress(
     assert_no_private_values(spans)
 
 
+async def test_an_incoming_traceparent_makes_the_call_part_of_the_callers_trace(
+    client: tuple[httpx.AsyncClient, Runtime], exporter: InMemorySpanExporter
+) -> None:
+    c, _ = client
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    r = await invoke(c, "svc", "fetch", traceparent=f"00-{trace_id}-{parent_id}-01")
+    assert r.status_code == 200
+    (inv,) = by_name(exporter.get_finished_spans(), "bollard.invoke")
+    assert format(inv.context.trace_id, "032x") == trace_id
+    assert inv.parent is not None and format(inv.parent.span_id, "016x") == parent_id
+    exporter.clear()
+    await invoke(c, "svc", "fetch", traceparent="not a traceparent")  # ignored: a new trace
+    (inv,) = by_name(exporter.get_finished_spans(), "bollard.invoke")
+    assert inv.parent is None and format(inv.context.trace_id, "032x") != trace_id
+
+
 async def test_refusals_and_failures_carry_the_code_only(
     client: tuple[httpx.AsyncClient, Runtime], exporter: InMemorySpanExporter
 ) -> None:
