@@ -143,6 +143,7 @@ class Runtime:
             )
         self.approvals.start_sweeper()
         await self.jobs.install()
+        self.webhooks.check_configuration()
         if self.settings.jobs_worker:
             await self.jobs.start()
         self.started = True

@@ -118,6 +118,17 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        from bollard.platform.egress.hosts import validate_allowed_host_entry  # no HTTP client
+
+        for index, entry in enumerate(value):
+            problem = validate_allowed_host_entry(entry)
+            if problem is not None:
+                raise ValueError(f"BOLLARD_WEBHOOK_ALLOWED_HOSTS[{index}]: {problem}")
+        return value
+
     # Sandbox pool (DESIGN §4).
     workers_per_integration: int = Field(default=2, gt=0)
     max_executions_per_worker: int = Field(default=200, gt=0)

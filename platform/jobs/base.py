@@ -17,7 +17,6 @@ Semantics every implementation keeps (the tests run one body against both):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -210,12 +209,13 @@ class JobQueue(ABC):
         if not self.running:
             return
         self.running = False
+        tickers = {sweep.task for sweep in self._sweeps if sweep.task is not None}
+        for task in tickers:
+            task.cancel()
+        if tickers:
+            await asyncio.wait(tickers, timeout=timeout_s)
         for sweep in self._sweeps:
-            if sweep.task is not None:
-                sweep.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await sweep.task
-                sweep.task = None
+            sweep.task = None
         await self._stop_worker(timeout_s)
 
     async def _tick(self, sweep: _Sweep) -> None:

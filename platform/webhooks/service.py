@@ -132,6 +132,22 @@ class Webhooks:
     def register(self, jobs: JobQueue) -> None:
         jobs.handle(JOB_KIND, self.deliver)
 
+    def check_configuration(self) -> list[str]:
+        """Problems with the configured endpoints that need no network (a URL the webhook
+        policy refuses by scheme, host or port); logged as warnings at start, since their
+        deliveries would be dead at once. Addresses are checked at each delivery."""
+        from bollard.sandbox.errors import HttpRequestRefused
+
+        problems = []
+        for endpoint in self.runtime.settings.webhooks:
+            try:
+                self.policy.check_url(endpoint.url)
+            except HttpRequestRefused as e:
+                problems.append(f"webhook endpoint '{endpoint.name}': {e.message}")
+        for problem in problems:
+            log.warning("%s", problem)
+        return problems
+
     async def aclose(self) -> None:
         if self._client is not None:
             with contextlib.suppress(Exception):

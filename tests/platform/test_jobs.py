@@ -147,3 +147,50 @@ async def _counts_are(queue: JobQueue, **expected: int) -> bool:
 async def _has_error(queue: JobQueue, fragment: str) -> bool:
     dead = await queue.dead()
     return bool(dead) and fragment in (dead[0].error or "")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_execution_log_retention_sweep_is_a_job(backend: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bollard.platform.runtime import Runtime
+    from bollard.platform.settings import Settings
+    from bollard.platform.store.tables import executions
+
+    async with state_database_url(backend, tmp_path / "state") as url:
+        settings = Settings(
+            integrations_dir=tmp_path / "integrations",
+            data_dir=tmp_path / "data",
+            database_url=url,
+            secret_key="k",
+            reload=False,
+            execution_retention_days=1,
+            jobs_worker=False,
+        )
+        (tmp_path / "integrations").mkdir()
+        async with Runtime(settings) as rt:
+            old, new = datetime.now(UTC) - timedelta(days=2), datetime.now(UTC)
+            async with rt.db.begin() as conn:
+                for name, started in (("old", old), ("new", new)):
+                    await conn.execute(
+                        executions.insert().values(
+                            id=name,
+                            started_at=started,
+                            caller="api",
+                            integration="x",
+                            operation="y",
+                            status="ok",
+                        )
+                    )
+            assert (await rt.jobs.counts("executions.retention")) == {"queued": 0, "running": 0, "dead": 0}
+            await rt.jobs.start()  # the sweep is enqueued at start and run by the worker
+            await until(lambda: _ids_are(rt, {"new"}), "the old record to be pruned")
+
+
+async def _ids_are(rt: object, expected: set[str]) -> bool:
+    from sqlalchemy import select
+
+    from bollard.platform.store.tables import executions
+
+    async with rt.db.connect() as conn:  # type: ignore[attr-defined]
+        return {r.id for r in (await conn.execute(select(executions.c.id))).all()} == expected
