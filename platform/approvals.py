@@ -10,7 +10,9 @@ object that was checked is the one that runs: it is handed to the execution serv
 does not resolve the registry again; a change that lands while the claim is written makes
 the approval stale instead of running the new version. An approval left
 ``executing`` by a killed process is marked ``failed`` once it is older than the
-longest possible execution, never re-run.
+longest possible execution, or as soon as its lease lapses (the replica running it
+renews ``lease_until`` every third of ``BOLLARD_APPROVAL_LEASE_S`` while it runs, so a
+lapsed lease means that replica was killed), never re-run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from bollard.platform.errors import ApprovalError
 from bollard.platform.params import renderable
@@ -41,8 +43,8 @@ log = logging.getLogger("bollard.approvals")
 STATUSES = ("pending", "approved", "executing", "succeeded", "failed", "rejected", "expired")
 FINAL_STATUSES = ("succeeded", "failed", "rejected", "expired")  # nothing changes after these
 MAX_WAIT_S = 60.0  # the longest long poll of GET /api/approvals/{id}?wait=
-# How often a long poll re-reads the row: decisions made by another replica sharing the
-# database are seen this late at most (this process's own decisions wake it at once).
+# How often a long poll re-reads the row anyway: the fallback should another replica's
+# approval event be missed (decisions here and there wake it at once).
 WAIT_POLL_S = 1.0
 
 
@@ -114,17 +116,25 @@ class Approvals:
 
     def _changed(self, approval_id: str) -> None:
         self.runtime.events.publish("approval", {"id": approval_id})
-        event = self._events.pop(approval_id, None)
-        if event is not None:
-            event.set()
+        self.wake(approval_id)
+
+    def wake(self, approval_id: str | None = None) -> None:
+        """Wake long polls on ``approval_id`` (every one when ``None``) to re-read it: on
+        a change here, or another replica's approval event (``platform/replicas.py``)."""
+        ids = list(self._events) if approval_id is None else [approval_id]
+        for aid in ids:
+            event = self._events.pop(aid, None)
+            if event is not None:
+                event.set()
 
     async def wait(self, approval_id: str, principal: Principal | None, wait_s: float) -> dict[str, Any]:
         """The approval once it reached a final status (``succeeded``, ``failed``,
         ``rejected``, ``expired``: decided and, when approved, run), or as it is when
         ``wait_s`` seconds (at most :data:`MAX_WAIT_S`) passed (DESIGN §6 long poll).
 
-        A decision in this process wakes the wait at once; one made by another replica is
-        seen on the next re-read (every :data:`WAIT_POLL_S` s). Raises like :meth:`get`.
+        A decision in this process, or in another replica (its approval event, DESIGN
+        §12), wakes the wait at once; a missed event is made up for by the re-read every
+        :data:`WAIT_POLL_S` s. Raises like :meth:`get`.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, min(wait_s, MAX_WAIT_S))
@@ -149,6 +159,26 @@ class Approvals:
     @property
     def ttl(self) -> timedelta:
         return timedelta(seconds=self.runtime.settings.approval_ttl_s)
+
+    @property
+    def lease(self) -> timedelta:
+        """How long an ``executing`` approval stays claimed without a renewal."""
+        return timedelta(seconds=self.runtime.settings.approval_lease_s)
+
+    async def _renew_lease(self, approval_id: str) -> None:
+        """Renew the lease of an approval this replica executes, every third of it,
+        until cancelled (the call finished)."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with self.runtime.db.begin() as conn:
+                    await conn.execute(
+                        update(approvals)
+                        .where(approvals.c.id == approval_id, approvals.c.status == "executing")
+                        .values(lease_until=datetime.now(UTC) + self.lease)
+                    )
+            except Exception as e:  # the next renewal may get through; the call goes on
+                log.warning("renewing the lease of approval %s failed: %s", approval_id, type(e).__name__)
 
     @property
     def stale_after(self) -> timedelta:
@@ -265,7 +295,10 @@ class Approvals:
                 update(approvals)
                 .where(
                     approvals.c.status.in_(("approved", "executing")),
-                    approvals.c.started_at < now - self.stale_after,
+                    or_(
+                        approvals.c.started_at < now - self.stale_after,
+                        approvals.c.lease_until < now,  # the replica running it died
+                    ),
                 )
                 .values(
                     status="failed",
@@ -311,6 +344,7 @@ class Approvals:
             values["reason"] = reason[:2000]
         if to == "executing":
             values["started_at"] = now
+            values["lease_until"] = now + self.lease
         async with self.runtime.db.begin() as conn:
             result = await conn.execute(
                 update(approvals)
@@ -432,12 +466,15 @@ class Approvals:
             role=principal.role,
         )
         outcome = None
+        renewing = asyncio.get_running_loop().create_task(self._renew_lease(approval_id))
         try:
             outcome = await service.run_approved(inv, current)
         except Exception as e:  # never leave it executing
             log.exception("approval %s failed unexpectedly", approval_id)
             outcome = None
             err = ExecutionError("internal_error", f"internal error ({type(e).__name__})")
+        finally:
+            renewing.cancel()
         now = datetime.now(UTC)
         if outcome is not None and outcome.ok:
             values: dict[str, Any] = {"status": "succeeded", "result": outcome.body, "finished_at": now}

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,9 +134,14 @@ class CredentialStore:
         self._last_reload = float("-inf")  # the first failure may always re-read
         # Decrypted values for a short time: a read and a decryption per call cost more
         # than the call itself. Writes here invalidate at once; another replica's write
-        # is seen after at most ``cache_ttl_s`` (0 disables the cache).
+        # is dropped when its credential event arrives (DESIGN §12, platform/replicas.py)
+        # or after at most ``cache_ttl_s`` (0 disables the cache).
         self._cache: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
         self._cache_ttl_s = cache_ttl_s
+        # bumped by every forget: a read that raced a change is not cached
+        self._generation = 0
+        #: called with (integration, credential id) after values were set or deleted here
+        self.on_change: Callable[[str, str], None] | None = None
 
     def _set_keys(self, keys: list[str]) -> None:
         self._keys = keys
@@ -212,8 +217,9 @@ class CredentialStore:
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
             return dict(cached[1]) if cached[1] is not None else None
+        generation = self._generation
         values = await self._read(integration, credential_id)
-        if self._cache_ttl_s > 0:
+        if self._cache_ttl_s > 0 and generation == self._generation:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (time.monotonic(), values)
@@ -221,8 +227,19 @@ class CredentialStore:
 
     def forget(self, integration: str, credential_id: str | None = None) -> None:
         """Drop cached values (all credential ids of ``integration`` when none given)."""
+        self._generation += 1
         for key in [k for k in self._cache if k[0] == integration and credential_id in (None, k[1])]:
             self._cache.pop(key, None)
+
+    def forget_all(self) -> None:
+        """Drop every cached value (after missed events from other replicas)."""
+        self._generation += 1
+        self._cache.clear()
+
+    def _changed(self, integration: str, credential_id: str) -> None:
+        self.forget(integration, credential_id)
+        if self.on_change is not None:
+            self.on_change(integration, credential_id)
 
     async def _read(self, integration: str, credential_id: str) -> dict[str, str] | None:
         async with self._engine.connect() as conn:
@@ -304,7 +321,7 @@ class CredentialStore:
                 )
             )
             await conn.execute(credentials_table.insert().values(**row))
-        self.forget(integration, credential_id)
+        self._changed(integration, credential_id)
         return sorted(merged)
 
     async def rotate(self, new_key: str) -> int:
@@ -356,5 +373,6 @@ class CredentialStore:
                     credentials_table.c.credential_id == credential_id,
                 )
             )
-        self.forget(integration, credential_id)
+        if result.rowcount:
+            self._changed(integration, credential_id)
         return bool(result.rowcount)

@@ -51,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_credential": 404,
     "unknown_approval": 404,
     "unknown_execution": 404,
+    "unknown_file": 404,
     "unknown_token": 404,
     "method_not_allowed": 405,
     "integration_error": 409,

@@ -67,15 +67,16 @@ class EventBus:
         """Deliver ``payload`` on ``topic`` here (and, in subclasses, to other replicas)."""
         self.deliver(Event(topic, payload))
 
-    def deliver(self, event: Event) -> None:
-        """Hand ``event`` to this process's handlers and subscribers."""
+    def deliver(self, event: Event, *, subscribers: bool = True) -> None:
+        """Hand ``event`` to this process's handlers and (unless ``subscribers=False``)
+        subscribers."""
         for topics, handler in list(self._handlers):
             if event.topic in topics or event.topic == "resync":
                 try:
                     handler(event)
                 except Exception:  # one handler must not stop the others
                     log.exception("event handler failed for %s", event.topic)
-        for sub in list(self._subscribers):
+        for sub in list(self._subscribers if subscribers else ()):
             if event.topic not in sub.topics and event.topic != "resync":
                 continue
             try:

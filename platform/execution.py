@@ -19,15 +19,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bollard.platform import tracing
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
-from bollard.platform.execution_log import add_connector_lines, capture_connector_lines
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_caller
 from bollard.platform.invocation import Call, Invocation, Outcome, success_body
 from bollard.platform.limits import LimitResolver
-from bollard.platform.manifest import Operation
+from bollard.platform.manifest import Manifest, Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
-from bollard.platform.ratelimit import Limiter
+from bollard.platform.pg_ratelimit import make_limiter
 from bollard.platform.redact import escape_controls, redact, redact_text, secret_values
 from bollard.platform.result_json import redact_envelope
 from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
@@ -35,6 +36,7 @@ from bollard.platform.retry import MAX_RETRIES, backoff, with_retries
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressPolicy
     from bollard.platform.egress.handler import HttpHandler
+    from bollard.platform.files.handler import ExecutionFiles
     from bollard.platform.runtime import Runtime
     from bollard.sandbox.limits import Limits
     from bollard.sandbox.pool import RunResult
@@ -45,6 +47,18 @@ connector_logger = logging.getLogger("bollard.connector")
 TEST_CONNECTION = "testConnection"  # the operation name Test connection is logged under
 
 
+def tale_variables(manifest: Manifest) -> dict[str, str]:
+    """``connectionConfig``'s scalar values as text (``{"model": "gpt-image-1"}``): what
+    Tale's ``ctx.secrets.get`` answers besides the secret bindings."""
+    config = manifest.connection_config
+    extra = (config.model_extra or {}) if config is not None else {}
+    return {
+        str(k): (("true" if v else "false") if type(v) is bool else str(v))
+        for k, v in extra.items()
+        if type(v) in (str, int, float, bool)
+    }
+
+
 class ExecutionService:
     """Runs operations for every front (DESIGN §1: one execution service)."""
 
@@ -52,7 +66,8 @@ class ExecutionService:
         self.runtime = runtime
         self.limits = LimitResolver(runtime.settings)
         self._policies: dict[str, EgressPolicy] = {}
-        self.limiter = Limiter()
+        # shared across replicas on PostgreSQL, in process on SQLite (DESIGN §12)
+        self.limiter = make_limiter(runtime.db)
         self.retry_count = 0  # retries made, for /metrics and tests
 
     # --- resolution -------------------------------------------------------------
@@ -114,7 +129,10 @@ class ExecutionService:
         Returns 200 with the result envelope, 202 with a pending approval, or the
         error's status with ``{"success": false, "error": {code, message}}``.
         """
-        return await self._execute(inv, approved=False)
+        with tracing.span("bollard.invoke", tracing.call_attributes(inv)) as span:
+            outcome = await self._execute(inv, approved=False)
+            tracing.end_call(span, outcome.status, outcome.body)
+        return outcome
 
     async def run_approved(self, inv: Invocation, version: IntegrationVersion | None = None) -> Outcome:
         """Run an invocation a person approved (the approvals service calls this once,
@@ -122,7 +140,10 @@ class ExecutionService:
         limits (the request passed them when it was made); logged like any call.
         ``version``: the version the approval was checked against, which is what runs
         (never the registry's version of a moment later)."""
-        return await self._execute(inv, approved=True, pinned=version)
+        with tracing.span("bollard.run_approved", tracing.call_attributes(inv)) as span:
+            outcome = await self._execute(inv, approved=True, pinned=version)
+            tracing.end_call(span, outcome.status, outcome.body)
+        return outcome
 
     async def connection_test(
         self,
@@ -149,10 +170,12 @@ class ExecutionService:
         started, t0 = datetime.now(UTC), time.perf_counter()
         version: IntegrationVersion | None = None
         try:
-            check_credential_id(credential_id)
-            version = self.runtime.registry.require_version(slug)
-            self._check_rate(version, None)
-            report = await run_connection_test(self.runtime, version, credential_id, unsaved)
+            with tracing.span("bollard.connection_test", tracing.call_attributes(inv)) as span:
+                check_credential_id(credential_id)
+                version = self.runtime.registry.require_version(slug)
+                await self._check_rate(version, None)
+                report = await run_connection_test(self.runtime, version, credential_id, unsaved)
+                span.set_attribute("bollard.outcome", "succeeded" if report["ok"] else "failed")
         except BollardError as e:
             self._record_failure(inv, version, started, t0, e, e.message, [])
             raise
@@ -169,13 +192,31 @@ class ExecutionService:
     async def _execute(
         self, inv: Invocation, *, approved: bool, pinned: IntegrationVersion | None = None
     ) -> Outcome:
+        """Run the call; a write's execution record is committed before the answer goes
+        out (DESIGN §12: a SIGKILL loses no write's record; reads are written behind, in
+        batches of at most ``execution_log.BATCH_INTERVAL_S``)."""
+        resolved: list[Operation] = []
+        outcome = await self._execute_call(inv, approved=approved, pinned=pinned, resolved=resolved)
+        if approved or any(op.operation_type != "read" or op.needs_approval for op in resolved):
+            await self.runtime.execution_log.commit()
+        return outcome
+
+    async def _execute_call(
+        self,
+        inv: Invocation,
+        *,
+        approved: bool,
+        pinned: IntegrationVersion | None,
+        resolved: list[Operation],
+    ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        capture_connector_lines()  # kept with this call's execution record
+        capture_connector_lines(inv.token_id, inv.approval_id)  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
             version, op = self.resolve(inv.slug, inv.operation, pinned)
+            resolved.append(op)
             s = self.runtime.settings
             params = validate_params(op, inv.params, max_depth=s.max_param_depth, max_bytes=s.max_param_bytes)
             retries = self._check_retries(op, inv.retries)
@@ -183,7 +224,9 @@ class ExecutionService:
                 mock = self._mock(version, op)
                 return await self._finish(inv, version, started, t0, mock, params, secrets)
             if op.needs_approval and not approved:
-                pending = await self.runtime.approvals.request(self, inv, version, op, params)
+                with tracing.span("bollard.approval.request") as span:
+                    pending = await self.runtime.approvals.request(self, inv, version, op, params)
+                    span.set_attribute("bollard.approval_id", pending["approvalId"])
                 self.runtime.execution_log.record(
                     inv, version, started, time.perf_counter() - t0, params, "pending_approval",
                     approval_id=pending["approvalId"],
@@ -276,7 +319,7 @@ class ExecutionService:
         self._record_failure(inv, version, started, t0, e, message, secrets)
         return Outcome(e.status, body, e.headers)
 
-    def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
+    async def _check_rate(self, version: IntegrationVersion, op: Operation | None) -> None:
         """Raise ``rate_limited`` (429, ``Retry-After``) when the integration's or the
         operation's ``rateLimit`` is used up (DESIGN §2 extensions)."""
         m = version.manifest
@@ -286,7 +329,7 @@ class ExecutionService:
         for key, limit in checks:
             if limit is None:
                 continue
-            wait = self.limiter.check_rate(key, limit)
+            wait = await self.limiter.check_rate(key, limit)
             if wait:
                 what = (
                     f"operation {op.name}" if op is not None and "/" in key else f"integration {version.slug}"
@@ -301,9 +344,11 @@ class ExecutionService:
     async def _run_limited(self, call: Call) -> dict[str, Any]:
         """Apply the rate limits and the concurrency cap, then run (429 when over)."""
         op = call.op
-        self._check_rate(call.version, op)
-        cap_key = f"{call.version.slug}/{op.name}"
-        if not self.limiter.acquire(cap_key, op.max_concurrency):
+        await self._check_rate(call.version, op)
+        if op.max_concurrency is None:
+            return await self.run(call)
+        lease = await self.limiter.acquire(f"{call.version.slug}/{op.name}", op.max_concurrency)
+        if lease is None:
             raise ExecutionError(
                 "too_many_concurrent",
                 f"operation '{op.name}' already runs {op.max_concurrency} time(s) at once "
@@ -313,7 +358,7 @@ class ExecutionService:
         try:
             return await self.run(call)
         finally:
-            self.limiter.release(cap_key, op.max_concurrency)
+            await self.limiter.release(lease)
 
     def _mock(self, version: IntegrationVersion, op: Operation) -> dict[str, Any]:
         if not op.has_mock:
@@ -348,7 +393,9 @@ class ExecutionService:
         policy = self._policies.get(version.content_hash)
         if policy is None:
             policy = EgressPolicy(
-                version.manifest.allowed_hosts, allow_private=self.runtime.settings.allow_private_egress
+                version.manifest.allowed_hosts,
+                allow_private=self.runtime.settings.allow_private_egress,
+                override=self.runtime.egress_override,
             )
             if len(self._policies) > 256:
                 self._policies.clear()
@@ -371,6 +418,29 @@ class ExecutionService:
             retries=retries,
             secrets=secrets,
             on_retry=self._count_retry,
+            on_refusal=self.runtime.metrics.egress_refused,
+        )
+
+    def file_handler(
+        self, version: IntegrationVersion, operation: str, credential_id: str, http_handler: HttpHandler
+    ) -> ExecutionFiles | None:
+        """``ctx.files`` for one execution (``files/handler.py``: the operator's caps, downloads
+        through ``http_handler``), or ``None`` when the operator turned files off."""
+        s = self.runtime.settings
+        if not s.files_enabled:
+            return None
+        from bollard.platform.files.handler import ExecutionFiles
+        from bollard.platform.files.store import FileOwner
+
+        token_id, approval_id = current_caller()
+        owner = FileOwner(version.slug, operation, credential_id, token_id, approval_id)
+        return ExecutionFiles(
+            self.runtime.files,
+            owner,
+            http_handler,
+            max_file_bytes=s.max_file_bytes,
+            max_total_bytes=s.max_files_bytes_per_execution,
+            max_files=s.max_files_per_execution,
         )
 
     def _count_retry(self) -> None:
@@ -388,7 +458,8 @@ class ExecutionService:
         *,
         credential_id: str = DEFAULT_CREDENTIAL_ID,
     ) -> RunResult:
-        """Run ``connector.py``'s ``entrypoint`` once in the sandbox; return its ``RunResult``.
+        """Run the connector's ``entrypoint`` once in the sandbox (``connector.py`` in the
+        Python worker, Tale's ``connector.ts``/``.js`` in the Deno worker); return its ``RunResult``.
 
         Only the secrets the manifest declares in ``secretBindings`` reach the worker, a
         worker of this version and ``credential_id`` only (DESIGN §4.5).
@@ -398,22 +469,30 @@ class ExecutionService:
 
         source = version.connector_source
         if source is None:
-            raise ExecutionError("integration_error", f"integration '{version.slug}' has no connector.py")
+            raise ExecutionError("integration_error", f"integration '{version.slug}' has no connector")
         declared = set(version.manifest.secret_bindings)
         secrets = {k: v for k, v in values.items() if k in declared}
+        if version.connector_file != "connector.py":
+            # Tale's secrets.get also answers connectionConfig's values (ai-image reads
+            # its `model` that way); they are not secret, so only for Tale's connectors.
+            secrets = {**tale_variables(version.manifest), **secrets}
         hidden = secret_values(values)
+        http_handler = self.http_handler(version, limits, retries, hidden)
         try:
-            result = await self.runtime.pool.run(
-                key=f"{version.slug}:{version.content_hash}",
-                tenant=credential_id,
-                source=source,
-                entrypoint=entrypoint,
-                operation=operation,
-                params=params,
-                secrets=secrets,
-                http_handler=self.http_handler(version, limits, retries, hidden),
-                limits=limits,
-            )
+            with tracing.span("bollard.sandbox.run", {"bollard.entrypoint": entrypoint}):
+                result = await self.runtime.pool.run(
+                    key=f"{version.slug}:{version.content_hash}",
+                    tenant=credential_id,
+                    source=source,
+                    entrypoint=entrypoint,
+                    operation=operation,
+                    params=params,
+                    secrets=secrets,
+                    http_handler=http_handler,
+                    limits=limits,
+                    filename=version.connector_file or "connector.py",
+                    file_handler=self.file_handler(version, operation, credential_id, http_handler),
+                )
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)
             raise ExecutionError(e.code, e.message) from None
@@ -441,13 +520,20 @@ class ExecutionService:
             connection_failed = isinstance(error, SqlError) and error.code == "connection_failed"
             return backoff(attempt) if connection_failed else None
 
-        res = await with_retries(
-            lambda: sql.run(call, self.limits.sql_security(call.version, call.timeout_ms)),
-            retries=call.retries,
-            should_retry=should_retry,
-            on_retry=self._count_retry,
-        )
+        conf = call.version.manifest.sql_connection_config
+        with tracing.span("bollard.sql.run", {"db.system.name": conf.engine if conf else "sql"}) as span:
+            res = await with_retries(
+                lambda: sql.run(call, self.limits.sql_security(call.version, call.timeout_ms)),
+                retries=call.retries,
+                should_retry=should_retry,
+                on_retry=self._count_retry,
+            )
+            span.set_attribute("bollard.rows", len(res.rows) if isinstance(res.rows, list) else 0)
+            span.set_attribute("bollard.truncated", bool(res.truncated))
         body = success_body(call.version, call.op.name, res.rows, truncated=res.truncated)
+        if res.truncated:
+            reason = res.truncated_reason or "rows"
+            self.runtime.metrics.sql_truncations.labels(call.version.slug, reason).inc()
         if res.truncated_reason is not None:
             body["truncatedReason"] = res.truncated_reason
         if res.rows_affected is not None:

@@ -1,7 +1,11 @@
 """The execution log: every call, recorded in the state database (DESIGN §8 ``/api/executions``).
 
 Records are queued in memory and written in batches by a background task (one
-transaction per batch), so logging never adds a database round trip to a call.
+transaction per batch, at most :data:`BATCH_INTERVAL_S` after the call), so logging a
+read adds no database round trip to it. A write's record is committed before its answer
+(:meth:`ExecutionLog.commit`, awaited by the execution service; concurrent writes share
+one transaction, with any reads queued meanwhile). So a SIGKILL loses at most the read
+records of the last batch window, never a write's (DESIGN §12).
 :meth:`ExecutionLog.flush` writes what is queued (tests and shutdown use it).
 Parameters are stored already redacted by the execution service, and so are the
 connector's log lines (``print``/``ctx.log``): the service starts a capture per call
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bollard.platform import request_id
 from bollard.platform.params import renderable
 from bollard.platform.store.tables import executions
 from bollard.platform.timestamps import iso_utc
@@ -41,13 +47,48 @@ BATCH_INTERVAL_S = 0.25
 MAX_LOG_LINES = 200
 MAX_LOG_LINE_CHARS = 2000
 
+#: ``observer(version, operation, status, error_code, duration_s)`` of each record (metrics)
+Observer = Callable[["IntegrationVersion | None", str, str, "str | None", float], None]
+
 # The connector lines of the call running in this task (None: no call is capturing).
 _connector_lines: ContextVar[list[str] | None] = ContextVar("bollard_connector_lines", default=None)
+# The FileReferences (ctx.files) the call running in this task stored.
+_execution_files: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+    "bollard_execution_files", default=None
+)
+# The caller's token and approval id of the call running in this task (its files' owner).
+_caller: ContextVar[tuple[str | None, str | None]] = ContextVar("bollard_caller", default=(None, None))
+MAX_FILES_LISTED = 200
 
 
-def capture_connector_lines() -> None:
-    """Start collecting connector log lines for the call about to run in this task."""
+def capture_connector_lines(token_id: str | None = None, approval_id: str | None = None) -> None:
+    """Start collecting connector log lines and stored files for the call about to run
+    in this task, made with ``token_id`` (``None``: an internal caller), running the
+    approved write ``approval_id`` if any."""
     _connector_lines.set([])
+    _execution_files.set([])
+    _caller.set((token_id, approval_id))
+
+
+def current_caller() -> tuple[str | None, str | None]:
+    """``(token id, approval id)`` of the call running in this task (see
+    :func:`capture_connector_lines`)."""
+    return _caller.get()
+
+
+def add_execution_file(reference: dict[str, Any]) -> None:
+    """List a file the current call stored (Tale's FileReference) with its record."""
+    kept = _execution_files.get()
+    if kept is not None and len(kept) < MAX_FILES_LISTED:
+        kept.append(dict(reference))
+
+
+def _take_files() -> list[dict[str, Any]] | None:
+    kept = _execution_files.get()
+    if kept is None:
+        return None
+    _execution_files.set(None)
+    return kept or None
 
 
 def add_connector_lines(lines: list[str]) -> None:
@@ -77,7 +118,10 @@ class ExecutionFilter:
     status: str | None = None
     credential_id: str | None = None
     approval_id: str | None = None
+    caller: str | None = None  # the front: api, cli, mcp, tools, ui, approval
+    request_id: str | None = None
     since: datetime | None = None
+    until: datetime | None = None  # started before this
     limit: int = 50
     offset: int = 0
 
@@ -102,6 +146,7 @@ def _row_json(row: Any) -> dict[str, Any]:
         "errorMessage": m["error_message"],
         "approvalId": m["approval_id"],
         "mock": bool(m["mock"]),
+        "requestId": m["request_id"],
     }
 
 
@@ -115,6 +160,7 @@ class ExecutionLog:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.retention_days = retention_days
+        self.observers: list[Observer] = []  # told of every record (the metrics count calls)
 
     def record(
         self,
@@ -132,7 +178,8 @@ class ExecutionLog:
     ) -> None:
         """Queue one record (never blocks; drops the oldest past 10 000 queued).
 
-        The connector lines captured for this call (see the module docstring) go with it.
+        The connector lines captured for this call (see the module docstring) go with it,
+        and so does the request id of the HTTP request it serves (``request_id.py``).
         """
         if isinstance(params, dict) and len(repr(params)) > MAX_PARAMS_CHARS:
             params = {"truncated": True, "keys": sorted(params)[:100]}
@@ -154,8 +201,15 @@ class ExecutionLog:
                 "approval_id": approval_id,
                 "mock": mock,
                 "logs": _take_connector_lines(),
+                "request_id": request_id.current(),
+                "files": _take_files(),
             }
         )
+        for observer in self.observers:
+            try:
+                observer(version, inv.operation, status, error_code, duration_s)
+            except Exception:  # metrics must never fail a call
+                log.exception("execution log observer failed")
         if len(self._queue) > MAX_QUEUE:
             del self._queue[: len(self._queue) - MAX_QUEUE]
         self._wake.set()
@@ -187,6 +241,17 @@ class ExecutionLog:
                 self._queue[:0] = batch
                 raise
 
+    async def commit(self) -> None:
+        """Write every queued record now, this call's among them (the execution service
+        awaits it before answering a write; concurrent writes share one transaction).
+        A failing database is logged, not raised: the write already happened, its record
+        stays queued and the writer retries."""
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("committing the execution log failed; will retry")
+            self._wake.set()
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -205,11 +270,15 @@ class ExecutionLog:
             (executions.c.status, f.status),
             (executions.c.credential_id, f.credential_id),
             (executions.c.approval_id, f.approval_id),
+            (executions.c.caller, f.caller),
+            (executions.c.request_id, f.request_id),
         ):
             if value is not None:
                 conds.append(col == value)
         if f.since is not None:
             conds.append(executions.c.started_at >= f.since)
+        if f.until is not None:
+            conds.append(executions.c.started_at < f.until)
         async with self._engine.connect() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(executions).where(*conds))
@@ -226,13 +295,15 @@ class ExecutionLog:
         return [_row_json(r) for r in rows], int(total)
 
     async def get(self, execution_id: str) -> dict[str, Any] | None:
-        """One record with its connector ``logs`` (a list of lines), or ``None``."""
+        """One record with its connector ``logs`` (a list of lines) and the ``files`` it
+        stored (FileReferences, ``ctx.files``), or ``None``."""
         await self.flush()
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
         if row is None:
             return None
-        return {**_row_json(row), "logs": list(row._mapping["logs"] or [])}
+        m = row._mapping
+        return {**_row_json(row), "logs": list(m["logs"] or []), "files": list(m["files"] or [])}
 
     async def prune(self) -> int:
         """Delete records older than the retention period; return how many. Run as the

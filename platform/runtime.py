@@ -16,20 +16,27 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bollard.platform import tokens
+from bollard.platform import tokens, tracing
 from bollard.platform.approvals import Approvals
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file, split_keys
-from bollard.platform.events import EventBus
+from bollard.platform.events import Event, EventBus
 from bollard.platform.execution import ExecutionService
 from bollard.platform.execution_log import ExecutionLog
+from bollard.platform.files.store import FileStore
 from bollard.platform.jobs import Job, JobQueue, JobSettings, make_job_queue
+from bollard.platform.metrics import runtime_metrics
+from bollard.platform.pg_events import make_event_bus
 from bollard.platform.registry import IntegrationEntry, Registry
+from bollard.platform.replicas import PeerEvents, local_registry_events, reloading_for_peer
 from bollard.platform.settings import Settings
-from bollard.platform.store.db import create_engine, migrate
+from bollard.platform.store.db import create_engine
+from bollard.platform.store.db import migrate as migrate_db
+from bollard.platform.warmup import Warmer
 from bollard.platform.webhooks.service import Webhooks
 
 if TYPE_CHECKING:
     from bollard.platform.egress import EgressClient
+    from bollard.platform.egress.override import ResolveOverride
     from bollard.platform.oauth2 import OAuth2Service
     from bollard.platform.sql.service import SqlService
     from bollard.platform.upload import Installer
@@ -65,8 +72,10 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry(settings.integrations_dir)
-        self.events = EventBus()  # registry, approval, credential and token events (platform/events.py)
         self.db: AsyncEngine = create_engine(settings.resolved_database_url())
+        # registry, approval, credential and token events (platform/events.py); across
+        # replicas over LISTEN/NOTIFY when the state database is PostgreSQL (DESIGN §12)
+        self.events: EventBus = make_event_bus(self.db.url)
         self.credentials = CredentialStore(
             self.db,
             secret_keys(settings),
@@ -75,9 +84,17 @@ class Runtime:
             key_file=None if settings.secret_key else settings.data_dir / KEY_FILE,
         )
         self.tokens = tokens.TokenCache(self.db, ttl_s=settings.cache_ttl_s)
+        self.credentials.on_change = lambda slug, cid: self.events.publish(
+            "credential", {"slug": slug, "credentialId": cid}
+        )
+        self.tokens.on_change = lambda token_id: self.events.publish("token", {"tokenId": token_id})
         self._stop = asyncio.Event()
+        # set when the server begins to shut down (before it waits for open connections):
+        # long-lived answers such as the web page's event stream end on it
+        self.closing = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
+        self._egress_override: ResolveOverride | None = None
         self._sql: SqlService | None = None
         self._oauth2: OAuth2Service | None = None
         self._pool: SandboxPool | None = None
@@ -100,8 +117,19 @@ class Runtime:
         self.webhooks = Webhooks(self)  # approval notifications (platform/webhooks/)
         self.webhooks.register(self.jobs)
         self.jobs.every("executions.retention", settings.execution_sweep_interval_s, self._prune_executions)
+        self.files = FileStore(  # ctx.files (DESIGN §3): <data_dir>/files + the files table
+            self.db,
+            settings.data_dir / "files",
+            base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            retention_hours=settings.file_retention_hours,
+        )
+        self.jobs.every("files.retention", settings.file_sweep_interval_s, self._prune_files)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
+        self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
+        self.peers = PeerEvents(self)  # other replicas' events, applied here (platform/replicas.py)
+        self.peers.install()
+        self.warmer = Warmer(self)  # started by `bollard serve` (warmup.py)
 
     async def _prune_executions(self, job: Job) -> None:
         """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``)."""
@@ -113,13 +141,24 @@ class Runtime:
                 self.execution_log.retention_days,
             )
 
+    async def _prune_files(self, job: Job) -> None:
+        """The file retention sweep (a job; ``BOLLARD_FILE_RETENTION_HOURS``): expired rows
+        go once, whichever replica runs it; their bytes go where they are stored."""
+        removed = await self.files.prune()
+        if removed:
+            log.info("file store: removed %d expired files", removed)
+
     def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
         """Free what an old version held: its sandbox workers and SQL pools."""
         previous = self._versions.pop(slug, None)
         current = entry.version.content_hash if entry is not None and entry.version is not None else None
         if current is not None:
             self._versions[slug] = current
-        self.events.publish("registry", {"slug": slug, "contentHash": current})
+        payload = {"slug": slug, "contentHash": current}
+        if reloading_for_peer.get():  # another replica said so: tell this one only (no loop)
+            self.events.deliver(Event("registry", payload))
+        else:
+            self.events.publish("registry", payload)
         if previous is None or previous == current:
             return
         if self._pool is not None:
@@ -130,13 +169,17 @@ class Runtime:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def start(self, *, watch: bool | None = None) -> None:
-        """Migrate the state database, load integrations, start the watcher."""
+    async def start(self, *, watch: bool | None = None, migrate: bool = True) -> None:
+        """Migrate the state database (unless ``migrate`` is false: ``serve --workers``
+        migrates once before its processes start), load integrations, start the watcher."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await migrate(self.db)
+        tracing.configure(self.settings)  # exports spans only when an OTLP endpoint is set
+        if migrate:
+            await migrate_db(self.db)
         self.registry.add_listener(self._on_registry_change)
         await self.events.start()
-        await self.registry.load_all_async()  # off the loop; a bad folder is its load error
+        with local_registry_events():  # every replica loads the shared folder itself
+            await self.registry.load_all_async()  # off the loop; a bad folder is its load error
         if self.settings.reload if watch is None else watch:
             self._watch_task = asyncio.create_task(
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
@@ -150,11 +193,15 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
+        self.closing.set()
+        await self.warmer.close()
         await self.approvals.close()
         await self.jobs.stop()
         await self.webhooks.aclose()
         await self.execution_log.close()
+        await self.files.close()
         await self.events.close()
+        await self.execution.limiter.close()
         if self._watch_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch_task, 5)
@@ -173,6 +220,7 @@ class Runtime:
                 await close()
         self._pool = self._oauth2 = self._sql = self._http = None
         await self.db.dispose()
+        tracing.shutdown()  # flushes the spans still batched, when exporting
 
     async def __aenter__(self) -> Runtime:
         """``async with Runtime(settings) as rt:`` starts it (no watcher) and stops it."""
@@ -190,9 +238,29 @@ class Runtime:
         """The one shared HTTP client for connector egress (DESIGN §4.3)."""
         if self._http is None:
             from bollard.platform.egress import make_client  # lazy: httpcore
+            from bollard.platform.egress.sender import default_ssl_context
 
-            self._http = make_client()
+            bundle = self.settings.egress_ca_bundle
+            self._http = make_client(ssl_context=default_ssl_context(str(bundle) if bundle else None))
         return self._http
+
+    @property
+    def egress_override(self) -> ResolveOverride:
+        """The operator's ``BOLLARD_EGRESS_RESOLVE`` (empty when unset; DESIGN §4)."""
+        if self._egress_override is None:
+            from bollard.platform.egress.override import ResolveOverride
+
+            self._egress_override = ResolveOverride.parse(self.settings.egress_resolve)
+        return self._egress_override
+
+    def egress_testing_aids(self) -> dict[str, Any] | None:
+        """What ``/healthz`` says about the egress testing aids, ``None`` when none is set."""
+        if not self.egress_override and self.settings.egress_ca_bundle is None:
+            return None
+        return {
+            "resolve": self.egress_override.describe(),
+            "extraCaBundle": self.settings.egress_ca_bundle is not None,
+        }
 
     @property
     def sql(self) -> SqlService:
@@ -242,6 +310,20 @@ class Runtime:
             layers: dict[str, Any] = self.pool.isolation_layers()
         except Exception as e:  # the host keeps serving SQL and the catalog
             return {"available": False, "error": str(e)[:200]}
+        return layers
+
+    def js_isolation_layers(self) -> dict[str, Any]:
+        """The layers of the TypeScript/JavaScript (Deno) workers, for ``/healthz``: those
+        the latest Deno worker reported, else ``{"available": <Deno installed>, "probed":
+        False}``."""
+        from bollard.sandbox.js import deno_binary
+
+        try:
+            layers = self.pool.js_isolation_layers()
+        except Exception as e:
+            return {"available": False, "error": str(e)[:200]}
+        if layers is None:
+            return {"available": deno_binary() is not None, "probed": False}
         return layers
 
     async def ensure_admin_token(self) -> str | None:

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     port: int = 8000
 
     allow_private_egress: bool = False
+    # Testing and staging aids for egress (DESIGN §4), operator-only: curl-style
+    # "host:port=address:port,…" sends a name's requests to a local stand-in (the name is
+    # still checked against allowedHosts; TLS is still for the name), and extra CA
+    # certificates (PEM) egress trusts on top of the public CAs. /healthz reports both.
+    egress_resolve: str | None = None
+    egress_ca_bundle: Path | None = None
     # How long decrypted credentials and authenticated tokens are cached per process (s);
     # another replica's change is seen after at most this long. 0 disables the caches.
     cache_ttl_s: float = Field(default=2.0, ge=0)
@@ -83,6 +89,9 @@ class Settings(BaseSettings):
     # interrupted by a crash; it is marked failed (never re-run).
     approval_stale_margin_s: float = Field(default=30.0, ge=0)
     approval_sweep_interval_s: float = Field(default=30.0, gt=0)
+    # A replica running an approval renews its lease every third of this (s); one whose
+    # lease lapsed was killed: the approval is failed ("interrupted"), never re-run (§12).
+    approval_lease_s: float = Field(default=15.0, gt=0)
 
     # The job outbox (DESIGN §12, platform/jobs/): whether this process runs a worker, failed
     # attempts before a job is dead, the lease (s) after which a dead worker's job is taken
@@ -92,8 +101,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=60.0, gt=0)
     job_backoff_base_s: float = Field(default=2.0, gt=0)
     job_poll_s: float = Field(default=5.0, gt=0)
-    # How often the execution-log retention sweep runs (s).
+    # How often the execution-log and file retention sweeps run (s).
     execution_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    file_sweep_interval_s: float = Field(default=600.0, gt=0)
 
     # Approval notifications (DESIGN §6, platform/webhooks/): BOLLARD_WEBHOOKS is a JSON list
     # of {"name", "url", "secret", "events"?}; targets must match BOLLARD_WEBHOOK_ALLOWED_HOSTS
@@ -133,6 +143,9 @@ class Settings(BaseSettings):
     workers_per_integration: int = Field(default=2, gt=0)
     max_executions_per_worker: int = Field(default=200, gt=0)
     worker_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # `bollard serve` starts one warm worker per (integration, credential) at load and
+    # when credentials are set, at most this many (warmup.py; 0: none).
+    warm_workers: int = Field(default=32, ge=0)
     # When the host runs as root each live worker runs under its own uid from
     # [base, base + count) (DESIGN §4.5); pick ids no account or container uses.
     sandbox_uid_base: int = Field(default=1_900_000_000, ge=1, le=2**32 - 3)
@@ -155,9 +168,40 @@ class Settings(BaseSettings):
     max_param_depth: int = Field(default=32, gt=0)
     max_param_bytes: int = Field(default=256 * 1024, gt=0)
 
+    # Observability (README "Observability"): /metrics answers admin tokens on the API port;
+    # with metrics_port set it is also served without a token on metrics_host:metrics_port
+    # (for a Prometheus that reaches only that port). Spans are exported over OTLP/HTTP when
+    # otlp_endpoint (the collector's base URL, e.g. http://127.0.0.1:4318) or the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    otlp_endpoint: str | None = None
+
     # Results handed to a model (DESIGN §9, model_results.py): characters of JSON at most;
     # a call may ask for less, never more.
     max_model_result_chars: int = Field(default=20_000, ge=200)
+
+    # MCP at /mcp (DESIGN §9, platform/mcp/): Host and Origin values admitted besides the
+    # listen address, the public URL and loopback (JSON lists; "host:*" matches any port);
+    # how long one retry of a held write waits for the decision (s, at most 60).
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    mcp_allowed_origins: list[str] = Field(default_factory=list)
+    mcp_approval_wait_s: float = Field(default=20.0, gt=0, le=60)
+
+    # ctx.files (DESIGN §3): files under <data_dir>/files, metadata in the state database.
+    files_enabled: bool = True
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0, le=10 * 1024 * 1024)
+    max_files_bytes_per_execution: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_files_per_execution: int = Field(default=50, gt=0)
+    file_retention_hours: int = Field(default=7 * 24, gt=0)
+
+    @field_validator("egress_resolve")
+    @classmethod
+    def _check_egress_resolve(cls, value: str | None) -> str | None:
+        from bollard.platform.egress.override import ResolveOverride  # no httpcore: hosts/addresses only
+
+        ResolveOverride.parse(value)  # ValueError names the entry
+        return value
 
     def resolved_database_url(self) -> str:
         """The state database URL: ``database_url`` or SQLite at ``<data_dir>/bollard.db``."""

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -146,7 +147,8 @@ class TokenCache:
     """Authenticated tokens for a short time, so a request costs no database read.
 
     A token created here is found at once; one revoked through :meth:`revoke` stops
-    working at once in this process, and after at most ``ttl_s`` seconds in others.
+    working at once in this process and, through its token event, in the other replicas
+    (after at most ``ttl_s`` seconds should the event be missed).
     Unknown tokens are not cached (each try is looked up). A token's ``last_used_at`` is
     written at most every ``LAST_USED_INTERVAL_S`` seconds per process.
     """
@@ -156,6 +158,10 @@ class TokenCache:
         self._ttl_s = ttl_s
         self._known: dict[str, tuple[float, Principal]] = {}
         self._last_written: dict[str, float] = {}  # token id -> monotonic time of the last write
+        self._generation = 0  # bumped by every forget: a lookup that raced a revoke is not cached
+        #: called with the token id after a token was revoked here (DESIGN §12: other
+        #: replicas drop it at once, platform/replicas.py)
+        self.on_change: Callable[[str], None] | None = None
 
     async def authenticate(self, token: str) -> Principal | None:
         digest = hash_token(token)
@@ -163,8 +169,9 @@ class TokenCache:
         if hit is not None and time.monotonic() - hit[0] < self._ttl_s:
             found: Principal | None = hit[1]
         else:
+            generation = self._generation
             found = await authenticate(self._engine, token)
-            if found is not None and self._ttl_s > 0:
+            if found is not None and self._ttl_s > 0 and generation == self._generation:
                 if len(self._known) > 10_000:
                     self._known.clear()
                 self._known[digest] = (time.monotonic(), found)
@@ -192,6 +199,7 @@ class TokenCache:
 
     def forget(self, token_id: str) -> None:
         """Drop ``token_id`` from this process's cache."""
+        self._generation += 1
         for digest in [d for d, (_, p) in self._known.items() if p.token_id == token_id]:
             self._known.pop(digest, None)
         self._last_written.pop(token_id, None)
@@ -200,4 +208,11 @@ class TokenCache:
         """Delete the token and drop it from this cache at once; ``True`` when it existed."""
         found = await revoke_token(self._engine, token_id)
         self.forget(token_id)
+        if found and self.on_change is not None:
+            self.on_change(token_id)
         return found
+
+    def forget_all(self) -> None:
+        """Drop every cached token (after missed events from other replicas)."""
+        self._generation += 1
+        self._known.clear()

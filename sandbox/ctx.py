@@ -25,6 +25,11 @@ from typing import Any
 
 from .errors import HttpRequestRefused
 from .protocol import (
+    FILE_ENCODINGS,
+    MAX_CONTENT_TYPE_CHARS,
+    MAX_FILE_NAME_CHARS,
+    MAX_FORM_FIELDS,
+    MAX_FORM_NAME_CHARS,
     MAX_HEADER_CHARS,
     MAX_HEADERS,
     MAX_LOG_LINES,
@@ -278,6 +283,70 @@ def _binary(value: Any) -> bytes:
     return raw
 
 
+# Tale's FormFieldInput keys, and their snake_case spellings for Python connectors.
+_FORM_KEYS = {
+    "name": "name",
+    "value": "value",
+    "fileName": "file_name",
+    "file_name": "file_name",
+    "contentType": "content_type",
+    "content_type": "content_type",
+    "isBase64": "is_base64",
+    "is_base64": "is_base64",
+}
+
+
+def _optional_text(value: Any, what: str, max_chars: int) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise TypeError(f"{what} must be a str")
+    if len(value) > max_chars:
+        raise ValueError(f"{what} is limited to {max_chars} characters")
+    return value
+
+
+def _form_field(item: Any, index: int) -> dict[str, Any]:
+    where = f"form_fields[{index}]"
+    if type(item) is not dict:
+        raise TypeError(f"{where} must be a dict with name and value")
+    part: dict[str, Any] = {"file_name": None, "content_type": None, "is_base64": False}
+    for key, value in dict.items(item):
+        wire = _FORM_KEYS.get(key) if type(key) is str else None
+        if wire is None:
+            raise ValueError(
+                f"{where} has an unknown key {key!r} (name, value, fileName, contentType, isBase64)"
+            )
+        part[wire] = value
+    if type(part.get("name")) is not str or len(part["name"]) > MAX_FORM_NAME_CHARS:
+        raise TypeError(f"{where}.name must be a str of at most {MAX_FORM_NAME_CHARS} characters")
+    if type(part.get("value")) is not str:
+        raise TypeError(f"{where}.value must be a str (base64 text with isBase64)")
+    if type(part["is_base64"]) is not bool:
+        raise TypeError(f"{where}.isBase64 must be True or False")
+    if part["is_base64"]:
+        try:
+            base64.b64decode(part["value"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{where}.value is not valid base64 (isBase64 is set)") from None
+    part["file_name"] = _optional_text(part["file_name"], f"{where}.fileName", MAX_FILE_NAME_CHARS)
+    part["content_type"] = _optional_text(
+        part["content_type"], f"{where}.contentType", MAX_CONTENT_TYPE_CHARS
+    )
+    return part
+
+
+def _check_form_fields(fields: Any) -> list[dict[str, Any]]:
+    if type(fields) is not list and type(fields) is not tuple:
+        raise TypeError("form_fields must be a list of dicts")
+    if len(fields) > MAX_FORM_FIELDS:
+        raise ValueError(f"at most {MAX_FORM_FIELDS} form fields are allowed")
+    parts = [_form_field(item, i) for i, item in enumerate(fields)]
+    if sum(len(p["value"]) for p in parts) > MAX_REQUEST_BODY_BYTES * 4 // 3:
+        raise ValueError(f"request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes")
+    return parts
+
+
 class Http:
     """``ctx.http``: ``get/post/put/patch/delete(url, *, headers=None, params=None,
     json=None, body=None, binary_body=None, response_type=None) -> Response``.
@@ -288,8 +357,10 @@ class Http:
     with ``except Exception as e`` and read ``e.code``). Arguments: ``url`` str;
     ``headers`` dict of str to str;
     ``params`` dict of str to str/int/float/bool (or lists of them; ``None`` values are
-    dropped); at most one of ``json`` (plain JSON data), ``body`` (str) and
-    ``binary_body`` (base64 text or bytes); ``response_type`` None, "text" or "base64".
+    dropped); at most one of ``json`` (plain JSON data), ``body`` (str), ``binary_body``
+    (base64 text or bytes) and ``form_fields`` (a multipart/form-data body: a list of
+    at most 100 dicts ``{name, value, fileName?, contentType?, isBase64?}``, Tale's
+    ``formFields``; snake_case keys work too); ``response_type`` None, "text" or "base64".
     Wrong types raise ``TypeError``, oversized values ``ValueError``.
     """
 
@@ -308,6 +379,7 @@ class Http:
         body: Any,
         binary_body: Any,
         response_type: Any,
+        form_fields: Any = None,
     ) -> Response:
         if type(url) is not str:
             raise TypeError("url must be a str")
@@ -318,8 +390,11 @@ class Http:
             type(response_type) is not str or response_type not in RESPONSE_TYPES
         ):
             raise ValueError("response_type must be None, 'text' or 'base64'")
-        if (json is not None) + (body is not None) + (binary_body is not None) > 1:
-            raise ValueError("pass at most one of json, body and binary_body")
+        given = (
+            (json is not None) + (body is not None) + (binary_body is not None) + (form_fields is not None)
+        )
+        if given > 1:
+            raise ValueError("pass at most one of json, body, binary_body and form_fields")
         message: dict[str, Any] = {
             "type": "http",
             "method": method,
@@ -342,6 +417,8 @@ class Http:
         if binary_body is not None:
             raw = _binary(binary_body)
             message["binary_body"] = True
+        if form_fields is not None:
+            message["form_fields"] = _check_form_fields(form_fields)
         reply, body = self._send(message, raw)
         return Response(reply, body, response_type)
 
@@ -355,9 +432,10 @@ class Http:
         body: Any = None,
         binary_body: Any = None,
         response_type: Any = None,
+        form_fields: Any = None,
     ) -> Response:
         """GET ``url``; see the class docstring for the arguments."""
-        return self._request("GET", url, headers, params, json, body, binary_body, response_type)
+        return self._request("GET", url, headers, params, json, body, binary_body, response_type, form_fields)
 
     def post(
         self,
@@ -369,9 +447,12 @@ class Http:
         body: Any = None,
         binary_body: Any = None,
         response_type: Any = None,
+        form_fields: Any = None,
     ) -> Response:
         """POST to ``url``; see the class docstring for the arguments."""
-        return self._request("POST", url, headers, params, json, body, binary_body, response_type)
+        return self._request(
+            "POST", url, headers, params, json, body, binary_body, response_type, form_fields
+        )
 
     def put(
         self,
@@ -383,9 +464,10 @@ class Http:
         body: Any = None,
         binary_body: Any = None,
         response_type: Any = None,
+        form_fields: Any = None,
     ) -> Response:
         """PUT to ``url``; see the class docstring for the arguments."""
-        return self._request("PUT", url, headers, params, json, body, binary_body, response_type)
+        return self._request("PUT", url, headers, params, json, body, binary_body, response_type, form_fields)
 
     def patch(
         self,
@@ -397,9 +479,12 @@ class Http:
         body: Any = None,
         binary_body: Any = None,
         response_type: Any = None,
+        form_fields: Any = None,
     ) -> Response:
         """PATCH ``url``; see the class docstring for the arguments."""
-        return self._request("PATCH", url, headers, params, json, body, binary_body, response_type)
+        return self._request(
+            "PATCH", url, headers, params, json, body, binary_body, response_type, form_fields
+        )
 
     def delete(
         self,
@@ -411,21 +496,92 @@ class Http:
         body: Any = None,
         binary_body: Any = None,
         response_type: Any = None,
+        form_fields: Any = None,
     ) -> Response:
         """DELETE ``url``; see the class docstring for the arguments."""
-        return self._request("DELETE", url, headers, params, json, body, binary_body, response_type)
+        return self._request(
+            "DELETE", url, headers, params, json, body, binary_body, response_type, form_fields
+        )
 
     def __repr__(self) -> str:
         return "<ctx.http>"
 
 
+def _file_bytes(data: Any, encoding: Any) -> bytes:
+    if type(data) is bytes:
+        raw = data
+    elif type(data) is not str:
+        raise TypeError("ctx.files.store() data must be a str (or bytes)")
+    elif encoding == "base64":
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("ctx.files.store(): data is not valid base64 (encoding='base64')") from None
+    else:
+        raw = data.encode("utf-8", "replace")
+    if len(raw) > MAX_REQUEST_BODY_BYTES:
+        raise ValueError(f"a stored file is limited to {MAX_REQUEST_BODY_BYTES} bytes here")
+    return raw
+
+
+class Files:
+    """``ctx.files`` (Tale's FilesApi): ``store(data, *, encoding="utf-8",
+    content_type=None, file_name=None)`` and ``download(url, *, headers=None,
+    file_name=None)``, each one blocking round trip to the host's file store, which
+    returns Tale's FileReference as a dict ``{fileId, url, fileName, contentType, size}``.
+    ``data`` is a str (UTF-8 text, or base64 text with ``encoding="base64"``) or bytes.
+    The host caps each file and the files of an execution; ``download`` goes through
+    the egress policy like ``ctx.http``. A refusal raises
+    :class:`~bollard.sandbox.errors.HttpRequestRefused` (``e.code``); wrong types
+    ``TypeError``, bad values ``ValueError``."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Transport) -> None:
+        self._send = send
+
+    def store(
+        self, data: Any, *, encoding: Any = "utf-8", content_type: Any = None, file_name: Any = None
+    ) -> Any:
+        """Store ``data`` as a file; see the class docstring."""
+        if encoding is not None and (type(encoding) is not str or encoding not in FILE_ENCODINGS):
+            raise ValueError("encoding must be 'utf-8' or 'base64'")
+        raw = _file_bytes(data, encoding)
+        message = {
+            "type": "file_store",
+            "file_name": _optional_text(file_name, "file_name", MAX_FILE_NAME_CHARS),
+            "content_type": _optional_text(content_type, "content_type", MAX_CONTENT_TYPE_CHARS),
+        }
+        reply, _ = self._send(message, raw)
+        return reply["file"]
+
+    def download(self, url: Any, *, headers: Any = None, file_name: Any = None) -> Any:
+        """Download ``url`` (GET, egress policy and limits) into a file; see the class docstring."""
+        if type(url) is not str:
+            raise TypeError("url must be a str")
+        if len(url) > MAX_URL_CHARS:
+            raise ValueError(f"urls are limited to {MAX_URL_CHARS} characters")
+        message = {
+            "type": "file_download",
+            "url": url,
+            "headers": _check_headers(headers),
+            "file_name": _optional_text(file_name, "file_name", MAX_FILE_NAME_CHARS),
+        }
+        reply, _ = self._send(message, b"")
+        return reply["file"]
+
+    def __repr__(self) -> str:
+        return "<ctx.files>"
+
+
 class Context:
     """The ``ctx`` argument of ``execute(ctx)`` / ``test_connection(ctx)``:
     ``operation`` (str), ``params`` (plain JSON dict, the connector's own copy),
-    ``secrets`` (:class:`Secrets`), ``http`` (:class:`Http`), ``log(msg)``,
+    ``secrets`` (:class:`Secrets`), ``http`` (:class:`Http`), ``files``
+    (:class:`Files`, or ``None`` when the host has no file store), ``log(msg)``,
     ``base64_encode(str) -> str``, ``base64_decode(str) -> str``."""
 
-    __slots__ = ("operation", "params", "secrets", "http", "_log")
+    __slots__ = ("operation", "params", "secrets", "http", "files", "_log")
 
     def __init__(
         self,
@@ -434,11 +590,13 @@ class Context:
         secrets: Secrets,
         http: Http,
         log: ConnectorOutput,
+        files: Files | None = None,
     ) -> None:
         self.operation = operation
         self.params = params
         self.secrets = secrets
         self.http = http
+        self.files = files
         self._log = log
 
     def log(self, message: Any) -> None:
@@ -469,7 +627,10 @@ class Context:
 # The only attribute names connector code may read on each ctx type; enforced by the
 # ``_getattr_`` guard in addition to the underscore rule.
 PUBLIC_ATTRIBUTES: dict[type, frozenset[str]] = {
-    Context: frozenset({"operation", "params", "secrets", "http", "log", "base64_encode", "base64_decode"}),
+    Context: frozenset(
+        {"operation", "params", "secrets", "http", "files", "log", "base64_encode", "base64_decode"}
+    ),
+    Files: frozenset({"store", "download"}),
     Secrets: frozenset({"get"}),
     Http: frozenset({"get", "post", "put", "patch", "delete"}),
     Response: frozenset({"status", "status_text", "headers", "body", "url", "text", "json"}),

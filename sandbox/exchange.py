@@ -13,7 +13,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import (
     ConnectorError,
@@ -26,14 +26,19 @@ from .limits import MIB, Limits
 from .process import WorkerProcess
 from .protocol import (
     MAX_REQUEST_BODY_BYTES,
+    FileDownload,
+    FileStore,
     HttpRequest,
     HttpResponse,
     ProtocolError,
     WorkerFailure,
+    file_reference_message,
     frame_head,
     http_error_message,
     http_response_message,
     parse_error,
+    parse_file_download,
+    parse_file_store,
     parse_http_request,
     parse_result,
 )
@@ -41,6 +46,24 @@ from .protocol import (
 logger = logging.getLogger("bollard.sandbox")
 
 HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+
+class FileHandler(Protocol):
+    """The host's file store for one execution (``ctx.files``, DESIGN §3). Both methods
+    return Tale's FileReference ``{fileId, url, fileName, contentType, size}`` and raise
+    :class:`~bollard.sandbox.errors.HttpRequestRefused` for a refusal (a cap, a host
+    outside ``allowedHosts``), which the connector sees as an exception."""
+
+    async def store(self, request: FileStore) -> dict[str, Any]: ...
+
+    async def download(self, request: FileDownload) -> dict[str, Any]: ...
+
+
+_NO_FILES: dict[str, Any] = {
+    "type": "http_error",
+    "code": "files_unavailable",
+    "message": "this host has no file store (ctx.files is not available)",
+}
 CPU_SIGNALS = (signal.SIGPROF, signal.SIGXCPU)
 _REQUEST_FAILED: dict[str, Any] = {
     "type": "http_error",
@@ -84,12 +107,14 @@ async def execute(
     secrets: dict[str, str],
     http_handler: HttpHandler,
     limits: Limits,
+    file_handler: FileHandler | None = None,
 ) -> Outcome:
     """Run one execution on ``worker``. A failure the worker survives is returned in
     the outcome (the worker stays reusable); one that kills it is raised:
     :class:`LimitExceeded` past ``max_http_requests``, :class:`ConnectorError` for a
     protocol breach (the worker is killed), ``ConnectionError`` when the worker died
-    (see :func:`death_error`)."""
+    (see :func:`death_error`). ``file_handler`` answers ``ctx.files`` calls (each counts
+    as one request against ``max_http_requests``); without one they are refused."""
     requests = 0
     codes_sent: set[str] = set()
     cap = frame_cap(limits)
@@ -105,12 +130,13 @@ async def execute(
                 "cpu_time_ms": limits.cpu_time_ms,
                 "max_result_bytes": limits.max_result_bytes,
                 "max_log_bytes": limits.max_log_bytes,
+                "files": file_handler is not None,
             }
         )
         while True:
             message, body = await worker.recv(cap)
             kind = message["type"]
-            if kind == "http":
+            if kind in ("http", "file_store", "file_download"):
                 requests += 1
                 if requests > limits.max_http_requests:
                     worker.kill()
@@ -120,8 +146,10 @@ async def execute(
                         f"the connector made more than {limits.max_http_requests} HTTP "
                         f"requests (limit max_http_requests = {limits.max_http_requests})",
                     )
-                request = parse_http_request(message, body)
-                reply, body = await answer_http(request, http_handler, limits)
+                if kind == "http":
+                    reply, body = await answer_http(parse_http_request(message, body), http_handler, limits)
+                else:
+                    reply, body = await answer_file(kind, message, body, file_handler), b""
                 if reply["type"] == "http_error":
                     codes_sent.add(reply["code"])
                 # No drain: a worker that stops reading mid-answer (it failed while
@@ -182,6 +210,29 @@ def failure_error(failure: WorkerFailure, limits: Limits, codes_sent: set[str]) 
     if failure.kind == "http" and failure.code in codes_sent:
         return HttpRequestRefused(failure.code, truncate(failure.message), logs=failure.logs)
     return ConnectorError(truncate(failure.message), line=failure.line, logs=failure.logs)
+
+
+async def answer_file(
+    kind: str, message: dict[str, Any], body: bytes, handler: FileHandler | None
+) -> dict[str, Any]:
+    """The reply to a ``file_store`` / ``file_download`` message: ``file_reference``,
+    or ``http_error`` for a refusal or a failing handler (nothing is raised but the
+    ``ProtocolError`` of a malformed message)."""
+    request: FileStore | FileDownload
+    request = parse_file_store(message, body) if kind == "file_store" else parse_file_download(message)
+    if handler is None:
+        return _NO_FILES
+    try:
+        if isinstance(request, FileStore):
+            reference = await handler.store(request)
+        else:
+            reference = await handler.download(request)
+        return file_reference_message(reference)
+    except HttpRequestRefused as exc:
+        return http_error_message(exc)
+    except Exception:
+        logger.exception("the file handler failed on a sandbox request")
+        return {"type": "http_error", "code": "file_error", "message": "the file could not be stored"}
 
 
 async def answer_http(

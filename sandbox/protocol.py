@@ -14,19 +14,31 @@ so they are never base64-encoded or JSON-escaped; every other message has an emp
 one. Each side caps the frames it accepts (:func:`read_frame_header`); the host
 checks every field of every worker message for its exact type and size
 (:func:`parse_http_request`, :func:`parse_result`, :func:`parse_error`), and refuses a
-body on anything but an ``http`` message that announces one.
+body on anything but an ``http`` message that announces one and a ``file_store``.
 
 Messages (``type`` field; "+ body" marks the body part):
 
 - host -> worker: ``load`` {source, filename}; ``execute`` {entrypoint, operation,
-  params, secrets, cpu_time_ms, max_result_bytes, max_log_bytes}; ``http_response``
+  params, secrets, cpu_time_ms, max_result_bytes, max_log_bytes, files (bool: whether
+  ``ctx.files`` is offered)}; ``http_response``
   {status, status_text, headers, url} + body; ``http_error`` {code, message}.
 - worker -> host: ``ready`` {layers, pid}; ``loaded`` {ok, errors}; ``http`` {method,
-  url, headers, params, json?, body, binary_body (bool), response_type} + the binary
-  body when ``binary_body`` is true; ``result`` {value, logs, discard}; ``error``
-  {kind, message, line, code, logs, discard}.
+  url, headers, params, json?, body, binary_body (bool), response_type, form_fields?}
+  + the binary body when ``binary_body`` is true; ``file_store`` {file_name,
+  content_type} + the file's bytes; ``file_download`` {url, headers, file_name};
+  ``result`` {value, logs, discard}; ``error`` {kind, message, line, code, logs, discard}.
   ``discard: true`` asks the host not to reuse the worker (it failed mid-answer);
   the host honours it, as it only lowers trust.
+- host -> worker, answering ``file_store`` / ``file_download``: ``file_reference``
+  {file: {fileId, url, fileName, contentType, size}} (Tale's FileReference, handed to
+  the connector as is), or ``http_error`` {code, message} for a refusal.
+
+``form_fields`` (multipart/form-data, Tale's ``formFields``): a list of at most
+:data:`MAX_FORM_FIELDS` objects {name, value, file_name, content_type, is_base64}
+(``file_name``/``content_type`` null for a plain field); ``is_base64`` means ``value``
+is base64 text the host decodes into the part's bytes. The worker decodes
+``ctx.files.store`` data (``encoding: 'base64'`` or UTF-8 text) into raw bytes before
+sending, so the body part is always the file itself.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from typing import Any, NoReturn
 from .errors import HttpRequestRefused, truncate
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+FILE_ENCODINGS = ("utf-8", "base64")  # ctx.files.store(data, {encoding}) (Tale)
 RESPONSE_TYPES = (None, "text", "base64")
 
 HEADER = struct.Struct(">II")  # JSON part, body part (bytes)
@@ -52,7 +65,24 @@ MAX_HEADER_CHARS = 8192  # per name or value
 MAX_QUERY_PARAMS = 1000
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
 MAX_LOG_LINES = 10_000
+MAX_FORM_FIELDS = 100
+MAX_FORM_NAME_CHARS = 1000  # a form field's name
+MAX_FILE_NAME_CHARS = 255  # a file name (form part or stored file); the host sanitises it again
+MAX_CONTENT_TYPE_CHARS = 255
 ERROR_KINDS = frozenset({"connector", "memory", "http", "result_too_large", "not_json", "missing_entrypoint"})
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One part of a multipart/form-data body (Tale's ``FormFieldInput``): ``name``,
+    ``value`` (text; base64 text when ``is_base64``), optional ``file_name`` and
+    ``content_type`` (a file part)."""
+
+    name: str
+    value: str
+    file_name: str | None = None
+    content_type: str | None = None
+    is_base64: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +96,8 @@ class HttpRequest:
     - ``json``: a JSON-serialisable body, sent as ``application/json``; or
     - ``body``: a text body; or
     - ``binary_body``: raw bytes (the connector passes base64 text or bytes).
+    - ``form_fields``: a multipart/form-data body (:class:`FormField` parts), or
+      ``None``; exclusive with ``json``, ``body`` and ``binary_body``.
     - ``response_type``: ``None`` (JSON for JSON content types, text otherwise) or
       ``"base64"`` (the body comes back base64-encoded) or ``"text"``.
     """
@@ -78,6 +110,28 @@ class HttpRequest:
     body: str | None = None
     binary_body: bytes | None = None
     response_type: str | None = None
+    form_fields: tuple[FormField, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FileStore:
+    """``ctx.files.store(data, {contentType, fileName})`` as the host receives it:
+    ``data`` the file's bytes (already decoded by the worker), ``file_name`` and
+    ``content_type`` as the connector gave them (not yet sanitised)."""
+
+    data: bytes
+    file_name: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class FileDownload:
+    """``ctx.files.download(url, {headers, fileName})``: the host GETs ``url`` under
+    the egress policy and limits of the execution and stores the body."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,12 +314,7 @@ def parse_http_request(message: dict[str, Any], body: bytes = b"") -> HttpReques
     if type(method) is not str or method not in HTTP_METHODS:
         raise ProtocolError("field 'method' must be one of " + ", ".join(HTTP_METHODS))
     url = _str(message, "url", MAX_URL_CHARS)
-    headers = message.get("headers")
-    if type(headers) is not dict or len(headers) > MAX_HEADERS:
-        raise ProtocolError(f"field 'headers' must be an object of at most {MAX_HEADERS} entries")
-    for name, value in headers.items():
-        if type(value) is not str or len(name) > MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
-            raise ProtocolError("header names and values must be short strings")
+    headers = _headers(message)
     params = message.get("params")
     if params is not None:
         if type(params) is not dict or len(params) > MAX_QUERY_PARAMS:
@@ -275,14 +324,15 @@ def parse_http_request(message: dict[str, Any], body: bytes = b"") -> HttpReques
             if len(items) > MAX_QUERY_PARAMS or any(type(v) is not str for v in items):
                 raise ProtocolError("query parameter values must be strings or lists of strings")
     has_json = "json" in message
+    form_fields = _form_fields(message.get("form_fields"))
     text = _optional_str(message, "body", MAX_REQUEST_BODY_BYTES)
     binary = message.get("binary_body", False)
     if type(binary) is not bool:
         raise ProtocolError("field 'binary_body' must be true or false")
     if (body and not binary) or len(body) > MAX_REQUEST_BODY_BYTES:
         raise ProtocolError("a request body is only sent with binary_body, within its cap")
-    if has_json + (text is not None) + binary > 1:
-        raise ProtocolError("a request has at most one of json, body and binary_body")
+    if has_json + (text is not None) + binary + (form_fields is not None) > 1:
+        raise ProtocolError("a request has at most one of json, body, binary_body and form_fields")
     response_type = message.get("response_type")
     if response_type not in RESPONSE_TYPES:
         raise ProtocolError("field 'response_type' must be null, 'text' or 'base64'")
@@ -295,7 +345,83 @@ def parse_http_request(message: dict[str, Any], body: bytes = b"") -> HttpReques
         body=text,
         binary_body=bytes(body) if binary else None,
         response_type=response_type,
+        form_fields=form_fields,
     )
+
+
+def _headers(message: dict[str, Any]) -> dict[str, str]:
+    headers = message.get("headers")
+    if type(headers) is not dict or len(headers) > MAX_HEADERS:
+        raise ProtocolError(f"field 'headers' must be an object of at most {MAX_HEADERS} entries")
+    for name, value in headers.items():
+        if type(value) is not str or len(name) > MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
+            raise ProtocolError("header names and values must be short strings")
+    return headers
+
+
+_FORM_FIELD_KEYS = frozenset({"name", "value", "file_name", "content_type", "is_base64"})
+
+
+def _form_fields(value: Any) -> tuple[FormField, ...] | None:
+    if value is None:
+        return None
+    if type(value) is not list or len(value) > MAX_FORM_FIELDS:
+        raise ProtocolError(f"field 'form_fields' must be a list of at most {MAX_FORM_FIELDS} parts")
+    parts: list[FormField] = []
+    total = 0
+    for item in value:
+        if type(item) is not dict or not item.keys() <= _FORM_FIELD_KEYS:
+            raise ProtocolError("each form field must be an object of " + ", ".join(sorted(_FORM_FIELD_KEYS)))
+        is_base64 = item.get("is_base64", False)
+        if type(is_base64) is not bool:
+            raise ProtocolError("form field 'is_base64' must be true or false")
+        part = FormField(
+            name=_str(item, "name", MAX_FORM_NAME_CHARS),
+            value=_str(item, "value", MAX_REQUEST_BODY_BYTES * 4 // 3),
+            file_name=_optional_str(item, "file_name", MAX_FILE_NAME_CHARS),
+            content_type=_optional_str(item, "content_type", MAX_CONTENT_TYPE_CHARS),
+            is_base64=is_base64,
+        )
+        total += len(part.value)
+        parts.append(part)
+    if total > MAX_REQUEST_BODY_BYTES * 4 // 3:
+        raise ProtocolError("the form fields exceed the request body cap")
+    return tuple(parts)
+
+
+def parse_file_store(message: dict[str, Any], body: bytes) -> FileStore:
+    """Check a worker ``file_store`` message; the frame's body part is the file.
+    ``ProtocolError`` on a wrong type or size (the file's own caps are the host's
+    file store settings, checked there)."""
+    return FileStore(
+        data=bytes(body),
+        file_name=_optional_str(message, "file_name", MAX_FILE_NAME_CHARS),
+        content_type=_optional_str(message, "content_type", MAX_CONTENT_TYPE_CHARS),
+    )
+
+
+def parse_file_download(message: dict[str, Any]) -> FileDownload:
+    """Check a worker ``file_download`` message (no body part)."""
+    return FileDownload(
+        url=_str(message, "url", MAX_URL_CHARS),
+        headers=_headers(message),
+        file_name=_optional_str(message, "file_name", MAX_FILE_NAME_CHARS),
+    )
+
+
+def file_reference_message(reference: dict[str, Any]) -> dict[str, Any]:
+    """The ``file_reference`` reply: Tale's FileReference ``{fileId, url, fileName,
+    contentType, size}`` (plain values, built by the host)."""
+    return {
+        "type": "file_reference",
+        "file": {
+            "fileId": str(reference["fileId"]),
+            "url": str(reference["url"]),
+            "fileName": str(reference["fileName"]),
+            "contentType": str(reference["contentType"]),
+            "size": int(reference["size"]),
+        },
+    }
 
 
 def http_response_message(response: HttpResponse) -> dict[str, Any]:

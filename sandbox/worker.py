@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from . import isolation
-from .ctx import ConnectorOutput, Context, Http, Printer, Secrets
+from .ctx import ConnectorOutput, Context, Files, Http, Printer, Secrets
 from .errors import ConnectorCompileError, HttpRequestRefused, truncate
 from .guards import defined_by_connector
 from .policy import (
@@ -171,7 +171,8 @@ class Worker:
             # this code) leaves the pipe out of step: the worker must not run again.
             self.broken = True
             raise
-        if reply["type"] == "http_response":
+        expected = "file_reference" if message["type"] in ("file_store", "file_download") else "http_response"
+        if reply["type"] == expected:
             return reply, body
         if reply["type"] == "http_error":
             raise parse_http_error(reply)
@@ -221,6 +222,7 @@ class Worker:
             secrets=secrets,
             http=Http(self._transport),
             log=log,
+            files=Files(self._transport) if message.get("files") else None,
         )
         try:
             exec(self.compiled.code, namespace)

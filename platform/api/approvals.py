@@ -19,7 +19,9 @@ router = APIRouter(prefix="/api/approvals", tags=["approvals"], dependencies=[De
 
 @router.get("", summary="Approvals, newest first (agents see their own)", responses=errors(*AUTH))
 async def list_approvals(
-    status: str | None = Query(None, description="|".join(STATUSES)),
+    status: str | None = Query(
+        None, description="|".join(STATUSES), json_schema_extra={"enum": list(STATUSES)}
+    ),
     integration: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),

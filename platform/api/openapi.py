@@ -167,7 +167,7 @@ def _openapi_builder(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = drop_fastapi_422(doc)
+            app.openapi_schema = document_request_id(drop_fastapi_422(doc))
         return app.openapi_schema
 
     return build
@@ -185,4 +185,35 @@ def drop_fastapi_422(doc: dict[str, Any]) -> dict[str, Any]:
     schemas = doc.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    return doc
+
+
+REQUEST_ID_HEADER = {
+    "name": "X-Request-Id",
+    "in": "header",
+    "required": False,
+    "description": "your id for this request: kept when it is 1-64 of A-Z a-z 0-9 . _ : -, "
+    "else replaced by a new one; sent back, logged and stored with the execution record",
+    "schema": {"type": "string"},
+}
+REQUEST_ID_RESPONSE_HEADER = {
+    "description": "the request's id (yours when it was sane, else a new one: 32 hex digits)",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
+}
+
+
+def document_request_id(doc: dict[str, Any]) -> dict[str, Any]:
+    """Declare ``X-Request-Id`` (``api/request_id.py``) on every operation: an optional
+    request header and a header of every response."""
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            params = op.setdefault("parameters", [])
+            if not any(
+                p.get("in") == "header" and p.get("name", "").lower() == "x-request-id" for p in params
+            ):
+                params.append(dict(REQUEST_ID_HEADER))
+            for response in op["responses"].values():
+                response.setdefault("headers", {})["X-Request-Id"] = dict(REQUEST_ID_RESPONSE_HEADER)
     return doc

@@ -7,6 +7,8 @@ Modules, one job each:
 - :mod:`.addresses`: which IP addresses a connector may reach;
 - :mod:`.urls`: the one strict parse of a request URL;
 - :mod:`.resolver`: DNS lookups behind a short cache;
+- :mod:`.override`: the operator's resolve override (``BOLLARD_EGRESS_RESOLVE``);
+- :mod:`.multipart`: multipart/form-data bodies for ``formFields``;
 - :mod:`.policy`: :class:`EgressPolicy`, the decision for one request;
 - :mod:`.pinned`: connections that go only to addresses the policy checked (httpcore's
   pool on an asyncio backend that charges every socket read to the request's budget);
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .addresses import AddressClass, IPAddress, classify_address
     from .hosts import normalise_host, validate_allowed_host_entry
+    from .override import ResolveOverride
     from .policy import Destination, EgressPolicy
     from .resolver import (
         CachingResolver,
@@ -48,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "validate_allowed_host_entry": "hosts",
     "Destination": "policy",
     "EgressPolicy": "policy",
+    "ResolveOverride": "override",
     "CachingResolver": "resolver",
     "Resolver": "resolver",
     "getaddrinfo_resolver": "resolver",
@@ -68,6 +72,7 @@ __all__ = [
     "EgressClient",
     "EgressPolicy",
     "IPAddress",
+    "ResolveOverride",
     "Resolver",
     "Target",
     "classify_address",

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
+from opentelemetry.trace import SpanKind
+
+from bollard.platform import tracing
 from bollard.platform.retry import backoff, retry_after, with_retries
 from bollard.sandbox.errors import HttpRequestRefused
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
@@ -44,12 +48,15 @@ def sandbox_http_handler(
     retries: int = 0,
     secrets: Sequence[str] = (),
     on_retry: Callable[[], None] | None = None,
+    on_refusal: Callable[[str], None] | None = None,
 ) -> HttpHandler:
     """The callback for one execution. ``wall_time_ms`` (ms) starts now; every request
     gets what is left of it (at least 50 ms). ``secrets``: the call's secret values (a
     redirect to another origin drops every header holding one). ``on_retry`` is called
-    before each retry (metrics). Raises :class:`HttpRequestRefused` as :func:`send` does,
-    ``timeout`` when no time is left to retry."""
+    before each retry, ``on_refusal(code)`` for each request that ends refused or failed
+    (metrics). Each request is a ``bollard.egress.request`` span (``tracing.py``).
+    Raises :class:`HttpRequestRefused` as :func:`send` does, ``timeout`` when no time is
+    left to retry."""
     deadline = time.monotonic() + wall_time_ms / 1000
 
     async def send_once(request: HttpRequest) -> HttpResponse:
@@ -66,7 +73,7 @@ def sandbox_http_handler(
     def out_of_time() -> BaseException:
         return HttpRequestRefused("timeout", "no time left to retry the request")
 
-    async def handler(request: HttpRequest) -> HttpResponse:
+    async def send_request(request: HttpRequest) -> HttpResponse:
         if not retries:
             return await send_once(request)
         return await with_retries(
@@ -78,4 +85,28 @@ def sandbox_http_handler(
             on_retry=on_retry,
         )
 
+    async def handler(request: HttpRequest) -> HttpResponse:
+        attrs = (
+            {"http.request.method": request.method, "server.address": _host(request.url)}
+            if tracing.active()
+            else None
+        )
+        with tracing.span("bollard.egress.request", attrs, kind=SpanKind.CLIENT) as span:
+            try:
+                response = await send_request(request)
+            except HttpRequestRefused as e:
+                if on_refusal is not None:
+                    on_refusal(e.code)
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
     return handler
+
+
+def _host(url: str) -> str:
+    """The host of ``url`` for a span (never its user info, path or query)."""
+    try:
+        return (urlsplit(url).hostname or "")[:253]
+    except ValueError:
+        return ""

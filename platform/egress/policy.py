@@ -13,6 +13,9 @@ The rules (DESIGN §4 "Egress policy for ctx.http"; research/restrictedpython.md
   egress *and* an entry names that host or address literally (not through a subdomain
   rule or a wildcard). The connection then goes to a checked address (:mod:`.pinned`),
   so there is no second DNS lookup to rebind.
+- The operator's resolve override (:mod:`.override`) replaces DNS for the names it
+  lists: the name is checked as usual, the override's address is classified like any
+  other, except that loopback is allowed for an overridden name.
 
 Refusals raise :class:`~bollard.sandbox.errors.HttpRequestRefused`.
 """
@@ -27,6 +30,7 @@ from bollard.sandbox.errors import HttpRequestRefused
 
 from .addresses import IPAddress, classify_address
 from .hosts import HostRule, parse_entry, suggest_entry
+from .override import ResolveOverride
 from .resolver import Resolver, system_resolver
 from .urls import Target, parse_url
 
@@ -38,10 +42,17 @@ _PRIVATE_SETTING = "BOLLARD_ALLOW_PRIVATE_EGRESS"
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """A request target that passed the policy, with the checked addresses to dial."""
+    """A request target that passed the policy, with the checked addresses to dial and
+    the port (``target.port`` unless the operator's resolve override says otherwise)."""
 
     target: Target
     addresses: tuple[IPAddress, ...]
+    port: int = 0
+
+    @property
+    def dial_port(self) -> int:
+        """The TCP port to connect to."""
+        return self.port or self.target.port
 
 
 class EgressPolicy:
@@ -49,13 +60,24 @@ class EgressPolicy:
 
     ``allowed_hosts`` is the manifest's ``allowedHosts`` (``None`` or empty: no network);
     ``allow_private`` is the operator's ``BOLLARD_ALLOW_PRIVATE_EGRESS``; ``resolver``
-    replaces DNS (tests). Raises ``ValueError`` naming the entry if one is invalid
+    replaces DNS (tests); ``override`` is the operator's ``BOLLARD_EGRESS_RESOLVE``
+    (:class:`~.override.ResolveOverride`, never from a manifest). Raises ``ValueError``
+    naming the entry if one is invalid
     (see :func:`.hosts.validate_allowed_host_entry`). Refusals raise
     ``HttpRequestRefused("host_not_allowed", message)``; DNS failures
     ``HttpRequestRefused("network_error", message)``. Immutable and cheap to share.
     """
 
-    __slots__ = ("allowed_hosts", "allow_private", "_rules", "_resolver", "_decisions", "_where", "_setting")
+    __slots__ = (
+        "allowed_hosts",
+        "allow_private",
+        "_rules",
+        "_resolver",
+        "_decisions",
+        "_where",
+        "_setting",
+        "_override",
+    )
 
     def __init__(
         self,
@@ -65,6 +87,7 @@ class EgressPolicy:
         resolver: Resolver | None = None,
         where: str = _WHERE,
         private_setting: str = _PRIVATE_SETTING,
+        override: ResolveOverride | None = None,
     ) -> None:
         # ``where``/``private_setting`` name the allowlist and the private-address opt-in
         # in refusal messages (the webhook policy has its own settings, platform/webhooks/).
@@ -82,6 +105,7 @@ class EgressPolicy:
                 raise ValueError(f"allowedHosts[{index}]: {exc}") from None
         self._rules: tuple[HostRule, ...] = tuple(rules)
         self._resolver: Resolver = resolver or system_resolver
+        self._override = override or None
         # (scheme, host, port) -> "private addresses allowed"; a policy has few hosts.
         self._decisions: dict[tuple[str, str, int], bool] = {}
 
@@ -106,7 +130,14 @@ class EgressPolicy:
     async def authorize(self, url: str) -> Destination:
         """:meth:`check_url` then :meth:`resolve`: the full decision for one URL."""
         target = self.check_url(url)
-        return Destination(target, await self.resolve(target))
+        return Destination(target, await self.resolve(target), self.dial_port(target))
+
+    def dial_port(self, target: Target) -> int:
+        """The port to connect to for ``target``: the override's, else ``target.port``."""
+        hit = (
+            self._override.lookup(target.host, target.port) if self._override and target.ip is None else None
+        )
+        return hit[1] if hit else target.port
 
     async def resolve(self, target: Target) -> tuple[IPAddress, ...]:
         """Resolve ``target.host`` (IP literals as themselves) and check every address.
@@ -117,6 +148,16 @@ class EgressPolicy:
         refused whole), ``network_error`` if the name does not resolve.
         """
         private_ok = self._private_ok(target)
+        hit = (
+            self._override.lookup(target.host, target.port) if self._override and target.ip is None else None
+        )
+        if hit is not None:
+            address, _ = hit
+            kind, label = classify_address(address)
+            # The operator pointed this name at a local stand-in: loopback is what it is for.
+            if kind == "public" or label == "loopback" or (kind == "private" and private_ok):
+                return (address,)
+            raise HttpRequestRefused("host_not_allowed", self._address_message(target, address, kind, label))
         if target.ip is not None:
             addresses: tuple[IPAddress, ...] = (target.ip,)
         else:

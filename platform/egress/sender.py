@@ -77,9 +77,15 @@ class EgressClient:
         await self.aclose()
 
 
-def default_ssl_context() -> ssl.SSLContext:
-    """certifi's CA bundle, hostname checking on, ignoring ``SSL_CERT_FILE`` and friends."""
-    return ssl.create_default_context(cafile=certifi.where())
+def default_ssl_context(extra_ca_bundle: str | None = None) -> ssl.SSLContext:
+    """certifi's CA bundle, hostname checking on, ignoring ``SSL_CERT_FILE`` and friends;
+    plus the PEM certificates of ``extra_ca_bundle`` (the operator's
+    ``BOLLARD_EGRESS_CA_BUNDLE``). Raises ``OSError``/``ssl.SSLError`` for an unreadable
+    bundle."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_ca_bundle:
+        context.load_verify_locations(cafile=extra_ca_bundle)
+    return context
 
 
 def make_client(
@@ -166,11 +172,16 @@ def _encoded(headers: Headers) -> list[tuple[bytes, bytes]]:
 
 
 def _request_body(request: HttpRequest) -> tuple[bytes | None, str | None]:
-    """``(content, default content type)`` from exactly one of json/body/binary_body."""
+    """``(content, default content type)`` from exactly one of json/body/binary_body/
+    form_fields (multipart, :mod:`.multipart`)."""
     given = (request.json is not None) + (request.body is not None)
-    given += request.binary_body is not None
+    given += (request.binary_body is not None) + (request.form_fields is not None)
     if given > 1:
-        raise _connector_error("Pass only one of json, body and binary_body.")
+        raise _connector_error("Pass only one of json, body, binary_body and formFields.")
+    if request.form_fields is not None:
+        from .multipart import encode_form  # lazy: urllib3 only for connectors that send forms
+
+        return encode_form(request.form_fields)
     if request.json is not None:
         try:
             text = json.dumps(request.json, ensure_ascii=False, allow_nan=False)
@@ -189,7 +200,7 @@ def _has(headers: Headers, lower_name: str) -> bool:
 
 
 def _request(
-    target: Target, address: IPAddress, method: str, headers: Headers, content: bytes | None
+    target: Target, address: IPAddress, port: int, method: str, headers: Headers, content: bytes | None
 ) -> httpcore.Request:
     framing: Headers = []
     if content is not None:
@@ -201,7 +212,7 @@ def _request(
         httpcore.URL(
             scheme=target.scheme.encode("ascii"),
             host=pinned_host(address, target.host).encode("ascii"),
-            port=target.port,
+            port=port,
             target=target.path.encode("ascii")
             + (b"" if target.query is None else b"?" + target.query.encode("ascii")),
         ),
@@ -254,7 +265,7 @@ async def _open(
     (the body not read yet)."""
     failure: httpcore.ConnectError | None = None
     for address in destination.addresses:
-        request = _request(destination.target, address, method, headers, content)
+        request = _request(destination.target, address, destination.dial_port, method, headers, content)
         try:
             return await client.pool.handle_async_request(request)
         except httpcore.ConnectError as exc:
@@ -334,7 +345,7 @@ async def _hop(
     """One hop: the final response, or ``(status, location)`` of a redirect."""
     method, headers, content = request
     try:
-        destination = Destination(target, await policy.resolve(target))
+        destination = Destination(target, await policy.resolve(target), policy.dial_port(target))
     except HttpRequestRefused as exc:
         if first:
             raise
@@ -433,6 +444,10 @@ async def send(
         raise _connector_error(f"Unsupported HTTP method; use one of {', '.join(HTTP_METHODS)}.")
     headers = _request_headers(request.headers)
     content, content_type = _request_body(request)
+    if request.form_fields is not None:
+        # The boundary is ours: a connector's own Content-Type could not match it (Tale
+        # also sets it for formFields).
+        headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
     if content_type is not None and not _has(headers, "content-type"):
         headers.append(("Content-Type", content_type))
     for name, default in _DEFAULT_HEADERS:

@@ -108,6 +108,9 @@ class JobQueue(ABC):
         self.handlers: dict[str, Handler] = {}
         self._sweeps: list[_Sweep] = []
         self.running = False
+        # told of each failed attempt: on_failure(kind, dead) (the metrics count retries and
+        # dead letters); both implementations decide through retry_delay, which calls it
+        self.on_failure: Callable[[str, bool], None] | None = None
 
     # ------------------------------------------------------------------ registration
 
@@ -185,13 +188,22 @@ class JobQueue(ABC):
     def retry_delay(self, job: Job, error: BaseException) -> float | None:
         """Seconds before the next attempt of ``job`` after ``error``, or ``None``: it
         failed ``max_attempts`` times and is dead. :class:`RetryJob` gives its own delay;
-        anything else backs off exponentially (full jitter, capped)."""
+        anything else backs off exponentially (full jitter, capped). Tells
+        :attr:`on_failure` of the failure."""
+        delay: float | None
         if job.attempts + 1 >= self.settings.max_attempts:
-            return None
-        if isinstance(error, RetryJob):
-            return error.delay_s
-        s = self.settings
-        return backoff(job.attempts, base_s=s.backoff_base_s, cap_s=s.backoff_cap_s)
+            delay = None
+        elif isinstance(error, RetryJob):
+            delay = error.delay_s
+        else:
+            s = self.settings
+            delay = backoff(job.attempts, base_s=s.backoff_base_s, cap_s=s.backoff_cap_s)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(job.kind, delay is None)
+            except Exception:  # metrics must never change what happens to a job
+                log.exception("job failure observer failed")
+        return delay
 
     async def start(self) -> None:
         """Start the worker and the sweep tickers (no-op when already running)."""

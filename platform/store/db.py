@@ -51,7 +51,7 @@ def _upgrade(connection: Connection) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")  # branches merged from parallel work all apply
 
 
 async def migrate(engine: AsyncEngine) -> None:

@@ -71,6 +71,9 @@ approvals = Table(
     Column("error_message", Text, nullable=True),
     # What the person who rejected it wrote (DESIGN §6); migration 0002.
     Column("reason", Text, nullable=True),
+    # While executing: until when the replica running it vouches for it (renewed while it
+    # runs); past it, the replica died and the approval is failed, never re-run (0004).
+    Column("lease_until", DateTime(timezone=True), nullable=True),
     Index("ix_approvals_status", "status"),
     Index("ix_approvals_integration", "integration"),
 )
@@ -95,12 +98,16 @@ executions = Table(
     Column("mock", Boolean, nullable=False, default=False),
     # The connector's print/ctx.log lines, redacted and capped; migration 0003.
     Column("logs", JSON, nullable=True),
+    # The X-Request-Id of the HTTP request the call served (platform/request_id.py); migration 0004.
+    Column("request_id", String(64), nullable=True),
+    # The FileReferences the connector stored during the call (ctx.files); migration 0007.
+    Column("files", JSON, nullable=True),
     Index("ix_executions_started_at", "started_at"),
     Index("ix_executions_integration", "integration"),
 )
 
 # The in-process job queue (platform/jobs/inprocess.py; SQLite default). On PostgreSQL
-# jobs live in pgqueuer's tables instead. Migration 0004.
+# jobs live in pgqueuer's tables instead. Migration 0005.
 jobs = Table(
     "jobs",
     metadata,
@@ -120,7 +127,7 @@ jobs = Table(
     Index("ix_jobs_unique_key", "unique_key"),
 )
 
-# One signed webhook event to one endpoint (platform/webhooks/); migration 0004.
+# One signed webhook event to one endpoint (platform/webhooks/); migration 0005.
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
@@ -143,4 +150,26 @@ webhook_deliveries = Table(
     Column("redelivery_of", String(36), nullable=True),
     Index("ix_webhook_deliveries_created_at", "created_at"),
     Index("ix_webhook_deliveries_status", "status"),
+)
+
+# Files stored through ctx.files (DESIGN §3): the bytes live in <data_dir>/files/<id>,
+# never under the connector's file name; migration 0007.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("integration", String(64), nullable=False),
+    Column("operation", String(128), nullable=False),
+    Column("credential_id", String(64), nullable=True),
+    Column("token_id", String(36), nullable=True),  # the caller's token: it (and admins) may read it
+    Column(
+        "approval_id", String(36), nullable=True
+    ),  # an approved write stored it (0008): its requester may read it
+    Column("file_name", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_files_expires_at", "expires_at"),
 )

@@ -150,7 +150,7 @@ async def _has_error(queue: JobQueue, fragment: str) -> bool:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_the_execution_log_retention_sweep_is_a_job(backend: str, tmp_path: Path) -> None:
+async def test_the_retention_sweeps_are_jobs(backend: str, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
     from bollard.platform.runtime import Runtime
@@ -182,9 +182,21 @@ async def test_the_execution_log_retention_sweep_is_a_job(backend: str, tmp_path
                             status="ok",
                         )
                     )
+            from bollard.platform.files.store import FileOwner
+            from bollard.platform.store.tables import files
+
+            stored = await rt.files.save(
+                b"old bytes", file_name="a.txt", content_type="text/plain", owner=FileOwner("x", "y")
+            )
+            async with rt.db.begin() as conn:  # its retention passed
+                await conn.execute(files.update().values(expires_at=old))
+            path = rt.files.directory / stored["fileId"]
+            assert path.exists()
             assert (await rt.jobs.counts("executions.retention")) == {"queued": 0, "running": 0, "dead": 0}
-            await rt.jobs.start()  # the sweep is enqueued at start and run by the worker
+            await rt.jobs.start()  # the sweeps are enqueued at start and run by the worker
             await until(lambda: _ids_are(rt, {"new"}), "the old record to be pruned")
+            await until(lambda: _true(not path.exists()), "the expired file to be removed")
+            assert await rt.files.get(stored["fileId"]) is None
 
 
 async def _ids_are(rt: object, expected: set[str]) -> bool:

@@ -10,6 +10,7 @@ Servers come from ``BOLLARD_TEST_PG_URL`` (default
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -180,3 +181,25 @@ async def open_db(engine: str, tmp: Path) -> AsyncIterator[Db]:
         yield db
     finally:
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_pg_state_database(prefix: str = "bollard_state") -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for the shared state of several replicas
+    (``postgresql+asyncpg://…`` URL), dropped afterwards with every connection to it:
+    a test module gets its own rate-limit rows, approvals and LISTEN channel traffic.
+    Skips (or fails under ``BOLLARD_REQUIRE_DB=1``) when PostgreSQL is unreachable."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(PG_URL, timeout=5)
+    except Exception as e:
+        unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = make_url(PG_URL).set(drivername="postgresql+asyncpg", database=name)
+        yield base.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -81,9 +81,9 @@ class ServerThread:
         self.sock.close()
 
 
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a leaf certificate valid for the name ``localhost`` only (no IP SAN),
-    written to ``directory``: ``(ca.pem, cert.pem, key.pem)``."""
+def make_certificates(directory: Path, names: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path, Path]:
+    """A CA and a leaf certificate valid for ``names`` only (default ``localhost``; no IP
+    SAN), written to ``directory``: ``(ca.pem, cert.pem, key.pem)``."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bollard test CA")])
@@ -101,13 +101,13 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
@@ -234,7 +234,8 @@ class BollardServer:
     Its output goes to ``log`` (``<data_dir>/server-<port>.log``).
     """
 
-    def __init__(self, integrations: Path, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, integrations: Path, data_dir: Path, env: dict[str, str], *, workers: int = 1) -> None:
+        """``workers``: ``serve --workers`` (one process unless a test asks for more)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{self.port}.log"
@@ -252,6 +253,8 @@ class BollardServer:
                     str(integrations),
                     "--data-dir",
                     str(data_dir),
+                    "--workers",
+                    str(workers),
                 ],
                 env={**os.environ, **env},
                 stdout=log,

@@ -1,14 +1,14 @@
 """The in-process job queue's table and webhook deliveries (DESIGN §6, §12).
 
-Revision ID: 0004_jobs_webhooks
-Revises: 0003_execution_logs
+Revision ID: 0005_jobs_webhooks
+Revises: 0004_execution_request_id
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_jobs_webhooks"
-down_revision = "0003_execution_logs"
+revision = "0005_jobs_webhooks"
+down_revision = "0004_execution_request_id"
 branch_labels = None
 depends_on = None
 
