@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,13 +133,19 @@ class Runtime:
         self.warmer = Warmer(self)  # started by `bollard serve` (warmup.py)
 
     async def _prune_executions(self, job: Job) -> None:
-        """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``)."""
+        """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``),
+        which also prunes finished webhook deliveries and the job queue's history."""
+        days = self.execution_log.retention_days
         removed = await self.execution_log.prune()
         if removed:
+            log.info("execution log: removed %d records older than %d days", removed, days)
+        removed = await self.webhooks.prune(timedelta(days=days))
+        removed += await self.jobs.prune_history(days * 86400.0)
+        if removed:
             log.info(
-                "execution log: removed %d records older than %d days",
+                "job outbox: removed %d finished deliveries and job log rows older than %d days",
                 removed,
-                self.execution_log.retention_days,
+                days,
             )
 
     async def _prune_files(self, job: Job) -> None:

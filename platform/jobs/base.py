@@ -170,6 +170,12 @@ class JobQueue(ABC):
         """Queue a dead job again with its attempts reset; ``False`` when no dead job has
         that id."""
 
+    async def prune_history(self, older_than_s: float) -> int:
+        """Delete what the queue keeps about finished jobs older than ``older_than_s``
+        seconds (dead jobs stay); returns how many rows. Nothing to do by default: the
+        in-process queue deletes a job when it is done."""
+        return 0
+
     @abstractmethod
     async def _start_worker(self) -> None: ...
 

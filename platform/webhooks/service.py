@@ -318,6 +318,18 @@ class Webhooks:
                     delay_s=retry_in_s or 0.0,
                 )
 
+    async def prune(self, older_than: timedelta) -> int:
+        """Delete delivered and dead deliveries created longer ago than ``older_than``
+        (pending ones stay); returns how many."""
+        cutoff = datetime.now(UTC) - older_than
+        async with self.runtime.db.begin() as conn:
+            result = await conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.created_at < cutoff, deliveries.c.status.in_(("delivered", "dead"))
+                )
+            )
+        return int(result.rowcount or 0)
+
     # ------------------------------------------------------------------ list, redeliver
 
     async def list(
