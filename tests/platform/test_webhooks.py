@@ -226,6 +226,10 @@ async def test_dead_after_max_attempts_then_redelivered_over_the_api(backend: st
                 assert r.status_code == 403
                 r = await c.get("/api/webhooks/deliveries?colour=red", headers=h)
                 assert r.status_code == 400
+                r = await c.get("/api/webhooks/deliveries?status=dead&status=pending", headers=h)
+                assert (
+                    r.status_code == 400 and "'status' given more than once" in r.json()["error"]["message"]
+                )
                 r = await c.post("/api/webhooks/deliveries/nope/redeliver", headers=h)
                 assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
                 shown = (await c.get(f"/api/webhooks/deliveries/{dead['id']}", headers=h)).json()
