@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test-$(shell cat pyproject.toml | sha1sum | cut
 # What ruff checks and formats; mypy checks the packages (tests, bench and examples are excluded in pyproject.toml).
 PY_DIRS := platform sandbox tests bench examples
 
-.PHONY: run test lint typecheck format bench fuzz clean install install-test
+.PHONY: run test lint typecheck format bench bench-all fuzz clean install install-test vendor node
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ install-test: $(TEST_STAMP)
 run: $(STAMP)
 	$(BIN)/bollard serve --host 127.0.0.1 --port 8000 --integrations integrations --data-dir .bollard
 
+# npm packages the tests drive (the MCP Inspector's CLI), from the committed lockfile; when npm
+# is missing or the registry unreachable those tests skip (fail with BOLLARD_REQUIRE_NODE=1)
+NODE_STAMP := tests/node/node_modules/.installed
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then echo "npm not found: the MCP Inspector tests will skip"; \
+	elif (cd tests/node && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then touch $@; \
+	else echo "npm ci failed in tests/node (registry unreachable?): the MCP Inspector tests will skip"; fi
+
+node: $(NODE_STAMP)
+
 # ruff check + ruff format --check + mypy; nothing is changed (`make format` fixes what it can)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
@@ -45,8 +55,15 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
 
-# lint first, then the whole suite (PYTEST_ARGS="-k sql" to narrow it)
-test: lint
+# lint first, then the whole suite (PYTEST_ARGS="-k sql" to narrow it); `node` installs the
+# MCP Inspector (tests/node, npm ci). The web page's
+# browser tests drive Debian's chromium: installed here with apt when missing and root
+# (never a browser downloaded by playwright); otherwise they skip, saying why.
+test: lint node
+	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (apt) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing and this is not root: the browser tests will skip"; fi
 	$(BIN)/pytest -q -p no:cacheprovider --cov=platform --cov=sandbox --cov-report= $(PYTEST_ARGS)
 	@echo "line coverage of platform/ and sandbox/ (host process only; no gate): $$($(BIN)/coverage report --format=total)%"
 
@@ -59,9 +76,20 @@ fuzz: $(TEST_STAMP)
 	BOLLARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/api/test_api_conformance.py
 	$(BIN)/python -m tests.support.fuzz_live $(FUZZ_EXAMPLES)
 
-# each benchmark script in bench/ (they print their own figures)
+# ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes);
+# installs Debian's wrk (the throughput rows) when missing
 bench: $(TEST_STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
+	$(BIN)/python bench/bench_table.py
+
+# every benchmark script in bench/, each printing its own figures (longer)
+bench-all: $(TEST_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# refresh the web page's vendored htmx, Pico CSS (and axe-core for the tests) from npm at
+# their pinned versions (scripts/vendor-web.sh); the files are committed, nothing runs this
+vendor:
+	scripts/vendor-web.sh
 
 # remove the virtualenv, build output and tool caches; keeps .bollard (make run's state and
 # credential key: deleting it loses every stored credential, so do that yourself)

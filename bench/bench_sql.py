@@ -53,12 +53,16 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-async def bench_overhead(iterations: int) -> None:
-    """(a) runner vs raw asyncpg on the same 100-row SELECT."""
+async def bench_overhead(iterations: int) -> dict[str, float]:
+    """(a) runner vs raw asyncpg on the same 100-row SELECT; returns the p50s (ms):
+    ``ours``, ``raw``, ``json`` (raw + dicts), ``safe`` (raw, same protocol)."""
     table = f"bench_{uuid.uuid4().hex[:8]}"
     raw = await asyncpg.create_pool(_pg_dsn(), min_size=1, max_size=1)
     handle = build_engine(
-        "postgres", {"security": {"maxConnectionPoolSize": 1}}, credentials_from_url(PG_URL)
+        "postgres",
+        {"security": {"maxConnectionPoolSize": 1}},
+        credentials_from_url(PG_URL),
+        allow_privileged_roles=True,  # the test server's role is a superuser
     )
     try:
         await raw.execute(
@@ -157,9 +161,122 @@ async def bench_overhead(iterations: int) -> None:
             f"(vs raw + dicts {p50_ours / p50_raw_json:.2f}x, "
             f"vs raw same protocol {p50_ours / p50_raw_safe:.2f}x)"
         )
+        return {"ours": p50_ours, "raw": p50_raw, "json": p50_raw_json, "safe": p50_raw_safe}
     finally:
         await raw.execute(f"DROP TABLE IF EXISTS {table}")
         await raw.close()
+        await handle.dispose()
+
+
+async def bench_overhead_other(engine: str, iterations: int) -> dict[str, float]:
+    """(c) run_sql vs the raw driver returning dicts on a 100-row SELECT: aiosqlite for
+    SQLite, aiomysql for MariaDB/MySQL; interleaved in a random order. Returns the p50s (ms)."""
+    table = f"bench_{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp())
+    rows_sql = [(i, f"guest {i}", i * 1.25, f"2024-01-01 {i % 24:02d}:00:00", i % 2) for i in range(1, 101)]
+    if engine == "sqlite":
+        import sqlite3
+
+        import aiosqlite
+
+        path = tmp / "bench.db"
+        con = sqlite3.connect(path)
+        con.execute(
+            f"CREATE TABLE {table} (id int PRIMARY KEY, name text, amount real, created text, flag int)"
+        )
+        con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows_sql)
+        con.commit()
+        con.close()
+        raw: Any = await aiosqlite.connect(str(path))
+        handle = build_engine(
+            "sqlite",
+            {"security": {"maxConnectionPoolSize": 1}},
+            {"database": str(path)},
+            integration_dir=tmp,
+            data_dir=tmp / "data",
+        )
+        sql_raw = f"SELECT id, name, amount, created, flag FROM {table} WHERE id <= ?"
+
+        async def baseline() -> None:
+            async with raw.execute(sql_raw, (100,)) as cur:
+                names = [d[0] for d in cur.description]
+                rows = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+            assert len(rows) == 100
+
+        async def close_raw() -> None:
+            await raw.close()
+    else:
+        import aiomysql
+
+        creds = credentials_from_url(MYSQL_URL)
+        kw = {
+            "host": creds["server"],
+            "port": creds.get("port", 3306),
+            "user": creds.get("username"),
+            "password": creds.get("password", ""),
+            "db": creds["database"],
+            "autocommit": True,
+        }
+        raw = await aiomysql.create_pool(minsize=1, maxsize=1, **kw)
+        async with raw.acquire() as c, c.cursor() as cur:
+            await cur.execute(
+                f"CREATE TABLE {table} (id int PRIMARY KEY, name varchar(40), amount double, "
+                "created datetime, flag tinyint)"
+            )
+            await cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s)", rows_sql)
+        handle = build_engine("mysql", {"security": {"maxConnectionPoolSize": 1}}, creds)
+        sql_raw = f"SELECT id, name, amount, created, flag FROM {table} WHERE id <= %s"
+
+        async def baseline() -> None:
+            async with raw.acquire() as c, c.cursor(aiomysql.DictCursor) as cur:
+                await cur.execute(sql_raw, (100,))
+                rows = [
+                    {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()}
+                    for r in await cur.fetchall()
+                ]
+            assert len(rows) == 100
+
+        async def close_raw() -> None:
+            async with raw.acquire() as c, c.cursor() as cur:
+                await cur.execute(f"DROP TABLE IF EXISTS {table}")
+            raw.close()
+            await raw.wait_closed()
+
+    sql_ours = f"SELECT id, name, amount, created, flag FROM {table} WHERE id <= @n"
+
+    async def ours() -> None:
+        r = await run_sql(
+            handle,
+            query=sql_ours,
+            operation_type="read",
+            schema={"properties": {"n": {"type": "integer"}}},
+            params={"n": 100},
+            security={},
+            read_only_connection=False,
+        )
+        assert r.count == 100
+
+    try:
+        for _ in range(100):
+            await ours()
+            await baseline()
+        times: dict[str, list[float]] = {"ours": [], "raw": []}
+        calls = [("ours", ours), ("raw", baseline)]
+        order = random.Random(2)
+        for _ in range(iterations):
+            order.shuffle(calls)
+            for name, fn in calls:
+                await handle.quiesce()  # no call is timed while another's check-in still runs
+                times[name].append(await _timed(fn))
+        p50 = {k: statistics.median(v) for k, v in times.items()}
+        driver = "aiosqlite" if engine == "sqlite" else "aiomysql"
+        print(f"(c) {engine}: 100-row SELECT, {iterations} calls each, interleaved in random order")
+        print(f"    raw {driver} + dicts p50 {p50['raw']:.3f} ms")
+        ratio = p50["ours"] / p50["raw"]
+        print(f"    run_sql               p50 {p50['ours']:.3f} ms ({ratio:.2f}x raw + dicts)")
+        return p50
+    finally:
+        await close_raw()
         await handle.dispose()
 
 
@@ -178,7 +295,11 @@ async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callabl
             await c.execute(f"DROP TABLE IF EXISTS {table}")
             await c.close()
 
-        return build_engine("postgres", {}, credentials_from_url(PG_URL)), table, drop
+        return (
+            build_engine("postgres", {}, credentials_from_url(PG_URL), allow_privileged_roles=True),
+            table,
+            drop,
+        )
     if engine == "mysql":
         import aiomysql
 
@@ -228,8 +349,10 @@ async def _setup_big(engine: str, tmp: Path) -> tuple[EngineHandle, str, Callabl
     )
 
 
-async def bench_cap(engine: str, repeats: int) -> None:
-    """(b) capped SELECT * on 1M rows vs LIMIT 100: time and peak memory."""
+async def bench_cap(engine: str, repeats: int) -> dict[str, tuple[float, int]]:
+    """(b) capped SELECT * on 1M rows vs LIMIT 100: time and peak memory; returns
+    ``{label: (p50 ms, peak bytes)}``."""
+    out: dict[str, tuple[float, int]] = {}
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         handle, table, drop = await _setup_big(engine, Path(d))
@@ -265,6 +388,8 @@ async def bench_cap(engine: str, repeats: int) -> None:
                     f"    {label:<16} p50 {statistics.median(times):8.2f} ms   "
                     f"peak Python memory {peak / 1024:8.1f} KiB"
                 )
+                out[label] = (statistics.median(times), peak)
+            return out
         finally:
             await handle.dispose()
             await drop()
@@ -276,11 +401,15 @@ async def main() -> None:
     ap.add_argument("--iterations", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument("--skip-big", action="store_true", help="skip (b), the 1,000,000-row tables")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
     if not args.skip_overhead:
         await bench_overhead(args.iterations)
-    for engine in args.engines.split(","):
+        for engine in args.engines.split(","):
+            if engine.strip() in ("sqlite", "mysql"):
+                await bench_overhead_other(engine.strip(), args.iterations)
+    for engine in [] if args.skip_big else args.engines.split(","):
         await bench_cap(engine.strip(), args.repeats)
 
 

@@ -139,18 +139,20 @@ async def run_connection_test(
 
     # 3. the connector's own test
     from bollard.sandbox.errors import ConnectorCompileError
-    from bollard.sandbox.policy import compile_connector
+    from bollard.sandbox.kinds import kind_for
 
     started = time.perf_counter()
     source = version.connector_source or ""
+    filename = version.connector_file or "connector.py"
     try:
-        has_test = compile_connector(source).test_entrypoint is not None
+        has_test = kind_for(filename).check(source, filename).test_entrypoint is not None
     except ConnectorCompileError as e:
         steps.append(_step("connector", False, started, e.message))
         return report(False, e.message)
     if not has_test:
+        name = "test_connection(ctx)" if filename == "connector.py" else "testConnection(ctx)"
         message = (
-            "this connector defines no test_connection(ctx), so the connection cannot be tested; "
+            f"this connector defines no {name}, so the connection cannot be tested; "
             "add one that makes a cheap authenticated request"
         )
         steps.append(_step("authenticate", False, started, message))

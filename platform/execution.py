@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from bollard.platform import tracing
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID, check_credential_id
 from bollard.platform.errors import BollardError, ExecutionError, SqlError
-from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_token_id
+from bollard.platform.execution_log import add_connector_lines, capture_connector_lines, current_caller
 from bollard.platform.invocation import Call, Invocation, Outcome, success_body
 from bollard.platform.limits import LimitResolver
-from bollard.platform.manifest import Operation
+from bollard.platform.manifest import Manifest, Operation
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.params import validate_params
 from bollard.platform.pg_ratelimit import make_limiter
@@ -45,6 +45,18 @@ log = logging.getLogger("bollard.execution")
 connector_logger = logging.getLogger("bollard.connector")
 
 TEST_CONNECTION = "testConnection"  # the operation name Test connection is logged under
+
+
+def tale_variables(manifest: Manifest) -> dict[str, str]:
+    """``connectionConfig``'s scalar values as text (``{"model": "gpt-image-1"}``): what
+    Tale's ``ctx.secrets.get`` answers besides the secret bindings."""
+    config = manifest.connection_config
+    extra = (config.model_extra or {}) if config is not None else {}
+    return {
+        str(k): (("true" if v else "false") if type(v) is bool else str(v))
+        for k, v in extra.items()
+        if type(v) in (str, int, float, bool)
+    }
 
 
 class ExecutionService:
@@ -199,7 +211,7 @@ class ExecutionService:
     ) -> Outcome:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        capture_connector_lines(inv.token_id)  # kept with this call's execution record
+        capture_connector_lines(inv.token_id, inv.approval_id)  # kept with this call's execution record
         version: IntegrationVersion | None = None
         secrets: list[str] = []
         try:
@@ -420,7 +432,8 @@ class ExecutionService:
         from bollard.platform.files.handler import ExecutionFiles
         from bollard.platform.files.store import FileOwner
 
-        owner = FileOwner(version.slug, operation, credential_id, current_token_id())
+        token_id, approval_id = current_caller()
+        owner = FileOwner(version.slug, operation, credential_id, token_id, approval_id)
         return ExecutionFiles(
             self.runtime.files,
             owner,
@@ -445,7 +458,8 @@ class ExecutionService:
         *,
         credential_id: str = DEFAULT_CREDENTIAL_ID,
     ) -> RunResult:
-        """Run ``connector.py``'s ``entrypoint`` once in the sandbox; return its ``RunResult``.
+        """Run the connector's ``entrypoint`` once in the sandbox (``connector.py`` in the
+        Python worker, Tale's ``connector.ts``/``.js`` in the Deno worker); return its ``RunResult``.
 
         Only the secrets the manifest declares in ``secretBindings`` reach the worker, a
         worker of this version and ``credential_id`` only (DESIGN §4.5).
@@ -455,9 +469,13 @@ class ExecutionService:
 
         source = version.connector_source
         if source is None:
-            raise ExecutionError("integration_error", f"integration '{version.slug}' has no connector.py")
+            raise ExecutionError("integration_error", f"integration '{version.slug}' has no connector")
         declared = set(version.manifest.secret_bindings)
         secrets = {k: v for k, v in values.items() if k in declared}
+        if version.connector_file != "connector.py":
+            # Tale's secrets.get also answers connectionConfig's values (ai-image reads
+            # its `model` that way); they are not secret, so only for Tale's connectors.
+            secrets = {**tale_variables(version.manifest), **secrets}
         hidden = secret_values(values)
         http_handler = self.http_handler(version, limits, retries, hidden)
         try:
@@ -472,6 +490,7 @@ class ExecutionService:
                     secrets=secrets,
                     http_handler=http_handler,
                     limits=limits,
+                    filename=version.connector_file or "connector.py",
                     file_handler=self.file_handler(version, operation, credential_id, http_handler),
                 )
         except SandboxError as e:

@@ -56,23 +56,24 @@ _connector_lines: ContextVar[list[str] | None] = ContextVar("bollard_connector_l
 _execution_files: ContextVar[list[dict[str, Any]] | None] = ContextVar(
     "bollard_execution_files", default=None
 )
-# The token of the caller whose call runs in this task (the owner of its files).
-_caller_token: ContextVar[str | None] = ContextVar("bollard_caller_token", default=None)
+# The caller's token and approval id of the call running in this task (its files' owner).
+_caller: ContextVar[tuple[str | None, str | None]] = ContextVar("bollard_caller", default=(None, None))
 MAX_FILES_LISTED = 200
 
 
-def capture_connector_lines(token_id: str | None = None) -> None:
+def capture_connector_lines(token_id: str | None = None, approval_id: str | None = None) -> None:
     """Start collecting connector log lines and stored files for the call about to run
-    in this task, made with ``token_id`` (``None``: an internal caller)."""
+    in this task, made with ``token_id`` (``None``: an internal caller), running the
+    approved write ``approval_id`` if any."""
     _connector_lines.set([])
     _execution_files.set([])
-    _caller_token.set(token_id)
+    _caller.set((token_id, approval_id))
 
 
-def current_token_id() -> str | None:
-    """The caller's token id of the call running in this task (see
+def current_caller() -> tuple[str | None, str | None]:
+    """``(token id, approval id)`` of the call running in this task (see
     :func:`capture_connector_lines`)."""
-    return _caller_token.get()
+    return _caller.get()
 
 
 def add_execution_file(reference: dict[str, Any]) -> None:
@@ -117,8 +118,10 @@ class ExecutionFilter:
     status: str | None = None
     credential_id: str | None = None
     approval_id: str | None = None
+    caller: str | None = None  # the front: api, cli, mcp, tools, ui, approval
     request_id: str | None = None
     since: datetime | None = None
+    until: datetime | None = None  # started before this
     limit: int = 50
     offset: int = 0
 
@@ -267,12 +270,15 @@ class ExecutionLog:
             (executions.c.status, f.status),
             (executions.c.credential_id, f.credential_id),
             (executions.c.approval_id, f.approval_id),
+            (executions.c.caller, f.caller),
             (executions.c.request_id, f.request_id),
         ):
             if value is not None:
                 conds.append(col == value)
         if f.since is not None:
             conds.append(executions.c.started_at >= f.since)
+        if f.until is not None:
+            conds.append(executions.c.started_at < f.until)
         async with self._engine.connect() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(executions).where(*conds))

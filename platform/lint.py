@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bollard.platform.manifest import Manifest
 
 CONNECTOR = "connector.py"
+JS_CONNECTORS = ("connector.ts", "connector.js")
 CONFIG = "config.json"
 URL_RE = re.compile(r"^https?://[^/\s?#]+", re.I)
 
@@ -147,6 +148,8 @@ def credential_lints_source(source: str, file: str = CONNECTOR) -> list[Lint]:
                 out.append(Lint(f"{file} line {lineno}: looks like a hard-coded credential, {what}; {FIX}"))
                 flagged.add(lineno)
                 break
+    if not file.endswith(".py"):
+        return out  # TS/JS: the well-known formats above (no Python AST to walk)
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -266,6 +269,60 @@ def lint_connector(source: str, secret_bindings: list[str], allowed_hosts: list[
     return errors
 
 
+def lint_js_connector(source: str, filename: str, manifest: Manifest) -> list[Lint]:
+    """The lints of a Tale ``connector.ts``/``.js``: the same errors as for Python
+    (undeclared ``secrets.get`` keys, literal URLs outside ``allowedHosts``) and, as a
+    warning, Tale's ``connector.operations`` array naming operations the manifest does not
+    declare or missing ones it does (Tale checks the two against each other)."""
+    from bollard.platform.egress import EgressPolicy
+    from bollard.sandbox.errors import ConnectorCompileError
+    from bollard.sandbox.js.source import check_source
+
+    try:
+        checked = check_source(source, filename)
+    except ConnectorCompileError:
+        return []  # the load step reports these with their lines
+    out: list[Lint] = []
+    declared = list(manifest.secret_bindings)
+    config = manifest.connection_config
+    variables = set((config.model_extra or {}) if config is not None else {})
+    for line, key in checked.secret_keys:
+        if key not in declared and key not in variables:
+            out.append(
+                Lint(
+                    f"{filename} line {line}: secrets.get({key!r}) reads a key that is not in "
+                    f"secretBindings ({', '.join(declared) or 'none declared'}); add it to "
+                    "secretBindings in config.json or fix the name",
+                    "error",
+                )
+            )
+    policy = EgressPolicy(list(manifest.allowed_hosts), allow_private=True)
+    for line, url in dict.fromkeys(checked.urls):
+        try:
+            policy.check_url(url + "/")
+        except HttpRequestRefused as e:
+            out.append(Lint(f"{filename} line {line}: {url}: {e.message}", "error"))
+    if checked.operations is not None:
+        names = {op.name for op in manifest.operations}
+        listed = set(checked.operations)
+        extra = sorted(listed - names)
+        missing = sorted(names - listed)
+        if extra or missing:
+            parts = []
+            if extra:
+                parts.append(f"lists {', '.join(extra)}, which config.json does not declare")
+            if missing:
+                parts.append(f"leaves out {', '.join(missing)}, which config.json declares")
+            out.append(
+                Lint(
+                    f"{filename} line {checked.operations_line}: connector.operations "
+                    + " and ".join(parts)
+                    + "; keep the two lists the same"
+                )
+            )
+    return out
+
+
 def lint_package(manifest: Manifest, files: dict[str, bytes]) -> tuple[Lint, ...]:
     """Every lint of a package whose manifest loaded; ``files`` as in
     :func:`bollard.platform.packages.build_version` (valid UTF-8 by then)."""
@@ -278,6 +335,11 @@ def lint_package(manifest: Manifest, files: dict[str, bytes]) -> tuple[Lint, ...
             for e in lint_connector(source, list(manifest.secret_bindings), list(manifest.allowed_hosts))
         ]
         out += credential_lints_source(source)
+    for name in JS_CONNECTORS:
+        if name in files:
+            source = files[name].decode("utf-8")
+            out += lint_js_connector(source, name, manifest)
+            out += credential_lints_source(source, name)
     out += manifest_lints(manifest)
     out += credential_lints_config(json.loads(files[CONFIG].decode("utf-8-sig")))
     return tuple(out)

@@ -28,6 +28,8 @@ from bollard.platform.manifest import (
 )
 
 CONNECTOR_FILE = "connector.py"
+# Tale's connectors run unchanged in the Deno runtime (DESIGN §3); one per package.
+CONNECTOR_FILES = (CONNECTOR_FILE, "connector.ts", "connector.js")
 CONFIG_FILE = "config.json"
 CONNECTOR_MAX_BYTES = 512 * 1024
 ICON_MAX_BYTES = 256 * 1024
@@ -64,8 +66,14 @@ class IntegrationVersion:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
+    def connector_file(self) -> str | None:
+        """``connector.py``, ``connector.ts`` or ``connector.js``: the package's connector."""
+        return next((name for name in CONNECTOR_FILES if name in self.files), None)
+
+    @property
     def connector_source(self) -> str | None:
-        raw = self.files.get(CONNECTOR_FILE)
+        name = self.connector_file
+        raw = self.files.get(name) if name is not None else None
         return raw.decode("utf-8") if raw is not None else None
 
     @property
@@ -143,36 +151,40 @@ def icon_error(name: str, data: bytes) -> str | None:
     return None
 
 
-def compile_errors(source: str) -> list[str]:
-    """Compile ``connector.py`` with the sandbox's policy; return its errors (line numbers;
-    code nested too deeply for the compiler is one error, not an exception)."""
+def compile_errors(source: str, filename: str = CONNECTOR_FILE) -> list[str]:
+    """Check a connector with the sandbox's load-time policy for its kind (RestrictedPython
+    for ``connector.py``; :func:`bollard.sandbox.js.source.check_source` for
+    ``connector.ts``/``.js``); return its errors (line numbers; code nested too deeply for
+    the compiler is one error, not an exception)."""
     from bollard.sandbox.errors import ConnectorCompileError
-    from bollard.sandbox.policy import compile_connector
+    from bollard.sandbox.kinds import kind_for
 
     try:
-        compile_connector(source, CONNECTOR_FILE)
+        kind_for(filename).check(source, filename)
     except ConnectorCompileError as e:
-        return [f"{CONNECTOR_FILE}: {msg}" for msg in e.errors]
+        if filename == CONNECTOR_FILE:
+            return [f"{CONNECTOR_FILE}: {msg}" for msg in e.errors]
+        return [msg if msg.startswith(filename) else f"{filename}: {msg}" for msg in e.errors]
     except RecursionError:  # e.g. a 3,000-link a.b.b… chain (hardening issue item 9)
         return [
-            f"{CONNECTOR_FILE}: an expression is nested too deeply to compile (RecursionError); "
+            f"{filename}: an expression is nested too deeply to compile (RecursionError); "
             "split it into shorter statements"
         ]
     return []
 
 
-def _connector_errors(source: bytes, manifest: Manifest | None) -> list[str]:
-    """``connector.py``: at most 512 KB of UTF-8 that compiles under the sandbox policy;
-    a SQL integration (``manifest.type == "sql"``) may ship none."""
+def _connector_errors(source: bytes, manifest: Manifest | None, name: str = CONNECTOR_FILE) -> list[str]:
+    """The connector (``name``): at most 512 KB of UTF-8 that passes the sandbox's
+    load-time policy; a SQL integration (``manifest.type == "sql"``) may ship none."""
     if len(source) > CONNECTOR_MAX_BYTES:
-        return [f"{CONNECTOR_FILE} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes"]
+        return [f"{name} is {len(source)} bytes; the limit is {CONNECTOR_MAX_BYTES} bytes"]
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError:
-        return [f"{CONNECTOR_FILE} is not UTF-8 text"]
+        return [f"{name} is not UTF-8 text"]
     if manifest is not None and manifest.type == "sql":
-        return [f"{CONNECTOR_FILE}: SQL integrations run no code; remove connector.py"]
-    return compile_errors(text)
+        return [f"{name}: SQL integrations run no code; remove {name}"]
+    return compile_errors(text, name)
 
 
 def _icon_errors(files: dict[str, bytes]) -> list[str]:
@@ -202,7 +214,10 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
     raw = files.get(CONFIG_FILE)
     if raw is None:
         raise PackageError([*errors, f"{CONFIG_FILE} is missing"])
-    has_connector = CONNECTOR_FILE in files
+    connectors = [name for name in CONNECTOR_FILES if name in files]
+    has_connector = bool(connectors)
+    if len(connectors) > 1:
+        errors.append(f"more than one connector ({', '.join(connectors)}); keep one")
     manifest: Manifest | None = None
     warnings: tuple[ManifestIssue, ...] = ()
     try:
@@ -211,8 +226,8 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
     except ManifestError as e:
         errors.extend(f"{CONFIG_FILE}: {issue}" for issue in e.issues)
 
-    if has_connector:
-        errors.extend(_connector_errors(files[CONNECTOR_FILE], manifest))
+    if len(connectors) == 1:
+        errors.extend(_connector_errors(files[connectors[0]], manifest, connectors[0]))
     errors.extend(_icon_errors(files))
 
     if manifest is not None:
@@ -238,7 +253,7 @@ def build_version(slug: str, path: Path, files: dict[str, bytes]) -> Integration
 
 def allowed_file_names(config_raw: bytes | None) -> set[str]:
     """File names a package may hold: config, connector, icons, README, the seed script."""
-    names = {CONFIG_FILE, CONNECTOR_FILE, *ICON_NAMES, *README_NAMES}
+    names = {CONFIG_FILE, *CONNECTOR_FILES, *ICON_NAMES, *README_NAMES}
     if config_raw is not None:
         m = re.search(rb'"seedFile"\s*:\s*"([A-Za-z0-9_.-]+\.sql)"', config_raw)
         if m:
@@ -250,7 +265,7 @@ def size_limit(name: str) -> int:
     """The most bytes file ``name`` may hold (DESIGN §10), for folders and uploads alike."""
     if name == CONFIG_FILE:
         return MANIFEST_MAX_BYTES
-    if name == CONNECTOR_FILE:
+    if name in CONNECTOR_FILES:
         return CONNECTOR_MAX_BYTES
     if name in ICON_NAMES:
         return ICON_MAX_BYTES

@@ -25,7 +25,9 @@ import uuid
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bollard.platform.events import RESYNC, TOPICS, Event, EventBus
 
@@ -156,6 +158,21 @@ class PgEventBus(EventBus):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+async def notify_replicas(engine: AsyncEngine, topic: str, payload: dict[str, Any]) -> bool:
+    """Send one event to every running replica from outside a server (the CLI); ``False``
+    (nothing sent) unless the state database is PostgreSQL."""
+    if engine.dialect.name != "postgresql":
+        return False
+    message = json.dumps(
+        {"o": "cli-" + uuid.uuid4().hex[:8], "t": topic, "p": payload}, separators=(",", ":")
+    )
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :message)"), {"channel": CHANNEL, "message": message}
+        )
+    return True
 
 
 def make_event_bus(url: URL) -> EventBus:

@@ -29,7 +29,9 @@ from bollard.platform.pg_events import make_event_bus
 from bollard.platform.registry import IntegrationEntry, Registry
 from bollard.platform.replicas import PeerEvents, local_registry_events, reloading_for_peer
 from bollard.platform.settings import Settings
-from bollard.platform.store.db import create_engine, migrate
+from bollard.platform.store.db import create_engine
+from bollard.platform.store.db import migrate as migrate_db
+from bollard.platform.warmup import Warmer
 from bollard.platform.webhooks.service import Webhooks
 
 if TYPE_CHECKING:
@@ -87,6 +89,9 @@ class Runtime:
         )
         self.tokens.on_change = lambda token_id: self.events.publish("token", {"tokenId": token_id})
         self._stop = asyncio.Event()
+        # set when the server begins to shut down (before it waits for open connections):
+        # long-lived answers such as the web page's event stream end on it
+        self.closing = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._http: EgressClient | None = None
         self._egress_override: ResolveOverride | None = None
@@ -123,6 +128,7 @@ class Runtime:
         self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
         self.peers = PeerEvents(self)  # other replicas' events, applied here (platform/replicas.py)
         self.peers.install()
+        self.warmer = Warmer(self)  # started by `bollard serve` (warmup.py)
 
     async def _prune_executions(self, job: Job) -> None:
         """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``)."""
@@ -155,11 +161,13 @@ class Runtime:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def start(self, *, watch: bool | None = None) -> None:
-        """Migrate the state database, load integrations, start the watcher."""
+    async def start(self, *, watch: bool | None = None, migrate: bool = True) -> None:
+        """Migrate the state database (unless ``migrate`` is false: ``serve --workers``
+        migrates once before its processes start), load integrations, start the watcher."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         tracing.configure(self.settings)  # exports spans only when an OTLP endpoint is set
-        await migrate(self.db)
+        if migrate:
+            await migrate_db(self.db)
         self.registry.add_listener(self._on_registry_change)
         await self.events.start()
         with local_registry_events():  # every replica loads the shared folder itself
@@ -177,6 +185,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
+        self.closing.set()
+        await self.warmer.close()
         await self.approvals.close()
         await self.jobs.stop()
         await self.webhooks.aclose()
@@ -292,6 +302,20 @@ class Runtime:
             layers: dict[str, Any] = self.pool.isolation_layers()
         except Exception as e:  # the host keeps serving SQL and the catalog
             return {"available": False, "error": str(e)[:200]}
+        return layers
+
+    def js_isolation_layers(self) -> dict[str, Any]:
+        """The layers of the TypeScript/JavaScript (Deno) workers, for ``/healthz``: those
+        the latest Deno worker reported, else ``{"available": <Deno installed>, "probed":
+        False}``."""
+        from bollard.sandbox.js import deno_binary
+
+        try:
+            layers = self.pool.js_isolation_layers()
+        except Exception as e:
+            return {"available": False, "error": str(e)[:200]}
+        if layers is None:
+            return {"available": deno_binary() is not None, "probed": False}
         return layers
 
     async def ensure_admin_token(self) -> str | None:

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     workers_per_integration: int = Field(default=2, gt=0)
     max_executions_per_worker: int = Field(default=200, gt=0)
     worker_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # `bollard serve` starts one warm worker per (integration, credential) at load and
+    # when credentials are set, at most this many (warmup.py; 0: none).
+    warm_workers: int = Field(default=32, ge=0)
     # When the host runs as root each live worker runs under its own uid from
     # [base, base + count) (DESIGN §4.5); pick ids no account or container uses.
     sandbox_uid_base: int = Field(default=1_900_000_000, ge=1, le=2**32 - 3)
@@ -165,6 +168,13 @@ class Settings(BaseSettings):
     # Results handed to a model (DESIGN §9, model_results.py): characters of JSON at most;
     # a call may ask for less, never more.
     max_model_result_chars: int = Field(default=20_000, ge=200)
+
+    # MCP at /mcp (DESIGN §9, platform/mcp/): Host and Origin values admitted besides the
+    # listen address, the public URL and loopback (JSON lists; "host:*" matches any port);
+    # how long one retry of a held write waits for the decision (s, at most 60).
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    mcp_allowed_origins: list[str] = Field(default_factory=list)
+    mcp_approval_wait_s: float = Field(default=20.0, gt=0, le=60)
 
     # ctx.files (DESIGN §3): files under <data_dir>/files, metadata in the state database.
     files_enabled: bool = True

@@ -5,9 +5,12 @@
 (``key``) and tenant (``tenant``, the credential id: DESIGN §4.5, a worker serves one
 (integration version, credential) for its whole life, so process-wide state such as
 the regex cache or its timing is never shared between tenants). Workers are started
-lazily, reused while idle, stopped after ``idle_timeout_s`` or
-``max_executions_per_worker`` executions, and killed (SIGKILL) and replaced past a
-limit or on a crash. Network I/O never happens in a worker: each
+lazily (or ahead of the first call: :meth:`SandboxPool.prewarm`), reused while idle,
+stopped after ``idle_timeout_s`` or ``max_executions_per_worker`` executions, and killed
+(SIGKILL) and replaced past a limit or on a crash. A worker's replacement is started in
+the background when it begins its last execution, and the worker keeps serving until
+the replacement is ready: no caller waits for a spawn at a recycle (issue 15).
+Network I/O never happens in a worker: each
 ``ctx.http`` call arrives here as an ``http`` message and is answered by awaiting
 the host's ``http_handler`` (the egress policy lives in the platform).
 
@@ -30,9 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
-from .exchange import FileHandler, HttpHandler, Outcome, death_error, execute
+from .exchange import FileHandler, HttpHandler, Outcome, execute
+from .kinds import PYTHON, Checked, WorkerKind, kind_for, watch_cpu
 from .limits import DEFAULT_LIMITS, Limits
-from .policy import CompiledConnector, compile_connector
 from .process import WorkerProcess, start_worker
 from .protocol import ProtocolError, plain_json
 
@@ -58,8 +61,11 @@ class RunResult:
 class _Group:
     """The workers of one integration version and tenant (``key``, ``tenant`` + source)."""
 
-    def __init__(self, key: str, tenant: str, source: str, compiled: CompiledConnector, cap: int) -> None:
+    def __init__(
+        self, key: str, tenant: str, source: str, compiled: Checked, cap: int, kind: WorkerKind = PYTHON
+    ) -> None:
         self.key = key
+        self.kind = kind
         self.tenant = tenant
         self.source = source
         self.compiled = compiled
@@ -70,6 +76,13 @@ class _Group:
         self.running: set[WorkerProcess] = set()
         self.waiting = 0
         self.retired = False
+        # workers at their last execution whose replacement is still starting: they keep
+        # serving (past max_executions_per_worker) until it is ready, so no caller waits
+        # for a spawn at a recycle
+        self.awaiting_replacement: set[WorkerProcess] = set()
+        self.warming = 0  # background spawns in flight (replacements, warm-ups)
+        self.cold_starts = 0  # spawns a caller waited for
+        self.keep_warm = False  # prewarmed: its last idle worker outlives the idle timeout
 
 
 class SandboxPool:
@@ -115,6 +128,7 @@ class SandboxPool:
         self._background_tasks: set[asyncio.Task[Any]] = set()
         self._replenishing: set[asyncio.Task[Any]] = set()
         self._layers: dict[str, bool | str] = {}
+        self._js_layers: dict[str, bool | str] = {}
         self._closed = False
         self._kills: dict[str, int] = {}  # workers stopped, by reason (counters())
 
@@ -133,6 +147,7 @@ class SandboxPool:
         http_handler: HttpHandler,
         limits: Limits = DEFAULT_LIMITS,
         file_handler: FileHandler | None = None,
+        filename: str = "connector.py",
     ) -> RunResult:
         """Run ``entrypoint`` (``"execute"`` or ``"test_connection"``) of connector
         ``source`` once, with its own ``ctx`` (``operation``, a copy of ``params``,
@@ -152,6 +167,8 @@ class SandboxPool:
         (``limit_exceeded``: CPU, memory, HTTP requests, result size),
         :class:`ConnectorError` (``connector_error``), :class:`HttpRequestRefused` (an
         uncaught refusal, with the handler's code), :class:`SandboxUnavailable`.
+        ``filename`` picks the worker kind (:mod:`bollard.sandbox.kinds`): ``connector.py``
+        runs in the Python worker, ``connector.ts`` / ``connector.js`` in the Deno worker.
         ``TypeError``/``ValueError`` for arguments the host got wrong.
         """
         started = time.monotonic()
@@ -168,7 +185,7 @@ class SandboxPool:
         plain_params = plain_json(params, "params")
         if self._closed:
             raise SandboxUnavailable("the sandbox pool is closed")
-        group = self._group(key, tenant, source)
+        group = self._group(key, tenant, source, filename)
         worker: WorkerProcess | None = None
         outcome = Outcome()
         timeout = asyncio.timeout(limits.wall_time_ms / 1000)
@@ -178,7 +195,15 @@ class SandboxPool:
                 worker = await self._acquire(group, limits)
                 group.running.add(worker)
                 outcome = await self._execute(
-                    worker, entrypoint, operation, plain_params, secrets, http_handler, limits, file_handler
+                    worker,
+                    entrypoint,
+                    operation,
+                    plain_params,
+                    secrets,
+                    http_handler,
+                    limits,
+                    file_handler,
+                    group.kind,
                 )
         except TimeoutError:
             if not timeout.expired():
@@ -211,6 +236,11 @@ class SandboxPool:
         ``{"process": True, "probed": False}`` before any worker started (see
         :meth:`probe`)."""
         return dict(self._layers) if self._layers else {"process": True, "probed": False}
+
+    def js_isolation_layers(self) -> dict[str, bool | str] | None:
+        """The layers the most recent Deno worker reported (as :meth:`isolation_layers`,
+        plus ``"runtime": "deno"``); ``None`` before any started."""
+        return dict(self._js_layers) if self._js_layers else None
 
     async def probe(self) -> dict[str, bool | str]:
         """Start one worker, record the layers it reports, stop it; returns them.
@@ -249,13 +279,17 @@ class SandboxPool:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per ``"<key>/<tenant>"`` (just ``"<key>"`` for the tenant ``""``): ``{"idle": n,
-        "busy": n, "waiting": n, "idle_pids": [...]}`` (waiting: callers queued for a
-        worker at the cap)."""
+        "busy": n, "waiting": n, "starting": n, "cold_starts": n, "idle_pids": [...]}``
+        (waiting: callers queued for a worker at the cap; starting: replacements and
+        warm workers being started in the background; cold_starts: spawns a caller
+        waited for)."""
         return {
             f"{key}/{tenant}" if tenant else key: {
                 "idle": len(g.idle),
                 "busy": g.busy,
                 "waiting": g.waiting,
+                "starting": g.warming,
+                "cold_starts": g.cold_starts,
                 "idle_pids": [w.process.pid for w in g.idle],
             }
             for (key, tenant), g in self._groups.items()
@@ -278,11 +312,12 @@ class SandboxPool:
 
     # --- groups and workers --------------------------------------------------------------
 
-    def _group(self, key: str, tenant: str, source: str) -> _Group:
+    def _group(self, key: str, tenant: str, source: str, filename: str = "connector.py") -> _Group:
         group = self._groups.get((key, tenant))
-        if group is not None and (group.source is source or group.source == source):
+        kind = kind_for(filename)
+        if group is not None and (group.source is source or group.source == source) and group.kind is kind:
             return group
-        compiled = compile_connector(source)  # raises ConnectorCompileError
+        compiled = kind.check(source, filename)  # raises ConnectorCompileError
         if group is not None:
             self._retire(group)
         # "<integration>:<version>" keys: a new version retires the older ones (of every
@@ -294,7 +329,7 @@ class SandboxPool:
                 integration and other_key != key and other_key.rpartition(":")[0] == integration
             ):
                 self._retire(self._groups.pop((other_key, other_tenant)))
-        group = _Group(key, tenant, source, compiled, self.workers_per_integration)
+        group = _Group(key, tenant, source, compiled, self.workers_per_integration, kind)
         self._groups[(key, tenant)] = group
         return group
 
@@ -330,6 +365,7 @@ class SandboxPool:
             # No idle worker fits these limits: make room under the cap, start one.
             while group.idle and len(group.idle) + group.busy > group.cap:
                 self._kill(group.idle.pop(0), "other_limits")
+            group.cold_starts += 1
             return await self._spawn(group, limits)
         except BaseException:
             group.busy -= 1
@@ -340,7 +376,14 @@ class SandboxPool:
         group.busy -= 1
         group.running.discard(worker)
         healthy = reusable and worker.alive and not group.retired and not self._closed
-        if healthy and worker.executions < self.max_executions_per_worker:
+        last = worker.executions >= self.max_executions_per_worker - 1
+        if healthy and last and worker not in group.awaiting_replacement:
+            # Its next execution is its last: start the replacement now, in the
+            # background, so it is ready before this one retires (issue 15).
+            group.awaiting_replacement.add(worker)
+            self._start_spare(group, worker.memory_bytes, worker.cpu_time_ms)
+        keep = worker.executions < self.max_executions_per_worker or worker in group.awaiting_replacement
+        if healthy and keep:
             group.idle.append(worker)
             loop = asyncio.get_running_loop()
             worker.idle_timer = loop.call_later(self.idle_timeout_s, self._reap_idle, group, worker)
@@ -349,24 +392,67 @@ class SandboxPool:
                 reason = "recycled"
             elif reusable and worker.alive:
                 reason = "closed" if self._closed else "retired"
+            group.awaiting_replacement.discard(worker)
             self._kill(worker, reason)
-            if healthy:
-                # Retired after its last execution: start the replacement now, so the
-                # next call does not wait for a cold start.
-                task = self._background(self._replenish(group, worker.memory_bytes, worker.cpu_time_ms))
-                self._replenishing.add(task)
-                task.add_done_callback(self._replenishing.discard)
         if group.retired and not group.busy and not group.waiting:
             self._retired.discard(group)
         group.slots.release()
 
-    async def _replenish(self, group: _Group, memory_bytes: int, cpu_time_ms: int) -> None:
-        limits = Limits(memory_bytes=memory_bytes, cpu_time_ms=cpu_time_ms)
+    def _start_spare(self, group: _Group, memory_bytes: int, cpu_time_ms: int) -> None:
+        group.warming += 1  # counted now: the task has not started yet
+        task = self._background(
+            self._spare(group, Limits(memory_bytes=memory_bytes, cpu_time_ms=cpu_time_ms))
+        )
+        self._replenishing.add(task)
+        task.add_done_callback(self._replenishing.discard)
+
+    async def _spare(self, group: _Group, limits: Limits) -> None:
+        """Start a worker for ``group`` outside its slots (no caller waits for it; the
+        group may hold one process over its cap meanwhile) and put it in the idle list;
+        then retire the idle workers it replaces."""
         try:
-            worker = await self._acquire(group, limits)
+            worker = await self._spawn(group, limits)
         except SandboxError:
             return
-        self._release(group, worker, True)
+        finally:
+            group.warming -= 1
+        if group.retired or self._closed:
+            self._kill(worker, "closed" if self._closed else "retired")
+            return
+        group.idle.append(worker)
+        loop = asyncio.get_running_loop()
+        worker.idle_timer = loop.call_later(self.idle_timeout_s, self._reap_idle, group, worker)
+        replaced = next(
+            (
+                w
+                for w in group.awaiting_replacement
+                if (w.memory_bytes, w.cpu_time_ms) == (limits.memory_bytes, limits.cpu_time_ms)
+            ),
+            None,
+        )
+        if replaced is not None:
+            group.awaiting_replacement.discard(replaced)
+            if replaced in group.idle:  # a busy one retires when its execution ends
+                group.idle.remove(replaced)
+                self._kill(replaced, "recycled")
+        while len(group.idle) + group.busy > group.cap and len(group.idle) > 1:
+            self._kill(group.idle.pop(0), "other_limits")  # the oldest idle worker over the cap
+
+    def prewarm(self, *, key: str, tenant: str = "", source: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+        """Start one worker for (``key``, ``tenant``) in the background when it has none
+        (idle, busy or starting), so its first call does not wait for a cold start
+        (issue 15: after an integration loads or its credentials are set). Returns
+        whether one was started. The group then keeps its last idle worker past
+        ``idle_timeout_s`` (until the version is retired). Raises
+        :class:`ConnectorCompileError` for a source the compile policy refuses."""
+        if self._closed:
+            return False
+        group = self._group(key, tenant, source)
+        group.keep_warm = True
+        if group.idle or group.busy or group.warming:
+            return False
+        self._start_spare(group, limits.memory_bytes, limits.cpu_time_ms)
+        return True
 
     def _background(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
@@ -376,10 +462,18 @@ class SandboxPool:
 
     def _reap_idle(self, group: _Group, worker: WorkerProcess) -> None:
         worker.idle_timer = None
+        if group.keep_warm and not group.busy and group.idle == [worker] and not group.retired:
+            return  # the warm worker of a prewarmed group stays (prewarm)
         if worker in group.idle:
             group.idle.remove(worker)
             self._kill(worker, "idle")
-        if not group.idle and not group.busy and self._groups.get((group.key, group.tenant)) is group:
+        group.awaiting_replacement.discard(worker)
+        if (
+            not group.idle
+            and not group.busy
+            and not group.warming
+            and self._groups.get((group.key, group.tenant)) is group
+        ):
             del self._groups[(group.key, group.tenant)]
 
     def _kill(self, worker: WorkerProcess, reason: str) -> None:
@@ -393,23 +487,29 @@ class SandboxPool:
         finally:
             self._uids_in_use.discard(worker.uid)  # its process is gone: the uid is free
 
-    async def _start(self, limits: Limits) -> WorkerProcess:
-        """Start a worker under a uid no live worker has."""
+    async def _start(self, limits: Limits, kind: WorkerKind = PYTHON) -> WorkerProcess:
+        """Start a worker of ``kind`` under a uid no live worker has."""
         first, count = self.uid_range
         uid = next((u for u in range(first, first + count) if u not in self._uids_in_use), None)
         if uid is None:
             raise SandboxUnavailable(f"all {count} sandbox worker uids (uid_range) are in use")
         self._uids_in_use.add(uid)
         try:
-            return await start_worker(self.python, limits, self.max_executions_per_worker, uid)
+            return await start_worker(
+                self.python, limits, self.max_executions_per_worker, uid, kind.module, kind.extra_args()
+            )
         except BaseException:
             self._uids_in_use.discard(uid)
             raise
 
     async def _spawn(self, group: _Group, limits: Limits) -> WorkerProcess:
-        worker = await self._start(limits)
+        worker = await self._start(limits, group.kind)
         try:
-            self._layers = await worker.handshake()
+            layers = await worker.handshake()
+            if group.kind is PYTHON:
+                self._layers = layers
+            else:
+                self._js_layers = layers
             await worker.load(group.source, group.compiled.filename)
         except (ConnectionError, ProtocolError):
             self._kill(worker, "start_failed")
@@ -432,10 +532,15 @@ class SandboxPool:
         http_handler: HttpHandler,
         limits: Limits,
         file_handler: FileHandler | None = None,
+        kind: WorkerKind = PYTHON,
     ) -> Outcome:
         """One execution on ``worker`` (:func:`bollard.sandbox.exchange.execute`); a
-        worker that dies during it becomes :func:`~bollard.sandbox.exchange.death_error`,
-        or :class:`SandboxUnavailable` once the pool is closed."""
+        worker that dies during it becomes its kind's death error
+        (:meth:`~bollard.sandbox.kinds.WorkerKind.death_error`), or
+        :class:`SandboxUnavailable` once the pool is closed. A Deno worker's CPU time is
+        watched from here (:func:`~bollard.sandbox.kinds.watch_cpu`)."""
+        exceeded: list[SandboxError] = []
+        watchdog = asyncio.ensure_future(watch_cpu(worker, limits, exceeded)) if kind.host_cpu_watch else None
         try:
             return await execute(
                 worker, entrypoint, operation, params, secrets, http_handler, limits, file_handler
@@ -444,4 +549,9 @@ class SandboxPool:
             code = await worker.process.wait()
             if self._closed:
                 raise SandboxUnavailable("the sandbox pool was closed") from None
-            raise death_error(code, limits) from None
+            if exceeded:
+                raise exceeded[0] from None
+            raise kind.death_error(code, limits) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()

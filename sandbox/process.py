@@ -130,8 +130,16 @@ class WorkerProcess:
             self.pipe.close()
 
 
-async def start_worker(python: str, limits: Limits, max_executions: int, uid: int) -> WorkerProcess:
-    """Start a worker with interpreter ``python``, to run under ``uid``, for executions under ``limits``
+async def start_worker(
+    python: str,
+    limits: Limits,
+    max_executions: int,
+    uid: int,
+    module: str = WORKER_MODULE,
+    extra_args: tuple[str, ...] = (),
+) -> WorkerProcess:
+    """Start a worker with interpreter ``python`` (``-m module``, then ``extra_args``: the
+    Deno launcher's binary), to run under ``uid``, for executions under ``limits``
     (``RLIMIT_AS`` from ``memory_bytes``; a lifetime ``RLIMIT_CPU`` for
     ``max_executions`` executions of ``cpu_time_ms``). :class:`SandboxUnavailable` when
     the process cannot be started."""
@@ -148,10 +156,11 @@ async def start_worker(python: str, limits: Limits, max_executions: int, uid: in
             "-I",
             "-B",
             "-m",
-            WORKER_MODULE,
+            module,
             str(limits.memory_bytes),
             str(budget_s),
             str(uid),
+            *extra_args,
             stdin=worker_stdin,
             stdout=worker_stdout,
             env={},

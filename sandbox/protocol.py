@@ -359,6 +359,9 @@ def _headers(message: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
+_FORM_FIELD_KEYS = frozenset({"name", "value", "file_name", "content_type", "is_base64"})
+
+
 def _form_fields(value: Any) -> tuple[FormField, ...] | None:
     if value is None:
         return None
@@ -367,8 +370,8 @@ def _form_fields(value: Any) -> tuple[FormField, ...] | None:
     parts: list[FormField] = []
     total = 0
     for item in value:
-        if type(item) is not dict:
-            raise ProtocolError("each form field must be an object")
+        if type(item) is not dict or not item.keys() <= _FORM_FIELD_KEYS:
+            raise ProtocolError("each form field must be an object of " + ", ".join(sorted(_FORM_FIELD_KEYS)))
         is_base64 = item.get("is_base64", False)
         if type(is_base64) is not bool:
             raise ProtocolError("form field 'is_base64' must be true or false")

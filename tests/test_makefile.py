@@ -14,7 +14,21 @@ import pytest
 
 from tests.support.paths import REPO
 
-TARGETS = ("run", "test", "lint", "typecheck", "format", "bench", "fuzz", "clean", "install", "install-test")
+TARGETS = (
+    "run",
+    "test",
+    "lint",
+    "typecheck",
+    "format",
+    "bench",
+    "bench-all",
+    "fuzz",
+    "clean",
+    "install",
+    "install-test",
+    "vendor",
+    "node",
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
@@ -28,6 +42,9 @@ def dry_run(tmp_path: Path, target: str) -> list[str]:
     """The commands ``make <target>`` would run in a fresh clone (no .venv yet)."""
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "tests" / "node").mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(REPO / "tests" / "node" / name, tmp_path / "tests" / "node" / name)
     # as from a shell, even under `make test` (no inherited MAKEFLAGS, no "Entering directory")
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     done = subprocess.run(
@@ -61,6 +78,19 @@ def test_test_runs_lint_first_then_pytest(tmp_path: Path) -> None:
     lint = [i for i, c in enumerate(commands) if "ruff format --check" in c or "mypy" in c]
     tests = [i for i, c in enumerate(commands) if "pytest" in c]
     assert lint and tests and max(lint) < min(tests)
+
+
+def test_test_installs_chromium_with_apt_when_missing(tmp_path: Path) -> None:
+    """The browser tests need Debian's chromium: ``make test`` installs it (as root) when
+    ``chromium`` is not on the PATH, and never lets playwright download a browser."""
+    commands = " ".join(dry_run(tmp_path, "test"))
+    assert "command -v chromium" in commands and "apt-get install -y -qq chromium" in commands
+    assert "playwright install" not in commands
+
+
+def test_node_installs_the_locked_packages_with_npm_ci(tmp_path: Path) -> None:
+    assert any("npm ci" in c for c in dry_run(tmp_path, "node"))
+    assert any("npm ci" in c for c in dry_run(tmp_path, "test"))
 
 
 def test_format_formats_and_fixes(tmp_path: Path) -> None:

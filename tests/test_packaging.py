@@ -50,6 +50,19 @@ def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     assert "bollard/platform/store/migrations/versions/0001_initial.py" in names
     assert "bollard/platform/scaffold/templates/rest/connector.py" in names
     assert "bollard/platform/store/migrations/script.py.mako" in names
+    # the web page works from the wheel: templates, its script and the vendored assets with licences
+    for web_file in (
+        "templates/base.html",
+        "templates/parts/credentials.html",
+        "static/app.js",
+        "static/app.css",
+        "static/vendor/VENDOR.txt",
+        "static/vendor/htmx/htmx.min.js",
+        "static/vendor/htmx/LICENSE",
+        "static/vendor/pico/pico.min.css",
+        "static/vendor/pico/LICENSE.md",
+    ):
+        assert f"bollard/platform/web/{web_file}" in names, f"{web_file} missing from the wheel"
     assert not any(n in ("bollard/platform/__init__.py", "bollard/sandbox/__init__.py") for n in names)
 
 

@@ -25,20 +25,25 @@ from bollard.platform.api.errors import install_error_handlers
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.api.openapi import install_docs
 from bollard.platform.api.request_id import RequestIdMiddleware
+from bollard.platform.mcp.transport import McpHttp
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
+from bollard.platform.web import install_web
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. The runtime starts in the lifespan (migrations, registry, watcher)."""
+    """Build the app. The runtime starts in the lifespan (migrations, registry, watcher),
+    then MCP's session manager (streamable HTTP at ``/mcp``, ``platform/mcp/``)."""
     rt = runtime or Runtime(settings or Settings())
+    mcp = McpHttp(rt)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not rt.started:
             await rt.start()
         try:
-            async with metrics.serve_metrics_port(rt):  # BOLLARD_METRICS_PORT, when set
+            # BOLLARD_METRICS_PORT, when set; then MCP's session manager
+            async with metrics.serve_metrics_port(rt), mcp.run():
                 yield
         finally:
             await rt.stop()
@@ -67,5 +72,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(settings_api.router)
     app.include_router(tools.router)
     app.include_router(webhooks.router)
+    app.router.routes.extend(mcp.routes)  # /mcp and its protected-resource metadata
     install_docs(app)
+    install_web(app)  # the Settings > Integrations page at / (DESIGN §13)
     return app

@@ -25,10 +25,16 @@ async def list_executions(
     status: str | None = Query(None, description="succeeded | failed | pending_approval"),
     credentialId: str | None = None,
     approvalId: str | None = None,
+    caller: str | None = Query(None, description="the front: api | cli | mcp | tools | ui | approval"),
     requestId: str | None = Query(None, description="the X-Request-Id of the request that made the call"),
     since: str | None = Query(
         None,
         description="ISO 8601 date and time (2026-12-01T09:30:00Z); without an offset it is read as UTC",
+        json_schema_extra={"format": "date-time"},
+    ),
+    until: str | None = Query(
+        None,
+        description="started before this (ISO 8601, like since)",
         json_schema_extra={"format": "date-time"},
     ),
     limit: int = Query(50, ge=1, le=500),
@@ -43,8 +49,10 @@ async def list_executions(
             status=status,
             credential_id=credentialId,
             approval_id=approvalId,
+            caller=caller,
             request_id=requestId,
             since=parse_since(since),
+            until=parse_since(until, "until"),
             limit=limit,
             offset=offset,
         )
@@ -56,9 +64,10 @@ async def list_executions(
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?")
 
 
-def parse_since(value: str | None) -> datetime | None:
-    """``since`` as an aware datetime (naive means UTC); ``400 invalid_request`` naming it
-    for anything but an ISO 8601 date and time (a bare number is not read as epoch seconds)."""
+def parse_since(value: str | None, name: str = "since") -> datetime | None:
+    """``since`` (or ``until``: ``name``) as an aware datetime (naive means UTC);
+    ``400 invalid_request`` naming it for anything but an ISO 8601 date and time (a bare
+    number is not read as epoch seconds)."""
     if value is None:
         return None
     try:
@@ -68,8 +77,8 @@ def parse_since(value: str | None) -> datetime | None:
     except ValueError:
         raise ApiError(
             "invalid_request",
-            f"since must be an ISO 8601 date and time such as 2026-12-01T09:30:00Z, got {value[:40]!r}",
-            details=[{"path": "since", "message": "not an ISO 8601 date and time"}],
+            f"{name} must be an ISO 8601 date and time such as 2026-12-01T09:30:00Z, got {value[:40]!r}",
+            details=[{"path": name, "message": "not an ISO 8601 date and time"}],
         ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 

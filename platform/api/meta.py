@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -27,8 +28,12 @@ async def healthz(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
         "integrations": len(entries),
         "loadErrors": sum(1 for e in entries if e.errors),
         "sandbox": runtime.isolation_layers(),
+        # the Deno workers of Tale's connector.ts/.js (DESIGN §3)
+        "sandboxJs": runtime.js_isolation_layers(),
         # which event loop serves (uvloop under `bollard serve`; asyncio's own elsewhere)
         "eventLoop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        # which server process answered (`serve --workers N` runs N on one port)
+        "pid": os.getpid(),
     }
     aids = runtime.egress_testing_aids()
     if aids is not None:  # operator's testing aids active: say so (DESIGN §4)

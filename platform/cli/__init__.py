@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from bollard.platform.cli import approvals, integrations, keys, run, serve, tokens, validate
+from bollard.platform.cli import approvals, integrations, keys, mcp, run, serve, tokens, validate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)
     approvals.register(sub)
     keys.register(sub)
+    mcp.register(sub)
     return parser
 
 

@@ -129,7 +129,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     target_root = Path(args.dir) if args.dir else settings_from(args).integrations_dir
     try:
-        path = scaffold(args.slug, target_root, sql=args.sql)
+        path = scaffold(args.slug, target_root, sql=args.sql, ts=args.ts)
     except ScaffoldError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
@@ -165,11 +165,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "new",
         help="scaffold a new integration folder",
-        description="Create SLUG/ with a config.json (and connector.py for REST) that passes "
-        "bollard validate. Exit status: 0 created, 1 invalid slug or the folder exists.",
+        description="Create SLUG/ with a config.json (and connector.py for REST, or Tale's "
+        "connector.ts with --ts) that passes bollard validate. Exit status: 0 created, 1 invalid "
+        "slug or the folder exists.",
     )
     p.add_argument("slug")
-    p.add_argument("--sql", action="store_true", help="a SQL integration instead of a REST connector")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--sql", action="store_true", help="a SQL integration instead of a REST connector")
+    kind.add_argument(
+        "--ts",
+        action="store_true",
+        help="a TypeScript connector (Tale's connector.ts) instead of connector.py",
+    )
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: the integrations directory)")
     p.add_argument("--integrations", metavar="DIR", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_new)

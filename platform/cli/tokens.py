@@ -80,11 +80,19 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     # lazy: keeps CLI start-up fast
     from bollard.platform import tokens
+    from bollard.platform.pg_events import notify_replicas
 
-    if not with_state_db(settings_from(args), lambda e: tokens.revoke_token(e, args.id)):
+    async def revoke(engine: Any) -> tuple[bool, bool]:
+        if not await tokens.revoke_token(engine, args.id):
+            return False, False
+        return True, await notify_replicas(engine, "token", {"tokenId": args.id})  # DESIGN §12
+
+    found, told = with_state_db(settings_from(args), revoke)
+    if not found:
         print(f"error: no token with id '{args.id[:80]}' (see: bollard token list)", file=sys.stderr)
         return 1
-    print(f"revoked {args.id}; running servers refuse it within BOLLARD_CACHE_TTL_S seconds", file=sys.stderr)
+    when = "at once" if told else "within BOLLARD_CACHE_TTL_S seconds"
+    print(f"revoked {args.id}; running servers refuse it {when}", file=sys.stderr)
     return 0
 
 

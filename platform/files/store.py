@@ -33,12 +33,14 @@ FILE_ID_CHARS = 36  # a UUID4 in text form
 @dataclass(frozen=True)
 class FileOwner:
     """Who a stored file belongs to: the call that stored it (``token_id``: the caller's
-    token, which may read it back with admins; ``None`` for admins only)."""
+    token, which may read it back with admins; ``None`` for admins only; ``approval_id``:
+    the approved write that stored it, whose requester may read it too)."""
 
     integration: str
     operation: str
     credential_id: str | None = None
     token_id: str | None = None
+    approval_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class StoredFile:
     size: int
     token_id: str | None
     integration: str
+    approval_id: str | None = None
 
 
 def _write(path: Path, data: bytes) -> str:
@@ -110,6 +113,7 @@ class FileStore:
                         operation=owner.operation[:128],
                         credential_id=(owner.credential_id or "")[:64] or None,
                         token_id=owner.token_id,
+                        approval_id=owner.approval_id,
                         file_name=file_name,
                         content_type=content_type,
                         size=len(data),
@@ -155,6 +159,7 @@ class FileStore:
             size=m["size"],
             token_id=m["token_id"],
             integration=m["integration"],
+            approval_id=m["approval_id"],
         )
 
     async def prune(self) -> int:

@@ -233,7 +233,11 @@ def _type_rules(m: Manifest, has_connector: bool | None, found: _Findings) -> No
     if m.sql_operations:
         found.error("sqlOperations", "is only for type 'sql'; remove it or set type to 'sql'")
     if has_connector is False:
-        found.error("connector.py", "a rest_api integration needs a connector.py next to config.json")
+        found.error(
+            "connector.py",
+            "a rest_api integration needs a connector.py (or Tale's connector.ts / connector.js) "
+            "next to config.json",
+        )
 
 
 def _operation_rules(m: Manifest, found: _Findings) -> None:

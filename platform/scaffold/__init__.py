@@ -1,4 +1,4 @@
-"""``bollard new SLUG [--sql]``: a starting integration folder that passes ``bollard validate``."""
+"""``bollard new SLUG [--sql|--ts]``: a starting integration folder that passes ``bollard validate``."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ from bollard.platform.manifest import slug_error
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def scaffold(slug: str, root: Path, *, sql: bool = False) -> Path:
-    """Create ``root/slug`` from the REST (default) or SQL template; return its path.
+def scaffold(slug: str, root: Path, *, sql: bool = False, ts: bool = False) -> Path:
+    """Create ``root/slug`` from the REST (default, ``connector.py``), SQL or TypeScript
+    (``ts``: Tale's ``connector.ts``, DESIGN §3) template; return its path.
 
-    Raises :class:`ScaffoldError` when the slug is invalid or the folder exists.
+    Raises :class:`ScaffoldError` when the slug is invalid, the folder exists, or both
+    ``sql`` and ``ts`` are asked for.
     """
+    if sql and ts:
+        raise ScaffoldError("choose one of --sql and --ts")
     problem = slug_error(slug)
     if problem:
         raise ScaffoldError(problem)
     target = root / slug
     if target.exists():
         raise ScaffoldError(f"{target} already exists; choose another slug or remove it")
-    kind = "sql" if sql else "rest"
+    kind = "sql" if sql else "ts" if ts else "rest"
     env = Environment(
         loader=FileSystemLoader(TEMPLATES / kind), undefined=StrictUndefined, keep_trailing_newline=True
     )

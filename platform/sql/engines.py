@@ -51,6 +51,7 @@ from .mysql import connect_single_statement, require_mysql_tls, reset_mysql_sess
 from .pg_reads import ReadPool
 from .roles import check_pg_role
 from .sqlite import SqliteDeadline, build_sqlite_engine, seed_sqlite
+from .sqlite_reads import SqliteReadPool
 
 __all__ = [
     # connection.py's defaults, named here too for the callers of build_engine
@@ -107,8 +108,18 @@ class EngineHandle:
     # query (cancel.py).
     kill_connect: dict[str, Any] | None = field(default=None, repr=False)
     _reads: ReadPool | None = field(default=None, init=False, repr=False)
+    # SQLite: the read connections (sqlite_reads.py), made from these two.
+    sqlite_field: str = "database"
+    sqlite_busy_s: float = 1.0
+    _sqlite_reads: SqliteReadPool | None = field(default=None, init=False, repr=False)
+    # MariaDB/MySQL connections being reset and checked in after their call returned.
+    _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.engine == "sqlite" and self.sqlite_path is not None:
+            self._sqlite_reads = SqliteReadPool(
+                self.sqlite_path, field=self.sqlite_field, size=self.pool_size, busy_s=self.sqlite_busy_s
+            )
         if self.read_connect is not None:
             self._reads = ReadPool(
                 self.read_connect,
@@ -162,14 +173,26 @@ class EngineHandle:
                 raw = await aconn.get_raw_connection()
                 thread_id = mysql_thread_id(raw.driver_connection)
             try:
-                return await aconn.run_sync(fn)
+                result = await aconn.run_sync(fn)
             except asyncio.CancelledError:
                 if thread_id is not None and self.kill_connect is not None:
                     await asyncio.shield(kill_mysql_query(self.kill_connect, thread_id))
                     await asyncio.shield(aconn.invalidate())
-                raise
-            finally:
                 await aconn.close()
+                raise
+            except BaseException:
+                await aconn.close()
+                raise
+            if self.kill_connect is None:
+                await aconn.close()
+                return result
+            # MariaDB/MySQL: the check-in resets the session (COM_RESET_CONNECTION, then
+            # autocommit: two round trips) before the connection can serve again; the
+            # caller has its result and does not wait for that (like pg_reads' reset).
+            task = asyncio.get_running_loop().create_task(aconn.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            return result
         assert self.sync_engine is not None
         sync_engine = self.sync_engine
 
@@ -182,6 +205,14 @@ class EngineHandle:
                 return fn(conn)
 
         return await asyncio.to_thread(in_thread)
+
+    async def run_sqlite_read(self, fn: Callable[[sqlite3.Connection, SqliteDeadline], T]) -> T:
+        """Call ``fn(connection, deadline)`` in a worker thread with a read-only
+        connection of the SQLite database (sqlite_reads.py: one thread hand-off per
+        read), after creating the database from its seed script if needed."""
+        assert self._sqlite_reads is not None
+        await self._prepare()
+        return await self._sqlite_reads.run(fn)
 
     @property
     def read_pool(self) -> Any:
@@ -201,11 +232,17 @@ class EngineHandle:
         pool (tests, benchmarks)."""
         if self._reads is not None:
             await self._reads.quiesce()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def dispose(self) -> None:
         """Close the pools; connections in use close when returned."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self._reads is not None:
             await self._reads.close()
+        if self._sqlite_reads is not None:
+            await self._sqlite_reads.close()
         if self.async_engine is not None:
             await self.async_engine.dispose()
         if self.sync_engine is not None:
@@ -276,6 +313,8 @@ def build_engine(
             sqlite_path=lite.path,
             sqlite_seed=lite.seed,
             sqlite_deadlines=lite.deadlines,
+            sqlite_field=lite.field,
+            sqlite_busy_s=lite.busy_s,
         )
 
     url = build_url(engine, credentials)

@@ -83,6 +83,11 @@ def execute_plan(conn: Connection, handle: EngineHandle, plan: Plan) -> SqlResul
             if engine == "mysql" and plan.read
             else None,
         )
+        if plan.read and engine == "mysql" and handle.kill_connect is not None:
+            # MariaDB/MySQL: the read's ROLLBACK is left to the connection's check-in,
+            # which the caller does not wait for (EngineHandle.run): closing a connection
+            # rolls back its transaction, then the pool's reset gives a new session.
+            return result
         if plan.read:
             trans.rollback()
         else:

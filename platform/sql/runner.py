@@ -27,6 +27,7 @@ from .errors import to_sql_error
 from .execute import execute_plan
 from .pg_reads import pg_read
 from .plan import build_plan
+from .sqlite_reads import sqlite_read
 from .types import SqlResult
 from .values import DEFAULT_MAX_RESULT_BYTES
 
@@ -114,6 +115,16 @@ async def run_sql(
             deadline_ms=client_deadline_ms(timeout_ms),
             pg_read=True,
         )
+    if read and engine == "sqlite" and engine_handle.async_engine is not None:
+        # one thread hand-off for the whole read (sqlite_reads.py)
+        dialect = engine_handle.async_engine.dialect
+        return await _run_with_deadline(
+            engine_handle,
+            functools.partial(sqlite_read, plan=plan, dialect=dialect, cache=engine_handle.compiled_cache),
+            timeout_ms=timeout_ms,
+            deadline_ms=client_deadline_ms(timeout_ms),
+            sqlite=True,
+        )
     return await _run_with_deadline(
         engine_handle,
         functools.partial(execute_plan, handle=engine_handle, plan=plan),
@@ -130,6 +141,7 @@ async def _run_with_deadline(
     timeout_ms: int,
     deadline_ms: int,
     pg_read: Literal[False] = False,
+    sqlite: bool = False,
 ) -> T: ...
 
 
@@ -141,18 +153,28 @@ async def _run_with_deadline(
     timeout_ms: int,
     deadline_ms: int,
     pg_read: Literal[True],
+    sqlite: Literal[False] = False,
 ) -> T: ...
 
 
 async def _run_with_deadline(
-    handle: EngineHandle, fn: Any, *, timeout_ms: int, deadline_ms: int, pg_read: bool = False
+    handle: EngineHandle,
+    fn: Any,
+    *,
+    timeout_ms: int,
+    deadline_ms: int,
+    pg_read: bool = False,
+    sqlite: bool = False,
 ) -> Any:
-    """``handle.run(fn)`` (or ``run_read``, PostgreSQL's read pool, when ``pg_read``)
-    under a client-side deadline (ms); errors become SqlError."""
+    """``handle.run(fn)`` (or ``run_read``, PostgreSQL's read pool, when ``pg_read``;
+    ``run_sqlite_read`` when ``sqlite``) under a client-side deadline (ms); errors
+    become SqlError."""
     try:
         async with asyncio.timeout(deadline_ms / 1000):
             if pg_read:
                 return await handle.run_read(fn)
+            if sqlite:
+                return await handle.run_sqlite_read(fn)
             return await handle.run(fn)
     except SqlError:
         raise

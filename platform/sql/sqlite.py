@@ -127,13 +127,17 @@ class SqliteDeadline:
 @dataclass(frozen=True)
 class SqliteEngine:
     """What ``build_sqlite_engine`` made: the engine, the database file, the seed script
-    to create it from (or None), and the progress-handler deadline of each pooled
-    connection (keyed by its aiosqlite connection)."""
+    to create it from (or None), the progress-handler deadline of each pooled
+    connection (keyed by its aiosqlite connection), what errors call the path
+    (``field``) and the busy timeout (``busy_s``, seconds; sqlite_reads.py opens its
+    read connections with both)."""
 
     engine: AsyncEngine
     path: Path
     seed: Path | None
     deadlines: weakref.WeakKeyDictionary[Any, SqliteDeadline]
+    field: str = "database"
+    busy_s: float = 1.0
 
 
 def build_sqlite_engine(
@@ -222,4 +226,6 @@ def build_sqlite_engine(
         return conn
 
     url = build_url("sqlite", credentials, sqlite_path=path)
-    return SqliteEngine(create_async_engine(url, async_creator=creator, **pool_kw), path, seed, deadlines)
+    return SqliteEngine(
+        create_async_engine(url, async_creator=creator, **pool_kw), path, seed, deadlines, field, busy_s
+    )

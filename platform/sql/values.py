@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 __all__ = [
@@ -141,10 +142,14 @@ def json_rows(columns: list[str], batch: Sequence[Any]) -> list[dict[str, Any]]:
     if not batch:
         return []
     cols: list[Any] = list(zip(*batch, strict=True))
+    converted = False
     for i, col in enumerate(cols):
         conv = _column_converter(col)
         if conv is not None:
             cols[i] = list(map(conv, col))
+            converted = True
+    if not converted:  # the rows as they are: no second transposition
+        return list(map(dict, map(zip, repeat(columns), batch)))
     # zip called through map: every row has one value per column, and a keyword
     # argument (strict=) per row would cost a sixth of the conversion
     return list(map(dict, map(zip, repeat(columns), zip(*cols, strict=True))))
@@ -157,6 +162,26 @@ def _value_bytes(value: Any) -> int:
     if value is None or isinstance(value, bool | int | float):
         return 8 if not isinstance(value, int) or -(10**7) < value < 10**7 else len(str(value))
     return len(json.dumps(value, default=str))
+
+
+_FIXED_SIZE_TYPES = frozenset({float, bool, _NONE})
+
+
+def _column_bytes(values: list[Any]) -> int:
+    """``sum(map(_value_bytes, values))``, column-wise for the common homogeneous
+    columns (one C-level pass instead of a Python call per value)."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        joined = "".join(values)
+        n = len(joined) if joined.isascii() else len(joined.encode("utf-8", "surrogatepass"))
+        return 2 * len(values) + n
+    if kinds <= _FIXED_SIZE_TYPES:
+        return 8 * len(values)
+    if kinds <= _FIXED_SIZE_TYPES | {int}:
+        ints = [v for v in values if type(v) is int]
+        if min(ints) > -(10**7) and max(ints) < 10**7:
+            return 8 * len(values)
+    return sum(map(_value_bytes, values))
 
 
 class RowBudget:
@@ -177,6 +202,19 @@ class RowBudget:
         self.exhausted = False
 
     def take(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not rows:
+            return rows
+        # The whole batch at once, column by column (rows of one statement share their
+        # columns); only a batch that does not fit is cut row by row.
+        keys = list(rows[0])
+        if all(len(r) == len(keys) for r in rows):
+            overhead = 2 + sum(len(k) + 4 for k in keys)
+            total = overhead * len(rows) + sum(_column_bytes(list(map(itemgetter(k), rows))) for k in keys)
+            if total <= self.left:
+                self.left -= total
+                self.used += total
+                self.rows += len(rows)
+                return rows
         for i, row in enumerate(rows):
             size = 2 + sum(len(k) + 4 + _value_bytes(v) for k, v in row.items())
             if size > self.left:

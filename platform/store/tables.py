@@ -162,6 +162,9 @@ files = Table(
     Column("operation", String(128), nullable=False),
     Column("credential_id", String(64), nullable=True),
     Column("token_id", String(36), nullable=True),  # the caller's token: it (and admins) may read it
+    Column(
+        "approval_id", String(36), nullable=True
+    ),  # an approved write stored it (0008): its requester may read it
     Column("file_name", String(255), nullable=False),
     Column("content_type", String(255), nullable=False),
     Column("size", Integer, nullable=False),

@@ -41,7 +41,7 @@ CONNECTOR = textwrap.dedent(
         p = ctx.params
         op = ctx.operation
         try:
-            if op == "store":
+            if op == "store" or op == "store_approved":
                 return ctx.files.store(p["data"], encoding=p.get("encoding", "utf-8"),
                                        content_type=p.get("contentType"), file_name=p.get("fileName"))
             if op == "store_many":
@@ -87,6 +87,14 @@ async def api(
     manifest = rest_manifest(
         operations=[
             {"name": n, "parametersSchema": {"type": "object", "additionalProperties": True}} for n in ops
+        ]
+        + [
+            {
+                "name": "store_approved",
+                "operationType": "write",
+                "requiresApproval": True,
+                "parametersSchema": {"type": "object", "additionalProperties": True},
+            }
         ],
         allowedHosts=[UPSTREAM],
     )
@@ -302,3 +310,41 @@ async def test_healthz_has_no_override_entry_without_one(tmp_path: Path) -> None
     )
     async with app_client(settings) as (client, _):
         assert "egressOverride" not in (await client.get("/healthz")).json()
+
+
+async def test_without_a_file_store_ctx_files_is_none(tmp_path: Path) -> None:
+    manifest = rest_manifest(operations=[{"name": "probe"}])
+    write_integration(
+        tmp_path / "i", "nofiles", manifest, "def execute(ctx):\n    return ctx.files is None\n"
+    )
+    settings = Settings(
+        integrations_dir=tmp_path / "i",
+        data_dir=tmp_path / "d",
+        secret_key="k",
+        reload=False,
+        files_enabled=False,
+    )
+    async with app_client(settings) as (client, _):
+        r = await client.post("/api/integrations/nofiles/operations/probe", json={"params": {}})
+        assert r.status_code == 200 and r.json()["data"] is True
+
+
+async def test_the_requester_of_an_approved_write_may_read_its_files(
+    api: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, rt = api
+    agent = {"Authorization": f"Bearer {await tokens.create_token(rt.db, 'agent')}"}
+    other = {"Authorization": f"Bearer {await tokens.create_token(rt.db, 'agent')}"}
+    pending = await client.post(
+        "/api/integrations/filer/operations/store_approved",
+        json={"params": {"data": "approved", "fileName": "w.txt"}},
+        headers=agent,
+    )
+    assert pending.status_code == 202, pending.text
+    approval_id = pending.json()["approvalId"]
+    assert (await client.post(f"/api/approvals/{approval_id}/approve")).status_code == 200  # an admin
+    done = (await client.get(f"/api/approvals/{approval_id}", params={"wait": 30}, headers=agent)).json()
+    assert done["status"] == "succeeded", done
+    url = path_of(done["result"]["data"]["url"])
+    assert (await client.get(url, headers=agent)).content == b"approved"
+    assert (await client.get(url, headers=other)).status_code == 404

@@ -30,6 +30,7 @@ from bollard.platform.store.db import create_engine, migrate
 from tests.support.api import app_client
 from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database
 from tests.support.integrations import rest_manifest, write_integration
+from tests.support.standin import bollard
 
 KEY_LENGTH = """
 def execute(ctx):
@@ -285,3 +286,19 @@ async def test_the_listener_reconnects_and_resyncs(tmp_path: Path) -> None:
         async with b.rt.events.subscribe("credential") as seen:
             await a.client.put("/api/integrations/keyed/credentials", json={"values": {"apiKey": "abc"}})
             assert (await asyncio.wait_for(seen.get(), 10)).remote
+
+
+async def test_bollard_token_revoke_reaches_running_replicas_at_once(tmp_path: Path) -> None:
+    async with replicas(tmp_path, cache_ttl_s=600) as (a, b):
+        made = await a.client.post("/api/tokens", json={"role": "agent", "name": "cli"})
+        token, token_id = made.json()["token"], made.json()["id"]
+        h = {"Authorization": f"Bearer {token}"}
+        assert (await b.client.get("/api/integrations", headers=h)).status_code == 200  # cached in B
+        env = {"BOLLARD_DATABASE_URL": str(b.rt.settings.database_url), "BOLLARD_SECRET_KEY": "shared-secret"}
+        async with b.rt.events.subscribe("token") as seen:
+            await asyncio.to_thread(
+                bollard, "token", "revoke", token_id, "--data-dir", str(tmp_path / "cli"), env=env
+            )
+            await asyncio.wait_for(seen.get(), 10)
+        assert (await b.client.get("/api/integrations", headers=h)).status_code == 401
+        assert (await a.client.get("/api/integrations", headers=h)).status_code == 401

@@ -26,6 +26,7 @@ from bollard.sandbox.protocol import (
     parse_file_store,
     parse_http_request,
 )
+from tests.support.deno import require_deno
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -63,7 +64,14 @@ async def pool() -> AsyncIterator[SandboxPool]:
     await p.close()
 
 
-async def run(pool: SandboxPool, source: str, http: Any, files: Any, key: str = "files:v1") -> Any:
+async def run(
+    pool: SandboxPool,
+    source: str,
+    http: Any,
+    files: Any,
+    key: str = "files:v1",
+    filename: str = "connector.py",
+) -> Any:
     return await pool.run(
         key=key,
         source=textwrap.dedent(source),
@@ -74,6 +82,7 @@ async def run(pool: SandboxPool, source: str, http: Any, files: Any, key: str = 
         http_handler=http,
         limits=FAST,
         file_handler=files,
+        filename=filename,
     )
 
 
@@ -187,6 +196,7 @@ BASE_HTTP = {"type": "http", "method": "POST", "url": "https://x/", "headers": {
         {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v", "is_base64": "yes"}]},
         {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v", "file_name": "x" * 300}]},
         {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v"}] * 101},
+        {**BASE_HTTP, "form_fields": [{"name": "a", "value": "v", "fileName": "camel.png"}]},
         {**BASE_HTTP, "body": "text", "form_fields": []},
     ],
 )
@@ -202,3 +212,58 @@ async def test_malformed_file_messages_are_protocol_errors() -> None:
         parse_file_download({"type": "file_download", "url": "https://x/", "headers": {"a": 1}})
     with pytest.raises(ProtocolError):
         parse_file_download({"type": "file_download", "headers": {}})
+
+
+JS_CONNECTOR = """
+const connector = {
+  execute(ctx) {
+    const a = ctx.files.store("aGVsbG8=", {
+      encoding: "base64", contentType: "text/plain", fileName: "a.txt",
+    });
+    const b = ctx.files.store("h\u00e9llo", { fileName: "b.txt" });
+    const c = ctx.files.download("https://example.com/f", {
+      headers: { Authorization: "x" }, fileName: "c.bin",
+    });
+    let refused = null;
+    try { ctx.files.store("x", { fileName: "refuse.txt" }); } catch (e) { refused = e.code; }
+    const r = ctx.http.post("https://example.com/up", {
+      formFields: [
+        { name: "model", value: "m" },
+        { name: "image", value: "iVBORw==", fileName: "i.png", contentType: "image/png", isBase64: true },
+      ],
+    });
+    return { a, b, c, refused, status: r.status };
+  },
+};
+"""
+
+
+async def test_the_js_worker_speaks_the_same_frames(pool: SandboxPool) -> None:
+    require_deno()
+    files = RecordingFiles()
+    seen: list[HttpRequest] = []
+
+    async def http(request: HttpRequest) -> HttpResponse:
+        seen.append(request)
+        return HttpResponse(200, "OK", {}, b"")
+
+    result = await run(pool, JS_CONNECTOR, http, files, key="files-js:v1", filename="connector.ts")
+    assert result.value["a"]["size"] == 5 and result.value["refused"] == "file_too_large"
+    assert [s.data for s in files.stored] == [b"hello", "h\u00e9llo".encode(), b"x"]
+    assert [(s.file_name, s.content_type) for s in files.stored[:2]] == [
+        ("a.txt", "text/plain"),
+        ("b.txt", None),
+    ]
+    assert files.downloads == [
+        FileDownload(url="https://example.com/f", headers={"Authorization": "x"}, file_name="c.bin")
+    ]
+    (request,) = seen
+    assert request.form_fields is not None
+    model, image = request.form_fields
+    assert (model.file_name, model.content_type, model.is_base64) == (None, None, False)
+    assert (image.file_name, image.content_type, image.is_base64, image.value) == (
+        "i.png",
+        "image/png",
+        True,
+        "iVBORw==",
+    )

@@ -477,12 +477,54 @@ async def test_worker_recycled_after_max_executions(egress: Egress) -> None:
         for _ in range(3):
             for _ in range(2):
                 await run(pool, egress, "def execute(ctx):\n    return 1\n", key="recycle:v1")
-            # The worker's second execution ended its life; a replacement starts at once.
-            await until(lambda: pool.stats()["recycle:v1"]["idle"] == 1)
+            # Its replacement started with its last execution; once it is ready, the old
+            # worker retires and the replacement is the one idle worker.
+            await until(
+                lambda: (
+                    pool.stats()["recycle:v1"]["starting"] == 0 and pool.stats()["recycle:v1"]["idle"] == 1
+                )
+            )
             pids.extend(pool.stats()["recycle:v1"]["idle_pids"])
         assert len(set(pids)) == 3
         for pid in pids[:-1]:
             await until(lambda pid=pid: not Path(f"/proc/{pid}").exists())
+    finally:
+        await pool.close()
+
+
+async def test_no_caller_waits_for_a_spawn_at_a_recycle(egress: Egress) -> None:
+    pool = SandboxPool(max_executions_per_worker=3, workers_per_integration=1)
+    try:
+        for _ in range(30):  # ten lifetimes of a worker
+            assert (await run(pool, egress, "def execute(ctx):\n    return 1\n", key="hot:v1")).value == 1
+        stats = pool.stats()["hot:v1"]
+        assert stats["cold_starts"] == 1  # only the very first call started a worker
+        await until(lambda: pool.stats()["hot:v1"]["starting"] == 0)
+        # the group stays within its cap once the replacements settled
+        assert pool.stats()["hot:v1"]["idle"] + pool.stats()["hot:v1"]["busy"] == 1
+    finally:
+        await pool.close()
+
+
+async def test_prewarm_starts_a_worker_before_the_first_call(egress: Egress) -> None:
+    pool = SandboxPool()
+    source = "def execute(ctx):\n    return 2\n"
+    try:
+        assert pool.prewarm(key="warm:v1", tenant="default", source=source)
+        assert not pool.prewarm(key="warm:v1", tenant="default", source=source)  # one is starting
+        await until(lambda: pool.stats()["warm:v1/default"]["idle"] == 1)
+        result = await pool.run(
+            key="warm:v1",
+            tenant="default",
+            source=source,
+            entrypoint="execute",
+            operation="op",
+            params={},
+            secrets={},
+            http_handler=egress,
+        )
+        assert result.value == 2
+        assert pool.stats()["warm:v1/default"]["cold_starts"] == 0
     finally:
         await pool.close()
 
@@ -591,7 +633,14 @@ async def test_cancelled_call_kills_its_worker(pool: SandboxPool, server: LocalS
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert pool.stats()["cancel:v1"] == {"idle": 0, "busy": 0, "waiting": 0, "idle_pids": []}
+    assert pool.stats()["cancel:v1"] == {
+        "idle": 0,
+        "busy": 0,
+        "waiting": 0,
+        "starting": 0,
+        "cold_starts": 1,
+        "idle_pids": [],
+    }
     assert (await run(pool, never, source, key="cancel:v1")).value == "ok"
 
 

@@ -234,7 +234,8 @@ class BollardServer:
     Its output goes to ``log`` (``<data_dir>/server-<port>.log``).
     """
 
-    def __init__(self, integrations: Path, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, integrations: Path, data_dir: Path, env: dict[str, str], *, workers: int = 1) -> None:
+        """``workers``: ``serve --workers`` (one process unless a test asks for more)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{self.port}.log"
@@ -252,6 +253,8 @@ class BollardServer:
                     str(integrations),
                     "--data-dir",
                     str(data_dir),
+                    "--workers",
+                    str(workers),
                 ],
                 env={**os.environ, **env},
                 stdout=log,

@@ -43,6 +43,10 @@ HOSTS = (
     "api.twilio.com",
     "api.openai.com",
 )
+# allowedHosts entries no connector call reaches but Test connection's hosts step
+# resolves (circuly.io covers api.circuly.io, myshopify.com the shop, ai-image allows
+# api.together.xyz too): the override answers for them as well, so no DNS query leaves.
+RESOLVED_ONLY = ("circuly.io", "myshopify.com", "api.together.xyz")
 
 
 @dataclass

@@ -29,6 +29,7 @@ import pytest_asyncio
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from tests.support.api import app_client
+from tests.support.deno import require_deno
 from tests.support.paths import CORPUS
 from tests.support.standin import ServerThread, make_certificates
 from tests.support.tale_standins import (
@@ -36,6 +37,7 @@ from tests.support.tale_standins import (
     HOSTS,
     PDF,
     PNG,
+    RESOLVED_ONLY,
     SHOP,
     TWILIO_SID,
     Seen,
@@ -61,9 +63,6 @@ CONNECTORS = (
 
 if not CORPUS.is_dir():  # the corpus sits beside the repository in the workspace
     pytest.skip(f"Tale's integrations are not at {CORPUS}", allow_module_level=True)
-
-
-NO_JS_RUNTIME = "a rest_api integration needs a connector.py next to config.json"
 
 
 @dataclass
@@ -174,14 +173,11 @@ async def api(
         data_dir=root / "data",
         secret_key="k",
         reload=False,
-        egress_resolve=",".join(f"{host}:443=127.0.0.1:{server.port}" for host in HOSTS),
+        egress_resolve=",".join(f"{host}:443=127.0.0.1:{server.port}" for host in HOSTS + RESOLVED_ONLY),
         egress_ca_bundle=ca,
     )
+    require_deno()
     async with app_client(settings) as (client, rt):
-        errors = load_errors(rt)
-        if len(errors) == len(CONNECTORS) and all(NO_JS_RUNTIME in " ".join(e) for e in errors.values()):
-            # Only while this branch lacks the TypeScript runtime (issue 13's deno part).
-            pytest.skip("this build has no TypeScript/JavaScript connector runtime")
         for name in CONNECTORS:
             r = await client.put(
                 f"/api/integrations/{name}/credentials", json={"values": CASES[name].credentials}
