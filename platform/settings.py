@@ -170,7 +170,8 @@ class Settings(BaseSettings):
 
     # Observability (README "Observability"): /metrics answers admin tokens on the API port;
     # with metrics_port set it is also served without a token on metrics_host:metrics_port
-    # (for a Prometheus that reaches only that port). Spans are exported over OTLP/HTTP when
+    # (for a Prometheus that reaches only that port; under `serve --workers N` process i uses
+    # metrics_port + i: each process counts on its own). Spans are exported over OTLP/HTTP when
     # otlp_endpoint (the collector's base URL, e.g. http://127.0.0.1:4318) or the standard
     # OTEL_EXPORTER_OTLP_ENDPOINT is set.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
