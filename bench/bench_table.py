@@ -116,9 +116,10 @@ class Light:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its children so far (/proc)."""
+    """User + system CPU seconds of ``pid`` itself so far (/proc; not its children: a
+    recycled sandbox worker's whole life would count when it is reaped)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    ticks = int(fields[11]) + int(fields[12])  # utime stime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -80,6 +80,7 @@ class _Group:
         # serving (past max_executions_per_worker) until it is ready, so no caller waits
         # for a spawn at a recycle
         self.awaiting_replacement: set[WorkerProcess] = set()
+        self.spare_started: set[WorkerProcess] = set()  # one replacement per worker, ever
         self.warming = 0  # background spawns in flight (replacements, warm-ups)
         self.cold_starts = 0  # spawns a caller waited for
         self.keep_warm = False  # prewarmed: its last idle worker outlives the idle timeout
@@ -377,9 +378,10 @@ class SandboxPool:
         group.running.discard(worker)
         healthy = reusable and worker.alive and not group.retired and not self._closed
         last = worker.executions >= self.max_executions_per_worker - 1
-        if healthy and last and worker not in group.awaiting_replacement:
+        if healthy and last and worker not in group.spare_started:
             # Its next execution is its last: start the replacement now, in the
             # background, so it is ready before this one retires (issue 15).
+            group.spare_started.add(worker)
             group.awaiting_replacement.add(worker)
             self._start_spare(group, worker.memory_bytes, worker.cpu_time_ms)
         keep = worker.executions < self.max_executions_per_worker or worker in group.awaiting_replacement
@@ -393,6 +395,7 @@ class SandboxPool:
             elif reusable and worker.alive:
                 reason = "closed" if self._closed else "retired"
             group.awaiting_replacement.discard(worker)
+            group.spare_started.discard(worker)
             self._kill(worker, reason)
         if group.retired and not group.busy and not group.waiting:
             self._retired.discard(group)
@@ -434,6 +437,7 @@ class SandboxPool:
             group.awaiting_replacement.discard(replaced)
             if replaced in group.idle:  # a busy one retires when its execution ends
                 group.idle.remove(replaced)
+                group.spare_started.discard(replaced)
                 self._kill(replaced, "recycled")
         while len(group.idle) + group.busy > group.cap and len(group.idle) > 1:
             self._kill(group.idle.pop(0), "other_limits")  # the oldest idle worker over the cap
@@ -468,6 +472,7 @@ class SandboxPool:
             group.idle.remove(worker)
             self._kill(worker, "idle")
         group.awaiting_replacement.discard(worker)
+        group.spare_started.discard(worker)
         if (
             not group.idle
             and not group.busy

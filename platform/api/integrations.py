@@ -103,7 +103,6 @@ async def put_credentials(
     keys = await runtime.credentials.put(
         slug, credential_id, values, empty_is_value=empty_is_value(version.manifest)
     )
-    runtime.events.publish("credential", {"slug": slug, "credentialId": credential_id})
     st = await catalog.status(runtime.registry.require(slug), runtime.credentials)
     return {
         "integration": slug,

@@ -9,7 +9,8 @@ hidden ``--worker-of`` flag), each a complete server with its own runtime, sandb
 and SQL pools, sharing state through the database exactly as replicas do (DESIGN §12).
 Each child binds its own listening socket with ``SO_REUSEPORT``, so the kernel spreads
 connections over them; the supervisor holds the port, bound but not listening, for as
-long as it runs.
+long as it runs. Rate limits, concurrency caps and events are shared through a
+PostgreSQL state database (pg_ratelimit.py, pg_events.py); on SQLite they are per process.
 
 SIGTERM or SIGINT: the supervisor sends SIGTERM to every child (uvicorn's graceful
 shutdown; each stops its runtime, which kills its sandbox workers), waits up to
@@ -163,6 +164,13 @@ def run_supervisor(settings: Settings, argv: list[str], workers: int) -> int:
         token_file = settings.data_dir / ADMIN_TOKEN_FILE
         print(f"Bollard is serving {Path(settings.integrations_dir).resolve()} at {url}", flush=True)
         print(f"  {workers} server processes on one port; API docs: {url}/docs", flush=True)
+        if settings.resolved_database_url().startswith("sqlite"):
+            print(
+                "  Note: with a SQLite state database, rate limits, concurrency caps and events are "
+                f"per process ({workers}x a limit in all); set BOLLARD_DATABASE_URL to PostgreSQL "
+                "or use --workers 1 for one shared limit",
+                flush=True,
+            )
         if created:
             print(f"  Admin token (created now, saved to {token_file}): {created}", flush=True)
         elif token_file.exists():

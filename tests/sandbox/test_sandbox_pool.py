@@ -502,6 +502,10 @@ async def test_no_caller_waits_for_a_spawn_at_a_recycle(egress: Egress) -> None:
         await until(lambda: pool.stats()["hot:v1"]["starting"] == 0)
         # the group stays within its cap once the replacements settled
         assert pool.stats()["hot:v1"]["idle"] + pool.stats()["hot:v1"]["busy"] == 1
+        # one replacement per worker lifetime, no more: 30 executions of 3 each is ten
+        # workers (a worker kept serving while its replacement starts may do a few more)
+        stopped = sum(pool.counters()["kills"].values())
+        assert 1 <= stopped <= 10, pool.counters()
     finally:
         await pool.close()
 
