@@ -99,6 +99,9 @@ JS_EXTRA_SYSCALLS = (
     "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd2", "pipe2",
     "sched_getaffinity", "sched_getparam", "sched_getscheduler", "sysinfo", "nanosleep",
     "clock_nanosleep", "membarrier", "pkey_alloc", "pkey_free", "pkey_mprotect", "getppid",
+    # on its own socketpair only (socket, connect, bind, accept stay refused): Rust's
+    # UnixStream reads and writes with them (signal-hook's wake-up pair)
+    "recvfrom", "sendto", "recvmsg", "sendmsg",
 )
 # fmt: on
 
