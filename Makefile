@@ -69,16 +69,20 @@ test: lint node
 
 # the API fuzzing of tests/api/test_api_conformance.py, longer: schemathesis against /openapi.json
 # with an admin and an agent token, FUZZ_EXAMPLES per operation, role and generation mode
-# (`make test` runs 8); no 500s, every response as documented
+# (`make test` runs 8); no 500s, every response as documented. Then schemathesis's own runner
+# (coverage, fuzzing and stateful phases, every check) against a real `bollard serve`.
 FUZZ_EXAMPLES ?= 200
 fuzz: $(TEST_STAMP)
 	BOLLARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/api/test_api_conformance.py
+	$(BIN)/python -m tests.support.fuzz_live $(FUZZ_EXAMPLES)
 
-# ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes);
-# installs Debian's wrk (the throughput rows) when missing
+# ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes),
+# then a tool call through MCP vs the REST API (bench/bench_mcp.py); installs Debian's wrk
+# (the throughput rows) when missing
 bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
 	$(BIN)/python bench/bench_table.py
+	$(BIN)/python bench/bench_mcp.py
 
 # every benchmark script in bench/, each printing its own figures (longer)
 bench-all: $(TEST_STAMP)

@@ -10,7 +10,8 @@ end, raise, return 5 MiB, or call a slow (30 s) or a gzip-bomb upstream.
 After a warm-up (``BENCH_LOAD_WARMUP`` healthy calls, default 300) it sends
 ``BENCH_LOAD_BASELINE`` (default 2 000) healthy calls, then ``BENCH_LOAD_CALLS`` (default
 10 000) with ``BENCH_LOAD_FAULTS`` (default 5 %) faults, each at ``BENCH_LOAD_CONCURRENCY``
-(default 64) callers alternating over the two replicas. It prints, per kind of call, how
+(default 64) callers alternating over the two replicas; ``BENCH_LOAD_SKIP`` leaves fault
+kinds out by name, to see which ones cost. It prints, per kind of call, how
 many got exactly the status and error code they must, and the healthy calls' p50/p99
 with and without the faults (the target: p99 within 2×); then both replicas' liveness,
 every answered write's execution record, and each replica's RSS (the server process,
@@ -50,6 +51,8 @@ BASELINE = int(os.environ.get("BENCH_LOAD_BASELINE", "2000"))
 WARMUP = int(os.environ.get("BENCH_LOAD_WARMUP", "300"))
 FAULT_SHARE = float(os.environ.get("BENCH_LOAD_FAULTS", "0.05"))
 CONCURRENCY = int(os.environ.get("BENCH_LOAD_CONCURRENCY", "64"))
+# fault kinds left out (comma-separated names, e.g. "endless loop,5 MiB result"): which ones cost
+SKIP = {name.strip() for name in os.environ.get("BENCH_LOAD_SKIP", "").split(",") if name.strip()}
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -119,7 +122,8 @@ async def run(url: str) -> None:
             base_s = time.perf_counter() - t0
             print(f"  baseline done ({base_s:.0f} s)", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            loaded = await run_load(urls, token, plan(CALLS, FAULT_SHARE), CONCURRENCY)
+            kinds = [f for f in FAULTS if f.name not in SKIP]
+            loaded = await run_load(urls, token, plan(CALLS, FAULT_SHARE, faults_from=kinds), CONCURRENCY)
             loaded_s = time.perf_counter() - t0
             alive = [
                 s.proc.poll() is None and httpx.get(f"{s.url}/healthz", timeout=30).is_success
@@ -128,6 +132,9 @@ async def run(url: str) -> None:
             rss_end = [(rss_kib(s.proc.pid), tree_rss_kib(s.proc.pid)) for s in servers]
             answered = {r.tag for r in loaded + base if r.tag is not None and r.status == 200}
             recorded = await recorded_tags(urls[1], token)
+            for s in servers:  # what the servers logged as errors, should any answer be wrong
+                errors = [ln for ln in s.log.read_text().splitlines() if "ERROR" in ln or "Traceback" in ln]
+                print(f"  {s.url}: {len(errors)} error lines {errors[:5]}", file=sys.stderr, flush=True)
         finally:
             for s in servers:
                 s.stop()

@@ -30,6 +30,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 FINAL = ("succeeded", "failed", "rejected", "expired")
+REREAD_S = 5.0
 
 
 async def read_approval(client: Client, uri: str) -> dict[str, Any]:
@@ -46,7 +47,9 @@ async def wait_for(client: Client, uri: str, wait_s: float) -> dict[str, Any]:
         deadline = loop.time() + wait_s
         while approval["status"] not in FINAL and loop.time() < deadline:
             try:
-                await asyncio.wait_for(updates.__anext__(), max(0.0, deadline - loop.time()))
+                # woken by the update, and re-read every few seconds all the same: with several
+                # `serve --workers` on SQLite only the worker that decided sends it
+                await asyncio.wait_for(updates.__anext__(), max(0.0, min(REREAD_S, deadline - loop.time())))
             except TimeoutError:
                 pass
             except StopAsyncIteration:  # the server closed the stream: poll instead

@@ -157,14 +157,22 @@ def icon_error(name: str, data: bytes) -> str | None:
 
 def compile_errors(source: str, filename: str = CONNECTOR_FILE) -> list[str]:
     """Check a connector with the sandbox's load-time policy for its kind (RestrictedPython
-    for ``connector.py``; :func:`bollard.sandbox.js.source.check_source` for
-    ``connector.ts``/``.js``); return its errors (line numbers; code nested too deeply for
-    the compiler is one error, not an exception)."""
+    for ``connector.py``; :func:`bollard.sandbox.js.source.check_source` and then Deno's own
+    parse, :func:`bollard.sandbox.js.check.deno_load_errors`, for ``connector.ts``/``.js``);
+    return its errors (line numbers; code nested too deeply for the compiler is one error,
+    not an exception). Blocking: call it off the event loop."""
     from bollard.sandbox.errors import ConnectorCompileError
     from bollard.sandbox.kinds import kind_for
 
     try:
         kind_for(filename).check(source, filename)
+        if filename != CONNECTOR_FILE:
+            # Deno's own parse, in a locked-down worker (this runs off the event loop)
+            from bollard.sandbox.js.check import deno_load_errors
+
+            deno_errors = deno_load_errors(source, filename)
+            if deno_errors:
+                raise ConnectorCompileError(deno_errors)
     except ConnectorCompileError as e:
         if filename == CONNECTOR_FILE:
             return [f"{CONNECTOR_FILE}: {msg}" for msg in e.errors]

@@ -8,9 +8,11 @@ failures) both retry through :func:`with_retries`: exponential backoff with full
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -28,13 +30,22 @@ def backoff(attempt: int, base_s: float = 0.1, cap_s: float = 5.0) -> float:
 
 
 def retry_after(value: str | None, cap_s: float = 10.0) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form, RFC 9110 §10.2.3), capped."""
+    """Seconds from a ``Retry-After`` header, capped at ``cap_s``: delta-seconds or an
+    HTTP-date (RFC 9110 §10.2.3; a date in the past is 0); ``None`` when absent or invalid."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        return min(cap_s, max(0.0, float(value.strip())))
+        return min(cap_s, max(0.0, float(text)))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return min(cap_s, max(0.0, (when - datetime.now(UTC)).total_seconds()))
 
 
 async def with_retries(

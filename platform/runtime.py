@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,7 @@ class Runtime:
             base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
             retention_hours=settings.file_retention_hours,
         )
+        self.jobs.every("files.retention", settings.file_sweep_interval_s, self._prune_files)
         self.approvals = Approvals(self)
         self.execution = ExecutionService(self)
         self.metrics = runtime_metrics(self)  # /metrics (platform/metrics.py)
@@ -131,14 +133,27 @@ class Runtime:
         self.warmer = Warmer(self)  # started by `bollard serve` (warmup.py)
 
     async def _prune_executions(self, job: Job) -> None:
-        """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``)."""
+        """The execution-log retention sweep (a job; ``BOLLARD_EXECUTION_RETENTION_DAYS``),
+        which also prunes finished webhook deliveries and the job queue's history."""
+        days = self.execution_log.retention_days
         removed = await self.execution_log.prune()
         if removed:
+            log.info("execution log: removed %d records older than %d days", removed, days)
+        removed = await self.webhooks.prune(timedelta(days=days))
+        removed += await self.jobs.prune_history(days * 86400.0)
+        if removed:
             log.info(
-                "execution log: removed %d records older than %d days",
+                "job outbox: removed %d finished deliveries and job log rows older than %d days",
                 removed,
-                self.execution_log.retention_days,
+                days,
             )
+
+    async def _prune_files(self, job: Job) -> None:
+        """The file retention sweep (a job; ``BOLLARD_FILE_RETENTION_HOURS``): expired rows
+        go once, whichever replica runs it; their bytes go where they are stored."""
+        removed = await self.files.prune()
+        if removed:
+            log.info("file store: removed %d expired files", removed)
 
     def _on_registry_change(self, slug: str, entry: IntegrationEntry | None) -> None:
         """Free what an old version held: its sandbox workers and SQL pools."""
@@ -178,9 +193,9 @@ class Runtime:
             )
         self.approvals.start_sweeper()
         await self.jobs.install()
+        self.webhooks.check_configuration()
         if self.settings.jobs_worker:
             await self.jobs.start()
-        self.files.start_pruner()
         self.started = True
 
     async def stop(self) -> None:

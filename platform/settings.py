@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=60.0, gt=0)
     job_backoff_base_s: float = Field(default=2.0, gt=0)
     job_poll_s: float = Field(default=5.0, gt=0)
-    # How often the execution-log retention sweep runs (s).
+    # How often the execution-log and file retention sweeps run (s).
     execution_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    file_sweep_interval_s: float = Field(default=600.0, gt=0)
 
     # Approval notifications (DESIGN §6, platform/webhooks/): BOLLARD_WEBHOOKS is a JSON list
     # of {"name", "url", "secret", "events"?}; targets must match BOLLARD_WEBHOOK_ALLOWED_HOSTS
@@ -125,6 +126,17 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        from bollard.platform.egress.hosts import validate_allowed_host_entry  # no HTTP client
+
+        for index, entry in enumerate(value):
+            problem = validate_allowed_host_entry(entry)
+            if problem is not None:
+                raise ValueError(f"BOLLARD_WEBHOOK_ALLOWED_HOSTS[{index}]: {problem}")
         return value
 
     # Sandbox pool (DESIGN §4).
@@ -158,7 +170,8 @@ class Settings(BaseSettings):
 
     # Observability (README "Observability"): /metrics answers admin tokens on the API port;
     # with metrics_port set it is also served without a token on metrics_host:metrics_port
-    # (for a Prometheus that reaches only that port). Spans are exported over OTLP/HTTP when
+    # (for a Prometheus that reaches only that port; under `serve --workers N` process i uses
+    # metrics_port + i: each process counts on its own). Spans are exported over OTLP/HTTP when
     # otlp_endpoint (the collector's base URL, e.g. http://127.0.0.1:4318) or the standard
     # OTEL_EXPORTER_OTLP_ENDPOINT is set.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

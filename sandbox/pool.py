@@ -265,7 +265,8 @@ class SandboxPool:
         "kills": {reason: workers stopped since start}}``. Kill reasons: ``idle``
         (idle timeout), ``recycled`` (``max_executions_per_worker``), ``retired`` (its
         integration version was replaced or removed), ``closed`` (pool shut down),
-        ``probe``, ``start_failed``, ``died_idle`` (found dead when reused),
+        ``probe``, ``start_failed``, ``start_cancelled`` (the caller's wall time ran out
+        while the worker started), ``died_idle`` (found dead when reused),
         ``other_limits`` (an idle worker made room for one with other limits), or the
         code of the error that ended the worker (``timeout``, ``limit_exceeded``,
         ``connector_error``, ``internal_error``; ``failed`` when none is known)."""
@@ -518,6 +519,9 @@ class SandboxPool:
         except (ConnectionError, ProtocolError):
             self._kill(worker, "start_failed")
             raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None
+        except asyncio.CancelledError:  # the caller's wall time ran out during the start
+            self._kill(worker, "start_cancelled")
+            raise
         except BaseException:
             self._kill(worker, "start_failed")
             raise

@@ -72,8 +72,9 @@ def declared_query(route: Any) -> frozenset[str]:
 
 
 async def known_query(request: Request) -> None:
-    """Refuse query parameters the route does not declare: 400 ``invalid_request`` naming
-    them and the accepted ones (a misspelt filter must not silently return everything).
+    """Refuse query parameters the route does not declare, and any given more than once:
+    400 ``invalid_request`` naming them and the accepted ones (a misspelt filter must not
+    silently return everything).
 
     Attach it to a router (``APIRouter(dependencies=[Depends(known_query)])``).
     """
@@ -90,6 +91,19 @@ async def known_query(request: Request) -> None:
             + ", ".join(f"'{u[:60]}'" for u in unknown[:10])
             + f"; {request.method} {route.path} takes: {takes}",
             details=[{"path": f"query.{u[:60]}", "message": "unknown query parameter"} for u in unknown[:10]],
+            status=400,
+        )
+    # No route takes a list in the query: a repeated parameter would silently be read as
+    # one of its values (the fuzzer sends arrays as repeated parameters).
+    repeated = sorted({k for k in request.query_params if len(request.query_params.getlist(k)) > 1})
+    if repeated:
+        raise ApiError(
+            "invalid_request",
+            "query parameter"
+            + ("s " if len(repeated) > 1 else " ")
+            + ", ".join(f"'{r[:60]}'" for r in repeated[:10])
+            + " given more than once; give each once",
+            details=[{"path": f"query.{r[:60]}", "message": "given more than once"} for r in repeated[:10]],
             status=400,
         )
 

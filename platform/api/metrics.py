@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -78,14 +79,25 @@ class MetricsApp:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
+def metrics_port(port: int) -> int:
+    """The metrics port of this process: ``port``, plus the process's index under
+    ``bollard serve --workers N`` (``BOLLARD_WORKER_INDEX``, 0…N-1), because each server
+    process has its own counters and must be scraped as a target of its own (the API port's
+    ``/metrics`` answers whichever process took the connection)."""
+    index = os.environ.get("BOLLARD_WORKER_INDEX", "")
+    return port + int(index) if index.isdigit() else port
+
+
 @contextlib.asynccontextmanager
 async def serve_metrics_port(runtime: Runtime) -> AsyncIterator[None]:
-    """Serve :class:`MetricsApp` on the metrics port while the block runs, when
-    ``metrics_port`` is set (uvicorn on the same event loop; stopped on exit)."""
+    """Serve :class:`MetricsApp` on the metrics port (:func:`metrics_port`) while the
+    block runs, when ``metrics_port`` is set (uvicorn on the same event loop; stopped on
+    exit)."""
     s = runtime.settings
     if s.metrics_port is None:
         yield
         return
+    port = metrics_port(s.metrics_port)
     import uvicorn  # lazy: only servers need it
 
     class Server(uvicorn.Server):
@@ -94,7 +106,7 @@ async def serve_metrics_port(runtime: Runtime) -> AsyncIterator[None]:
             yield  # the API's server owns the signals
 
     config = uvicorn.Config(
-        MetricsApp(runtime), host=s.metrics_host, port=s.metrics_port, log_level="warning", lifespan="off"
+        MetricsApp(runtime), host=s.metrics_host, port=port, log_level="warning", lifespan="off"
     )
     server = Server(config)
     # Bound here, not by uvicorn: its bind error is a sys.exit, which would stop this loop.
@@ -102,16 +114,16 @@ async def serve_metrics_port(runtime: Runtime) -> AsyncIterator[None]:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((s.metrics_host, s.metrics_port))
+        sock.bind((s.metrics_host, port))
     except OSError as e:
         sock.close()
         raise BollardError(
             "config_error",
-            f"cannot serve metrics on {s.metrics_host}:{s.metrics_port} ({e.strerror}): "
+            f"cannot serve metrics on {s.metrics_host}:{port} ({e.strerror}): "
             "set BOLLARD_METRICS_PORT to a free port, or unset it",
         ) from None
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    log.info("metrics: serving /metrics without a token on %s:%d", s.metrics_host, s.metrics_port)
+    log.info("metrics: serving /metrics without a token on %s:%d", s.metrics_host, port)
     try:
         yield
     finally:

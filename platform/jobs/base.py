@@ -17,7 +17,6 @@ Semantics every implementation keeps (the tests run one body against both):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -171,6 +170,12 @@ class JobQueue(ABC):
         """Queue a dead job again with its attempts reset; ``False`` when no dead job has
         that id."""
 
+    async def prune_history(self, older_than_s: float) -> int:
+        """Delete what the queue keeps about finished jobs older than ``older_than_s``
+        seconds (dead jobs stay); returns how many rows. Nothing to do by default: the
+        in-process queue deletes a job when it is done."""
+        return 0
+
     @abstractmethod
     async def _start_worker(self) -> None: ...
 
@@ -222,12 +227,13 @@ class JobQueue(ABC):
         if not self.running:
             return
         self.running = False
+        tickers = {sweep.task for sweep in self._sweeps if sweep.task is not None}
+        for task in tickers:
+            task.cancel()
+        if tickers:
+            await asyncio.wait(tickers, timeout=timeout_s)
         for sweep in self._sweeps:
-            if sweep.task is not None:
-                sweep.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await sweep.task
-                sweep.task = None
+            sweep.task = None
         await self._stop_worker(timeout_s)
 
     async def _tick(self, sweep: _Sweep) -> None:

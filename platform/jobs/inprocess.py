@@ -179,16 +179,14 @@ class TableJobQueue(JobQueue):
     async def _stop_worker(self, timeout_s: float) -> None:
         if self._worker is not None:
             self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._worker
+            await asyncio.wait({self._worker}, timeout=timeout_s)
             self._worker = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
             for task in pending:  # left leased: taken again after the lease
                 task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if pending:
+                await asyncio.wait(pending, timeout=timeout_s)
         self._wake = None
 
     async def _loop(self) -> None:

@@ -205,6 +205,24 @@ class PgJobQueue(JobQueue):
             await conn.close()
         return bool(found)
 
+    async def prune_history(self, older_than_s: float) -> int:
+        """pgqueuer keeps a log row per job status change (folded into per-second
+        statistics) for ever: delete aggregated log rows and statistics older than this."""
+        queries, conn = await self._queries()
+        settings = queries.qbe.settings
+        age = timedelta(seconds=older_than_s)
+        try:
+            logs = await conn.execute(
+                f"DELETE FROM {settings.queue_table_log} WHERE aggregated AND created < NOW() - $1::interval",
+                age,
+            )
+            stats = await conn.execute(
+                f"DELETE FROM {settings.statistics_table} WHERE created < NOW() - $1::interval", age
+            )
+        finally:
+            await conn.close()
+        return int(logs.split()[-1]) + int(stats.split()[-1])
+
     # ------------------------------------------------------------------ worker
 
     async def _start_worker(self) -> None:

@@ -132,6 +132,22 @@ class Webhooks:
     def register(self, jobs: JobQueue) -> None:
         jobs.handle(JOB_KIND, self.deliver)
 
+    def check_configuration(self) -> list[str]:
+        """Problems with the configured endpoints that need no network (a URL the webhook
+        policy refuses by scheme, host or port); logged as warnings at start, since their
+        deliveries would be dead at once. Addresses are checked at each delivery."""
+        from bollard.sandbox.errors import HttpRequestRefused
+
+        problems = []
+        for endpoint in self.runtime.settings.webhooks:
+            try:
+                self.policy.check_url(endpoint.url)
+            except HttpRequestRefused as e:
+                problems.append(f"webhook endpoint '{endpoint.name}': {e.message}")
+        for problem in problems:
+            log.warning("%s", problem)
+        return problems
+
     async def aclose(self) -> None:
         if self._client is not None:
             with contextlib.suppress(Exception):
@@ -301,6 +317,18 @@ class Webhooks:
                     {"deliveryId": row.id, "attempt": attempt + 1},
                     delay_s=retry_in_s or 0.0,
                 )
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Delete delivered and dead deliveries created longer ago than ``older_than``
+        (pending ones stay); returns how many."""
+        cutoff = datetime.now(UTC) - older_than
+        async with self.runtime.db.begin() as conn:
+            result = await conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.created_at < cutoff, deliveries.c.status.in_(("delivered", "dead"))
+                )
+            )
+        return int(result.rowcount or 0)
 
     # ------------------------------------------------------------------ list, redeliver
 

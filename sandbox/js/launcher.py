@@ -1,4 +1,4 @@
-"""The Deno worker's first program: ``python -I -B -m bollard.sandbox.js.launcher MEMORY CPU UID DENO``.
+"""The Deno worker's first program: ``python -m bollard.sandbox.js.launcher MEMORY CPU UID DENO [MODE]``.
 
 Started by the pool like the Python worker (the pipe on stdin/stdout, an empty
 environment), it applies the same OS layers (:func:`bollard.sandbox.isolation.isolate`
@@ -15,7 +15,7 @@ to reserve) and ``--disallow-code-generation-from-strings`` (no ``eval``/``Funct
 
 Argv: ``MEMORY`` = bytes of V8 heap (and, with :data:`BASELINE_BYTES`, of
 ``RLIMIT_DATA``); ``CPU`` = lifetime CPU budget in seconds; ``UID``; ``DENO`` = the Deno
-binary.
+binary; ``MODE`` = ``check`` to parse sources only (:mod:`bollard.sandbox.js.check`).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ DENO_ENV = {
 NOT_DUMPABLE_NOTE = "reset by execve; ptrace still refused (own uid, Landlock domain, seccomp)"
 
 
-def deno_argv(deno: str, memory_bytes: int, layers: dict[str, bool | str]) -> list[str]:
+def deno_argv(deno: str, memory_bytes: int, layers: dict[str, bool | str], mode: str = "") -> list[str]:
     """The command line that runs ``worker.js``: no permission, V8 limits, the layers as
-    the script's only argument."""
+    the script's first argument, ``mode`` (``"check"``: parse sources only) its second."""
     heap_mb = max(MIN_HEAP_MB, memory_bytes // (1024 * 1024))
     v8 = ",".join(
         (
@@ -67,12 +67,14 @@ def deno_argv(deno: str, memory_bytes: int, layers: dict[str, bool | str]) -> li
         f"--v8-flags={v8}",
         WORKER_SCRIPT,
         json.dumps(layers, separators=(",", ":")),
+        *([mode] if mode else []),
     ]
 
 
 def main(argv: list[str]) -> int:
     """Isolate, then exec Deno; returns only when that fails (exit status 3)."""
     memory_bytes, cpu_budget_s, uid, deno = int(argv[0]), int(argv[1]), int(argv[2]), argv[3]
+    mode = "check" if argv[4:5] == ["check"] else ""
     null = os.open(os.devnull, os.O_WRONLY)  # Deno's stderr: escaped code writes nowhere
     layers = isolation.isolate(
         memory_bytes=memory_bytes + BASELINE_BYTES,
@@ -87,7 +89,7 @@ def main(argv: list[str]) -> int:
     os.dup2(null, 2)
     os.close(null)
     try:
-        os.execve(deno, deno_argv(deno, memory_bytes, layers), DENO_ENV)
+        os.execve(deno, deno_argv(deno, memory_bytes, layers, mode), DENO_ENV)
     except OSError:
         return 3
     return 3  # pragma: no cover - execve does not return

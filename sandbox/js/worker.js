@@ -25,10 +25,16 @@ const workerPid = Deno.pid;
 const exit = Deno.exit;
 const globalThis_ = globalThis;
 const layersJson = Deno.args[0] || "{}";
+// "check": answer any number of `load` messages (Deno's parse of sources at load time,
+// bollard/sandbox/js/check.py) and never execute anything.
+const checkOnly = Deno.args[1] === "check";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const scheduleMacrotask = globalThis.setTimeout;
+// A connector's rejected promise that nobody handles is its own business (Tale ignores
+// them too); by default Deno would end the process at the next macrotask.
+globalThis.addEventListener("unhandledrejection", (event) => event.preventDefault());
 const { freeze, getOwnPropertyNames, getOwnPropertySymbols, getOwnPropertyDescriptor,
   getPrototypeOf, isFrozen, entries } = Object;
 const jsonStringify = JSON.stringify;
@@ -555,7 +561,7 @@ async function load(message) {
     send({ type: "loaded", ok: true, errors: [] });
   } catch (error) {
     const text = StringFn(error && error.message);
-    const first = text.split("\n")[0].replace(/^SyntaxError: /, "");
+    const first = text.split("\n")[0].replace(/^SyntaxError: /, "").replace(/\s+at data:\S*$/, "");
     const line = sourceLine(text);
     const where = line === null ? filename : `${filename} line ${line}`;
     send({ type: "loaded", ok: false, errors: [truncate(`${where}: ${first}`)] });
@@ -648,8 +654,9 @@ async function run(message, execution) {
 async function execute(message, filename) {
   const log = new ConnectorOutput(message.max_log_bytes);
   currentLog = log;
-  const execution = { broken: false, secrets: null, transport: null };
+  const execution = { broken: false, secrets: null, transport: null, closed: false };
   execution.transport = (request, body) => {
+    if (execution.closed) throw new Error("this execution has ended; ctx cannot be used any more");
     try {
       send(request, body);
       const [reply, replyBody] = recv();
@@ -675,7 +682,15 @@ async function execute(message, filename) {
         )
       ? { kind: "memory", message: "memory limit exceeded" }
       : { kind: "connector", message: describe(error), line: errorLine(error, filename) };
+  }
+  // Everything the execution set off (promise callbacks, microtask chains) runs now, inside
+  // its CPU and wall time, before the answer: one macrotask comes only once the microtask
+  // queue is empty, and nothing else can ever wake this execution's code (no timers, no
+  // I/O). Then its ctx stops working and its log closes.
+  try {
+    await new Promise((resolve) => scheduleMacrotask(resolve, 0));
   } finally {
+    execution.closed = true;
     currentLog = null;
     if (execution.secrets !== null) execution.secrets.clear();
   }
@@ -694,6 +709,13 @@ async function main() {
   const [loadMessage] = recv();
   if (loadMessage.type !== "load") return 2;
   lockdown();
+  if (checkOnly) {
+    for (let message = loadMessage; message.type === "load"; [message] = recv()) {
+      await load(message);
+      factory = null;
+    }
+    return 2;
+  }
   await load(loadMessage);
   if (factory === null) return 0;
   const filename = StringFn(loadMessage.filename || "connector.ts");

@@ -1,10 +1,15 @@
 """``bollard serve`` end to end: with ``BOLLARD_OTLP_ENDPOINT`` its spans reach an OTLP/HTTP
-collector (a stand-in on 127.0.0.1 decoding the protobuf), and the server log names each
-line's request id."""
+collector (a stand-in on 127.0.0.1 decoding the protobuf), the server log names each
+line's request id, and under ``--workers N`` each process serves its own metrics port."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.support.integrations import rest_manifest, write_integration
-from tests.support.standin import BollardServer, ServerThread
+from tests.support.standin import BollardServer, ServerThread, free_port
 
 CONNECTOR = """
 def execute(ctx):
@@ -76,3 +81,52 @@ def test_serve_exports_spans_over_otlp_and_logs_request_ids(tmp_path: Path) -> N
     lines = server.log.read_text().splitlines()
     assert any("[serve-req-42]" in line and "hello from the connector" in line for line in lines), lines[-20:]
     assert any("tracing: exporting spans over OTLP/HTTP" in line and "[-]" in line for line in lines)
+
+
+def _two_free_ports() -> int:
+    """A port P with P and P + 1 free a moment ago."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def test_each_server_process_serves_its_own_metrics_port(tmp_path: Path) -> None:
+    integrations = tmp_path / "integrations"
+    write_integration(integrations, "echo", manifest=rest_manifest(), connector=CONNECTOR)
+    api_port, metrics_port = free_port(), _two_free_ports()
+    env = {**os.environ, "BOLLARD_SECRET_KEY": "k", "BOLLARD_RELOAD": "false"}
+    env["BOLLARD_METRICS_PORT"] = str(metrics_port)
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bollard.platform.cli", "serve", "--port", str(api_port), "--workers", "2",
+             "--integrations", str(integrations), "--data-dir", str(tmp_path / "data")],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        answered: set[int] = set()
+        while answered != {metrics_port, metrics_port + 1}:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            for port in (metrics_port, metrics_port + 1):
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                    if r.status_code == 200 and "bollard_executions" in r.text:
+                        answered.add(port)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -114,6 +114,10 @@ async def test_url_elicitation_points_at_the_approval_page_and_the_retry_gets_th
     assert done.is_error is False, done.content
     assert done.structured_content["success"] is True and done.structured_content["rowsAffected"] == 1
     assert done.structured_content["approvalId"] == asked[0].rsplit("/", 1)[1]
+    # the web page a person opens: signed out here, so it asks them to sign in first
+    page = httpx.get(asked[0], timeout=30, follow_redirects=True)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.url.path == "/login" and len(page.history) == 1
 
 
 async def test_a_clients_accept_is_never_a_persons_approval(served: Served) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bollard.platform.jobs import Job, JobQueue, JobSettings, RetryJob, make_job_queue
 from bollard.platform.store.db import create_engine, migrate
@@ -147,3 +147,88 @@ async def _counts_are(queue: JobQueue, **expected: int) -> bool:
 async def _has_error(queue: JobQueue, fragment: str) -> bool:
     dead = await queue.dead()
     return bool(dead) and fragment in (dead[0].error or "")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_retention_sweeps_are_jobs(backend: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bollard.platform.runtime import Runtime
+    from bollard.platform.settings import Settings
+    from bollard.platform.store.tables import executions
+
+    async with state_database_url(backend, tmp_path / "state") as url:
+        settings = Settings(
+            integrations_dir=tmp_path / "integrations",
+            data_dir=tmp_path / "data",
+            database_url=url,
+            secret_key="k",
+            reload=False,
+            execution_retention_days=1,
+            jobs_worker=False,
+        )
+        (tmp_path / "integrations").mkdir()
+        async with Runtime(settings) as rt:
+            old, new = datetime.now(UTC) - timedelta(days=2), datetime.now(UTC)
+            async with rt.db.begin() as conn:
+                for name, started in (("old", old), ("new", new)):
+                    await conn.execute(
+                        executions.insert().values(
+                            id=name,
+                            started_at=started,
+                            caller="api",
+                            integration="x",
+                            operation="y",
+                            status="ok",
+                        )
+                    )
+            from bollard.platform.files.store import FileOwner
+            from bollard.platform.store.tables import files
+
+            stored = await rt.files.save(
+                b"old bytes", file_name="a.txt", content_type="text/plain", owner=FileOwner("x", "y")
+            )
+            async with rt.db.begin() as conn:  # its retention passed
+                await conn.execute(files.update().values(expires_at=old))
+            path = rt.files.directory / stored["fileId"]
+            assert path.exists()
+            from bollard.platform.store.tables import webhook_deliveries
+
+            async with rt.db.begin() as conn:  # finished deliveries past the retention go too
+                for did, status in (("d-old", "delivered"), ("d-dead", "dead"), ("d-pending", "pending")):
+                    await conn.execute(
+                        webhook_deliveries.insert().values(
+                            id=did,
+                            endpoint="ops",
+                            url="https://h.example/",
+                            event_id="e",
+                            event_type="t",
+                            body="{}",
+                            status=status,
+                            attempts=1,
+                            created_at=old,
+                        )
+                    )
+            assert (await rt.jobs.counts("executions.retention")) == {"queued": 0, "running": 0, "dead": 0}
+            await rt.jobs.start()  # the sweeps are enqueued at start and run by the worker
+            await until(lambda: _ids_are(rt, {"new"}), "the old record to be pruned")
+            await until(lambda: _true(not path.exists()), "the expired file to be removed")
+            assert await rt.files.get(stored["fileId"]) is None
+
+            async def only_pending_left() -> bool:
+                async with rt.db.connect() as conn:
+                    return list((await conn.execute(select(webhook_deliveries.c.id))).scalars()) == [
+                        "d-pending"
+                    ]
+
+            await until(only_pending_left, "finished deliveries to be pruned")
+            assert await rt.jobs.prune_history(0) >= 0  # the queue's own history (pgqueuer's log)
+
+
+async def _ids_are(rt: object, expected: set[str]) -> bool:
+    from sqlalchemy import select
+
+    from bollard.platform.store.tables import executions
+
+    async with rt.db.connect() as conn:  # type: ignore[attr-defined]
+        return {r.id for r in (await conn.execute(select(executions.c.id))).all()} == expected

@@ -124,6 +124,42 @@ async def test_every_status_change_is_a_signed_event_verified_by_the_readme_reci
     assert not verify(SECRET, stale, receiver.received[0].body)  # too old: a replay
 
 
+async def test_a_failed_operation_is_an_event(backend: str, tmp_path: Path) -> None:
+    with WebhookReceiver() as receiver:
+        async with webhook_runtime(backend, tmp_path, f"{receiver.url}/hook") as rt:
+            write_integration(
+                rt.settings.integrations_dir,
+                "gated",
+                manifest=rest_manifest(operations=[{"name": "send", "operationType": "write"}]),
+                connector="def execute(ctx):\n    raise ValueError('the target refused')\n",
+            )
+            rt.registry.reload("gated")
+            aid = await request_approval(rt)
+            assert (await rt.approvals.approve(aid, ADMIN))["status"] == "failed"
+            await until(lambda: settled(rt, 3), "three deliveries")
+    events = [json.loads(r.body) for r in receiver.received]
+    assert sorted(e["type"] for e in events) == ["approval.approved", "approval.failed", "approval.requested"]
+    (failed,) = [e for e in events if e["type"] == "approval.failed"]
+    assert failed["approval"]["error"]["code"] == "connector_error"
+
+
+async def test_429_retry_after_as_an_http_date_is_honoured(backend: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    def in_two_seconds() -> str:  # computed when the receiver answers
+        return format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+
+    with WebhookReceiver(script=[(503, {"Retry-After": in_two_seconds})]) as receiver:
+        async with webhook_runtime(backend, tmp_path, f"{receiver.url}/hook") as rt:
+            await request_approval(rt)
+            await until(lambda: settled(rt, 1), "the delivery")
+            (d,) = await deliveries(rt)
+    assert d["status"] == "delivered" and d["attempts"] == 2
+    first, second = receiver.received
+    assert second.at - first.at >= 0.95  # the date is 1-2 s ahead (it has whole seconds)
+
+
 async def test_expiry_is_an_event(backend: str, tmp_path: Path) -> None:
     with WebhookReceiver() as receiver:
         async with webhook_runtime(backend, tmp_path, f"{receiver.url}/hook") as rt:
@@ -190,6 +226,10 @@ async def test_dead_after_max_attempts_then_redelivered_over_the_api(backend: st
                 assert r.status_code == 403
                 r = await c.get("/api/webhooks/deliveries?colour=red", headers=h)
                 assert r.status_code == 400
+                r = await c.get("/api/webhooks/deliveries?status=dead&status=pending", headers=h)
+                assert (
+                    r.status_code == 400 and "'status' given more than once" in r.json()["error"]["message"]
+                )
                 r = await c.post("/api/webhooks/deliveries/nope/redeliver", headers=h)
                 assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
                 shown = (await c.get(f"/api/webhooks/deliveries/{dead['id']}", headers=h)).json()
@@ -284,3 +324,45 @@ def _approval_row(overrides: dict[str, Any]) -> dict[str, Any]:
         "error_message": None,
     }
     return row | overrides
+
+
+def test_endpoints_and_the_allowlist_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "BOLLARD_WEBHOOKS",
+        json.dumps(
+            [
+                {
+                    "name": "ops",
+                    "url": "https://hooks.example.com/b",
+                    "secret": SECRET,
+                    "events": ["approval.failed"],
+                }
+            ]
+        ),
+    )
+    monkeypatch.setenv("BOLLARD_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com, http://127.0.0.1:9000")
+    s = Settings()
+    (endpoint,) = s.webhooks
+    assert endpoint.wants("approval.failed") and not endpoint.wants("approval.requested")
+    assert SECRET not in repr(s) and SECRET not in repr(endpoint)
+    assert s.webhook_allowed_hosts == ["hooks.example.com", "http://127.0.0.1:9000"]
+    monkeypatch.setenv("BOLLARD_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com/path")
+    with pytest.raises(ValueError, match=r"BOLLARD_WEBHOOK_ALLOWED_HOSTS\[0\]"):
+        Settings()
+    monkeypatch.delenv("BOLLARD_WEBHOOK_ALLOWED_HOSTS")
+    for bad in ({"events": ["approval.eaten"]}, {"secret": "short"}, {"name": "has space"}):
+        item = {"name": "ops", "url": "https://hooks.example.com/b", "secret": SECRET} | bad
+        monkeypatch.setenv("BOLLARD_WEBHOOKS", json.dumps([item]))
+        with pytest.raises(ValueError):
+            Settings()
+
+
+async def test_a_misconfigured_endpoint_is_reported_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with webhook_runtime(
+        "sqlite", tmp_path, "https://elsewhere.example.com/hook", allowed=["hooks.example.com"]
+    ) as rt:
+        (problem,) = rt.webhooks.check_configuration()
+    assert "webhook endpoint 'ops'" in problem and "not in BOLLARD_WEBHOOK_ALLOWED_HOSTS" in problem
+    assert any("webhook endpoint 'ops'" in r.getMessage() for r in caplog.records)

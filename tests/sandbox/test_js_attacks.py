@@ -427,3 +427,35 @@ async def test_failure_while_talking_to_the_host_does_not_desynchronise_the_pipe
         with contextlib.suppress(SandboxError):  # either outcome is fine; the next call must work
             await run(pool, egress, source, limits=Limits(max_http_requests=100_000, wall_time_ms=60_000))
         await healthy(pool, egress, source)
+
+
+async def test_work_left_after_returning_runs_inside_the_execution(pool: SandboxPool, egress: Egress) -> None:
+    # Promise callbacks still pending when execute returns run before the answer (their
+    # logs are this execution's), never during the next execution.
+    source = connector(
+        "    Promise.reject(new Error('nobody handles this'));\n"
+        "    let n = 0;\n"
+        "    const spin = (): Promise<void> =>\n"
+        "      Promise.resolve().then(() => { n++; if (n < 1000) return spin(); ctx.log('late ' + n); });\n"
+        "    spin();\n"
+        "    return { returned: true };"
+    )
+    first = await run(pool, egress, source)
+    assert first.value == {"returned": True} and first.logs == ["late 1000"]
+    second = await run(pool, egress, source)
+    assert second.logs == ["late 1000"]
+    await healthy(pool, egress, source)
+
+
+async def test_an_endless_microtask_chain_after_returning_hits_the_cpu_limit(
+    pool: SandboxPool, egress: Egress
+) -> None:
+    source = connector(
+        "    const spin = (): Promise<void> => Promise.resolve().then(spin);\n"
+        "    spin();\n"
+        "    return { returned: true };"
+    )
+    with pytest.raises(LimitExceeded) as info:
+        await run(pool, egress, source, limits=TIGHT)
+    assert info.value.limit == "cpu_time_ms"
+    await healthy(pool, egress, source)

@@ -4,8 +4,10 @@ server, and load-time checks report their lines."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +252,15 @@ async def test_checked_facts_for_the_lints() -> None:
     assert checked.test_entrypoint == "testConnection"
     assert checked.secret_keys == ((4, "apiKey"), (5, "other"))
     assert checked.urls == ((1, "https://api.example.com"),)
+
+
+async def test_deno_parse_errors_are_load_errors_of_the_folder(tmp_path: Path) -> None:
+    from bollard.platform.errors import PackageError
+    from bollard.platform.packages import load_folder
+    from tests.support.integrations import rest_manifest, write_integration
+
+    source = "function execute(ctx: any) {\n  let a = 1;\n  let a = 2;\n  return a;\n}\n"
+    folder = write_integration(tmp_path, "dup", rest_manifest(), None, {"connector.ts": source})
+    with pytest.raises(PackageError) as info:
+        await asyncio.to_thread(load_folder, folder)
+    assert any("connector.ts line 3" in e for e in info.value.errors), info.value.errors

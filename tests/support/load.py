@@ -261,12 +261,13 @@ class Result:
         return self.status == self.case.status and self.code == self.case.code
 
 
-def plan(n: int, fault_share: float, seed: int = 14) -> list[Case]:
-    """``n`` calls: ``fault_share`` of them faults (spread over :data:`FAULTS`), the rest
-    the healthy mix, shuffled with a fixed seed."""
+def plan(n: int, fault_share: float, seed: int = 14, faults_from: list[Case] | None = None) -> list[Case]:
+    """``n`` calls: ``fault_share`` of them faults (spread over ``faults_from``, default
+    :data:`FAULTS`), the rest the healthy mix, shuffled with a fixed seed."""
     rng = random.Random(seed)
+    kinds = faults_from or FAULTS
     faults = round(n * fault_share)
-    cases = [FAULTS[i % len(FAULTS)] for i in range(faults)]
+    cases = [kinds[i % len(kinds)] for i in range(faults)]
     cases += [HEALTHY[i % len(HEALTHY)] for i in range(n - faults)]
     rng.shuffle(cases)
     return cases
@@ -278,11 +279,11 @@ async def run_load(
     """Send ``cases`` with ``concurrency`` callers, alternating over ``urls``."""
     results: list[Result] = []
     queue = list(reversed(list(enumerate(cases))))
-    # idle connections are dropped before uvicorn's 5 s keep-alive closes them: a request
-    # sent on a connection the server is closing at that moment would fail in transport
-    limits = httpx.Limits(
-        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
-    )
+    # One connection per call: on a saturated machine this client may read a response
+    # seconds after uvicorn sent it and started its 5 s keep-alive clock, and a request
+    # sent on a connection the server is closing at that moment fails in transport; that
+    # would be this client's race, not an answer of the server's.
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s, limits=limits
     ) as client:

@@ -1,11 +1,27 @@
-"""Helpers for the web page's plain (non-browser) tests: log in through the form and read
-the CSRF token a page carries."""
+"""Helpers for the web page's tests: log in through the form and read the CSRF token a
+page carries (plain tests); :class:`Site`, the served page the browser tests drive."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+
+GOOD = "good-token-123456"  # the stand-in upstream's valid bearer token
+
+
+@dataclass
+class Site:
+    """``bollard serve`` for the browser tests: its URL, the admin token, the integrations
+    folder it watches, and a scratch folder."""
+
+    url: str
+    admin_token: str
+    integrations: Path
+    tmp: Path
+
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -29,9 +29,10 @@ class Received:
 
 class WebhookReceiver(ServerThread):
     """Records every request; answers each from ``script`` (``(status, headers)`` pairs,
-    consumed in order), then ``200``. ``config`` goes to uvicorn (``ssl_certfile``…)."""
+    consumed in order; a header value may be a function, called when answering), then
+    ``200``. ``config`` goes to uvicorn (``ssl_certfile``…)."""
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None, **config: Any) -> None:
+    def __init__(self, script: list[tuple[int, dict[str, Any]]] | None = None, **config: Any) -> None:
         self.script = list(script or [])
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -39,7 +40,7 @@ class WebhookReceiver(ServerThread):
         if "ssl_certfile" in config:
             self.url = f"https://localhost:{self.port}"
 
-    def answer_with(self, *script: tuple[int, dict[str, str]]) -> None:
+    def answer_with(self, *script: tuple[int, dict[str, Any]]) -> None:
         with self._lock:
             self.script = list(script)
 
@@ -53,6 +54,7 @@ class WebhookReceiver(ServerThread):
         with self._lock:
             self.received.append(Received(time.time(), request.url.path, dict(request.headers.items()), body))
             status, headers = self.script.pop(0) if self.script else (200, {})
+        headers = {k: v() if callable(v) else v for k, v in headers.items()}
         await Response(b"ok", status_code=status, headers=headers)(scope, receive, send)
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +17,8 @@ from starlette.routing import Route
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, skip_without_browser
 from tests.support.integrations import rest_manifest, write_integration
 from tests.support.standin import BollardServer, ServerThread
+from tests.support.web import GOOD, Site
 
-GOOD = "good-token-123456"
 ITEMS = [{"id": 1, "title": "first"}, {"id": 2, "title": "second"}, {"id": 3, "title": "third"}]
 
 
@@ -104,14 +102,6 @@ def svc_manifest(base: str) -> dict[str, Any]:
             },
         ],
     )
-
-
-@dataclass
-class Site:
-    url: str
-    admin_token: str
-    integrations: Path
-    tmp: Path
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,14 @@ a page's later states (a test report, a run's result) are saved as screenshots t
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.browser import axe_violations, require_browser, screenshot, unreachable_by_keyboard
 from tests.support.integrations import rest_manifest, write_integration
+from tests.support.web import GOOD, Site
 from tests.support.zips import folder_zip
-from tests.web.conftest import GOOD, Site
 
 try:
     from playwright.sync_api import expect
@@ -232,7 +231,7 @@ def test_tokens_create_shown_once_and_revoke(page: Any, site: Site) -> None:
     expect(page.locator("#new-token")).to_have_count(0)  # shown once only
 
 
-def test_log_out(page: Any, site: Site, tmp_path: Path) -> None:
+def test_log_out(page: Any, site: Site) -> None:
     log_in(page, site)
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
