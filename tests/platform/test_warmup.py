@@ -94,7 +94,10 @@ async def test_a_js_connector_is_warmed_in_its_own_worker_kind(tmp_path: Path) -
     from tests.support.deno import require_deno
 
     require_deno()
-    ts = "const connector = {\n  operations: ['echo'],\n  execute: function (ctx: any) { return { ok: true }; },\n};\n"
+    ts = (
+        "const connector = {\n  operations: ['echo'],\n"
+        "  execute: function (ctx: any) { return { ok: true }; },\n};\n"
+    )
     write_integration(tmp_path / "integrations", "tsw", manifest=rest_manifest(), connector=None)
     (tmp_path / "integrations" / "tsw" / "connector.ts").write_text(ts)
     async with app_client(settings(tmp_path)) as (c, rt):
