@@ -8,6 +8,7 @@ compile, icon content) and returns an immutable :class:`IntegrationVersion`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -65,13 +66,16 @@ class IntegrationVersion:
     lints: tuple[Lint, ...] = ()
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    @property
+    @functools.cached_property
     def connector_file(self) -> str | None:
-        """``connector.py``, ``connector.ts`` or ``connector.js``: the package's connector."""
+        """``connector.py``, ``connector.ts`` or ``connector.js``: the package's connector
+        (computed once: every call asks)."""
         return next((name for name in CONNECTOR_FILES if name in self.files), None)
 
-    @property
+    @functools.cached_property
     def connector_source(self) -> str | None:
+        """The connector's text, decoded once per version: one ``str`` for every call, so
+        the sandbox pool finds its worker group by identity, not by comparing sources."""
         name = self.connector_file
         raw = self.files.get(name) if name is not None else None
         return raw.decode("utf-8") if raw is not None else None

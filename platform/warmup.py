@@ -94,6 +94,7 @@ class Warmer:
                 tenant=cid,
                 source=version.connector_source,
                 limits=limits,
+                filename=version.connector_file or "connector.py",  # the worker kind (Python, JS)
             )
 
     async def close(self) -> None:

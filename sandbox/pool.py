@@ -442,16 +442,25 @@ class SandboxPool:
         while len(group.idle) + group.busy > group.cap and len(group.idle) > 1:
             self._kill(group.idle.pop(0), "other_limits")  # the oldest idle worker over the cap
 
-    def prewarm(self, *, key: str, tenant: str = "", source: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+    def prewarm(
+        self,
+        *,
+        key: str,
+        tenant: str = "",
+        source: str,
+        limits: Limits = DEFAULT_LIMITS,
+        filename: str = "connector.py",
+    ) -> bool:
         """Start one worker for (``key``, ``tenant``) in the background when it has none
         (idle, busy or starting), so its first call does not wait for a cold start
         (issue 15: after an integration loads or its credentials are set). Returns
-        whether one was started. The group then keeps its last idle worker past
+        whether one was started. ``filename`` picks the worker kind, as in :meth:`run`.
+        The group then keeps its last idle worker past
         ``idle_timeout_s`` (until the version is retired). Raises
         :class:`ConnectorCompileError` for a source the compile policy refuses."""
         if self._closed:
             return False
-        group = self._group(key, tenant, source)
+        group = self._group(key, tenant, source, filename)
         group.keep_warm = True
         if group.idle or group.busy or group.warming:
             return False

@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
     settings = settings_from(args).model_copy(update=overrides)
     child_of: int | None = getattr(args, "worker_of", None)
-    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    workers = args.workers if args.workers is not None else default_workers(settings)
     if workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
@@ -63,6 +63,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         argv += ["--data-dir", str(settings.data_dir.resolve())]
         return run_supervisor(settings, argv, workers)
     return _serve_one(settings, child_of)
+
+
+def default_workers(settings: Any) -> int:
+    """``serve``'s process count when neither ``--workers`` nor ``BOLLARD_WORKERS`` is
+    given: the number of cores with a PostgreSQL state database, where the processes share
+    rate limits, concurrency caps and events as replicas do (DESIGN §12); one with SQLite,
+    where those would be per process (a limit of L/min admitting N×L, an upload seen by the
+    other processes only after their watchers reload it)."""
+    if settings.resolved_database_url().startswith("postgresql"):
+        return os.cpu_count() or 1
+    return 1
 
 
 def _serve_one(settings: Any, child_of: int | None) -> int:
@@ -166,7 +177,8 @@ def register(sub: Any) -> None:
         default=int(os.environ["BOLLARD_WORKERS"]) if os.environ.get("BOLLARD_WORKERS") else None,
         metavar="N",
         help="server processes on the one port, each with its own sandbox pool, sharing state "
-        "through the database (default: BOLLARD_WORKERS or the number of cores; 1: one process)",
+        "through the database (default: BOLLARD_WORKERS, else the number of cores with a "
+        "PostgreSQL state database and 1 with SQLite)",
     )
     # one of the --workers N processes; the supervisor's pid (serve_workers.py)
     p.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)

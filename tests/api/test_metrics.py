@@ -302,6 +302,12 @@ async def test_outbox_retries_and_dead_letters_are_counted(backend: str, tmp_pat
 
 async def test_outbox_depth_is_read_at_scrape_time(client: tuple[httpx.AsyncClient, Runtime]) -> None:
     c, rt = client
+
+    async def idle() -> bool:  # the retention sweeps enqueued at start have run
+        counts = await rt.jobs.counts()
+        return counts["queued"] == counts["running"] == 0
+
+    await until(idle, "the start-up sweeps to run")
     await rt.jobs.enqueue_now("nobody.handles.this", {})  # no handler: it stays queued
     text = (await c.get("/metrics")).text
     assert value(text, "bollard_outbox_jobs", state="queued") == 1

@@ -163,3 +163,15 @@ def test_children_stop_when_the_supervisor_is_killed(served: BollardServer) -> N
     os.kill(served.proc.pid, signal.SIGKILL)
     served.proc.wait(10)
     assert _wait_gone(everything) == set()
+
+
+def test_the_default_is_one_process_on_sqlite_and_one_per_core_on_postgresql(tmp_path: Path) -> None:
+    """Without --workers/BOLLARD_WORKERS: SQLite would make limits and events per process,
+    so one process; PostgreSQL shares them, so one per core."""
+    from bollard.platform.cli.serve import default_workers
+    from bollard.platform.settings import Settings
+
+    sqlite = Settings(data_dir=tmp_path)
+    pg = Settings(data_dir=tmp_path, database_url="postgresql+asyncpg://127.0.0.1/test")
+    assert default_workers(sqlite) == 1
+    assert default_workers(pg) == (os.cpu_count() or 1)

@@ -88,3 +88,22 @@ async def test_a_worker_is_warmed_when_credentials_are_set(tmp_path: Path) -> No
         assert r.status_code == 200, r.text
         (stats,) = groups(rt, "keyed").values()
         assert stats["cold_starts"] == 0
+
+
+async def test_a_js_connector_is_warmed_in_its_own_worker_kind(tmp_path: Path) -> None:
+    from tests.support.deno import require_deno
+
+    require_deno()
+    ts = (
+        "const connector = {\n  operations: ['echo'],\n"
+        "  execute: function (ctx: any) { return { ok: true }; },\n};\n"
+    )
+    write_integration(tmp_path / "integrations", "tsw", manifest=rest_manifest(), connector=None)
+    (tmp_path / "integrations" / "tsw" / "connector.ts").write_text(ts)
+    async with app_client(settings(tmp_path)) as (c, rt):
+        rt.warmer.start()
+        await until(lambda: any(g["idle"] == 1 for g in groups(rt, "tsw").values()), timeout_s=60)
+        r = await c.post("/api/integrations/tsw/operations/echo", json={"params": {}})
+        assert r.status_code == 200, r.text
+        (stats,) = groups(rt, "tsw").values()
+        assert stats["cold_starts"] == 0  # the warm worker was of the JS kind the call needs
