@@ -56,22 +56,29 @@ async def test_workers_busy_slots_and_kills_by_reason() -> None:
         with pytest.raises(LimitExceeded):
             await call(pool, SLOW, key="t:v1", limits=Limits(wall_time_ms=20_000, cpu_time_ms=50))
         assert pool.counters()["kills"].get("limit_exceeded") == 1
-        # a wall-time timeout kills its worker
+        # a wall-time timeout kills its worker: one still starting (``start_cancelled``) or
+        # one already running (``timeout``), whichever the machine's speed makes it
         short = Limits(wall_time_ms=200, cpu_time_ms=5_000)
-        with pytest.raises(ExecutionTimeout):  # the worker still starting: killed, not reused
+
+        def timed_out() -> int:
+            kills = pool.counters()["kills"]
+            return int(kills.get("start_cancelled", 0) + kills.get("timeout", 0))
+
+        with pytest.raises(ExecutionTimeout):
             await call(pool, BUSY, key="w:v1", limits=short)
-        assert pool.counters()["kills"].get("start_cancelled") == 1
-        # the same source (another retires the key's workers) with time to finish: a warm worker
+        await until(lambda: timed_out() == 1)
+        # with time to finish: a worker that then stays idle
         assert (
             await call(pool, BUSY, key="w:v1", limits=Limits(wall_time_ms=20_000, cpu_time_ms=5_000)) == 200
         )
         with pytest.raises(ExecutionTimeout):  # the idle worker (same limits) times out running
             await call(pool, BUSY, key="w:v1", limits=short)
-        assert pool.counters()["kills"].get("timeout") == 1
+        await until(lambda: timed_out() == 2)
+        assert pool.counters()["kills"].get("timeout", 0) >= 1
         # a new version retires the old one's idle worker; an idle worker is reaped
         assert await call(pool, OK, key="r:v1") == 1
         assert await call(pool, OK, key="r:v2") == 1
-        assert pool.counters()["kills"].get("retired") == 1
+        assert pool.counters()["kills"].get("retired", 0) >= 1  # and any spare started for it
         await until(lambda: pool.counters()["kills"].get("idle", 0) >= 1)
         assert pool.counters()["busy"] == 0 and pool.counters()["waiting"] == 0
     finally:
