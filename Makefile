@@ -77,12 +77,17 @@ fuzz: $(TEST_STAMP)
 	$(BIN)/python -m tests.support.fuzz_live $(FUZZ_EXAMPLES)
 
 # ONE table with every figure of the performance issue (bench/bench_table.py, a few minutes),
-# then a tool call through MCP vs the REST API (bench/bench_mcp.py); installs Debian's wrk
+# then a tool call through MCP vs the REST API (bench_mcp.py), the JS runtime vs Python vs a
+# direct GET (bench_js.py), shared limits' cost per call (bench_limits.py) and the 10,000-call
+# load with faults on two replicas (bench_load.py, several minutes); installs Debian's wrk
 # (the throughput rows) when missing
 bench: $(TEST_STAMP)
-	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
 	$(BIN)/python bench/bench_table.py
 	$(BIN)/python bench/bench_mcp.py
+	$(BIN)/python bench/bench_js.py
+	$(BIN)/python bench/bench_limits.py
+	$(BIN)/python bench/bench_load.py
 
 # every benchmark script in bench/, each printing its own figures (longer)
 bench-all: $(TEST_STAMP)
