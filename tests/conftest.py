@@ -13,7 +13,10 @@ from bollard.platform import tokens
 from bollard.platform.api.app import create_app
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
+from tests.support import loop_guard
 from tests.support.api import BASE_URL, Api
+
+loop_guard.install()
 
 # The shared stand-in fixtures (``server``, ``egress``); a module's own fixture of the
 # same name takes precedence.
