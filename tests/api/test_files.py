@@ -283,6 +283,7 @@ async def test_a_failed_download_stores_nothing(api: tuple[httpx.AsyncClient, Ru
 async def test_expired_files_are_gone(api: tuple[httpx.AsyncClient, Runtime]) -> None:
     client, rt = api
     ref = await call(client, "store", {"data": "old"})
+    await rt.jobs.stop()  # the start-up retention sweep must not prune it first
     async with rt.db.begin() as conn:
         await conn.execute(
             update(files)
