@@ -3,7 +3,7 @@
 workers.
 
 - :mod:`.launcher`: the worker's first program, Python: it applies the layers
-  (:func:`bollard.sandbox.isolation.isolate` with :func:`~bollard.sandbox.isolation.js_profile`)
+  (:func:`bollard.sandbox.isolation.isolate` with :func:`.profile.js_profile`)
   and then ``execve``\\ s Deno with every permission denied;
 - ``worker.js``: the Deno side, the frame protocol of :mod:`bollard.sandbox.protocol`,
   Tale's sandbox globals and ``ctx``;

@@ -2,7 +2,7 @@
 
 Started by the pool like the Python worker (the pipe on stdin/stdout, an empty
 environment), it applies the same OS layers (:func:`bollard.sandbox.isolation.isolate`
-with :func:`~bollard.sandbox.isolation.js_profile`) and then replaces itself with Deno
+with :func:`~bollard.sandbox.js.profile.js_profile`) and then replaces itself with Deno
 running ``worker.js``; every layer survives ``execve`` (namespaces, rlimits, uid,
 no-new-privs, Landlock, the seccomp filter). ``not_dumpable`` does not (the kernel sets
 it again for the new program): other workers still cannot ptrace it, having their own
@@ -26,6 +26,7 @@ import sys
 
 from bollard.sandbox import isolation
 from bollard.sandbox.js import WORKER_SCRIPT
+from bollard.sandbox.js.profile import js_profile
 
 # Writable private memory Deno needs before the connector allocates anything: the
 # runtime, its snapshot and thread stacks (measured ~60 MiB with --jitless; doubled).
@@ -81,7 +82,7 @@ def main(argv: list[str]) -> int:
         cpu_budget_s=cpu_budget_s,
         keep_fds=(0, 1, 2, null),
         uid=uid,
-        profile=isolation.js_profile(deno, WORKER_SCRIPT),
+        profile=js_profile(deno, WORKER_SCRIPT),
     )
     if layers.get("not_dumpable") is True:
         layers["not_dumpable"] = NOT_DUMPABLE_NOTE

@@ -1,6 +1,6 @@
 """The OS layers of a Deno worker (DESIGN §4.2, §4.5): the JS profile's seccomp filter and
 Landlock ruleset must refuse what the Python worker's refuse. A probe applies the JS
-profile (:func:`bollard.sandbox.isolation.js_profile`, the filter the launcher hands to
+profile (:func:`bollard.sandbox.js.profile.js_profile`, the filter the launcher hands to
 Deno) to a child Python process and makes the calls there, against a real worker of a
 real pool; and the real Deno worker is checked from outside through /proc."""
 
@@ -29,9 +29,10 @@ UID_BASE = 1_900_200_000
 PROBE = r"""
 import ctypes, json, os, resource, socket, sys
 from bollard.sandbox import isolation
+from bollard.sandbox.js.profile import js_profile
 target, uid, deno, script = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 layers = isolation.isolate(memory_bytes=512 * 1024 * 1024, cpu_budget_s=5, uid=uid,
-                           profile=isolation.js_profile(deno, script))
+                           profile=js_profile(deno, script))
 libc = ctypes.CDLL(None, use_errno=True)
 results = {"layers": layers, "uid": os.getuid()}
 def attempt(name, fn):
