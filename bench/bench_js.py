@@ -82,6 +82,7 @@ def rss_kib(pid: int) -> int:
 
 async def cold_starts(url: str) -> dict[str, list[float]]:
     """Wall time of the first execution on a new worker (a new key each time)."""
+    from bollard.sandbox.job import Job
     from bollard.sandbox.pool import SandboxPool
     from bollard.sandbox.protocol import HttpRequest, HttpResponse
 
@@ -98,14 +99,16 @@ async def cold_starts(url: str) -> dict[str, list[float]]:
             ):
                 started = time.perf_counter()
                 await pool.run(
-                    key=f"cold{kind}{i}:v",
-                    source=source,
-                    entrypoint="execute",
-                    operation="one",
-                    params={},
-                    secrets={},
-                    http_handler=handler,
-                    filename=filename,
+                    Job(
+                        key=f"cold{kind}{i}:v",
+                        source=source,
+                        entrypoint="execute",
+                        operation="one",
+                        params={},
+                        secrets={},
+                        http_handler=handler,
+                        filename=filename,
+                    )
                 )
                 out[kind].append(time.perf_counter() - started)
     finally:

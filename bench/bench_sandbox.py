@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bollard.sandbox.job import Job
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
@@ -113,14 +114,16 @@ async def main(n: int) -> None:
     async def sandboxed(source: str, key: str, target: str = url) -> float:
         t = time.perf_counter()
         await pool.run(
-            key=key,
-            source=source,
-            entrypoint="execute",
-            operation="get",
-            params={"url": target},
-            secrets={},
-            http_handler=handler,
-            limits=limits,
+            Job(
+                key=key,
+                source=source,
+                entrypoint="execute",
+                operation="get",
+                params={"url": target},
+                secrets={},
+                http_handler=handler,
+                limits=limits,
+            )
         )
         return (time.perf_counter() - t) * 1000
 

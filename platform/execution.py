@@ -466,6 +466,7 @@ class ExecutionService:
         Sandbox failures become :class:`ExecutionError` with the sandbox's code.
         """
         from bollard.sandbox.errors import SandboxError  # lazy: the sandbox loads on first use
+        from bollard.sandbox.job import Job
 
         source = version.connector_source
         if source is None:
@@ -480,7 +481,7 @@ class ExecutionService:
         http_handler = self.http_handler(version, limits, retries, hidden)
         try:
             with tracing.span("bollard.sandbox.run", {"bollard.entrypoint": entrypoint}):
-                result = await self.runtime.pool.run(
+                job = Job(
                     key=f"{version.slug}:{version.content_hash}",
                     tenant=credential_id,
                     source=source,
@@ -493,6 +494,7 @@ class ExecutionService:
                     filename=version.connector_file or "connector.py",
                     file_handler=self.file_handler(version, operation, credential_id, http_handler),
                 )
+                result = await self.runtime.pool.run(job)
         except SandboxError as e:
             connector_log(version.slug, operation, e.logs, hidden)
             raise ExecutionError(e.code, e.message) from None

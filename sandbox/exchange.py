@@ -1,7 +1,8 @@
 """Host side of one execution on a worker: the message exchange (DESIGN §4.3, §4.4).
 
-:func:`execute` sends an ``execute`` message, answers each ``http`` message by
-awaiting the host's :data:`HttpHandler` (the egress policy lives in the platform),
+:func:`execute` sends a :class:`~bollard.sandbox.job.Job` as an ``execute`` message,
+answers each ``http`` message by awaiting the job's
+:data:`~bollard.sandbox.job.HttpHandler` (the egress policy lives in the platform),
 and turns the worker's ``result`` or ``error`` into an :class:`Outcome`; a failure
 the worker does not survive is raised. :func:`death_error` names the error for a
 worker that died. Every message is checked by :mod:`bollard.sandbox.protocol`.
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import (
     ConnectorError,
@@ -22,6 +22,7 @@ from .errors import (
     SandboxError,
     truncate,
 )
+from .job import FileHandler, HttpHandler, Job
 from .limits import MIB, Limits
 from .process import WorkerProcess
 from .protocol import (
@@ -44,20 +45,6 @@ from .protocol import (
 )
 
 logger = logging.getLogger("bollard.sandbox")
-
-HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
-
-
-class FileHandler(Protocol):
-    """The host's file store for one execution (``ctx.files``, DESIGN §3). Both methods
-    return Tale's FileReference ``{fileId, url, fileName, contentType, size}`` and raise
-    :class:`~bollard.sandbox.errors.HttpRequestRefused` for a refusal (a cap, a host
-    outside ``allowedHosts``), which the connector sees as an exception."""
-
-    async def store(self, request: FileStore) -> dict[str, Any]: ...
-
-    async def download(self, request: FileDownload) -> dict[str, Any]: ...
-
 
 _NO_FILES: dict[str, Any] = {
     "type": "http_error",
@@ -99,22 +86,16 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-async def execute(
-    worker: WorkerProcess,
-    entrypoint: str,
-    operation: str,
-    params: dict[str, Any],
-    secrets: dict[str, str],
-    http_handler: HttpHandler,
-    limits: Limits,
-    file_handler: FileHandler | None = None,
-) -> Outcome:
-    """Run one execution on ``worker``. A failure the worker survives is returned in
+async def execute(worker: WorkerProcess, job: Job) -> Outcome:
+    """Run ``job`` once on ``worker`` (its params already plain JSON:
+    :meth:`~bollard.sandbox.job.Job.checked`). A failure the worker survives is returned in
     the outcome (the worker stays reusable); one that kills it is raised:
     :class:`LimitExceeded` past ``max_http_requests``, :class:`ConnectorError` for a
     protocol breach (the worker is killed), ``ConnectionError`` when the worker died
-    (see :func:`death_error`). ``file_handler`` answers ``ctx.files`` calls (each counts
-    as one request against ``max_http_requests``); without one they are refused."""
+    (see :func:`death_error`). The job's ``file_handler`` answers ``ctx.files`` calls
+    (each counts as one request against ``max_http_requests``); without one they are
+    refused."""
+    limits = job.limits
     requests = 0
     codes_sent: set[str] = set()
     cap = frame_cap(limits)
@@ -123,14 +104,14 @@ async def execute(
         await worker.send(
             {
                 "type": "execute",
-                "entrypoint": entrypoint,
-                "operation": operation,
-                "params": params,
-                "secrets": secrets,
+                "entrypoint": job.entrypoint,
+                "operation": job.operation,
+                "params": job.params,
+                "secrets": job.secrets,
                 "cpu_time_ms": limits.cpu_time_ms,
                 "max_result_bytes": limits.max_result_bytes,
                 "max_log_bytes": limits.max_log_bytes,
-                "files": file_handler is not None,
+                "files": job.file_handler is not None,
             }
         )
         while True:
@@ -147,9 +128,11 @@ async def execute(
                         f"requests (limit max_http_requests = {limits.max_http_requests})",
                     )
                 if kind == "http":
-                    reply, body = await answer_http(parse_http_request(message, body), http_handler, limits)
+                    reply, body = await answer_http(
+                        parse_http_request(message, body), job.http_handler, limits
+                    )
                 else:
-                    reply, body = await answer_file(kind, message, body, file_handler), b""
+                    reply, body = await answer_file(kind, message, body, job.file_handler), b""
                 if reply["type"] == "http_error":
                     codes_sent.add(reply["code"])
                 # No drain: a worker that stops reading mid-answer (it failed while

@@ -3,7 +3,8 @@ worker (``connector.py``) and the Deno worker (``connector.ts`` / ``connector.js
 
 A :class:`WorkerKind` says how a source is checked on the host before any worker starts,
 which program a worker runs, how a worker's death reads as an error and whether the
-host watches the worker's CPU time per execution. Everything else (the pipe, frames,
+host watches the worker's CPU time per execution (:meth:`WorkerKind.execute` runs one
+execution with both). Everything else (the pipe, frames,
 limits, reuse and retirement) is shared: :mod:`bollard.sandbox.pool`.
 """
 
@@ -12,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ConnectorError, LimitExceeded, SandboxError, SandboxUnavailable
-from .exchange import death_error
+from .exchange import Outcome, death_error, execute
+from .job import Job
 from .js import deno_binary, is_js_connector
 from .js.source import CheckedSource, check_source
 from .limits import MIB, Limits
@@ -68,6 +71,28 @@ class WorkerKind:
                 f"({limits.memory_bytes} bytes)",
             )
         return death_error(code, limits)
+
+    async def execute(self, worker: WorkerProcess, job: Job, closed: Callable[[], bool]) -> Outcome:
+        """One execution of ``job`` on ``worker`` (:func:`bollard.sandbox.exchange.execute`);
+        a worker that dies during it becomes this kind's :meth:`death_error` (or the CPU
+        limit :func:`watch_cpu` saw exceeded), or :class:`SandboxUnavailable` when
+        ``closed()`` says the pool was closed meanwhile. A Deno worker's CPU time is
+        watched from the host (``host_cpu_watch``)."""
+        limits = job.limits
+        exceeded: list[SandboxError] = []
+        watchdog = asyncio.ensure_future(watch_cpu(worker, limits, exceeded)) if self.host_cpu_watch else None
+        try:
+            return await execute(worker, job)
+        except ConnectionError:
+            code = await worker.process.wait()
+            if closed():
+                raise SandboxUnavailable("the sandbox pool was closed") from None
+            if exceeded:
+                raise exceeded[0] from None
+            raise self.death_error(code, limits) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
 
 PYTHON = WorkerKind("python", WORKER_MODULE, host_cpu_watch=False)

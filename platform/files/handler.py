@@ -1,7 +1,7 @@
 """``ctx.files`` for one execution: the sandbox's file handler (DESIGN §3, §4.4).
 
 :class:`ExecutionFiles` answers the worker's ``file_store`` and ``file_download``
-messages (:class:`bollard.sandbox.exchange.FileHandler`): it cleans the name and media
+messages (:class:`bollard.sandbox.job.FileHandler`): it cleans the name and media
 type (:mod:`.names`), applies the operator's caps (``max_file_bytes`` per file,
 ``max_files_bytes_per_execution`` and ``max_files_per_execution`` per execution),
 fetches downloads through the execution's own HTTP handler (so the egress policy,

@@ -15,9 +15,10 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import ConnectorError, ExecutionTimeout, LimitExceeded, SandboxError
+from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.js.source import source_hash
 from bollard.sandbox.limits import MIB, Limits
-from bollard.sandbox.pool import RunResult, SandboxPool
+from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
 from tests.support.standin import Egress, LocalServer
 
@@ -60,15 +61,17 @@ async def run(
     secrets: dict[str, str] | None = None,
 ) -> RunResult:
     return await pool.run(
-        key="jsattack:" + source_hash(source)[:12],
-        source=source,
-        entrypoint="execute",
-        operation=operation,
-        params={},
-        secrets=secrets or {},
-        http_handler=egress,
-        limits=limits,
-        filename="connector.ts",
+        Job(
+            key="jsattack:" + source_hash(source)[:12],
+            source=source,
+            entrypoint="execute",
+            operation=operation,
+            params={},
+            secrets=secrets or {},
+            http_handler=egress,
+            limits=limits,
+            filename="connector.ts",
+        )
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bollard.sandbox.job import Job
 from bollard.sandbox.js import WORKER_SCRIPT, deno_binary
 from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
@@ -93,15 +94,17 @@ async def pool() -> AsyncIterator[SandboxPool]:
 async def js_worker(pool: SandboxPool, egress: Egress, tenant: str = "victim") -> int:
     """The pid of an idle Deno worker of ``pool``."""
     await pool.run(
-        key="jsvictim:v1",
-        tenant=tenant,
-        source="function execute(ctx: any) { return 1; }\n",
-        entrypoint="execute",
-        operation="x",
-        params={},
-        secrets={},
-        http_handler=egress,
-        filename="connector.ts",
+        Job(
+            key="jsvictim:v1",
+            tenant=tenant,
+            source="function execute(ctx: any) { return 1; }\n",
+            entrypoint="execute",
+            operation="x",
+            params={},
+            secrets={},
+            http_handler=egress,
+            filename="connector.ts",
+        )
     )
     (pid,) = pool.stats()[f"jsvictim:v1/{tenant}"]["idle_pids"]
     return int(pid)

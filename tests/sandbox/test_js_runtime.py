@@ -14,9 +14,10 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import ConnectorCompileError, ConnectorError, HttpRequestRefused
+from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.js.source import check_source, source_hash
 from bollard.sandbox.limits import Limits
-from bollard.sandbox.pool import RunResult, SandboxPool
+from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
 from tests.support.standin import Egress, LocalServer
 
@@ -50,15 +51,17 @@ async def run(
     limits: Limits = LIMITS,
 ) -> RunResult:
     return await pool.run(
-        key="js:" + source_hash(source)[:12],
-        source=source,
-        entrypoint=entrypoint,
-        operation=operation,
-        params=params or {},
-        secrets=secrets or {},
-        http_handler=egress,
-        limits=limits,
-        filename=filename,
+        Job(
+            key="js:" + source_hash(source)[:12],
+            source=source,
+            entrypoint=entrypoint,
+            operation=operation,
+            params=params or {},
+            secrets=secrets or {},
+            http_handler=egress,
+            limits=limits,
+            filename=filename,
+        )
     )
 
 

@@ -16,9 +16,10 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import ConnectorCompileError, SandboxError
+from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.policy import compile_connector, source_hash
-from bollard.sandbox.pool import RunResult, SandboxPool
+from bollard.sandbox.pool import SandboxPool
 from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -55,14 +56,16 @@ async def run(
     params: dict[str, Any] | None = None,
 ) -> RunResult:
     return await pool.run(
-        key="attack:" + source_hash(source)[:12],
-        source=source,
-        entrypoint="execute",
-        operation=operation,
-        params=params or {},
-        secrets=secrets or {},
-        http_handler=egress,
-        limits=limits,
+        Job(
+            key="attack:" + source_hash(source)[:12],
+            source=source,
+            entrypoint="execute",
+            operation=operation,
+            params=params or {},
+            secrets=secrets or {},
+            http_handler=egress,
+            limits=limits,
+        )
     )
 
 

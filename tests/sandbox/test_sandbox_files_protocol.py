@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import HttpRequestRefused
+from bollard.sandbox.job import Job
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import (
@@ -73,16 +74,18 @@ async def run(
     filename: str = "connector.py",
 ) -> Any:
     return await pool.run(
-        key=key,
-        source=textwrap.dedent(source),
-        entrypoint="execute",
-        operation="op",
-        params={},
-        secrets={},
-        http_handler=http,
-        limits=FAST,
-        file_handler=files,
-        filename=filename,
+        Job(
+            key=key,
+            source=textwrap.dedent(source),
+            entrypoint="execute",
+            operation="op",
+            params={},
+            secrets={},
+            http_handler=http,
+            limits=FAST,
+            file_handler=files,
+            filename=filename,
+        )
     )
 
 

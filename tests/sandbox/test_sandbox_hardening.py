@@ -19,9 +19,10 @@ from bollard.sandbox import guards
 from bollard.sandbox.ctx import ConnectorOutput, Printer
 from bollard.sandbox.errors import SandboxError
 from bollard.sandbox.imports import _REAL_MODULES, FACADES, MODULE_MEMBERS, facade_members
+from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.policy import compile_connector, make_globals, source_hash
-from bollard.sandbox.pool import RunResult, SandboxPool
+from bollard.sandbox.pool import SandboxPool
 from tests.support.standin import Egress
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -48,15 +49,17 @@ async def run(
     limits: Limits = LIMITS,
 ) -> RunResult:
     return await pool.run(
-        key=key or "harden:" + source_hash(source)[:12],
-        **({"tenant": tenant} if tenant else {}),
-        source=source,
-        entrypoint="execute",
-        operation=operation,
-        params={},
-        secrets={},
-        http_handler=egress,
-        limits=limits,
+        Job(
+            key=key or "harden:" + source_hash(source)[:12],
+            **({"tenant": tenant} if tenant else {}),
+            source=source,
+            entrypoint="execute",
+            operation=operation,
+            params={},
+            secrets={},
+            http_handler=egress,
+            limits=limits,
+        )
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bollard.sandbox.job import Job
 from bollard.sandbox.pool import SandboxPool
 from tests.support.paths import REPO
 from tests.support.standin import Egress
@@ -65,14 +66,16 @@ async def pool() -> AsyncIterator[SandboxPool]:
 async def other_worker(pool: SandboxPool, egress: Egress) -> int:
     """The pid of an idle worker of ``pool`` (another tenant's, for the probe)."""
     await pool.run(
-        key="victim:v1",
-        tenant="victim",
-        source="def execute(ctx):\n    return 1\n",
-        entrypoint="execute",
-        operation="x",
-        params={},
-        secrets={},
-        http_handler=egress,
+        Job(
+            key="victim:v1",
+            tenant="victim",
+            source="def execute(ctx):\n    return 1\n",
+            entrypoint="execute",
+            operation="x",
+            params={},
+            secrets={},
+            http_handler=egress,
+        )
     )
     (pid,) = pool.stats()["victim:v1/victim"]["idle_pids"]
     return int(pid)
@@ -122,14 +125,16 @@ async def test_each_worker_runs_under_its_own_uid(pool: SandboxPool, egress: Egr
     source = "def execute(ctx):\n    return 1\n"
     for tenant in ("a", "b", "c"):
         await pool.run(
-            key="uids:v1",
-            tenant=tenant,
-            source=source,
-            entrypoint="execute",
-            operation="x",
-            params={},
-            secrets={},
-            http_handler=egress,
+            Job(
+                key="uids:v1",
+                tenant=tenant,
+                source=source,
+                entrypoint="execute",
+                operation="x",
+                params={},
+                secrets={},
+                http_handler=egress,
+            )
         )
     pids = [pool.stats()[f"uids:v1/{t}"]["idle_pids"][0] for t in ("a", "b", "c")]
     uids = [os.stat(f"/proc/{pid}").st_uid for pid in pids]

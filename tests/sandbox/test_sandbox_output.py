@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.limits import Limits
-from bollard.sandbox.pool import RunResult, SandboxPool
+from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import MAX_LOG_LINES
 from tests.support.standin import Egress
 
@@ -29,14 +30,16 @@ async def pool() -> AsyncIterator[SandboxPool]:
 
 async def run(pool: SandboxPool, egress: Egress, source: str) -> RunResult:
     return await pool.run(
-        key="output-test:v1",
-        source=textwrap.dedent(source),
-        entrypoint="execute",
-        operation="op",
-        params={},
-        secrets={},
-        http_handler=egress,
-        limits=FAST,
+        Job(
+            key="output-test:v1",
+            source=textwrap.dedent(source),
+            entrypoint="execute",
+            operation="op",
+            params={},
+            secrets={},
+            http_handler=egress,
+            limits=FAST,
+        )
     )
 
 

@@ -25,8 +25,9 @@ from bollard.sandbox.errors import (
     HttpRequestRefused,
     SandboxUnavailable,
 )
+from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.limits import Limits
-from bollard.sandbox.pool import RunResult, SandboxPool
+from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
 from tests.support.standin import Egress, LocalServer
 
@@ -62,14 +63,16 @@ async def run(
     limits: Limits = FAST,
 ) -> RunResult:
     return await pool.run(
-        key=key,
-        source=textwrap.dedent(source),
-        entrypoint=entrypoint,
-        operation=operation,
-        params=params or {},
-        secrets=secrets or {},
-        http_handler=egress,
-        limits=limits,
+        Job(
+            key=key,
+            source=textwrap.dedent(source),
+            entrypoint=entrypoint,
+            operation=operation,
+            params=params or {},
+            secrets=secrets or {},
+            http_handler=egress,
+            limits=limits,
+        )
     )
 
 
@@ -518,14 +521,16 @@ async def test_prewarm_starts_a_worker_before_the_first_call(egress: Egress) -> 
         assert not pool.prewarm(key="warm:v1", tenant="default", source=source)  # one is starting
         await until(lambda: pool.stats()["warm:v1/default"]["idle"] == 1)
         result = await pool.run(
-            key="warm:v1",
-            tenant="default",
-            source=source,
-            entrypoint="execute",
-            operation="op",
-            params={},
-            secrets={},
-            http_handler=egress,
+            Job(
+                key="warm:v1",
+                tenant="default",
+                source=source,
+                entrypoint="execute",
+                operation="op",
+                params={},
+                secrets={},
+                http_handler=egress,
+            )
         )
         assert result.value == 2
         assert pool.stats()["warm:v1/default"]["cold_starts"] == 0
@@ -570,14 +575,16 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
         calls = [
             asyncio.create_task(
                 pool.run(
-                    key="cap:v1",
-                    source=source,
-                    entrypoint="execute",
-                    operation="x",
-                    params={"url": server.url + "/json"},
-                    secrets={},
-                    http_handler=gated,
-                    limits=FAST,
+                    Job(
+                        key="cap:v1",
+                        source=source,
+                        entrypoint="execute",
+                        operation="x",
+                        params={"url": server.url + "/json"},
+                        secrets={},
+                        http_handler=gated,
+                        limits=FAST,
+                    )
                 )
             )
             for _ in range(3)
@@ -593,14 +600,16 @@ async def test_cap_per_key_makes_callers_wait(server: LocalServer) -> None:
         gate.clear()
         first = asyncio.create_task(
             pool.run(
-                key="cap:v1",
-                source=source,
-                entrypoint="execute",
-                operation="x",
-                params={"url": server.url + "/json"},
-                secrets={},
-                http_handler=gated,
-                limits=FAST,
+                Job(
+                    key="cap:v1",
+                    source=source,
+                    entrypoint="execute",
+                    operation="x",
+                    params={"url": server.url + "/json"},
+                    secrets={},
+                    http_handler=gated,
+                    limits=FAST,
+                )
             )
         )
         await until(lambda: pool.stats()["cap:v1"]["busy"] == 1)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from bollard.sandbox.errors import ExecutionTimeout, LimitExceeded
+from bollard.sandbox.job import Job
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
@@ -32,10 +33,11 @@ async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
 
 
 async def call(pool: SandboxPool, source: str, key: str = "c:v1", limits: Limits = LIMITS) -> object:
-    result = await pool.run(
+    job = Job(
         key=key, source=source, entrypoint="execute", operation="op", params={}, secrets={},
         http_handler=slow_http, limits=limits,
     )  # fmt: skip
+    result = await pool.run(job)
     return result.value
 
 
