@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .frames import plain_json
 from .protocol import (
     MAX_CONTENT_TYPE_CHARS,
     MAX_FILE_NAME_CHARS,
@@ -23,7 +24,6 @@ from .protocol import (
     MAX_REQUEST_BODY_BYTES,
     MAX_URL_CHARS,
     RESPONSE_TYPES,
-    plain_json,
 )
 
 # Sends one ``http`` message (and its binary body, or b"") to the host and returns its

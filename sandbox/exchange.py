@@ -22,6 +22,7 @@ from .errors import (
     SandboxError,
     truncate,
 )
+from .frames import ProtocolError, frame_head
 from .job import FileHandler, HttpHandler, Job
 from .limits import MIB, Limits
 from .process import WorkerProcess
@@ -31,10 +32,8 @@ from .protocol import (
     FileStore,
     HttpRequest,
     HttpResponse,
-    ProtocolError,
     WorkerFailure,
     file_reference_message,
-    frame_head,
     http_error_message,
     http_response_message,
     parse_error,

@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .frames import plain_json
 from .limits import DEFAULT_LIMITS, Limits
-from .protocol import FileDownload, FileStore, HttpRequest, HttpResponse, plain_json
+from .protocol import FileDownload, FileStore, HttpRequest, HttpResponse
 
 ENTRYPOINTS = ("execute", "test_connection")
 
@@ -57,9 +58,9 @@ class Job:
     filename: str = "connector.py"
 
     def checked(self) -> Job:
-        """This job with ``params`` as a plain-JSON copy (:func:`~.protocol.plain_json`).
+        """This job with ``params`` as a plain-JSON copy (:func:`~.frames.plain_json`).
         ``ValueError`` for an unknown entry point, ``TypeError`` for fields of the wrong
-        type, either from :func:`~.protocol.plain_json` for params that are not plain
+        type, either from :func:`~.frames.plain_json` for params that are not plain
         JSON: arguments the host got wrong."""
         if self.entrypoint not in ENTRYPOINTS:
             raise ValueError(f"entrypoint must be one of {ENTRYPOINTS}")

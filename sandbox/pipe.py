@@ -1,8 +1,8 @@
-"""Host side of a worker's pipes: frames (:mod:`bollard.sandbox.protocol`) over two
+"""Host side of a worker's pipes: frames (:mod:`bollard.sandbox.frames`) over two
 non-blocking pipe ends, driven by the event loop (DESIGN §4.3, §4.6).
 
 :class:`WorkerPipe` moves bytes only: it splits the read stream into frames (JSON part
-and body part, capped by :func:`~bollard.sandbox.protocol.read_frame_header`) and
+and body part, capped by :func:`~bollard.sandbox.frames.read_frame_header`) and
 writes frames without blocking. Decoding and checking messages is the caller's job
 (:class:`bollard.sandbox.process.WorkerProcess`).
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+from .frames import HEADER, read_frame_header
 from .limits import MIB
-from .protocol import HEADER, read_frame_header
 
 READ_CHUNK = 64 * 1024  # least bytes asked of one read(2) of a worker pipe
 MAX_READ_CHUNK = 1 * MIB

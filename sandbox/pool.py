@@ -36,12 +36,12 @@ from typing import Any
 
 from .errors import ExecutionTimeout, SandboxError, SandboxUnavailable
 from .exchange import Outcome
+from .frames import ProtocolError
 from .group import WorkerGroup
 from .job import Job, RunResult
 from .kinds import PYTHON, WorkerKind, kind_for
 from .limits import DEFAULT_LIMITS, Limits
 from .process import WorkerProcess, start_worker
-from .protocol import ProtocolError
 from .uids import DEFAULT_UID_RANGE, UidRange
 
 __all__ = ["DEFAULT_UID_RANGE", "Job", "RunResult", "SandboxPool"]

@@ -20,9 +20,9 @@ import signal
 from typing import Any
 
 from .errors import ConnectorCompileError, SandboxUnavailable, truncate
+from .frames import ProtocolError, decode_payload, encode_frame
 from .limits import MIB, Limits
 from .pipe import WorkerPipe
-from .protocol import ProtocolError, decode_payload, encode_frame
 
 WORKER_MODULE = "bollard.sandbox.worker"
 MAX_HANDSHAKE_BYTES = 1 * MIB

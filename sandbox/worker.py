@@ -34,6 +34,17 @@ from typing import Any
 from . import isolation
 from .ctx import ConnectorOutput, Context, Files, Http, Printer, Secrets
 from .errors import ConnectorCompileError, HttpRequestRefused, truncate
+from .frames import (
+    HEADER,
+    ProtocolError,
+    decode_payload,
+    dumps,
+    encode_raw_frame,
+    frame_head,
+    plain_json,
+    read_frame_header,
+    utf8,
+)
 from .guards import defined_by_connector
 from .policy import (
     TEST_ENTRYPOINTS,
@@ -41,18 +52,7 @@ from .policy import (
     compile_connector,
     make_globals,
 )
-from .protocol import (
-    HEADER,
-    ProtocolError,
-    decode_payload,
-    dumps,
-    encode_raw_frame,
-    frame_head,
-    parse_http_error,
-    plain_json,
-    read_frame_header,
-    utf8,
-)
+from .protocol import parse_http_error
 
 # Codecs are looked up (and their modules imported) on first use: do it now.
 PRELOADED_CODECS = (
@@ -78,7 +78,7 @@ READ_FD, WRITE_FD = 0, 1
 
 
 class Channel:
-    """Blocking frames (:mod:`bollard.sandbox.protocol`) over the worker's stdin/stdout."""
+    """Blocking frames (:mod:`bollard.sandbox.frames`) over the worker's stdin/stdout."""
 
     def __init__(self, read_fd: int = READ_FD, write_fd: int = WRITE_FD) -> None:
         self.read_fd = read_fd

@@ -5,8 +5,9 @@ workers.
 - :mod:`.launcher`: the worker's first program, Python: it applies the layers
   (:func:`bollard.sandbox.isolation.isolate` with :func:`.profile.js_profile`)
   and then ``execve``\\ s Deno with every permission denied;
-- ``worker.js``: the Deno side, the frame protocol of :mod:`bollard.sandbox.protocol`,
-  Tale's sandbox globals and ``ctx``;
+- ``worker.js``: the Deno side, the frames and messages of :mod:`bollard.sandbox.frames`
+  and :mod:`bollard.sandbox.protocol`, Tale's sandbox globals and ``ctx``;
+- :mod:`.profile`: what the OS layers allow the Deno worker (syscalls, Landlock paths);
 - :mod:`.source`: load-time checks of the source (syntax with the line, ``import`` and
   ``require`` refused, the entry points and Tale's ``operations`` array), with
   tree-sitter's TypeScript grammar.

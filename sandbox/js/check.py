@@ -22,9 +22,9 @@ import time
 from collections import OrderedDict
 from threading import Lock
 
+from ..frames import HEADER, encode_frame
 from ..isolation import UNPRIVILEGED_ID
 from ..limits import MIB
-from ..protocol import HEADER, encode_frame
 from . import deno_binary
 
 CHECK_MEMORY_BYTES = 256 * MIB

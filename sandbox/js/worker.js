@@ -1,6 +1,6 @@
 // The Deno sandbox worker (DESIGN §3, §4): runs one Tale connector (connector.ts or
 // connector.js) for many executions, speaking the frame protocol of
-// bollard/sandbox/protocol.py over stdin/stdout.
+// bollard/sandbox/frames.py and protocol.py over stdin/stdout.
 //
 // Started by bollard.sandbox.js.launcher, which applied the OS layers (network namespace,
 // rlimits, uid, no-new-privs, Landlock, seccomp) and then exec'd
@@ -43,7 +43,7 @@ const MathMin = Math.min;
 const StringFn = String;
 const ArrayIsArray = Array.isArray;
 
-// Protocol constants: checked against bollard/sandbox/protocol.py by
+// Protocol constants: checked against bollard/sandbox/frames.py and protocol.py by
 // tests/sandbox/test_js_protocol.py.
 const HEADER_BYTES = 8; // two big-endian uint32: JSON part, body part
 const MAX_HOST_MESSAGE_BYTES = 64 * 1024 * 1024;

@@ -1,5 +1,6 @@
-"""``sandbox/protocol.py`` stays the single definition of the frames: the JS worker's
-copies of its constants must match it (DESIGN §1: "the JS worker implements the same")."""
+"""``sandbox/frames.py`` and ``sandbox/protocol.py`` stay the single definition of the
+frames and messages: the JS worker's copies of their constants must match them (DESIGN §1:
+"the JS worker implements the same")."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from bollard.sandbox import errors, protocol, worker
+from bollard.sandbox import errors, frames, protocol, worker
 from bollard.sandbox.js import WORKER_SCRIPT
 
 SOURCE = Path(WORKER_SCRIPT).read_text()
@@ -23,7 +24,7 @@ def js_constant(name: str) -> object:
 
 
 def test_js_worker_constants_match_protocol_py() -> None:
-    assert js_constant("HEADER_BYTES") == protocol.HEADER.size
+    assert js_constant("HEADER_BYTES") == frames.HEADER.size
     assert js_constant("MAX_HOST_MESSAGE_BYTES") == worker.MAX_HOST_MESSAGE_BYTES
     assert js_constant("MAX_MESSAGE_CHARS") == errors.MAX_MESSAGE_CHARS
     for name in (

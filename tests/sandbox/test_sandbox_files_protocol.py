@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import HttpRequestRefused
+from bollard.sandbox.frames import ProtocolError
 from bollard.sandbox.job import Job
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
@@ -22,7 +23,6 @@ from bollard.sandbox.protocol import (
     FileStore,
     HttpRequest,
     HttpResponse,
-    ProtocolError,
     parse_file_download,
     parse_file_store,
     parse_http_request,

@@ -14,22 +14,24 @@ import pytest
 from bollard.sandbox import guards
 from bollard.sandbox.ctx import ConnectorOutput, Context, Printer
 from bollard.sandbox.errors import ConnectorCompileError
-from bollard.sandbox.imports import FACADES, MODULE_MEMBERS, ModuleFacade, guarded_import
-from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
-from bollard.sandbox.policy import MAX_SOURCE_BYTES, compile_connector, make_globals, source_hash
-from bollard.sandbox.protocol import (
+from bollard.sandbox.frames import (
     HEADER,
-    MAX_REQUEST_BODY_BYTES,
-    HttpResponse,
     ProtocolError,
     decode_payload,
     encode_frame,
     frame_head,
+    plain_json,
+    read_frame_header,
+)
+from bollard.sandbox.imports import FACADES, MODULE_MEMBERS, ModuleFacade, guarded_import
+from bollard.sandbox.limits import DEFAULT_LIMITS, MIB, Limits, resolve_limits
+from bollard.sandbox.policy import MAX_SOURCE_BYTES, compile_connector, make_globals, source_hash
+from bollard.sandbox.protocol import (
+    MAX_REQUEST_BODY_BYTES,
+    HttpResponse,
     http_response_message,
     parse_error,
     parse_http_request,
-    plain_json,
-    read_frame_header,
 )
 from tests.support.paths import SHIPPED
 
