@@ -157,9 +157,9 @@ async def run_connection_test(
         )
         steps.append(_step("authenticate", False, started, message))
         return report(False, message)
-    limits = service.limits_for(version, None, timeout_ms)
+    limits = service.limits.sandbox(version, None, timeout_ms)
     try:
-        result = await service.run_connector(
+        result = await service.connectors.run(
             version, "test_connection", "test_connection", {}, values, limits, credential_id=credential_id
         )
     except BollardError as e:
