@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from bollard.platform.execution import Invocation
+from bollard.platform.invocation import Invocation
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 

@@ -72,7 +72,7 @@ async def run_connection_test(
 ) -> dict[str, Any]:
     """Run the test of ``version`` with ``credential_id``'s values (``unsaved`` laid over
     them) and return the report; every failure is a step with ``ok: false``. Callers go
-    through :meth:`ExecutionService.test_connection` (logged and rate-limited)."""
+    through :meth:`ExecutionService.connection_test` (logged and rate-limited)."""
     from bollard.platform.credential_fields import required_keys
 
     t0 = time.perf_counter()
@@ -157,9 +157,9 @@ async def run_connection_test(
         )
         steps.append(_step("authenticate", False, started, message))
         return report(False, message)
-    limits = service.limits_for(version, None, timeout_ms)
+    limits = service.limits.sandbox(version, None, timeout_ms)
     try:
-        result = await service.run_connector(
+        result = await service.connectors.run(
             version, "test_connection", "test_connection", {}, values, limits, credential_id=credential_id
         )
     except BollardError as e:

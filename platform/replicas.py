@@ -66,7 +66,7 @@ class PeerEvents:
         if event.topic == "resync":
             rt.credentials.forget_all()
             rt.tokens.forget_all()
-            rt.approvals.wake()
+            rt.approvals.events.wake()
             self._spawn(self._rescan())
             return
         if not event.remote:
@@ -78,7 +78,7 @@ class PeerEvents:
         elif event.topic == "token" and isinstance(p.get("tokenId"), str):
             rt.tokens.forget(p["tokenId"])
         elif event.topic == "approval" and isinstance(p.get("id"), str):
-            rt.approvals.wake(p["id"])
+            rt.approvals.events.wake(p["id"])
         elif event.topic == "registry" and isinstance(p.get("slug"), str):
             # Always re-read: the same content hash may come with a new load error. An
             # unchanged folder raises no event here (the registry keeps the entry).

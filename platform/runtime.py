@@ -191,7 +191,7 @@ class Runtime:
             self._watch_task = asyncio.create_task(
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
             )
-        self.approvals.start_sweeper()
+        self.approvals.expiry.start_sweeper()
         await self.jobs.install()
         self.webhooks.check_configuration()
         if self.settings.jobs_worker:
@@ -202,7 +202,7 @@ class Runtime:
         self._stop.set()
         self.closing.set()
         await self.warmer.close()
-        await self.approvals.close()
+        await self.approvals.expiry.close()
         await self.jobs.stop()
         await self.webhooks.aclose()
         await self.execution_log.close()

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bollard.platform import tokens
 from bollard.platform.api.deps import MAX_OFFSET, admin, get_runtime, known_query, principal
 from bollard.platform.api.openapi import ADMIN, AUTH, BODY, errors
-from bollard.platform.approvals import MAX_WAIT_S, STATUSES
+from bollard.platform.approvals.events import MAX_WAIT_S
+from bollard.platform.approvals.rows import STATUSES
 from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
 

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from bollard.platform import tokens
 from bollard.platform.api.deps import admin, get_runtime, known_query
 from bollard.platform.api.openapi import ADMIN, BODY, errors
-from bollard.platform.errors import ApiError, PackageError
+from bollard.platform.errors import ApiError
 from bollard.platform.runtime import Runtime
-from bollard.platform.upload.archive import MAX_ARCHIVE_BYTES, MAX_ENTRIES, MAX_TOTAL_BYTES
+from bollard.platform.upload.parts import read_file_parts, read_zip_part
 
 router = APIRouter(prefix="/api/settings", tags=["settings"], dependencies=[Depends(known_query)])
 
@@ -41,26 +41,13 @@ async def _read_upload(file: UploadFile | None, files: list[UploadFile] | None) 
             "invalid_request", "send either a zip in 'file' or the files in 'files' fields, not both"
         )
     if file is not None:
-        data = await file.read(MAX_ARCHIVE_BYTES + 1)
-        if len(data) > MAX_ARCHIVE_BYTES:
-            raise PackageError([f"file: the zip is over {MAX_ARCHIVE_BYTES} bytes (the limit)"])
-        return {"zip_data": data}
+        return {"zip_data": await read_zip_part(file)}
     if not files:
         raise ApiError(
             "invalid_request",
             "send a zip in the 'file' field, or the package's files in 'files' fields (multipart/form-data)",
         )
-    if len(files) > MAX_ENTRIES:
-        raise PackageError([f"files: {len(files)} files were sent; a package holds at most {MAX_ENTRIES}"])
-    file_set: list[tuple[str, bytes]] = []
-    total = 0
-    for part in files:
-        data = await part.read(MAX_TOTAL_BYTES + 1 - total)
-        total += len(data)
-        if total > MAX_TOTAL_BYTES:
-            raise PackageError([f"files: the files pass {MAX_TOTAL_BYTES} bytes in all (the limit)"])
-        file_set.append((part.filename or "", data))
-    return {"file_set": file_set}
+    return {"file_set": await read_file_parts(files)}
 
 
 @router.post(

@@ -81,7 +81,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     # lazy: keeps CLI start-up fast
-    from bollard.platform.approvals import STATUSES
+    from bollard.platform.approvals.rows import STATUSES
 
     p = sub.add_parser(
         "approvals",

@@ -14,6 +14,8 @@ Modules, one job each:
   pool on an asyncio backend that charges every socket read to the request's budget);
 - :mod:`.budget`: what one request may cost the host (wire bytes, reads, body pieces,
   bytes before the head) and the one content-coding the host decodes;
+- :mod:`.request`: a connector's request on the wire (header rules, the body, the
+  httpcore request to a checked address);
 - :mod:`.sender`: :func:`send` (one request, redirects, size and time budgets) and the
   shared client factory :func:`make_client`.
 

@@ -4,7 +4,8 @@ Connector code never touches the network: each ``ctx.http.*`` call reaches the h
 an :class:`~bollard.sandbox.protocol.HttpRequest`, and :func:`send` checks it under an
 :class:`~.policy.EgressPolicy` and performs it with the client from :func:`make_client`:
 
-- connector headers are validated; connection-level headers belong to the host;
+- connector headers are validated; connection-level headers belong to the host
+  (:mod:`.request`);
 - the request goes to a checked address (:mod:`.pinned`), TLS verified for the name;
 - redirects are followed here, at most :data:`MAX_REDIRECTS` hops, each checked like a
   new request; when the origin changes only a short safe list of headers goes on, none
@@ -21,11 +22,9 @@ Every refusal or failure raises :class:`~bollard.sandbox.errors.HttpRequestRefus
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import ssl
-from collections.abc import AsyncIterable, Collection, Mapping
+from collections.abc import AsyncIterable, Collection
 from urllib.parse import urljoin
 
 import certifi
@@ -34,10 +33,10 @@ import httpcore
 from bollard.sandbox.errors import HttpRequestRefused
 from bollard.sandbox.protocol import HTTP_METHODS, HttpRequest, HttpResponse
 
-from .addresses import IPAddress
 from .budget import CURRENT_BUDGET, MAX_HEAD_BYTES, BodyReader, WireBudget, max_events
-from .pinned import make_pool, pinned_host
+from .pinned import make_pool
 from .policy import Destination, EgressPolicy
+from .request import Headers, connector_error, has_header, request_body, request_headers, wire_request
 from .urls import Target
 
 __all__ = ["MAX_REDIRECTS", "USER_AGENT", "EgressClient", "make_client", "send"]
@@ -115,112 +114,13 @@ def make_client(
 
 # --------------------------------------------------------------------------- send
 
-_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# Connection-level headers belong to the host (research §4.5), plus hop-by-hop ones.
-_FORBIDDEN_HEADERS = frozenset(
-    {
-        "host",
-        "connection",
-        "transfer-encoding",
-        "content-length",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "forwarded",
-    }
-)
-_FORBIDDEN_PREFIXES = ("proxy-", "x-forwarded-")
 # What survives a redirect to another origin (RFC 9110 §15.4 leaves it to the client;
 # the Fetch standard's CORS-safelisted request headers, minus Content-Type: no body goes).
 _SAFE_CROSS_ORIGIN = frozenset({"accept", "accept-language", "accept-encoding", "user-agent"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # No default Accept-Encoding: upstreams answer identity unless the connector asks for a
 # coding (one of budget.SUPPORTED_CODINGS); one the upstream sends anyway is decoded.
 _DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept", "*/*"))
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-Headers = list[tuple[str, str]]
-
-
-def _connector_error(message: str) -> HttpRequestRefused:
-    return HttpRequestRefused("connector_error", message)
-
-
-def _request_headers(headers: Mapping[str, str]) -> Headers:
-    """Validate connector headers; messages name headers, never their values."""
-    out: Headers = []
-    for name, value in headers.items():
-        if type(name) is not str or type(value) is not str:
-            raise _connector_error("ctx.http header names and values must be strings.")
-        if not _TOKEN_RE.fullmatch(name):
-            raise _connector_error(f"{name[:60]!r} is not a valid HTTP header name.")
-        lower = name.lower()
-        if lower in _FORBIDDEN_HEADERS or lower.startswith(_FORBIDDEN_PREFIXES):
-            raise _connector_error(
-                f"ctx.http may not set the {name} header; Bollard sets connection headers itself."
-            )
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise _connector_error(f"The value of the {name} header contains a line break.")
-        out.append((name, value))
-    return out
-
-
-def _encoded(headers: Headers) -> list[tuple[bytes, bytes]]:
-    # Values go out as UTF-8 (names are tokens, so ASCII).
-    return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
-
-
-def _request_body(request: HttpRequest) -> tuple[bytes | None, str | None]:
-    """``(content, default content type)`` from exactly one of json/body/binary_body/
-    form_fields (multipart, :mod:`.multipart`)."""
-    given = (request.json is not None) + (request.body is not None)
-    given += (request.binary_body is not None) + (request.form_fields is not None)
-    if given > 1:
-        raise _connector_error("Pass only one of json, body, binary_body and formFields.")
-    if request.form_fields is not None:
-        from .multipart import encode_form  # lazy: urllib3 only for connectors that send forms
-
-        return encode_form(request.form_fields)
-    if request.json is not None:
-        try:
-            text = json.dumps(request.json, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise _connector_error(f"The json body cannot be sent as JSON: {exc}.") from None
-        return text.encode("utf-8"), "application/json"
-    if request.body is not None:
-        return request.body.encode("utf-8"), "text/plain; charset=utf-8"
-    if request.binary_body is not None:
-        return bytes(request.binary_body), "application/octet-stream"
-    return None, None
-
-
-def _has(headers: Headers, lower_name: str) -> bool:
-    return any(name.lower() == lower_name for name, _ in headers)
-
-
-def _request(
-    target: Target, address: IPAddress, port: int, method: str, headers: Headers, content: bytes | None
-) -> httpcore.Request:
-    framing: Headers = []
-    if content is not None:
-        framing.append(("Content-Length", str(len(content))))
-    elif method in _BODY_METHODS:
-        framing.append(("Content-Length", "0"))  # as httpx and browsers send
-    return httpcore.Request(
-        method.encode("ascii"),
-        httpcore.URL(
-            scheme=target.scheme.encode("ascii"),
-            host=pinned_host(address, target.host).encode("ascii"),
-            port=port,
-            target=target.path.encode("ascii")
-            + (b"" if target.query is None else b"?" + target.query.encode("ascii")),
-        ),
-        headers=[(b"Host", target.netloc.encode("ascii")), *_encoded(headers), *_encoded(framing)],
-        content=content or b"",
-        # TLS (SNI and certificate check) is for the name, not the pinned address.
-        extensions={"sni_hostname": target.host},
-    )
 
 
 def _text(raw: bytes) -> str:
@@ -265,7 +165,7 @@ async def _open(
     (the body not read yet)."""
     failure: httpcore.ConnectError | None = None
     for address in destination.addresses:
-        request = _request(destination.target, address, destination.dial_port, method, headers, content)
+        request = wire_request(destination.target, address, destination.dial_port, method, headers, content)
         try:
             return await client.pool.handle_async_request(request)
         except httpcore.ConnectError as exc:
@@ -436,29 +336,29 @@ async def send(
         raise TypeError("send() needs the client from bollard.platform.egress.make_client()")
     # The request comes from a worker: treat its shape as untrusted too.
     if type(request.url) is not str or type(request.headers) is not dict:
-        raise _connector_error("ctx.http needs a URL string and a headers dict.")
+        raise connector_error("ctx.http needs a URL string and a headers dict.")
     if request.params is not None and type(request.params) is not dict:
-        raise _connector_error("ctx.http params must be a dict.")
+        raise connector_error("ctx.http params must be a dict.")
     method = request.method.upper() if type(request.method) is str else ""
     if method not in HTTP_METHODS:
-        raise _connector_error(f"Unsupported HTTP method; use one of {', '.join(HTTP_METHODS)}.")
-    headers = _request_headers(request.headers)
-    content, content_type = _request_body(request)
+        raise connector_error(f"Unsupported HTTP method; use one of {', '.join(HTTP_METHODS)}.")
+    headers = request_headers(request.headers)
+    content, content_type = request_body(request)
     if request.form_fields is not None:
         # The boundary is ours: a connector's own Content-Type could not match it (Tale
         # also sets it for formFields).
         headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
-    if content_type is not None and not _has(headers, "content-type"):
+    if content_type is not None and not has_header(headers, "content-type"):
         headers.append(("Content-Type", content_type))
     for name, default in _DEFAULT_HEADERS:
-        if not _has(headers, name.lower()):
+        if not has_header(headers, name.lower()):
             headers.append((name, default))
     target = policy.check_url(request.url)
     if request.params:
         try:
             target = target.with_params(request.params)
         except TypeError as exc:
-            raise _connector_error(f"Query parameters could not be encoded: {exc}.") from None
+            raise connector_error(f"Query parameters could not be encoded: {exc}.") from None
     try:
         async with asyncio.timeout(timeout_s):
             return await _follow(

@@ -37,7 +37,7 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bollard.platform.approvals import FINAL_STATUSES, pending_body
+from bollard.platform.approvals.rows import FINAL_STATUSES, pending_body
 from bollard.platform.errors import BollardError
 from bollard.platform.mcp.results import error_result, tool_result
 

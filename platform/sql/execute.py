@@ -151,14 +151,7 @@ def _run_statements(
         finally:
             if not conn.invalidated:
                 result.close()
-    return SqlResult(
-        rows=rows,
-        count=len(rows),
-        truncated=reason is not None,
-        rows_affected=None if plan.read else affected,
-        columns=columns,
-        truncated_reason=reason,
-    )
+    return SqlResult.of(rows, columns, reason, rows_affected=None if plan.read else affected)
 
 
 def _fetch_rows(

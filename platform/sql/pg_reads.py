@@ -352,11 +352,4 @@ async def _pg_read_statements(con: Any, handle: EngineHandle, plan: Plan, begin:
         if names is None:
             continue  # no result set (a statement that returns nothing)
         rows, columns, reason = batch, names, cut
-    return SqlResult(
-        rows=rows,
-        count=len(rows),
-        truncated=reason is not None,
-        rows_affected=None,
-        columns=columns,
-        truncated_reason=reason,
-    )
+    return SqlResult.of(rows, columns, reason)

@@ -13,7 +13,8 @@ from bollard.platform.errors import SqlError
 from bollard.platform.packages import IntegrationVersion
 from bollard.platform.settings import Settings
 
-from .engines import EngineCache, EngineHandle, build_engine
+from .engine_cache import EngineCache
+from .engines import EngineHandle, build_engine
 from .runner import check_sql_connection, run_sql
 from .types import SqlResult
 

@@ -182,11 +182,4 @@ def sqlite_read(
         deadline.at = math.inf  # the rollback itself must not be interrupted
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-    return SqlResult(
-        rows=rows,
-        count=len(rows),
-        truncated=reason is not None,
-        rows_affected=None,
-        columns=columns,
-        truncated_reason=reason,
-    )
+    return SqlResult.of(rows, columns, reason)

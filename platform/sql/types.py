@@ -30,3 +30,21 @@ class SqlResult:
     rows_affected: int | None = None
     columns: list[str] = field(default_factory=list)
     truncated_reason: TruncatedReason | None = None
+
+    @classmethod
+    def of(
+        cls,
+        rows: list[dict[str, Any]],
+        columns: list[str],
+        reason: TruncatedReason | None,
+        rows_affected: int | None = None,
+    ) -> SqlResult:
+        """The result of ``rows`` (``count`` and ``truncated`` follow from them and ``reason``)."""
+        return cls(
+            rows=rows,
+            count=len(rows),
+            truncated=reason is not None,
+            rows_affected=rows_affected,
+            columns=columns,
+            truncated_reason=reason,
+        )

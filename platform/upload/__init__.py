@@ -1,6 +1,7 @@
 """Upload: a zip or a set of files becomes an installed integration (DESIGN §10).
 
-:mod:`.archive` reads an upload into a package's files under every rule of DESIGN §10;
+:mod:`.parts` reads the multipart parts of an upload under the caps; :mod:`.archive` reads
+an upload into a package's files under every rule of DESIGN §10;
 :mod:`.install` validates them with the folder loader's code and installs them.
 """
 

@@ -246,7 +246,7 @@ class Installer:
             version = entry.version.version if entry is not None and entry.version is not None else None
             await asyncio.to_thread(remove_package, registry.root, slug)
             registry.reload(slug)
-            expired = await self.runtime.approvals.expire_integration(slug)
+            expired = await self.runtime.approvals.expiry.expire_integration(slug)
             purged: list[str] = []
             if purge_credentials:
                 for info in await self.runtime.credentials.describe(slug):

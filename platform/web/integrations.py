@@ -14,9 +14,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from bollard.platform import catalog
 from bollard.platform.api.integrations import ICON_CSP
-from bollard.platform.errors import ApiError, BollardError, PackageError
+from bollard.platform.errors import ApiError, BollardError
 from bollard.platform.packages import ICON_MEDIA_TYPES
-from bollard.platform.upload.archive import MAX_ARCHIVE_BYTES, MAX_ENTRIES, MAX_TOTAL_BYTES
+from bollard.platform.upload.archive import MAX_ENTRIES
+from bollard.platform.upload.parts import read_file_parts, read_zip_part
 from bollard.platform.web.base import WebRoute, forbid_agent, is_htmx, render, runtime_of, session_of
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -114,20 +115,10 @@ async def _upload(request: Request) -> dict[str, Any]:
     if isinstance(zipped, UploadFile) and zipped.filename:
         if many:
             raise ApiError("invalid_request", "choose either a zip or the files, not both")
-        data = await zipped.read(MAX_ARCHIVE_BYTES + 1)
-        if len(data) > MAX_ARCHIVE_BYTES:
-            raise PackageError([f"file: the zip is over {MAX_ARCHIVE_BYTES} bytes (the limit)"])
-        return {"zip_data": data}
+        return {"zip_data": await read_zip_part(zipped)}
     if not many:
         raise ApiError("invalid_request", "choose a zip of the package, or its files")
-    file_set, total = [], 0
-    for part in many:
-        data = await part.read(MAX_TOTAL_BYTES + 1 - total)
-        total += len(data)
-        if total > MAX_TOTAL_BYTES:
-            raise PackageError([f"files: the files pass {MAX_TOTAL_BYTES} bytes in all (the limit)"])
-        file_set.append((part.filename or "", data))
-    return {"file_set": file_set}
+    return {"file_set": await read_file_parts(many)}
 
 
 @router.get("/add")

@@ -163,7 +163,7 @@ class Webhooks:
         endpoints = self.runtime.settings.webhooks
         if not endpoints:
             return 0
-        from bollard.platform.approvals import approval_json
+        from bollard.platform.approvals.rows import approval_json
 
         m = row._mapping if hasattr(row, "_mapping") else row
         event_type = EVENT_BY_STATUS.get(m["status"])

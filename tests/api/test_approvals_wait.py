@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bollard.platform import approvals as approvals_module
 from bollard.platform import tokens
+from bollard.platform.approvals import events as approvals_events
 from bollard.platform.runtime import Runtime
 from bollard.platform.store.tables import approvals
 from tests.support.api import Api
@@ -31,7 +31,7 @@ async def pending(integrations_dir: Path, runtime: Runtime, api: Api) -> str:
 @pytest.fixture
 def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     """Re-reads far apart: only the in-process signal can end a wait before it runs out."""
-    monkeypatch.setattr(approvals_module, "WAIT_POLL_S", 3600.0)
+    monkeypatch.setattr(approvals_events, "WAIT_POLL_S", 3600.0)
 
 
 async def test_wait_answers_the_outcome_once_approved(pending: str, api: Api, no_polling: None) -> None:
@@ -83,4 +83,5 @@ async def test_wait_is_bounded_and_scoped(pending: str, api: Api, runtime: Runti
         f"/api/approvals/{pending}", params={"wait": 5}, headers={"Authorization": f"Bearer {other}"}
     )
     assert r.status_code == 404  # agents see only their own approvals
-    assert runtime.approvals._events == {} and runtime.approvals._waiting == {}  # nothing left behind
+    events = runtime.approvals.events
+    assert events._events == {} and events._waiting == {}  # nothing left behind

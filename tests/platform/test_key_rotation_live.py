@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from bollard.platform import credentials as credentials_module
 from bollard.platform.cli import main
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file
-from bollard.platform.execution import Invocation
+from bollard.platform.invocation import Invocation
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from tests.support.api import app_client

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bollard.platform import approvals as approvals_module
+from bollard.platform.approvals import events as approvals_events
 from bollard.platform.events import Event
 from bollard.platform.manifest import RateLimit
 from bollard.platform.pg_events import PgEventBus
@@ -237,7 +237,7 @@ async def test_an_approval_decided_on_one_wakes_a_waiter_on_the_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the long poll's re-read fallback is pushed out of reach: only the event wakes it
-    monkeypatch.setattr(approvals_module, "WAIT_POLL_S", 120.0)
+    monkeypatch.setattr(approvals_events, "WAIT_POLL_S", 120.0)
     manifest = rest_manifest()
     manifest["operations"][0]["operationType"] = "write"
     write_integration(tmp_path / "integrations", "writer", manifest)

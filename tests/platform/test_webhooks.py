@@ -168,7 +168,7 @@ async def test_expiry_is_an_event(backend: str, tmp_path: Path) -> None:
                 await conn.execute(
                     text("UPDATE approvals SET expires_at = requested_at WHERE id = :id"), {"id": aid}
                 )
-            await rt.approvals.expire_due()
+            await rt.approvals.expiry.expire_due()
             await until(lambda: settled(rt, 2), "the expiry's delivery")
             types = sorted(d["eventType"] for d in await deliveries(rt))
             assert types == ["approval.expired", "approval.requested"]

@@ -11,7 +11,8 @@ import pytest
 
 from bollard.platform.sql import SqlError
 from bollard.platform.sql.connection import build_url, tls_mode
-from bollard.platform.sql.engines import EngineCache, build_engine
+from bollard.platform.sql.engine_cache import EngineCache
+from bollard.platform.sql.engines import build_engine
 from bollard.platform.sql.runner import check_sql_connection, run_sql
 from bollard.platform.sql.sqlite import resolve_sqlite_path
 from tests.support.databases import Db, open_db
