@@ -12,22 +12,28 @@ import asyncio
 import contextlib
 import json
 import os
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from bollard.platform import approvals as approvals_module
 from bollard.platform.events import Event
+from bollard.platform.files.store import ORPHAN_GRACE_S, FileOwner
 from bollard.platform.manifest import RateLimit
 from bollard.platform.pg_events import PgEventBus
 from bollard.platform.pg_ratelimit import PgLimiter
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
+from bollard.platform.store.tables import files
 from tests.support.api import app_client
 from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database
 from tests.support.integrations import rest_manifest, write_integration
@@ -89,14 +95,16 @@ class Replica:
 
 @contextlib.asynccontextmanager
 async def replicas(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Replica, Replica]]:
-    """Two replicas (``settings`` for both; ``reload_a``/``reload_b`` per replica)."""
+    """Two replicas (``settings`` for both; ``reload_a``/``reload_b`` per replica, and
+    ``only_b``: settings for B alone)."""
     integrations = tmp_path / "integrations"
     integrations.mkdir(exist_ok=True)
     reload_a = settings.pop("reload_a", False)
     reload_b = settings.pop("reload_b", False)
+    only_b: dict[str, Any] = settings.pop("only_b", {})
     async with fresh_pg_state_database() as url, contextlib.AsyncExitStack() as stack:
 
-        async def start(name: str, reload: bool) -> Replica:
+        async def start(name: str, reload: bool, **extra: Any) -> Replica:
             s = Settings(
                 integrations_dir=integrations,
                 data_dir=tmp_path / name,
@@ -105,14 +113,14 @@ async def replicas(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Repli
                 reload=reload,
                 reload_debounce_ms=50,
                 sql_allow_privileged_roles=True,  # the test user postgres is a superuser
-                **settings,
+                **{**settings, **extra},
             )
             client, rt = await stack.enter_async_context(app_client(s))
             assert isinstance(rt.events, PgEventBus) and rt.events.connected.is_set()
             return Replica(client, rt)
 
         a = await start("a", reload_a)
-        b = await start("b", reload_b)
+        b = await start("b", reload_b, **only_b)
         yield a, b
 
 
@@ -328,3 +336,36 @@ async def test_bollard_token_revoke_reaches_running_replicas_at_once(tmp_path: P
             await asyncio.wait_for(seen.get(), 10)
         assert (await b.client.get("/api/integrations", headers=h)).status_code == 401
         assert (await a.client.get("/api/integrations", headers=h)).status_code == 401
+
+
+async def test_expired_files_leave_each_replicas_own_data_directory(tmp_path: Path) -> None:
+    """The data directory is per replica (DESIGN §12): A's retention job deletes the
+    expired rows once (and A's bytes); B, which runs no jobs, removes the bytes it stored
+    in its own orphan sweep, and keeps a file still recorded and one still being saved."""
+    owner = FileOwner("files", "store")
+    # B runs no jobs: only its own sweep can remove its bytes
+    async with replicas(tmp_path, file_sweep_interval_s=0.2, only_b={"jobs_worker": False}) as (a, b):
+
+        async def save(replica: Replica, data: bytes) -> Path:
+            ref = await replica.rt.files.save(data, file_name="f.txt", content_type="text/plain", owner=owner)
+            return replica.rt.files.directory / ref["fileId"]
+
+        on_a, on_b, recorded = await save(a, b"a"), await save(b, b"b"), await save(b, b"kept")
+        saving = b.rt.files.directory / str(uuid.uuid4())  # bytes written, row not yet committed
+        saving.write_bytes(b"in flight")
+        long_ago = time.time() - 2 * ORPHAN_GRACE_S
+        for path in (on_b, recorded):
+            os.utime(path, (long_ago, long_ago))
+        async with a.rt.db.begin() as conn:
+            await conn.execute(
+                update(files)
+                .where(files.c.id.in_([on_a.name, on_b.name]))
+                .values(expires_at=datetime.now(UTC) - timedelta(days=1))
+            )
+        for _ in range(300):
+            if not on_a.exists() and not on_b.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not on_a.exists() and not on_b.exists()
+        assert recorded.exists() and saving.exists()
+        assert await b.rt.files.get(recorded.name) is not None
