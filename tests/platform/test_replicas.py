@@ -338,6 +338,27 @@ async def test_bollard_token_revoke_reaches_running_replicas_at_once(tmp_path: P
         assert (await a.client.get("/api/integrations", headers=h)).status_code == 401
 
 
+async def test_bollard_rotate_key_reaches_running_replicas_at_once(tmp_path: Path) -> None:
+    """Each re-encrypted credential is the credential event of a PUT: B drops its cached
+    value at once (a TTL of 10 minutes otherwise) and says what it now finds, values it
+    cannot read until it is restarted with the new key (README, CLI)."""
+    manifest = rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
+    write_integration(tmp_path / "integrations", "keyed", manifest, connector=KEY_LENGTH)
+    async with replicas(tmp_path, cache_ttl_s=600) as (a, b):
+        put = await a.client.put("/api/integrations/keyed/credentials", json={"values": {"apiKey": "abc"}})
+        assert put.is_success, put.text
+        assert (await b.call("keyed", "echo", {})).json()["data"] == {"keyLength": 3}  # cached in B
+        env = {"BOLLARD_DATABASE_URL": str(b.rt.settings.database_url), "BOLLARD_SECRET_KEY": "shared-secret"}
+        async with b.rt.events.subscribe("credential") as seen:
+            await asyncio.to_thread(
+                bollard, "rotate-key", "--new-key", "new-secret", "--data-dir", str(tmp_path / "cli"), env=env
+            )
+            event = await asyncio.wait_for(seen.get(), 10)
+        assert event == Event("credential", {"slug": "keyed", "credentialId": "default"}, remote=True)
+        after = await b.call("keyed", "echo", {})
+        assert after.json()["error"]["code"] == "credentials_unreadable", after.text
+
+
 async def test_expired_files_leave_each_replicas_own_data_directory(tmp_path: Path) -> None:
     """The data directory is per replica (DESIGN §12): A's retention job deletes the
     expired rows once (and A's bytes); B, which runs no jobs, removes the bytes it stored
