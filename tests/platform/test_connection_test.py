@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
-from tests.support.databases import PG_URL, credentials_from_url
+from tests.support.databases import pg_credentials
 from tests.support.integrations import rest_manifest, write_integration
 from tests.support.standin import ServerThread
 
@@ -120,7 +120,7 @@ def pg_manifest() -> dict:
 async def test_sql_success_and_failing_connect(integrations_dir: Path, runtime: Runtime, api: Api) -> None:
     write_integration(integrations_dir, "pg", manifest=pg_manifest(), connector=None)
     runtime.registry.load_all()
-    good = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    good = pg_credentials()
     body = (await api.post("/api/integrations/pg/test", json={"values": good})).json()
     assert body["ok"] is True, body
     assert [s["name"] for s in body["steps"]] == ["credentials", "connect", "query"]

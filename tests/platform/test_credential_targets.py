@@ -17,7 +17,7 @@ import pytest
 
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
-from tests.support.databases import PG_URL, credentials_from_url
+from tests.support.databases import pg_credentials
 from tests.support.integrations import rest_manifest, write_integration
 
 STORED_PASSWORD = "St0red-Pg-Passw0rd-xyz"
@@ -89,7 +89,7 @@ async def pg(integrations_dir: Path, runtime: Runtime, api: Api) -> dict[str, st
     ignores it on the real server)."""
     write_integration(integrations_dir, "pg", manifest=pg_manifest(), connector=None)
     runtime.registry.load_all()
-    good = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    good = pg_credentials()
     stored = {**good, "password": STORED_PASSWORD}
     r = await api.put("/api/integrations/pg/credentials", json={"values": stored})
     assert r.status_code == 200, r.text

@@ -35,7 +35,7 @@ from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 from bollard.platform.store.tables import files
 from tests.support.api import app_client
-from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database
+from tests.support.databases import PG_URL, fresh_pg_state_database, pg_credentials
 from tests.support.integrations import rest_manifest, write_integration
 from tests.support.standin import bollard
 
@@ -43,10 +43,6 @@ KEY_LENGTH = """
 def execute(ctx):
     return {"keyLength": len(ctx.secrets.get("apiKey") or "")}
 """
-
-
-def pg_values() -> dict[str, str]:
-    return {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
 
 
 def sql_manifest(**op: Any) -> dict[str, Any]:
@@ -134,7 +130,7 @@ async def test_a_rate_limit_of_n_per_period_admits_n_across_both(tmp_path: Path)
     )
     async with replicas(tmp_path) as (a, b):
         assert (
-            await a.client.put("/api/integrations/limited/credentials", json={"values": pg_values()})
+            await a.client.put("/api/integrations/limited/credentials", json={"values": pg_credentials()})
         ).is_success
         results = await asyncio.gather(*[(a, b)[i % 2].call("limited", "probe", {"s": 0}) for i in range(14)])
         codes = [r.status_code for r in results]
@@ -149,7 +145,7 @@ async def test_max_concurrency_holds_across_both(tmp_path: Path) -> None:
 
     write_integration(tmp_path / "integrations", "limited", sql_manifest(maxConcurrency=2), connector=None)
     async with replicas(tmp_path) as (a, b):
-        put = await b.client.put("/api/integrations/limited/credentials", json={"values": pg_values()})
+        put = await b.client.put("/api/integrations/limited/credentials", json={"values": pg_credentials()})
         assert put.is_success
         holding = [asyncio.create_task(r.call("limited", "probe", {"s": 4})) for r in (a, b)]
         busy = text(
