@@ -17,8 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bollard.platform.runtime import Runtime
-from bollard.platform.settings import Settings
-from tests.support.api import app_client
+from tests.support.api import app_client, local_settings
 from tests.support.databases import PG_URL, credentials_from_url
 from tests.support.integrations import rest_manifest, write_integration
 from tests.support.standin import ServerThread
@@ -94,12 +93,9 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[tuple[h
             "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
         },
     )
-    settings = Settings(
-        integrations_dir=integrations,
-        data_dir=tmp_path / "d",
-        secret_key="k",
-        reload=False,
-        allow_private_egress=True,
+    settings = local_settings(
+        integrations,
+        tmp_path / "d",
         sql_allow_privileged_roles=True,  # the test user postgres is a superuser
     )
     async with app_client(settings) as (c, rt):

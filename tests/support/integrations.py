@@ -34,6 +34,26 @@ def rest_manifest(**overrides: Any) -> dict[str, Any]:
     return m
 
 
+def sqlite_manifest(
+    database: str, operations: list[dict[str, Any]], *, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``sql`` manifest titled Rows on SQLite, without credentials: ``database`` (a file
+    in the data directory) seeded from the folder's ``seed.sql``; ``security`` when given."""
+    config: dict[str, Any] = {
+        "engine": "sqlite",
+        "options": {"database": database, "seedFile": "seed.sql"},
+    }
+    if security is not None:
+        config["security"] = security
+    return {
+        "title": "Rows",
+        "type": "sql",
+        "authMethod": "none",
+        "sqlConnectionConfig": config,
+        "sqlOperations": operations,
+    }
+
+
 def write_integration(
     root: Path,
     slug: str,
