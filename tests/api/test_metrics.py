@@ -16,7 +16,7 @@ from bollard.platform import tokens
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from tests.support.api import Api, app_client, local_settings
-from tests.support.databases import PG_URL, credentials_from_url, unavailable
+from tests.support.databases import PG_URL, pg_credentials, unavailable
 from tests.support.integrations import rest_manifest, sqlite_manifest, write_integration
 from tests.support.jobs import BACKENDS, state_database_url, until
 from tests.support.standin import LocalServer, free_port
@@ -241,7 +241,7 @@ async def test_a_sql_timeout_is_counted(integrations_dir: Path, api: Api, runtim
         },
     )
     runtime.registry.reload("slow")
-    values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    values = pg_credentials()
     assert (await api.put("/api/integrations/slow/credentials", json={"values": values})).status_code == 200
     r = await api.post("/api/integrations/slow/operations/nap", json={"params": {}})
     assert r.json()["error"]["code"] == "timeout", r.text

@@ -34,6 +34,11 @@ def rest_manifest(**overrides: Any) -> dict[str, Any]:
     return m
 
 
+def no_params_op(name: str, **extra: Any) -> dict[str, Any]:
+    """An operation of a REST manifest that takes no parameters; ``extra`` fields on top."""
+    return {"name": name, "parametersSchema": {"type": "object", "properties": {}}, **extra}
+
+
 def sqlite_manifest(
     database: str, operations: list[dict[str, Any]], *, security: dict[str, Any] | None = None
 ) -> dict[str, Any]:
