@@ -57,6 +57,19 @@ class Upstream:
         self.proc.wait(10)
 
 
+def bench_connector(url: str) -> str:
+    """The ``connector.py`` of :func:`bench_manifest`."""
+    return f'''
+def execute(ctx):
+    if ctx.operation == "one":
+        return ctx.http.get("{url}/small").body
+    out = []
+    for i in range(20):
+        out.append(ctx.http.get("{url}/small").status)
+    return out
+'''
+
+
 def bench_manifest(url: str) -> dict[str, Any]:
     """The manifest of the bench connectors: ``one`` GET of ``url``'s ``/small`` and
     ``twenty`` sequential ones, no credentials."""

@@ -27,24 +27,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import Upstream, bench_manifest, direct_baseline, line, rss_kib, timed  # noqa: E402
+from bench._common import Upstream, bench_connector, bench_manifest, direct_baseline, line, rss_kib, timed  # noqa: E402
 from tests.support.api import local_settings  # noqa: E402
 from tests.support.standin import BollardServer, bollard  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "300"))
 CONCURRENCY = 16
-
-
-def connector(url: str) -> str:
-    return f'''
-def execute(ctx):
-    if ctx.operation == "one":
-        return ctx.http.get("{url}/small").body
-    out = []
-    for i in range(20):
-        out.append(ctx.http.get("{url}/small").status)
-    return out
-'''
 
 
 async def main() -> None:
@@ -56,7 +44,7 @@ async def main() -> None:
         folder = root / "integrations" / "bench"
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps(bench_manifest(standin.url)))
-        (folder / "connector.py").write_text(connector(standin.url))
+        (folder / "connector.py").write_text(bench_connector(standin.url))
 
         direct_samples, direct20 = await direct_baseline(standin.url + "/small", N)
         settings = local_settings(root / "integrations", root / "lib")

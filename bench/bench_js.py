@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import Upstream, bench_manifest, direct_baseline, line, rss_kib, timed  # noqa: E402
+from bench._common import Upstream, bench_connector, bench_manifest, direct_baseline, line, rss_kib, timed  # noqa: E402
 from tests.support.api import local_settings  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "300"))
@@ -43,18 +43,6 @@ const connector = {{
   }},
 }};
 """
-
-
-def py_connector(url: str) -> str:
-    return f'''
-def execute(ctx):
-    if ctx.operation == "one":
-        return ctx.http.get("{url}/small").body
-    out = []
-    for i in range(20):
-        out.append(ctx.http.get("{url}/small").status)
-    return out
-'''
 
 
 def report(label: str, samples: list[float], base: float | None = None) -> str:
@@ -75,7 +63,7 @@ async def cold_starts(url: str) -> dict[str, list[float]]:
         for i in range(COLD):
             for kind, filename, source in (
                 ("js", "connector.ts", ts_connector(url)),
-                ("python", "connector.py", py_connector(url)),
+                ("python", "connector.py", bench_connector(url)),
             ):
                 started = time.perf_counter()
                 await pool.run(
@@ -102,7 +90,7 @@ async def main() -> None:
         root = Path(tmp)
         for slug, name, source in (
             ("bench-ts", "connector.ts", ts_connector(standin.url)),
-            ("bench-py", "connector.py", py_connector(standin.url)),
+            ("bench-py", "connector.py", bench_connector(standin.url)),
         ):
             folder = root / "integrations" / slug
             folder.mkdir(parents=True)
