@@ -20,20 +20,16 @@ from tests.support.databases import (
     side_effect_table,
     unavailable,
 )
-from tests.support.integrations import write_integration
+from tests.support.integrations import postgres_manifest, write_integration
 from tests.support.standin import BollardServer, bollard
 
 SIDE = "bollard_side_effects"
 
 
 def side_effect_manifest(extra_sql: str = "") -> dict:
-    return {
-        "title": "Side effects",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [
+    return postgres_manifest(
+        "Side effects",
+        [
             {
                 "name": "record",
                 "operationType": "write",
@@ -45,7 +41,7 @@ def side_effect_manifest(extra_sql: str = "") -> dict:
                 },
             }
         ],
-    }
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
 from tests.support.databases import pg_credentials
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 
 STORED_PASSWORD = "St0red-Pg-Passw0rd-xyz"
 SSL_REQUEST, GSS_REQUEST, PROTOCOL_3 = 80877103, 80877104, 196608
@@ -73,14 +73,7 @@ async def fake_pg() -> AsyncIterator[FakePostgres]:
 
 
 def pg_manifest() -> dict:
-    return {
-        "title": "PG",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
-    }
+    return postgres_manifest("PG", [{"name": "one", "query": "SELECT 1 AS one"}])
 
 
 @pytest.fixture

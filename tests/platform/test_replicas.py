@@ -36,7 +36,7 @@ from bollard.platform.store.db import create_engine, migrate
 from bollard.platform.store.tables import files
 from tests.support.api import app_client
 from tests.support.databases import PG_URL, fresh_pg_state_database, pg_credentials
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 from tests.support.standin import bollard
 
 KEY_LENGTH = """
@@ -46,13 +46,9 @@ def execute(ctx):
 
 
 def sql_manifest(**op: Any) -> dict[str, Any]:
-    return {
-        "title": "Limited",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [
+    return postgres_manifest(
+        "Limited",
+        [
             {
                 "name": "probe",
                 "operationType": "read",
@@ -65,7 +61,7 @@ def sql_manifest(**op: Any) -> dict[str, Any]:
                 **op,
             }
         ],
-    }
+    )
 
 
 def replace_file(path: Path, text: str) -> None:

@@ -19,7 +19,7 @@ from tests.support.databases import (
     pg_credentials,
     side_effect_table,
 )
-from tests.support.integrations import write_integration
+from tests.support.integrations import postgres_manifest, write_integration
 from tests.support.standin import BollardServer, bollard
 
 SIDE = "bollard_kill_side_effects"
@@ -27,13 +27,9 @@ SIDE = "bollard_kill_side_effects"
 
 def manifest() -> dict[str, Any]:
     tag = {"type": "object", "properties": {"tag": {"type": "string"}}, "required": ["tag"]}
-    return {
-        "title": "Side effects",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [
+    return postgres_manifest(
+        "Side effects",
+        [
             {  # a write that needs no approval: answered 200 at once
                 "name": "record",
                 "operationType": "write",
@@ -49,7 +45,7 @@ def manifest() -> dict[str, Any]:
             },
             {"name": "read", "operationType": "read", "query": "SELECT 1 AS one"},
         ],
-    }
+    )
 
 
 @pytest.fixture

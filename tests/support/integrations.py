@@ -39,6 +39,22 @@ def no_params_op(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "parametersSchema": {"type": "object", "properties": {}}, **extra}
 
 
+def postgres_manifest(
+    title: str, operations: list[dict[str, Any]], *, secret_bindings: tuple[str, ...] = ("username",)
+) -> dict[str, Any]:
+    """A ``sql`` manifest on PostgreSQL with basic auth: the credential's server, port,
+    database and username (the test server trusts them, so by default no password) are
+    bound as ``secret_bindings``."""
+    return {
+        "title": title,
+        "type": "sql",
+        "authMethod": "basic_auth",
+        "secretBindings": list(secret_bindings),
+        "sqlConnectionConfig": {"engine": "postgres"},
+        "sqlOperations": operations,
+    }
+
+
 def sqlite_manifest(
     database: str, operations: list[dict[str, Any]], *, security: dict[str, Any] | None = None
 ) -> dict[str, Any]:
