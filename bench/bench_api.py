@@ -14,6 +14,7 @@ this machine: a stand-in HTTP server (uvicorn, a small JSON), a Bollard server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -26,121 +27,27 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._common import Upstream, bench_connector, bench_manifest, direct_baseline, line, rss_kib, timed  # noqa: E402
+from tests.support.api import local_settings  # noqa: E402
 from tests.support.standin import BollardServer, bollard  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "300"))
 CONCURRENCY = 16
 
 
-UPSTREAM = """
-import sys, uvicorn
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-async def small(_):
-    return JSONResponse({"ok": True, "items": list(range(10))})
-
-uvicorn.run(Starlette(routes=[Route("/small", small)]), host="127.0.0.1", port=int(sys.argv[1]),
-            log_level="warning", access_log=False)
-"""
-
-
-class Upstream:
-    """The stand-in API in its own process, so it shares no interpreter with the clients."""
-
-    def __init__(self) -> None:
-        from tests.support.standin import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(self.port)])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/small", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the upstream did not start")
-
-    def __enter__(self) -> Upstream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def connector(url: str) -> str:
-    return f'''
-def execute(ctx):
-    if ctx.operation == "one":
-        return ctx.http.get("{url}/small").body
-    out = []
-    for i in range(20):
-        out.append(ctx.http.get("{url}/small").status)
-    return out
-'''
-
-
-def manifest(url: str) -> dict:
-    return {
-        "title": "Bench",
-        "authMethod": "none",
-        "allowedHosts": [url],
-        "operations": [{"name": "one"}, {"name": "twenty"}],
-    }
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p * len(values)))]
-
-
-def line(label: str, samples: list[float], base: float | None = None) -> str:
-    p50 = statistics.median(samples)
-    ratio = f"  ratio {p50 / base:5.2f}x" if base else ""
-    return f"{label:<38} p50 {p50 * 1000:7.3f} ms  p90 {pct(samples, 0.9) * 1000:7.3f} ms{ratio}"
-
-
-async def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 async def main() -> None:
     from bollard.platform.invocation import Invocation
     from bollard.platform.runtime import Runtime
-    from bollard.platform.settings import Settings
 
     with Upstream() as standin, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = root / "integrations" / "bench"
         folder.mkdir(parents=True)
-        (folder / "config.json").write_text(json.dumps(manifest(standin.url)))
-        (folder / "connector.py").write_text(connector(standin.url))
+        (folder / "config.json").write_text(json.dumps(bench_manifest(standin.url)))
+        (folder / "connector.py").write_text(bench_connector(standin.url))
 
-        async with httpx.AsyncClient() as direct:
-            await timed(lambda: direct.get(standin.url + "/small"), 50)
-            direct_samples = await timed(lambda: direct.get(standin.url + "/small"), N)
-
-            async def twenty_direct() -> None:
-                for _ in range(20):
-                    await direct.get(standin.url + "/small")
-
-            direct20 = await timed(twenty_direct, max(20, N // 10))
-
-        settings = Settings(
-            integrations_dir=root / "integrations",
-            data_dir=root / "lib",
-            secret_key="bench",
-            reload=False,
-            allow_private_egress=True,
-        )
+        direct_samples, direct20 = await direct_baseline(standin.url + "/small", N)
+        settings = local_settings(root / "integrations", root / "lib")
         rt = Runtime(settings)
         await rt.start()
         try:
@@ -226,12 +133,9 @@ def worker_rss(server_pid: int) -> list[int]:
     except FileNotFoundError:
         return out
     for pid in children:
-        try:
-            for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if row.startswith("VmRSS:"):
-                    out.append(int(row.split()[1]))
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            if kib := rss_kib(int(pid)):
+                out.append(kib)
     return out
 
 

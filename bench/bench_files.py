@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_api import Upstream, pct  # noqa: E402
+from bench._common import Upstream, line  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "200"))
 KIB = int(os.environ.get("BENCH_KIB", "64"))
@@ -61,10 +61,8 @@ const connector = {{
 OPS = ("result", "store", "get", "download")
 
 
-def line(label: str, samples: list[float], base: float | None = None) -> str:
-    p50 = statistics.median(samples)
-    ratio = f"  ratio {p50 / base:5.2f}x" if base else ""
-    return f"{label:<44} p50 {p50 * 1000:8.3f} ms  p90 {pct(samples, 0.9) * 1000:8.3f} ms{ratio}"
+def report(label: str, samples: list[float], base: float | None = None) -> str:
+    return line(label, samples, base, width=44, digits=8)
 
 
 async def main() -> None:
@@ -121,10 +119,10 @@ async def main() -> None:
     print(f"bench_files: N={N}, {KIB} KiB payload, {os.cpu_count()} cores, {stored} files written")
     for slug, label in (("files-py", "connector.py"), ("files-ts", "connector.ts")):
         result, get = statistics.median(samples[f"{slug}/result"]), statistics.median(samples[f"{slug}/get"])
-        print(line(f"{label}: return {KIB} KiB built in the code", samples[f"{slug}/result"]))
-        print(line(f"{label}: ctx.files.store of it", samples[f"{slug}/store"], result))
-        print(line(f"{label}: ctx.http.get /small", samples[f"{slug}/get"]))
-        print(line(f"{label}: ctx.files.download /small", samples[f"{slug}/download"], get))
+        print(report(f"{label}: return {KIB} KiB built in the code", samples[f"{slug}/result"]))
+        print(report(f"{label}: ctx.files.store of it", samples[f"{slug}/store"], result))
+        print(report(f"{label}: ctx.http.get /small", samples[f"{slug}/get"]))
+        print(report(f"{label}: ctx.files.download /small", samples[f"{slug}/download"], get))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import json
 import os
@@ -27,7 +28,6 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.databases import PG_URL, credentials_from_url  # noqa: E402
-from tests.support.standin import BollardServer, free_port  # noqa: E402
+from tests.support.integrations import no_params_op  # noqa: E402
+from tests.support.standin import BollardServer, raw_servers  # noqa: E402
 
 CASE_S = float(os.environ.get("BENCH_CASE_S", "6"))
 GRACE_S = float(os.environ.get("BENCH_GRACE_S", "60"))
@@ -104,40 +105,17 @@ async def endless_continue(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 def start_upstreams() -> dict[str, int]:
     """Start the raw upstreams in a daemon thread with its own loop; their ports."""
-    body = bomb_body()
-    ports = {"bomb": free_port(), "chunks": free_port(), "continue": free_port()}
-    ready = threading.Event()
-
-    def wrap(handler: Any, *extra: Any) -> Any:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await handler(reader, writer, *extra)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        return serve
-
-    async def main() -> None:
-        servers = [
-            await asyncio.start_server(wrap(bomb, body), "127.0.0.1", ports["bomb"]),
-            await asyncio.start_server(wrap(one_byte_chunks), "127.0.0.1", ports["chunks"]),
-            await asyncio.start_server(wrap(endless_continue), "127.0.0.1", ports["continue"]),
-        ]
-        ready.set()
-        await asyncio.gather(*(s.serve_forever() for s in servers))
-
-    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
-    ready.wait(30)
-    return ports
+    return raw_servers(
+        {
+            "bomb": functools.partial(bomb, body=bomb_body()),
+            "chunks": one_byte_chunks,
+            "continue": endless_continue,
+        },
+        ready_timeout_s=30,
+    )
 
 
 # --- integrations --------------------------------------------------------------------------
-
-
-def rest_op(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "parametersSchema": {"type": "object", "properties": {}}, **extra}
 
 
 def write_integrations(root: Path, ports: dict[str, int]) -> None:
@@ -153,10 +131,12 @@ def write_integrations(root: Path, ports: dict[str, int]) -> None:
         "authMethod": "none",
         "allowedHosts": hosts,
         "operations": [
-            rest_op("bomb"),
-            rest_op("chunks"),
-            rest_op("continue", timeoutMs=5000),
-            rest_op("big", limits={"maxResultBytes": 8 * 1024 * 1024, "memoryMb": 1024}, timeoutMs=60000),
+            no_params_op("bomb"),
+            no_params_op("chunks"),
+            no_params_op("continue", timeoutMs=5000),
+            no_params_op(
+                "big", limits={"maxResultBytes": 8 * 1024 * 1024, "memoryMb": 1024}, timeoutMs=60000
+            ),
             {
                 "name": "redos",
                 "parametersSchema": {

@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_api import Upstream, pct, timed  # noqa: E402
+from bench._common import Upstream, bench_connector, bench_manifest, direct_baseline, line, rss_kib, timed  # noqa: E402
+from tests.support.api import local_settings  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "300"))
 COLD = int(os.environ.get("BENCH_COLD", "8"))
@@ -46,38 +45,8 @@ const connector = {{
 """
 
 
-def py_connector(url: str) -> str:
-    return f'''
-def execute(ctx):
-    if ctx.operation == "one":
-        return ctx.http.get("{url}/small").body
-    out = []
-    for i in range(20):
-        out.append(ctx.http.get("{url}/small").status)
-    return out
-'''
-
-
-def manifest(url: str) -> dict[str, object]:
-    return {
-        "title": "Bench",
-        "authMethod": "none",
-        "allowedHosts": [url],
-        "operations": [{"name": "one"}, {"name": "twenty"}],
-    }
-
-
-def line(label: str, samples: list[float], base: float | None = None) -> str:
-    p50 = statistics.median(samples)
-    ratio = f"  ratio {p50 / base:5.2f}x" if base else ""
-    return f"{label:<40} p50 {p50 * 1000:8.3f} ms  p90 {pct(samples, 0.9) * 1000:8.3f} ms{ratio}"
-
-
-def rss_kib(pid: int) -> int:
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if row.startswith("VmRSS:"):
-            return int(row.split()[1])
-    return 0
+def report(label: str, samples: list[float], base: float | None = None) -> str:
+    return line(label, samples, base, width=40, digits=8)
 
 
 async def cold_starts(url: str) -> dict[str, list[float]]:
@@ -95,7 +64,7 @@ async def cold_starts(url: str) -> dict[str, list[float]]:
         for i in range(COLD):
             for kind, filename, source in (
                 ("js", "connector.ts", ts_connector(url)),
-                ("python", "connector.py", py_connector(url)),
+                ("python", "connector.py", bench_connector(url)),
             ):
                 started = time.perf_counter()
                 await pool.run(
@@ -119,36 +88,20 @@ async def cold_starts(url: str) -> dict[str, list[float]]:
 async def main() -> None:
     from bollard.platform.invocation import Invocation
     from bollard.platform.runtime import Runtime
-    from bollard.platform.settings import Settings
 
     with Upstream() as standin, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for slug, name, source in (
             ("bench-ts", "connector.ts", ts_connector(standin.url)),
-            ("bench-py", "connector.py", py_connector(standin.url)),
+            ("bench-py", "connector.py", bench_connector(standin.url)),
         ):
             folder = root / "integrations" / slug
             folder.mkdir(parents=True)
-            (folder / "config.json").write_text(json.dumps(manifest(standin.url)))
+            (folder / "config.json").write_text(json.dumps(bench_manifest(standin.url)))
             (folder / name).write_text(source)
 
-        async with httpx.AsyncClient() as direct:
-            await timed(lambda: direct.get(standin.url + "/small"), 50)
-            direct_one = await timed(lambda: direct.get(standin.url + "/small"), N)
-
-            async def twenty_direct() -> None:
-                for _ in range(20):
-                    await direct.get(standin.url + "/small")
-
-            direct20 = await timed(twenty_direct, max(20, N // 10))
-
-        settings = Settings(
-            integrations_dir=root / "integrations",
-            data_dir=root / "lib",
-            secret_key="bench",
-            reload=False,
-            allow_private_egress=True,
-        )
+        direct_one, direct20 = await direct_baseline(standin.url + "/small", N)
+        settings = local_settings(root / "integrations", root / "lib")
         rt = Runtime(settings)
         await rt.start()
         results: dict[str, list[float]] = {}
@@ -192,15 +145,15 @@ async def main() -> None:
         f"bench_js: N={N} on {os.cpu_count()} cores; Deno worker layers: "
         + ", ".join(k for k, v in layers.items() if v is True or (isinstance(v, str) and k != "runtime"))
     )
-    print(line("direct httpx GET", direct_one))
-    print(line("connector.py: one ctx.http.get", results["bench-py/one"], base))
-    print(line("connector.ts: one ctx.http.get", results["bench-ts/one"], base))
-    print(line("direct: 20 sequential GETs", direct20))
-    print(line("connector.py: 20 ctx.http.get", results["bench-py/twenty"], base20))
-    print(line("connector.ts: 20 ctx.http.get", results["bench-ts/twenty"], base20))
+    print(report("direct httpx GET", direct_one))
+    print(report("connector.py: one ctx.http.get", results["bench-py/one"], base))
+    print(report("connector.ts: one ctx.http.get", results["bench-ts/one"], base))
+    print(report("direct: 20 sequential GETs", direct20))
+    print(report("connector.py: 20 ctx.http.get", results["bench-py/twenty"], base20))
+    print(report("connector.ts: 20 ctx.http.get", results["bench-ts/twenty"], base20))
     py_cold = statistics.median(cold["python"])
-    print(line("cold start, Python worker (first call)", cold["python"]))
-    print(line("cold start, Deno worker (first call)", cold["js"], py_cold))
+    print(report("cold start, Python worker (first call)", cold["python"]))
+    print(report("cold start, Deno worker (first call)", cold["js"], py_cold))
     for slug, label in (("bench-py", "Python"), ("bench-ts", "Deno")):
         sizes = " ".join(f"{kib / 1024:.1f} MB" for kib in rss.get(slug, []))
         print(f"{label + ' worker RSS':<40} {sizes}")

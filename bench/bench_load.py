@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database  # noqa: E402
+from tests.support.databases import fresh_pg_state_database, pg_credentials  # noqa: E402
 from tests.support.load import (  # noqa: E402
     FAULTS,
     HEALTHY,
@@ -109,7 +109,7 @@ async def run(url: str) -> None:
         servers = [BollardServer(root / "integrations", root / d, env) for d in ("a", "b")]
         urls = [s.url for s in servers]
         try:
-            values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+            values = pg_credentials()
             httpx.put(
                 f"{urls[0]}/api/integrations/pgread/credentials",
                 json={"values": values},

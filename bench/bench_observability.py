@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import Upstream  # noqa: E402  # the stand-in API in its own process
+from bench._common import Upstream  # noqa: E402  # the stand-in API in its own process
 
 N = int(os.environ.get("BENCH_N", "300"))
 ROUNDS = 10

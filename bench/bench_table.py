@@ -38,7 +38,6 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_api import Upstream, connector, manifest  # noqa: E402
-
+from bench._common import (  # noqa: E402
+    Upstream,
+    bench_connector,
+    bench_manifest,
+    direct_baseline,
+    pct,
+    rss_kib,
+    timed,
+)
 from tests.support.standin import BollardServer, bollard  # noqa: E402
 
 NODE_DIR = ROOT / "bench" / "node"
@@ -62,26 +68,12 @@ def p50(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
-def pct(samples: list[float], q: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
 def ms(value_s: float) -> str:
     return f"{value_s * 1000:.2f} ms"
 
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "-"
-
-
-async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 class Light:
@@ -123,13 +115,6 @@ def cpu_s(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def rss_kib(pid: int) -> int:
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if row.startswith("VmRSS:"):
-            return int(row.split()[1])
-    return 0
-
-
 def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -140,8 +125,8 @@ def write_integrations(root: Path, url: str) -> Path:
     integ = root / "integrations"
     bench = integ / "bench"
     bench.mkdir(parents=True)
-    (bench / "config.json").write_text(json.dumps(manifest(url)))
-    (bench / "connector.py").write_text(connector(url))
+    (bench / "config.json").write_text(json.dumps(bench_manifest(url)))
+    (bench / "connector.py").write_text(bench_connector(url))
     for i in (1, 2, 3):
         folder = integ / f"nop{i}"
         folder.mkdir()
@@ -162,15 +147,7 @@ async def direct_peers(url: str, n: int) -> dict[str, list[float]]:
     from bollard.platform.egress.pinned import make_pool, pinned_host
 
     out: dict[str, list[float]] = {}
-    async with httpx.AsyncClient() as client:
-        await timed(lambda: client.get(url + "/small"), 50)
-        out["httpx"] = await timed(lambda: client.get(url + "/small"), n)
-
-        async def twenty() -> None:
-            for _ in range(20):
-                await client.get(url + "/small")
-
-        out["httpx20"] = await timed(twenty, max(20, n // 10))
+    out["httpx"], out["httpx20"] = await direct_baseline(url + "/small", n)
     port = int(url.rsplit(":", 1)[1])
     pool = make_pool(
         httpx.create_ssl_context(), max_connections=10, max_keepalive_connections=10, keepalive_expiry_s=30

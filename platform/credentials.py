@@ -330,7 +330,9 @@ class CredentialStore:
         The caller must already have made ``new_key`` durable next to the old keys, so a
         crash in the middle leaves each row readable with one of them; every row is
         rewritten in its own transaction. Raises :class:`CredentialError` when a row
-        cannot be decrypted with any known key (nothing is changed for that row).
+        cannot be decrypted with any known key (nothing is changed for that row). Each
+        rewritten row is a change (``on_change``: the ``credential`` event, DESIGN §12),
+        so caches holding it, here and on other replicas, re-read it under the new key.
         """
         rotating = MultiFernet([fernet_from_secret(new_key), *self._ferns])
         async with self._engine.connect() as conn:
@@ -360,6 +362,7 @@ class CredentialStore:
                     )
                     .values(ciphertext=new_token)
                 )
+            self._changed(integration, credential_id)
         self._set_keys([new_key])
         self._cache.clear()
         return len(rows)

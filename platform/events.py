@@ -6,7 +6,8 @@ One :class:`EventBus` per :class:`~bollard.platform.runtime.Runtime`. Topics and
 - ``registry``: ``{"slug": str, "contentHash": str | None}`` after a folder was loaded,
   changed, broke (``contentHash`` of the version still serving) or was removed (``None``);
 - ``approval``: ``{"id": str}`` after an approval changed status (re-read it for the new one);
-- ``credential``: ``{"slug": str, "credentialId": str}`` after credentials were set or deleted;
+- ``credential``: ``{"slug": str, "credentialId": str}`` after credentials were set,
+  deleted or re-encrypted (``bollard rotate-key``, one event per row);
 - ``token``: ``{"tokenId": str}`` after a token was created or revoked.
 
 :class:`EventBus` delivers in this process. A PostgreSQL-backed subclass (DESIGN §12)

@@ -160,18 +160,19 @@ class PgEventBus(EventBus):
                 await self._task
 
 
-async def notify_replicas(engine: AsyncEngine, topic: str, payload: dict[str, Any]) -> bool:
-    """Send one event to every running replica from outside a server (the CLI); ``False``
-    (nothing sent) unless the state database is PostgreSQL."""
+async def notify_replicas(engine: AsyncEngine, topic: str, *payloads: dict[str, Any]) -> bool:
+    """Send one event per payload on ``topic`` to every running replica from outside a
+    server (the CLI), in one transaction; ``False`` (nothing sent) unless the state
+    database is PostgreSQL."""
     if engine.dialect.name != "postgresql":
         return False
-    message = json.dumps(
-        {"o": "cli-" + uuid.uuid4().hex[:8], "t": topic, "p": payload}, separators=(",", ":")
-    )
+    origin = "cli-" + uuid.uuid4().hex[:8]
     async with engine.begin() as conn:
-        await conn.execute(
-            text("SELECT pg_notify(:channel, :message)"), {"channel": CHANNEL, "message": message}
-        )
+        for payload in payloads:
+            message = json.dumps({"o": origin, "t": topic, "p": payload}, separators=(",", ":"))
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :message)"), {"channel": CHANNEL, "message": message}
+            )
     return True
 
 

@@ -2,16 +2,19 @@
 
 The API's middleware (``api/request_id.py``) takes a sane incoming ``X-Request-Id`` or
 makes one and sets it here for the request's task; the execution log stores it with each
-record, :class:`RequestIdFilter` puts it on every log record, and the spans carry it.
-Outside a request (the CLI, background sweeps) there is none (``None``; ``-`` in logs).
+record, :class:`RequestIdFilter` puts it on every log record (uvicorn's access lines
+too, :func:`uvicorn_log_config`), and the spans carry it. Outside a request (the CLI,
+background sweeps) there is none (``None``; ``-`` in logs).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import uuid
 from contextvars import ContextVar, Token
+from typing import Any
 
 HEADER = "X-Request-Id"
 MAX_CHARS = 64
@@ -64,3 +67,19 @@ def install_log_filter(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's default logging configuration (``uvicorn.config.LOGGING_CONFIG``, a
+    ``logging.config.dictConfig`` dict) with :class:`RequestIdFilter` on the access
+    handler and the id ending each access line: ``INFO:     127.0.0.1:50123 - "GET
+    /healthz HTTP/1.1" 200 OK [<id>]``. uvicorn writes the line when the response
+    starts, inside the request's task, where the id is still set."""
+    from uvicorn.config import LOGGING_CONFIG  # lazy: only servers need uvicorn
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["request_id"] = {"()": RequestIdFilter}
+    config["handlers"]["access"]["filters"] = ["request_id"]
+    access = config["formatters"]["access"]
+    access["fmt"] = access["fmt"] + " [%(request_id)s]"
+    return config

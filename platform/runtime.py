@@ -150,7 +150,8 @@ class Runtime:
 
     async def _prune_files(self, job: Job) -> None:
         """The file retention sweep (a job; ``BOLLARD_FILE_RETENTION_HOURS``): expired rows
-        go once, whichever replica runs it; their bytes go where they are stored."""
+        go once, whichever replica runs it, with their bytes in its data directory; other
+        replicas' copies go in their own orphan sweep (``FileStore.start_orphan_sweep``)."""
         removed = await self.files.prune()
         if removed:
             log.info("file store: removed %d expired files", removed)
@@ -192,6 +193,8 @@ class Runtime:
                 self.registry.watch(self._stop, debounce_ms=self.settings.reload_debounce_ms)
             )
         self.approvals.expiry.start_sweeper()
+        # this replica's own data directory: bytes whose row the retention job deleted
+        self.files.start_orphan_sweep(self.settings.file_sweep_interval_s)
         await self.jobs.install()
         self.webhooks.check_configuration()
         if self.settings.jobs_worker:

@@ -17,8 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bollard.platform.cli import main
-from bollard.platform.settings import Settings
-from tests.support.api import app_client
+from tests.support.api import app_client, local_settings
 from tests.support.paths import SHIPPED
 from tests.support.standin import ServerThread
 
@@ -164,13 +163,7 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[httpx.A
         shutil.copytree(SHIPPED / slug, integrations / slug)
     point_at(integrations / "countries", "/v3.1", standin.url)
     point_at(integrations / "github", "", standin.url)
-    settings = Settings(
-        integrations_dir=integrations,
-        data_dir=tmp_path / "data",
-        secret_key="k",
-        reload=False,
-        allow_private_egress=True,
-    )
+    settings = local_settings(integrations, tmp_path / "data")
     async with app_client(settings) as (c, _):
         yield c
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bollard.platform.cli.common import add_data_dir, settings_from
-from bollard.platform.request_id import install_log_filter
+from bollard.platform.request_id import install_log_filter, uvicorn_log_config
 
 DESCRIPTION = """\
 Run the Bollard HTTP API: the catalog, operations, credentials, approvals, the
@@ -132,6 +132,7 @@ def _serve_one(settings: Any, child_of: int | None) -> int:
             port=settings.port,
             log_level="info",
             access_log=settings.access_log,  # the execution log records every call
+            log_config=uvicorn_log_config(),  # access lines end with the X-Request-Id
         )
         await _server_class()(config, runtime).serve(sockets=sockets)
 

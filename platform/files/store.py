@@ -5,7 +5,11 @@ A file's bytes are written to ``<data_dir>/files/<id>`` (0600, in a 0700 directo
 written to a temporary name, fsynced and renamed, off the event loop), so the name a
 connector gives never reaches the file system; the cleaned name is kept for
 ``Content-Disposition`` (:mod:`.names`). Each file expires ``file_retention_hours``
-after it was stored; a background task deletes expired rows and files.
+after it was stored. The ``files.retention`` job (``runtime.py``; once per interval,
+whichever replica runs it) deletes the expired rows and the bytes in its own data
+directory; every replica also runs :meth:`FileStore.start_orphan_sweep`, which deletes
+the bytes in *its* data directory whose row is gone, so replicas with separate data
+directories (DESIGN §12: the data directory is per replica) do not keep expired bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bollard.platform.store.tables import files
 
 log = logging.getLogger("bollard.files")
-FILE_ID_CHARS = 36  # a UUID4 in text form
+#: bytes younger than this are never orphans: ``save`` writes them before it commits
+#: their row, and another replica may share the directory
+ORPHAN_GRACE_S = 3600.0
+ORPHAN_BATCH = 500  # ids looked up per query
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class FileStore:
         self.directory = directory
         self.base_url = base_url.rstrip("/")
         self.retention = timedelta(hours=retention_hours)
-        self._pruner: asyncio.Task[None] | None = None
+        self._orphan_sweep: asyncio.Task[None] | None = None
 
     def url_for(self, file_id: str) -> str:
         """The URL a FileReference carries: ``{base_url}/api/files/{id}``."""
@@ -180,24 +188,75 @@ class FileStore:
         await asyncio.to_thread(unlink)
         return len(ids)
 
-    def start_pruner(self, interval_s: float = 600.0) -> None:
-        """Prune now and then every ``interval_s`` seconds."""
+    def _old_entries(self, older_than: float) -> tuple[dict[str, Path], list[Path]]:
+        """The directory's files last modified before ``older_than`` (epoch s): file id ->
+        path, and the temporary files of writes that never finished."""
+        stored: dict[str, Path] = {}
+        unfinished: list[Path] = []
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return stored, unfinished
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.stat(follow_symlinks=False).st_mtime >= older_than:
+                    continue
+            except OSError:  # removed meanwhile
+                continue
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                unfinished.append(Path(entry.path))
+                continue
+            with contextlib.suppress(ValueError):
+                if str(uuid.UUID(entry.name)) == entry.name:
+                    stored[entry.name] = Path(entry.path)
+        return stored, unfinished
+
+    async def remove_orphans(self, grace_s: float = ORPHAN_GRACE_S) -> int:
+        """Delete the bytes in this replica's directory that have no row any more (the
+        retention job deleted it, perhaps on another replica) and temporary files of
+        writes that never finished, when last modified more than ``grace_s`` seconds
+        ago; return how many. Names that are not file ids are left alone."""
+        stored, orphans = await asyncio.to_thread(self._old_entries, time.time() - grace_s)
+        ids = list(stored)
+        for start in range(0, len(ids), ORPHAN_BATCH):
+            batch = ids[start : start + ORPHAN_BATCH]
+            async with self._engine.connect() as conn:
+                kept = set((await conn.scalars(select(files.c.id).where(files.c.id.in_(batch)))).all())
+            orphans += [stored[i] for i in batch if i not in kept]
+
+        def unlink() -> int:
+            removed = 0
+            for path in orphans:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed += 1
+            return removed
+
+        return await asyncio.to_thread(unlink)
+
+    def start_orphan_sweep(self, interval_s: float) -> None:
+        """Run :meth:`remove_orphans` now and then every ``interval_s`` seconds in this
+        process (not a job: each replica sweeps its own directory); :meth:`close` stops it."""
 
         async def loop() -> None:
             while True:
                 try:
-                    removed = await self.prune()
+                    removed = await self.remove_orphans()
                     if removed:
-                        log.info("file store: removed %d expired files", removed)
+                        log.info("file store: removed %d files whose record is gone", removed)
                 except Exception:
-                    log.exception("pruning the file store failed")
+                    log.exception("removing orphan files failed")
                 await asyncio.sleep(interval_s)
 
-        self._pruner = asyncio.get_running_loop().create_task(loop())
+        if self._orphan_sweep is None:
+            self._orphan_sweep = asyncio.get_running_loop().create_task(loop())
 
     async def close(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
+        """Stop the orphan sweep."""
+        if self._orphan_sweep is not None:
+            self._orphan_sweep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
-            self._pruner = None
+                await self._orphan_sweep
+            self._orphan_sweep = None

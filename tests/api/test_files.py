@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import os
 import textwrap
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bollard.platform import tokens
+from bollard.platform.files.store import ORPHAN_GRACE_S
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from bollard.platform.store.tables import files
@@ -293,6 +296,28 @@ async def test_expired_files_are_gone(api: tuple[httpx.AsyncClient, Runtime]) ->
     assert (await client.get(path_of(ref["url"]))).status_code == 404
     assert await rt.files.prune() >= 1
     assert not (rt.settings.data_dir / "files" / ref["fileId"]).exists()
+
+
+async def test_the_orphan_sweep_removes_only_old_bytes_without_a_row(
+    api: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    """Each replica's own sweep (the data directory is per replica, DESIGN §12): bytes
+    whose row is gone and unfinished writes, once older than the grace period."""
+    client, rt = api
+    ref = await call(client, "store", {"data": "recorded"})
+    await rt.files.close()  # the background sweep must not count them first
+    folder = rt.settings.data_dir / "files"
+    orphan, young = folder / str(uuid.uuid4()), folder / str(uuid.uuid4())
+    unfinished, foreign = folder / f".{uuid.uuid4()}.tmp", folder / "notes.txt"
+    for path in (orphan, young, unfinished, foreign):
+        path.write_bytes(b"x")
+    long_ago = time.time() - 2 * ORPHAN_GRACE_S
+    for path in (orphan, unfinished, foreign, folder / ref["fileId"]):
+        os.utime(path, (long_ago, long_ago))
+    assert await rt.files.remove_orphans() == 2
+    assert not orphan.exists() and not unfinished.exists()
+    assert young.exists() and foreign.exists() and (folder / ref["fileId"]).exists()
+    assert (await client.get(path_of(ref["url"]))).status_code == 200
 
 
 async def test_healthz_says_the_resolve_override_is_active(api: tuple[httpx.AsyncClient, Runtime]) -> None:

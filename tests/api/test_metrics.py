@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bollard.platform import tokens
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
-from tests.support.api import Api, app_client
-from tests.support.databases import PG_URL, credentials_from_url, unavailable
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.api import Api, app_client, local_settings
+from tests.support.databases import PG_URL, pg_credentials, unavailable
+from tests.support.integrations import rest_manifest, sqlite_manifest, write_integration
 from tests.support.jobs import BACKENDS, state_database_url, until
 from tests.support.standin import LocalServer, free_port
 
@@ -74,28 +74,16 @@ async def client(
     write_integration(
         integrations_dir,
         "rows",
-        manifest={
-            "title": "Rows",
-            "type": "sql",
-            "authMethod": "none",
-            "sqlConnectionConfig": {
-                "engine": "sqlite",
-                "options": {"database": "rows.db", "seedFile": "seed.sql"},
-                "security": {"maxResultRows": 2},
-            },
-            "sqlOperations": [{"name": "all", "query": "SELECT n FROM t ORDER BY n"}],
-        },
+        manifest=sqlite_manifest(
+            "rows.db",
+            [{"name": "all", "query": "SELECT n FROM t ORDER BY n"}],
+            security={"maxResultRows": 2},
+        ),
         connector=None,
         extra={"seed.sql": SEED},
     )
     write_integration(integrations_dir, "broken", manifest="[1, 2")
-    settings = Settings(
-        integrations_dir=integrations_dir,
-        data_dir=data_dir,
-        secret_key="k",
-        reload=False,
-        allow_private_egress=True,
-    )
+    settings = local_settings(integrations_dir, data_dir)
     async with app_client(settings) as (c, rt):
         yield c, rt
 
@@ -253,7 +241,7 @@ async def test_a_sql_timeout_is_counted(integrations_dir: Path, api: Api, runtim
         },
     )
     runtime.registry.reload("slow")
-    values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    values = pg_credentials()
     assert (await api.put("/api/integrations/slow/credentials", json={"values": values})).status_code == 200
     r = await api.post("/api/integrations/slow/operations/nap", json={"params": {}})
     assert r.json()["error"]["code"] == "timeout", r.text

@@ -17,10 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bollard.platform.runtime import Runtime
-from bollard.platform.settings import Settings
-from tests.support.api import app_client
+from tests.support.api import app_client, local_settings
 from tests.support.databases import PG_URL, credentials_from_url
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 from tests.support.standin import ServerThread
 
 API_KEY = "sk-LEAKCHECK-7d1f0a9b2c"
@@ -85,21 +84,13 @@ async def client(tmp_path: Path, standin: ServerThread) -> AsyncIterator[tuple[h
         integrations,
         "pgleak",
         connector=None,
-        manifest={
-            "title": "PG",
-            "type": "sql",
-            "authMethod": "basic_auth",
-            "secretBindings": ["username", "password"],
-            "sqlConnectionConfig": {"engine": "postgres"},
-            "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
-        },
+        manifest=postgres_manifest(
+            "PG", [{"name": "one", "query": "SELECT 1 AS one"}], secret_bindings=("username", "password")
+        ),
     )
-    settings = Settings(
-        integrations_dir=integrations,
-        data_dir=tmp_path / "d",
-        secret_key="k",
-        reload=False,
-        allow_private_egress=True,
+    settings = local_settings(
+        integrations,
+        tmp_path / "d",
         sql_allow_privileged_roles=True,  # the test user postgres is a superuser
     )
     async with app_client(settings) as (c, rt):

@@ -114,3 +114,26 @@ async def test_the_openapi_document_declares_it_on_every_operation(api: Api) -> 
         assert any(p["in"] == "header" and p["name"] == "X-Request-Id" for p in op["parameters"]), op
         for response in op["responses"].values():
             assert "X-Request-Id" in response["headers"]
+
+
+def test_the_access_log_names_each_requests_id(tmp_path: Path) -> None:
+    """``BOLLARD_ACCESS_LOG=true``: each of uvicorn's access lines ends with the request's
+    id, the one the response's ``X-Request-Id`` says (kept or made)."""
+    import httpx
+
+    from tests.support.standin import BollardServer
+
+    (tmp_path / "i").mkdir()
+    env = {"BOLLARD_SECRET_KEY": "k", "BOLLARD_ACCESS_LOG": "true"}
+    server = BollardServer(tmp_path / "i", tmp_path / "d", env)
+    try:
+        kept = httpx.get(server.url + "/healthz", headers={"X-Request-Id": "access-42"})
+        made = httpx.get(server.url + "/api/integrations")  # 401, an id of its own
+    finally:
+        server.stop()
+    assert kept.headers["x-request-id"] == "access-42" and made.status_code == 401
+    lines = server.log.read_text().splitlines()
+    healthz = [line for line in lines if '"GET /healthz HTTP/1.1" 200' in line]
+    assert healthz and healthz[-1].endswith(" [access-42]"), lines[-10:]
+    listing = [line for line in lines if '"GET /api/integrations HTTP/1.1" 401' in line]
+    assert listing == [listing[0]] and listing[0].endswith(f" [{made.headers['x-request-id']}]"), lines[-10:]

@@ -14,21 +14,22 @@ import pytest
 
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
-from tests.support.databases import PG_URL, credentials_from_url, unavailable
-from tests.support.integrations import write_integration
+from tests.support.databases import (
+    PG_URL,
+    pg_credentials,
+    side_effect_table,
+    unavailable,
+)
+from tests.support.integrations import postgres_manifest, write_integration
 from tests.support.standin import BollardServer, bollard
 
 SIDE = "bollard_side_effects"
 
 
 def side_effect_manifest(extra_sql: str = "") -> dict:
-    return {
-        "title": "Side effects",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [
+    return postgres_manifest(
+        "Side effects",
+        [
             {
                 "name": "record",
                 "operationType": "write",
@@ -40,22 +41,13 @@ def side_effect_manifest(extra_sql: str = "") -> dict:
                 },
             }
         ],
-    }
+    )
 
 
 @pytest.fixture
 async def pg() -> AsyncIterator[asyncpg.Connection]:
-    try:
-        conn = await asyncpg.connect(PG_URL, timeout=5)
-    except Exception as e:  # pragma: no cover
-        unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
-    await conn.execute(f"CREATE TABLE IF NOT EXISTS {SIDE} (tag text not null, at timestamptz default now())")
-    yield conn
-    await conn.close()
-
-
-def creds() -> dict[str, str]:
-    return {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    async with side_effect_table(SIDE, "tag text not null, at timestamptz default now()") as conn:
+        yield conn
 
 
 async def count(pg: asyncpg.Connection, tag: str) -> int:
@@ -67,7 +59,9 @@ async def test_fifty_concurrent_approvals_run_once(
 ) -> None:
     write_integration(integrations_dir, "side", manifest=side_effect_manifest(), connector=None)
     runtime.registry.reload("side")
-    assert (await api.put("/api/integrations/side/credentials", json={"values": creds()})).status_code == 200
+    assert (
+        await api.put("/api/integrations/side/credentials", json={"values": pg_credentials()})
+    ).status_code == 200
     tag = uuid.uuid4().hex
     r = await api.post(
         "/api/integrations/side/operations/record", role="agent", json={"params": {"tag": tag}}
@@ -106,7 +100,7 @@ async def test_expired_approval_cannot_be_approved(integrations_dir: Path, data_
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t", headers=h
         ) as c:
-            await c.put("/api/integrations/side/credentials", json={"values": creds()})
+            await c.put("/api/integrations/side/credentials", json={"values": pg_credentials()})
             tag = uuid.uuid4().hex
             aid = (
                 await c.post("/api/integrations/side/operations/record", json={"params": {"tag": tag}})
@@ -149,7 +143,7 @@ async def test_two_replicas_share_one_state_database(tmp_path: Path, state_db: s
     try:
         h = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(headers=h, timeout=30) as c:
-            r = await c.put(f"{b.url}/api/integrations/side/credentials", json={"values": creds()})
+            r = await c.put(f"{b.url}/api/integrations/side/credentials", json={"values": pg_credentials()})
             assert r.status_code == 200, r.text
             tag = uuid.uuid4().hex
             r = await c.post(
@@ -187,7 +181,7 @@ async def test_killed_while_executing_is_failed_not_rerun(tmp_path: Path, state_
     tag = uuid.uuid4().hex
     try:
         async with httpx.AsyncClient(headers=h, timeout=30) as c:
-            await c.put(f"{a.url}/api/integrations/side/credentials", json={"values": creds()})
+            await c.put(f"{a.url}/api/integrations/side/credentials", json={"values": pg_credentials()})
             aid = (
                 await c.post(
                     f"{a.url}/api/integrations/side/operations/record", json={"params": {"tag": tag}}

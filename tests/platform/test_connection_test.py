@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
-from tests.support.databases import PG_URL, credentials_from_url
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.databases import pg_credentials
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 from tests.support.standin import ServerThread
 
 GOOD = "good-token-123456"
@@ -107,20 +107,13 @@ async def test_agent_cannot_test(rest: None, api: Api) -> None:
 
 
 def pg_manifest() -> dict:
-    return {
-        "title": "PG",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
-    }
+    return postgres_manifest("PG", [{"name": "one", "query": "SELECT 1 AS one"}])
 
 
 async def test_sql_success_and_failing_connect(integrations_dir: Path, runtime: Runtime, api: Api) -> None:
     write_integration(integrations_dir, "pg", manifest=pg_manifest(), connector=None)
     runtime.registry.load_all()
-    good = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    good = pg_credentials()
     body = (await api.post("/api/integrations/pg/test", json={"values": good})).json()
     assert body["ok"] is True, body
     assert [s["name"] for s in body["steps"]] == ["credentials", "connect", "query"]

@@ -10,18 +10,15 @@ from sqlalchemy import make_url
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
 from tests.support.databases import PG_URL, _check, unavailable
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 
 
 def pg_manifest() -> dict:
-    return {
-        "title": "PG without a password",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username", "password"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [{"name": "whoami", "query": "SELECT current_user AS who, 1 + 1 AS two"}],
-    }
+    return postgres_manifest(
+        "PG without a password",
+        [{"name": "whoami", "query": "SELECT current_user AS who, 1 + 1 AS two"}],
+        secret_bindings=("username", "password"),
+    )
 
 
 async def test_sql_integration_with_an_empty_password_is_ready_and_runs(

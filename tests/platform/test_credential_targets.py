@@ -17,8 +17,8 @@ import pytest
 
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
-from tests.support.databases import PG_URL, credentials_from_url
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.databases import pg_credentials
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 
 STORED_PASSWORD = "St0red-Pg-Passw0rd-xyz"
 SSL_REQUEST, GSS_REQUEST, PROTOCOL_3 = 80877103, 80877104, 196608
@@ -73,14 +73,7 @@ async def fake_pg() -> AsyncIterator[FakePostgres]:
 
 
 def pg_manifest() -> dict:
-    return {
-        "title": "PG",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [{"name": "one", "query": "SELECT 1 AS one"}],
-    }
+    return postgres_manifest("PG", [{"name": "one", "query": "SELECT 1 AS one"}])
 
 
 @pytest.fixture
@@ -89,7 +82,7 @@ async def pg(integrations_dir: Path, runtime: Runtime, api: Api) -> dict[str, st
     ignores it on the real server)."""
     write_integration(integrations_dir, "pg", manifest=pg_manifest(), connector=None)
     runtime.registry.load_all()
-    good = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    good = pg_credentials()
     stored = {**good, "password": STORED_PASSWORD}
     r = await api.put("/api/integrations/pg/credentials", json={"values": stored})
     assert r.status_code == 200, r.text

@@ -13,6 +13,9 @@ from sqlalchemy import select
 
 from bollard.platform.cli import main
 from bollard.platform.credentials import CredentialStore, load_or_create_key_file
+from bollard.platform.events import Event
+from bollard.platform.runtime import Runtime
+from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
 from bollard.platform.store.tables import credentials
 
@@ -112,3 +115,18 @@ def test_a_crash_mid_rotation_loses_nothing(data_dir: Path) -> None:
         await store._engine.dispose()
 
     asyncio.run(check())
+
+
+async def test_a_rotation_in_a_runtime_is_a_credential_event_per_row(
+    integrations_dir: Path, data_dir: Path
+) -> None:
+    """The runtime's bus (and so, on PostgreSQL, the other replicas) hears of each
+    re-encrypted row as of a PUT: caches holding it drop it (DESIGN §12)."""
+    settings = Settings(integrations_dir=integrations_dir, data_dir=data_dir, secret_key="old", reload=False)
+    async with Runtime(settings) as rt:
+        for slug in ("gh", "jira"):
+            await rt.credentials.put(slug, "default", {"apiKey": "v"})
+        async with rt.events.subscribe("credential") as seen:
+            assert await rt.credentials.rotate(Fernet.generate_key().decode()) == 2
+            events = [seen.get_nowait() for _ in range(seen.qsize())]
+    assert events == [Event("credential", {"slug": s, "credentialId": "default"}) for s in ("gh", "jira")]

@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bollard.platform.settings import Settings
-from tests.support.api import app_client
+from tests.support.api import app_client, local_settings
 from tests.support.integrations import rest_manifest, write_integration
 from tests.support.standin import ServerThread
 
@@ -141,13 +140,7 @@ async def client(
         ),
         connector=connector,
     )
-    settings = Settings(
-        integrations_dir=integrations_dir,
-        data_dir=data_dir,
-        secret_key="k",
-        reload=False,
-        allow_private_egress=True,
-    )
+    settings = local_settings(integrations_dir, data_dir)
     async with app_client(settings) as (c, rt):
         r = await c.put("/api/integrations/svc/credentials", json={"values": {"accessToken": SECRET}})
         assert r.status_code == 200

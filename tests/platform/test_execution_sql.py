@@ -10,7 +10,7 @@ import pytest
 from bollard.platform.runtime import Runtime
 from tests.support.api import Api
 from tests.support.databases import PG_URL, credentials_from_url, unavailable
-from tests.support.integrations import write_integration
+from tests.support.integrations import postgres_manifest, write_integration
 
 SEED = """
 CREATE TABLE IF NOT EXISTS items
@@ -244,13 +244,9 @@ async def test_postgres_typed_null_through_the_api(
         integrations_dir,
         "pgitems",
         connector=None,
-        manifest={
-            "title": "PG items",
-            "type": "sql",
-            "authMethod": "basic_auth",
-            "secretBindings": ["username"],  # trust auth here: no password
-            "sqlConnectionConfig": {"engine": "postgres"},
-            "sqlOperations": [
+        manifest=postgres_manifest(  # trust auth here: no password
+            "PG items",
+            [
                 {
                     "name": "list",
                     "query": "SELECT id FROM bollard_exec_items "
@@ -265,7 +261,7 @@ async def test_postgres_typed_null_through_the_api(
                     },
                 }
             ],
-        },
+        ),
     )
     runtime.registry.reload("pgitems")
     r = await api.post(

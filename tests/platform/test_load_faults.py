@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database
+from tests.support.databases import fresh_pg_state_database, pg_credentials
 from tests.support.load import plan, recorded_tags, run_load, start_upstreams, write_integrations
 from tests.support.standin import BollardServer, bollard
 
@@ -32,7 +32,7 @@ async def test_mixed_load_with_faults_on_two_replicas(tmp_path: Path) -> None:
         a = BollardServer(integrations, tmp_path / "a", env)
         b = BollardServer(integrations, tmp_path / "b", env)
         try:
-            values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+            values = pg_credentials()
             r = httpx.put(
                 f"{a.url}/api/integrations/pgread/credentials",
                 json={"values": values},

@@ -12,25 +12,31 @@ import asyncio
 import contextlib
 import json
 import os
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from bollard.platform.approvals import events as approvals_events
 from bollard.platform.events import Event
+from bollard.platform.files.store import ORPHAN_GRACE_S, FileOwner
 from bollard.platform.manifest import RateLimit
 from bollard.platform.pg_events import PgEventBus
 from bollard.platform.pg_ratelimit import PgLimiter
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
 from bollard.platform.store.db import create_engine, migrate
+from bollard.platform.store.tables import files
 from tests.support.api import app_client
-from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.databases import PG_URL, fresh_pg_state_database, pg_credentials
+from tests.support.integrations import postgres_manifest, rest_manifest, write_integration
 from tests.support.standin import bollard
 
 KEY_LENGTH = """
@@ -39,18 +45,10 @@ def execute(ctx):
 """
 
 
-def pg_values() -> dict[str, str]:
-    return {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
-
-
 def sql_manifest(**op: Any) -> dict[str, Any]:
-    return {
-        "title": "Limited",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [
+    return postgres_manifest(
+        "Limited",
+        [
             {
                 "name": "probe",
                 "operationType": "read",
@@ -63,7 +61,7 @@ def sql_manifest(**op: Any) -> dict[str, Any]:
                 **op,
             }
         ],
-    }
+    )
 
 
 def replace_file(path: Path, text: str) -> None:
@@ -89,14 +87,16 @@ class Replica:
 
 @contextlib.asynccontextmanager
 async def replicas(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Replica, Replica]]:
-    """Two replicas (``settings`` for both; ``reload_a``/``reload_b`` per replica)."""
+    """Two replicas (``settings`` for both; ``reload_a``/``reload_b`` per replica, and
+    ``only_b``: settings for B alone)."""
     integrations = tmp_path / "integrations"
     integrations.mkdir(exist_ok=True)
     reload_a = settings.pop("reload_a", False)
     reload_b = settings.pop("reload_b", False)
+    only_b: dict[str, Any] = settings.pop("only_b", {})
     async with fresh_pg_state_database() as url, contextlib.AsyncExitStack() as stack:
 
-        async def start(name: str, reload: bool) -> Replica:
+        async def start(name: str, reload: bool, **extra: Any) -> Replica:
             s = Settings(
                 integrations_dir=integrations,
                 data_dir=tmp_path / name,
@@ -105,14 +105,14 @@ async def replicas(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Repli
                 reload=reload,
                 reload_debounce_ms=50,
                 sql_allow_privileged_roles=True,  # the test user postgres is a superuser
-                **settings,
+                **{**settings, **extra},
             )
             client, rt = await stack.enter_async_context(app_client(s))
             assert isinstance(rt.events, PgEventBus) and rt.events.connected.is_set()
             return Replica(client, rt)
 
         a = await start("a", reload_a)
-        b = await start("b", reload_b)
+        b = await start("b", reload_b, **only_b)
         yield a, b
 
 
@@ -126,7 +126,7 @@ async def test_a_rate_limit_of_n_per_period_admits_n_across_both(tmp_path: Path)
     )
     async with replicas(tmp_path) as (a, b):
         assert (
-            await a.client.put("/api/integrations/limited/credentials", json={"values": pg_values()})
+            await a.client.put("/api/integrations/limited/credentials", json={"values": pg_credentials()})
         ).is_success
         results = await asyncio.gather(*[(a, b)[i % 2].call("limited", "probe", {"s": 0}) for i in range(14)])
         codes = [r.status_code for r in results]
@@ -141,7 +141,7 @@ async def test_max_concurrency_holds_across_both(tmp_path: Path) -> None:
 
     write_integration(tmp_path / "integrations", "limited", sql_manifest(maxConcurrency=2), connector=None)
     async with replicas(tmp_path) as (a, b):
-        put = await b.client.put("/api/integrations/limited/credentials", json={"values": pg_values()})
+        put = await b.client.put("/api/integrations/limited/credentials", json={"values": pg_credentials()})
         assert put.is_success
         holding = [asyncio.create_task(r.call("limited", "probe", {"s": 4})) for r in (a, b)]
         busy = text(
@@ -328,3 +328,57 @@ async def test_bollard_token_revoke_reaches_running_replicas_at_once(tmp_path: P
             await asyncio.wait_for(seen.get(), 10)
         assert (await b.client.get("/api/integrations", headers=h)).status_code == 401
         assert (await a.client.get("/api/integrations", headers=h)).status_code == 401
+
+
+async def test_bollard_rotate_key_reaches_running_replicas_at_once(tmp_path: Path) -> None:
+    """Each re-encrypted credential is the credential event of a PUT: B drops its cached
+    value at once (a TTL of 10 minutes otherwise) and says what it now finds, values it
+    cannot read until it is restarted with the new key (README, CLI)."""
+    manifest = rest_manifest(authMethod="api_key", secretBindings=["apiKey"])
+    write_integration(tmp_path / "integrations", "keyed", manifest, connector=KEY_LENGTH)
+    async with replicas(tmp_path, cache_ttl_s=600) as (a, b):
+        put = await a.client.put("/api/integrations/keyed/credentials", json={"values": {"apiKey": "abc"}})
+        assert put.is_success, put.text
+        assert (await b.call("keyed", "echo", {})).json()["data"] == {"keyLength": 3}  # cached in B
+        env = {"BOLLARD_DATABASE_URL": str(b.rt.settings.database_url), "BOLLARD_SECRET_KEY": "shared-secret"}
+        async with b.rt.events.subscribe("credential") as seen:
+            await asyncio.to_thread(
+                bollard, "rotate-key", "--new-key", "new-secret", "--data-dir", str(tmp_path / "cli"), env=env
+            )
+            event = await asyncio.wait_for(seen.get(), 10)
+        assert event == Event("credential", {"slug": "keyed", "credentialId": "default"}, remote=True)
+        after = await b.call("keyed", "echo", {})
+        assert after.json()["error"]["code"] == "credentials_unreadable", after.text
+
+
+async def test_expired_files_leave_each_replicas_own_data_directory(tmp_path: Path) -> None:
+    """The data directory is per replica (DESIGN §12): A's retention job deletes the
+    expired rows once (and A's bytes); B, which runs no jobs, removes the bytes it stored
+    in its own orphan sweep, and keeps a file still recorded and one still being saved."""
+    owner = FileOwner("files", "store")
+    # B runs no jobs: only its own sweep can remove its bytes
+    async with replicas(tmp_path, file_sweep_interval_s=0.2, only_b={"jobs_worker": False}) as (a, b):
+
+        async def save(replica: Replica, data: bytes) -> Path:
+            ref = await replica.rt.files.save(data, file_name="f.txt", content_type="text/plain", owner=owner)
+            return replica.rt.files.directory / ref["fileId"]
+
+        on_a, on_b, recorded = await save(a, b"a"), await save(b, b"b"), await save(b, b"kept")
+        saving = b.rt.files.directory / str(uuid.uuid4())  # bytes written, row not yet committed
+        saving.write_bytes(b"in flight")
+        long_ago = time.time() - 2 * ORPHAN_GRACE_S
+        for path in (on_b, recorded):
+            os.utime(path, (long_ago, long_ago))
+        async with a.rt.db.begin() as conn:
+            await conn.execute(
+                update(files)
+                .where(files.c.id.in_([on_a.name, on_b.name]))
+                .values(expires_at=datetime.now(UTC) - timedelta(days=1))
+            )
+        for _ in range(300):
+            if not on_a.exists() and not on_b.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not on_a.exists() and not on_b.exists()
+        assert recorded.exists() and saving.exists()
+        assert await b.rt.files.get(recorded.name) is not None

@@ -14,8 +14,12 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.databases import PG_URL, credentials_from_url, fresh_pg_state_database, unavailable
-from tests.support.integrations import write_integration
+from tests.support.databases import (
+    fresh_pg_state_database,
+    pg_credentials,
+    side_effect_table,
+)
+from tests.support.integrations import postgres_manifest, write_integration
 from tests.support.standin import BollardServer, bollard
 
 SIDE = "bollard_kill_side_effects"
@@ -23,13 +27,9 @@ SIDE = "bollard_kill_side_effects"
 
 def manifest() -> dict[str, Any]:
     tag = {"type": "object", "properties": {"tag": {"type": "string"}}, "required": ["tag"]}
-    return {
-        "title": "Side effects",
-        "type": "sql",
-        "authMethod": "basic_auth",
-        "secretBindings": ["username"],
-        "sqlConnectionConfig": {"engine": "postgres"},
-        "sqlOperations": [
+    return postgres_manifest(
+        "Side effects",
+        [
             {  # a write that needs no approval: answered 200 at once
                 "name": "record",
                 "operationType": "write",
@@ -45,18 +45,13 @@ def manifest() -> dict[str, Any]:
             },
             {"name": "read", "operationType": "read", "query": "SELECT 1 AS one"},
         ],
-    }
+    )
 
 
 @pytest.fixture
 async def side() -> AsyncIterator[asyncpg.Connection]:
-    try:
-        conn = await asyncpg.connect(PG_URL, timeout=5)
-    except Exception as e:  # pragma: no cover
-        unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
-    await conn.execute(f"CREATE TABLE IF NOT EXISTS {SIDE} (tag text not null)")
-    yield conn
-    await conn.close()
+    async with side_effect_table(SIDE, "tag text not null") as conn:
+        yield conn
 
 
 @pytest.fixture
@@ -92,15 +87,21 @@ async def records_of(c: httpx.AsyncClient, url: str, operation: str) -> set[str]
             return tags
 
 
-async def test_killed_during_executions_loses_no_answered_write(tmp_path: Path, state_db: str, side) -> None:
+def two_replicas(tmp_path: Path, state_db: str) -> tuple[BollardServer, BollardServer, dict[str, str]]:
+    """Two ``bollard serve`` (data directories ``a`` and ``b``) on ``state_db`` over the
+    ``side`` integration, and the headers of an admin token."""
     integrations = tmp_path / "integrations"
     write_integration(integrations, "side", manifest=manifest(), connector=None)
     env = env_for(state_db)
     token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
-    h = {"Authorization": f"Bearer {token}"}
     a = BollardServer(integrations, tmp_path / "a", env)
     b = BollardServer(integrations, tmp_path / "b", env)
-    values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    return a, b, {"Authorization": f"Bearer {token}"}
+
+
+async def test_killed_during_executions_loses_no_answered_write(tmp_path: Path, state_db: str, side) -> None:
+    a, b, h = two_replicas(tmp_path, state_db)
+    values = pg_credentials()
     answered: dict[str, int] = {}  # tag -> status of writes that got an answer
     b_statuses: list[int] = []
     try:
@@ -142,7 +143,7 @@ async def test_killed_during_executions_loses_no_answered_write(tmp_path: Path, 
             await on_a
             await on_b
             assert b_statuses and set(b_statuses) == {200}, b_statuses  # B carried on
-            a = BollardServer(integrations, tmp_path / "a", env)  # restart
+            a = BollardServer(tmp_path / "integrations", tmp_path / "a", env_for(state_db))  # restart
             recorded = await records_of(c, a.url, "record")
             ok = {t for t, s in answered.items() if s == 200}
             assert ok and ok <= recorded, f"{len(ok - recorded)} answered writes have no record"
@@ -156,14 +157,8 @@ async def test_killed_during_executions_loses_no_answered_write(tmp_path: Path, 
 
 
 async def test_killed_during_an_approvals_execution(tmp_path: Path, state_db: str, side) -> None:
-    integrations = tmp_path / "integrations"
-    write_integration(integrations, "side", manifest=manifest(), connector=None)
-    env = env_for(state_db)
-    token = bollard("token", "create", "--role", "admin", "--data-dir", str(tmp_path / "a"), env=env).strip()
-    h = {"Authorization": f"Bearer {token}"}
-    a = BollardServer(integrations, tmp_path / "a", env)
-    b = BollardServer(integrations, tmp_path / "b", env)
-    values = {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+    a, b, h = two_replicas(tmp_path, state_db)
+    values = pg_credentials()
     tag = uuid.uuid4().hex
     try:
         async with httpx.AsyncClient(headers=h, timeout=60) as c:
@@ -194,7 +189,7 @@ async def test_killed_during_an_approvals_execution(tmp_path: Path, state_db: st
                     break
                 await asyncio.sleep(0.1)
             assert got["status"] == "failed" and got["error"]["code"] == "interrupted", got
-            a = BollardServer(integrations, tmp_path / "a", env)  # restart
+            a = BollardServer(tmp_path / "integrations", tmp_path / "a", env_for(state_db))  # restart
             again = await c.post(f"{a.url}/api/approvals/{aid}/approve")
             assert again.status_code == 409
             listing = (await c.get(f"{a.url}/api/approvals", params={"status": "executing"})).json()

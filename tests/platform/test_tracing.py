@@ -17,8 +17,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from bollard.platform import tracing
 from bollard.platform.runtime import Runtime
 from bollard.platform.settings import Settings
-from tests.support.api import app_client
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.api import app_client, local_settings
+from tests.support.integrations import rest_manifest, sqlite_manifest, write_integration
 from tests.support.standin import LocalServer
 
 SECRET = "sk-trace-Secret-Value-0042"
@@ -75,32 +75,20 @@ async def client(
     write_integration(
         integrations_dir,
         "rows",
-        manifest={
-            "title": "Rows",
-            "type": "sql",
-            "authMethod": "none",
-            "sqlConnectionConfig": {
-                "engine": "sqlite",
-                "options": {"database": "r.db", "seedFile": "seed.sql"},
-            },
-            "sqlOperations": [
+        manifest=sqlite_manifest(
+            "r.db",
+            [
                 {
                     "name": "find",
                     "query": "SELECT n FROM t WHERE n <> @q",
                     "parametersSchema": {"type": "object", "properties": {"q": {"type": "string"}}},
                 }
             ],
-        },
+        ),
         connector=None,
         extra={"seed.sql": SEED},
     )
-    settings = Settings(
-        integrations_dir=integrations_dir,
-        data_dir=data_dir,
-        secret_key="k",
-        reload=False,
-        allow_private_egress=True,
-    )
+    settings = local_settings(integrations_dir, data_dir)
     async with app_client(settings) as (c, rt):
         r = await c.put("/api/integrations/svc/credentials", json={"values": {"apiKey": SECRET}})
         assert r.status_code == 200, r.text

@@ -15,11 +15,11 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import ConnectorError, ExecutionTimeout, LimitExceeded, SandboxError
-from bollard.sandbox.job import Job, RunResult
-from bollard.sandbox.js.source import source_hash
+from bollard.sandbox.job import RunResult
 from bollard.sandbox.limits import MIB, Limits
 from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
+from tests.support.pool_runs import run_source
 from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -51,28 +51,11 @@ def connector(attack: str, prelude: str = "") -> str:
     )
 
 
-async def run(
-    pool: SandboxPool,
-    egress: Any,
-    source: str,
-    *,
-    operation: str = "attack",
-    limits: Limits = LIMITS,
-    secrets: dict[str, str] | None = None,
-) -> RunResult:
-    return await pool.run(
-        Job(
-            key="jsattack:" + source_hash(source)[:12],
-            source=source,
-            entrypoint="execute",
-            operation=operation,
-            params={},
-            secrets=secrets or {},
-            http_handler=egress,
-            limits=limits,
-            filename="connector.ts",
-        )
-    )
+async def run(pool: SandboxPool, egress: Any, source: str, **overrides: Any) -> RunResult:
+    """One run of ``source`` (a key per source) with the ``attack`` operation under
+    :data:`LIMITS` unless ``overrides`` say otherwise."""
+    defaults = {"key_prefix": "jsattack", "operation": "attack", "limits": LIMITS, "filename": "connector.ts"}
+    return await run_source(pool, egress, source, **{**defaults, **overrides})
 
 
 async def healthy(pool: SandboxPool, egress: Any, source: str) -> None:

@@ -6,10 +6,7 @@ real pool; and the real Deno worker is checked from outside through /proc."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,45 +17,30 @@ from bollard.sandbox.job import Job
 from bollard.sandbox.js import WORKER_SCRIPT, deno_binary
 from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
-from tests.support.paths import REPO
+from tests.support.sandbox_os import PROBE_HELPERS, PROBE_ON_TARGET, run_probe, run_suite_as_nobody
 from tests.support.standin import Egress
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 UID_BASE = 1_900_200_000
 
-PROBE = r"""
+PROBE = (
+    r"""
 import ctypes, json, os, resource, socket, sys
 from bollard.sandbox import isolation
 from bollard.sandbox.js.profile import js_profile
 target, uid, deno, script = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 layers = isolation.isolate(memory_bytes=512 * 1024 * 1024, cpu_budget_s=5, uid=uid,
                            profile=js_profile(deno, script))
-libc = ctypes.CDLL(None, use_errno=True)
-results = {"layers": layers, "uid": os.getuid()}
-def attempt(name, fn):
-    try:
-        fn()
-        results[name] = "succeeded"
-    except OSError as e:
-        results[name] = e.errno
-def syscall(number, *args):
-    def call():
-        if libc.syscall(number, *[ctypes.c_long(a) for a in args]) != 0:
-            raise OSError(ctypes.get_errno(), "")
-    return call
+"""
+    + PROBE_HELPERS
+    + PROBE_ON_TARGET
+    + r"""
 def fork():
     pid = os.fork()
     if pid == 0:
         os._exit(0)
-attempt("sched_setaffinity", lambda: os.sched_setaffinity(target, {0}))
-attempt("sched_setscheduler", lambda: os.sched_setscheduler(target, os.SCHED_IDLE, os.sched_param(0)))
-attempt("sched_setparam", lambda: os.sched_setparam(target, os.sched_param(0)))
-attempt("setpriority", lambda: os.setpriority(os.PRIO_PROCESS, target, 19))
-attempt("ioprio_set", syscall(251, 1, target, (3 << 13)))  # x86_64 ioprio_set(WHO_PROCESS, pid, IDLE)
-attempt("prlimit", lambda: resource.prlimit(target, resource.RLIMIT_NOFILE, (1, 1)))
 attempt("prlimit_self_set", lambda: resource.prlimit(0, resource.RLIMIT_CPU, (1000, 1000)))
-attempt("kill", lambda: os.kill(target, 0))
 attempt("tgkill_other", syscall(234, target, target, 0))  # x86_64 tgkill
 attempt("ptrace_attach", syscall(101, 16, target, 0, 0))  # x86_64 ptrace(PTRACE_ATTACH)
 attempt("socket_inet", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
@@ -75,8 +57,8 @@ attempt("read_worker_script", lambda: open(script, "rb").read(1))
 attempt("read_through_proc_root", lambda: open("/proc/self/root/etc/hostname", "rb").read())
 attempt("read_other_proc", lambda: open(f"/proc/{target}/status", "rb").read())
 attempt("read_own_maps", lambda: open("/proc/self/maps", "rb").read(1))
-os.write(1, json.dumps(results).encode())
 """
+)
 
 
 @pytest.fixture(autouse=True)
@@ -111,20 +93,9 @@ async def js_worker(pool: SandboxPool, egress: Egress, tenant: str = "victim") -
 
 
 def probe(tmp_path: Path, target: int, uid: int) -> dict[str, object]:
-    script = tmp_path / "probe.py"
-    script.write_text(PROBE)
     deno = deno_binary()
     assert deno is not None
-    out = subprocess.run(
-        [sys.executable, "-I", "-B", str(script), str(target), str(uid), deno, WORKER_SCRIPT],
-        capture_output=True,
-        env={},
-        cwd="/",
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr.decode()[-2000:]
-    result: dict[str, object] = json.loads(out.stdout)
-    return result
+    return run_probe(tmp_path, PROBE, target, uid, deno, WORKER_SCRIPT)
 
 
 async def test_the_js_profile_refuses_what_the_python_profile_refuses(
@@ -183,51 +154,15 @@ async def test_the_deno_worker_runs_under_every_layer(pool: SandboxPool, egress:
     assert limits["Max core file size"] == "0", limits
 
 
-NOBODY = 65534
-AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-# Only to read an interpreter installed under a directory nobody may not enter (pyenv in
-# /root); the workers lose it in their user namespace.
-READ_CAPS = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-
-
 @pytest.mark.filterwarnings("ignore:The test <Function")
 def test_js_suite_as_an_unprivileged_user(tmp_path: Path) -> None:
     """The non-root path for Deno workers: the JS sandbox tests, run once as ``nobody``
     (the launcher enters a user namespace for the network namespace; no uid change)."""
-    if os.environ.get("BOLLARD_UNPRIVILEGED_RUN") or os.geteuid() != 0:
-        pytest.skip("already running unprivileged: this run is the non-root path")
-    userns = subprocess.run([*AS_NOBODY, "unshare", "-Un", "true"], capture_output=True, timeout=30)
-    if userns.returncode != 0:
-        pytest.skip(f"the kernel refuses user namespaces to an unprivileged user: {userns.stderr!r}")
-    home = tmp_path / "home"
-    home.mkdir()
-    os.chown(home, NOBODY, NOBODY)
-    os.chown(tmp_path, NOBODY, NOBODY)
-    out = subprocess.run(
-        [
-            *AS_NOBODY,
-            *READ_CAPS,
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--basetemp",
-            str(home / "pytest"),
-            "tests/sandbox/test_js_attacks.py",
-            "tests/sandbox/test_js_os_layers.py",
-        ],
-        capture_output=True,
-        cwd=REPO,
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(home),
-            "BOLLARD_UNPRIVILEGED_RUN": "1",
-            "BOLLARD_REQUIRE_DENO": os.environ.get("BOLLARD_REQUIRE_DENO", ""),
-        },
-        timeout=900,
+    returncode, tail = run_suite_as_nobody(
+        tmp_path,
+        ["tests/sandbox/test_js_attacks.py", "tests/sandbox/test_js_os_layers.py"],
+        read_caps=True,
+        env={"BOLLARD_REQUIRE_DENO": os.environ.get("BOLLARD_REQUIRE_DENO", "")},
     )
-    tail = out.stdout.decode()[-3000:]
-    assert out.returncode == 0, tail
+    assert returncode == 0, tail
     assert " passed" in tail and "failed" not in tail and "1 skipped" in tail, tail  # only this test

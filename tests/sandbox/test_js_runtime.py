@@ -14,11 +14,12 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import ConnectorCompileError, ConnectorError, HttpRequestRefused
-from bollard.sandbox.job import Job, RunResult
-from bollard.sandbox.js.source import check_source, source_hash
+from bollard.sandbox.job import RunResult
+from bollard.sandbox.js.source import check_source
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
 from tests.support.deno import require_deno
+from tests.support.pool_runs import run_source
 from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -38,31 +39,11 @@ async def pool() -> AsyncIterator[SandboxPool]:
     await p.close()
 
 
-async def run(
-    pool: SandboxPool,
-    egress: Any,
-    source: str,
-    *,
-    entrypoint: str = "execute",
-    operation: str = "op",
-    params: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
-    filename: str = "connector.ts",
-    limits: Limits = LIMITS,
-) -> RunResult:
-    return await pool.run(
-        Job(
-            key="js:" + source_hash(source)[:12],
-            source=source,
-            entrypoint=entrypoint,
-            operation=operation,
-            params=params or {},
-            secrets=secrets or {},
-            http_handler=egress,
-            limits=limits,
-            filename=filename,
-        )
-    )
+async def run(pool: SandboxPool, egress: Any, source: str, **overrides: Any) -> RunResult:
+    """One run of ``source`` (a key per source) as ``connector.ts`` under :data:`LIMITS`
+    unless ``overrides`` say otherwise."""
+    defaults = {"key_prefix": "js", "limits": LIMITS, "filename": "connector.ts"}
+    return await run_source(pool, egress, source, **{**defaults, **overrides})
 
 
 TALE_OBJECT = """

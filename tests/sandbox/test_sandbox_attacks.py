@@ -16,10 +16,11 @@ import pytest
 import pytest_asyncio
 
 from bollard.sandbox.errors import ConnectorCompileError, SandboxError
-from bollard.sandbox.job import Job, RunResult
+from bollard.sandbox.job import RunResult
 from bollard.sandbox.limits import Limits
-from bollard.sandbox.policy import compile_connector, source_hash
+from bollard.sandbox.policy import compile_connector
 from bollard.sandbox.pool import SandboxPool
+from tests.support.pool_runs import run_source
 from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -45,28 +46,11 @@ def connector(attack: str, prelude: str = "") -> str:
     )
 
 
-async def run(
-    pool: SandboxPool,
-    egress: Any,
-    source: str,
-    *,
-    operation: str = "attack",
-    limits: Limits = LIMITS,
-    secrets: dict[str, str] | None = None,
-    params: dict[str, Any] | None = None,
-) -> RunResult:
-    return await pool.run(
-        Job(
-            key="attack:" + source_hash(source)[:12],
-            source=source,
-            entrypoint="execute",
-            operation=operation,
-            params=params or {},
-            secrets=secrets or {},
-            http_handler=egress,
-            limits=limits,
-        )
-    )
+async def run(pool: SandboxPool, egress: Any, source: str, **overrides: Any) -> RunResult:
+    """One run of ``source`` (a key per source) with the ``attack`` operation under
+    :data:`LIMITS` unless ``overrides`` say otherwise."""
+    defaults = {"key_prefix": "attack", "operation": "attack", "limits": LIMITS}
+    return await run_source(pool, egress, source, **{**defaults, **overrides})
 
 
 async def contained(

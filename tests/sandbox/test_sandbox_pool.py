@@ -10,7 +10,6 @@ import hmac
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from bollard.sandbox.job import Job, RunResult
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
+from tests.support.pool_runs import run_source
 from tests.support.standin import Egress, LocalServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -50,30 +50,11 @@ async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def run(
-    pool: SandboxPool,
-    egress: Any,
-    source: str,
-    *,
-    key: str = "pool-test:v1",
-    operation: str = "op",
-    params: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
-    entrypoint: str = "execute",
-    limits: Limits = FAST,
-) -> RunResult:
-    return await pool.run(
-        Job(
-            key=key,
-            source=textwrap.dedent(source),
-            entrypoint=entrypoint,
-            operation=operation,
-            params=params or {},
-            secrets=secrets or {},
-            http_handler=egress,
-            limits=limits,
-        )
-    )
+async def run(pool: SandboxPool, egress: Any, source: str, **overrides: Any) -> RunResult:
+    """One run of ``source`` (dedented) under the key ``pool-test:v1`` and :data:`FAST`
+    unless ``overrides`` say otherwise."""
+    defaults = {"key": "pool-test:v1", "limits": FAST, "dedent": True}
+    return await run_source(pool, egress, source, **{**defaults, **overrides})
 
 
 HTTP_CONNECTOR = """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +29,6 @@ async def select(h: Any, query: str, **params: Any) -> Any:
         security={},
         read_only_connection=False,
     )
-
-
-@pytest.fixture
-async def pg(tmp_path: Path) -> AsyncIterator[Db]:
-    async for d in open_db("postgres", tmp_path):
-        yield d
-
-
-@pytest.fixture
-async def maria(tmp_path: Path) -> AsyncIterator[Db]:
-    async for d in open_db("mysql", tmp_path):
-        yield d
 
 
 # --- URLs and TLS settings ------------------------------------------------------------

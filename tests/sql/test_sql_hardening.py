@@ -26,18 +26,6 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-async def pg(tmp_path: Path) -> AsyncIterator[Db]:
-    async for d in open_db("postgres", tmp_path):
-        yield d
-
-
-@pytest.fixture
-async def maria(tmp_path: Path) -> AsyncIterator[Db]:
-    async for d in open_db("mysql", tmp_path):
-        yield d
-
-
-@pytest.fixture
 async def admin(pg: Db) -> AsyncIterator[asyncpg.Connection]:
     dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
     con = await asyncpg.connect(dsn)

@@ -4,8 +4,6 @@ session state outlives a call (DESIGN §5; hardening issue items 12 and 16)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +11,7 @@ from sqlalchemy import Connection
 
 from bollard.platform.sql import SqlError
 from bollard.platform.sql.runner import run_sql
-from tests.support.databases import Db, open_db
-
-
-@pytest.fixture
-async def maria(tmp_path: Path) -> AsyncIterator[Db]:
-    async for d in open_db("mysql", tmp_path):
-        yield d
+from tests.support.databases import Db
 
 
 async def read(h: Any, query: str, *, read_only_connection: bool = False) -> Any:

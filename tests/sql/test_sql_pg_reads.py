@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,13 +21,7 @@ from sqlalchemy import make_url
 from test_sql_runner import make_reservations, read, write
 
 from bollard.platform.sql import SqlError
-from tests.support.databases import PG_URL, Db, open_db
-
-
-@pytest.fixture
-async def pg(tmp_path: Path) -> AsyncIterator[Db]:
-    async for d in open_db("postgres", tmp_path):
-        yield d
+from tests.support.databases import PG_URL, Db
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +40,13 @@ class Api:
 
     async def delete(self, url: str, *, role: str = "admin", **kw: Any) -> httpx.Response:
         return await self.client.delete(url, headers=self._headers(role), **kw)
+
+
+def local_settings(integrations_dir: Path, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a host under test whose upstreams are stand-ins on 127.0.0.1: the
+    secret key ``k``, no folder watcher, private egress allowed; ``overrides`` on top."""
+    values: dict[str, Any] = {"secret_key": "k", "reload": False, "allow_private_egress": True}
+    return Settings(integrations_dir=integrations_dir, data_dir=data_dir, **{**values, **overrides})
 
 
 @contextlib.asynccontextmanager

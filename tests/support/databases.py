@@ -56,6 +56,30 @@ def credentials_from_url(url: str) -> dict[str, Any]:
     return creds
 
 
+def pg_credentials() -> dict[str, str]:
+    """The test PostgreSQL (:data:`PG_URL`) as the credential values of a ``postgres``
+    integration: strings, empty ones left out."""
+    return {k: str(v) for k, v in credentials_from_url(PG_URL).items() if v}
+
+
+@contextlib.asynccontextmanager
+async def side_effect_table(name: str, columns: str) -> AsyncIterator[Any]:
+    """An asyncpg connection to the test PostgreSQL with the table ``name`` (``columns``,
+    SQL) created when missing, where write operations leave their marks. Skips (or fails
+    under ``BOLLARD_REQUIRE_DB=1``) when PostgreSQL is unreachable."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_URL, timeout=5)
+    except Exception as e:  # pragma: no cover
+        unavailable(f"PostgreSQL unreachable at {PG_URL}: {e}")
+    try:
+        await conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+        yield conn
+    finally:
+        await conn.close()
+
+
 def admin_url(engine: str) -> str:
     """A SQLAlchemy async URL for setting up fixtures independently of the runner."""
     u = make_url(SERVER_ENGINES[engine]).set(drivername=_DRIVER[engine])

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.integrations import rest_manifest, write_integration
+from tests.support.integrations import rest_manifest, sqlite_manifest, write_integration
 from tests.support.standin import BollardServer, bollard
 
 SEED = "CREATE TABLE IF NOT EXISTS t (n INTEGER); INSERT INTO t VALUES (1), (2), (3);"
@@ -28,16 +28,13 @@ def integrations(root: Path) -> Path:
     m["operations"].append({"name": "cancel", "operationType": "write"})
     write_integration(folder, "echo", manifest=m)
     write_integration(folder, "broken", manifest="[1, 2")
-    sql = {
-        "title": "Rows",
-        "type": "sql",
-        "authMethod": "none",
-        "sqlConnectionConfig": {"engine": "sqlite", "options": {"database": "r.db", "seedFile": "seed.sql"}},
-        "sqlOperations": [
+    sql = sqlite_manifest(
+        "r.db",
+        [
             {"name": "all", "query": "SELECT n FROM t ORDER BY n"},
             {"name": "drop", "operationType": "write", "query": "DELETE FROM t WHERE n = @n"},
         ],
-    }
+    )
     write_integration(folder, "rows", manifest=sql, connector=None, extra={"seed.sql": SEED})
     return folder
 

@@ -34,6 +34,47 @@ def rest_manifest(**overrides: Any) -> dict[str, Any]:
     return m
 
 
+def no_params_op(name: str, **extra: Any) -> dict[str, Any]:
+    """An operation of a REST manifest that takes no parameters; ``extra`` fields on top."""
+    return {"name": name, "parametersSchema": {"type": "object", "properties": {}}, **extra}
+
+
+def postgres_manifest(
+    title: str, operations: list[dict[str, Any]], *, secret_bindings: tuple[str, ...] = ("username",)
+) -> dict[str, Any]:
+    """A ``sql`` manifest on PostgreSQL with basic auth: the credential's server, port,
+    database and username (the test server trusts them, so by default no password) are
+    bound as ``secret_bindings``."""
+    return {
+        "title": title,
+        "type": "sql",
+        "authMethod": "basic_auth",
+        "secretBindings": list(secret_bindings),
+        "sqlConnectionConfig": {"engine": "postgres"},
+        "sqlOperations": operations,
+    }
+
+
+def sqlite_manifest(
+    database: str, operations: list[dict[str, Any]], *, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``sql`` manifest titled Rows on SQLite, without credentials: ``database`` (a file
+    in the data directory) seeded from the folder's ``seed.sql``; ``security`` when given."""
+    config: dict[str, Any] = {
+        "engine": "sqlite",
+        "options": {"database": database, "seedFile": "seed.sql"},
+    }
+    if security is not None:
+        config["security"] = security
+    return {
+        "title": "Rows",
+        "type": "sql",
+        "authMethod": "none",
+        "sqlConnectionConfig": config,
+        "sqlOperations": operations,
+    }
+
+
 def write_integration(
     root: Path,
     slug: str,

@@ -20,7 +20,6 @@ import asyncio
 import gzip
 import json
 import random
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.standin import free_port
+from tests.support.integrations import no_params_op
+from tests.support.standin import raw_servers
 
 FAULTY_CONNECTOR = """
 def execute(ctx):
@@ -117,35 +117,7 @@ def _bomb_handler(body: bytes) -> Any:
 def start_upstreams() -> dict[str, int]:
     """Start the ``slow`` and ``bomb`` upstreams (daemon thread); their ports."""
     body = gzip.compress(gzip.compress(bytes(128 * 1024 * 1024), compresslevel=9), compresslevel=9)
-    ports = {"slow": free_port(), "bomb": free_port()}
-    ready = threading.Event()
-
-    def wrap(handler: Any) -> Any:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await handler(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        return serve
-
-    async def main() -> None:
-        servers = [
-            await asyncio.start_server(wrap(_slow), "127.0.0.1", ports["slow"]),
-            await asyncio.start_server(wrap(_bomb_handler(body)), "127.0.0.1", ports["bomb"]),
-        ]
-        ready.set()
-        await asyncio.gather(*(s.serve_forever() for s in servers))
-
-    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
-    ready.wait(60)
-    return ports
-
-
-def _op(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "parametersSchema": {"type": "object", "properties": {}}, **extra}
+    return raw_servers({"slow": _slow, "bomb": _bomb_handler(body)})
 
 
 def write_integrations(root: Path, ports: dict[str, int]) -> None:
@@ -189,13 +161,13 @@ def write_integrations(root: Path, ports: dict[str, int]) -> None:
             "authMethod": "none",
             "allowedHosts": [f"http://127.0.0.1:{p}" for p in ports.values()],
             "operations": [
-                _op("loop", limits=tight),
-                _op("memory", limits=tight),
-                _op("recursion", limits=tight),
-                _op("raises"),
-                _op("big", limits={"maxResultBytes": 8 * 1024 * 1024}),
-                _op("slow", timeoutMs=1000),
-                _op("bomb", timeoutMs=10000),
+                no_params_op("loop", limits=tight),
+                no_params_op("memory", limits=tight),
+                no_params_op("recursion", limits=tight),
+                no_params_op("raises"),
+                no_params_op("big", limits={"maxResultBytes": 8 * 1024 * 1024}),
+                no_params_op("slow", timeoutMs=1000),
+                no_params_op("bomb", timeoutMs=10000),
             ],
         },
         {"connector.py": consts + FAULTY_CONNECTOR},

@@ -5,12 +5,14 @@
 - :class:`LocalServer`: a :class:`ServerThread` with an echo app, for the sandbox tests,
   and :class:`Egress`, the ``http_handler`` that forwards a sandbox's requests to it
   (standing in for the platform's egress layer);
+- :func:`raw_servers`: raw asyncio TCP servers, for answers no HTTP server would give;
 - :class:`BollardServer` and :func:`bollard`: the real ``bollard`` command in a subprocess,
   for multi-process tests and benchmarks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import json
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -79,6 +82,42 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join()
         self.sock.close()
+
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def raw_servers(handlers: dict[str, RawHandler], *, ready_timeout_s: float = 60) -> dict[str, int]:
+    """Serve each ``handler(reader, writer)`` on a free port of 127.0.0.1, from a daemon
+    thread with its own event loop (for the life of the process); name -> port. A
+    connection error in a handler is ignored, and its writer is closed after it."""
+    ports: dict[str, int] = {}
+    ready = threading.Event()
+
+    def wrap(handler: RawHandler) -> RawHandler:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        return serve
+
+    async def main() -> None:
+        servers = []
+        for name, handler in handlers.items():
+            server = await asyncio.start_server(wrap(handler), "127.0.0.1", 0)
+            ports[name] = server.sockets[0].getsockname()[1]
+            servers.append(server)
+        ready.set()
+        await asyncio.gather(*(s.serve_forever() for s in servers))
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    if not ready.wait(ready_timeout_s):
+        raise RuntimeError("the raw servers did not start")
+    return ports
 
 
 def make_certificates(directory: Path, names: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path, Path]:
