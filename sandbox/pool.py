@@ -321,12 +321,12 @@ class SandboxPool:
         else:
             return
         if changed:
-            nice = self._strikes.nice_for(key)
+            levels = self._strikes.levels(key)
             for group in [*self._groups.values(), *self._retired]:
                 if group.key == key:
                     for worker in [*group.idle, *group.running]:
                         if worker.alive:
-                            renice(worker.process.pid, nice)
+                            renice(worker.process.pid, levels)
 
     def _park(self, group: WorkerGroup, worker: WorkerProcess) -> None:
         """Put ``worker`` in the idle list, stopped after ``idle_timeout_s`` unless reused."""
@@ -415,13 +415,19 @@ class SandboxPool:
         finally:
             self._uids.free(worker.uid)  # its process is gone: the uid is free
 
-    async def _start(self, limits: Limits, kind: WorkerKind = PYTHON, nice: int = 0) -> WorkerProcess:
-        """Start a worker of ``kind`` under a uid no live worker has, at nice value
-        ``nice`` (or the host's, if higher)."""
+    async def _start(self, limits: Limits, kind: WorkerKind = PYTHON, nice_levels: int = 0) -> WorkerProcess:
+        """Start a worker of ``kind`` under a uid no live worker has, ``nice_levels``
+        below the host's CPU priority."""
         uid = self._uids.take()
         try:
             return await start_worker(
-                self.python, limits, self.max_executions_per_worker, uid, kind.module, kind.extra_args(), nice
+                self.python,
+                limits,
+                self.max_executions_per_worker,
+                uid,
+                kind.module,
+                kind.extra_args(),
+                nice_levels,
             )
         except BaseException:
             self._uids.free(uid)
@@ -429,7 +435,7 @@ class SandboxPool:
 
     async def _spawn(self, group: WorkerGroup, limits: Limits) -> WorkerProcess:
         lowered = self._strikes.lowered(group.key)
-        worker = await self._start(limits, group.kind, self._strikes.nice_for(group.key))
+        worker = await self._start(limits, group.kind, self._strikes.levels(group.key))
         try:
             layers = await worker.handshake()
             if group.kind is PYTHON:
@@ -438,7 +444,7 @@ class SandboxPool:
                 self._js_layers = layers
             await worker.load(group.source, group.compiled.filename)
             if self._strikes.lowered(group.key) != lowered:  # it changed during the start
-                renice(worker.process.pid, self._strikes.nice_for(group.key))
+                renice(worker.process.pid, self._strikes.levels(group.key))
         except (ConnectionError, ProtocolError):
             self._kill(worker, "start_failed")
             raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None

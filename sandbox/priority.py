@@ -12,21 +12,27 @@ every call: less than one strike's worth left) new workers start at the host's p
 again. The score is capped at :data:`MAX_SCORE`, so a key recovers after at most 27
 reusable runs (13 from :data:`LOWER_AT`).
 
-A new worker sets its own nice value (:func:`raise_nice`, argv ``NICE`` of
-:mod:`bollard.sandbox.worker` and :mod:`bollard.sandbox.js.launcher`) before it isolates
-itself, while it still runs as the host's uid: raising one's own nice value needs no
-privilege, so it holds for an unprivileged host and for a root host without
-``CAP_SYS_NICE`` (Docker's default set) alike, and the threads Deno starts inherit it.
-When a key crosses the threshold the pool also renices its live workers (:func:`renice`,
-best effort: a worker under another uid, or lowering a nice value, needs
-``CAP_SYS_NICE``; without it a live worker keeps its priority until it is replaced).
-The worker cannot change it back: its seccomp filter refuses ``setpriority``.
+Two knobs, because every worker is a session of its own: its nice value (what the
+scheduler weighs among the tasks of one group: a systemd unit's or a container's cgroup)
+and the nice value of its session's *autogroup* (``/proc/<pid>/autogroup``; where the
+kernel groups tasks per session, ``sched_autogroup_enabled`` and no cgroup of their own,
+sessions are weighed against each other and a task's own nice value counts only inside
+its session: a worker alone in its session at nice 19 would get as much CPU as any
+other). A new worker of a lowered key lowers both itself (:func:`lower_self`, argv
+``NICE`` of :mod:`bollard.sandbox.worker` and :mod:`bollard.sandbox.js.launcher`) before
+it isolates itself, while it still runs as the host's uid: raising a nice value needs no
+privilege, so this holds for an unprivileged host and for a root host without
+``CAP_SYS_NICE`` (Docker's default set) alike, and Deno's threads inherit both. When a key
+crosses the threshold the pool also renices its live workers (:func:`renice`, best
+effort: a worker under another uid, or lowering a nice value, needs privilege; without
+it a live worker keeps its priority until it is replaced). The worker cannot change
+either back: its seccomp filter refuses ``setpriority`` and Landlock every open.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import time
 
 # The pool's kill reasons that count against a key: wall time, a limit (CPU, memory,
 # HTTP requests), a worker that died or broke the protocol.
@@ -37,6 +43,9 @@ MAX_SCORE = 10.0
 HALF_LIFE_RUNS = 8
 MAX_NICE = 19
 _FORGET_BELOW = 0.05  # a score this small is dropped (the dict stays small)
+# Unprivileged, the kernel takes one autogroup nice change per 100 ms machine-wide (EAGAIN).
+AUTOGROUP_TRIES = 12
+AUTOGROUP_RETRY_S = 0.02
 
 
 class StrikeScores:
@@ -91,29 +100,64 @@ class StrikeScores:
         """``{key: {"score": float, "lowered": bool}}`` for every key with a score."""
         return {k: {"score": round(s, 3), "lowered": k in self._lowered} for k, s in self._scores.items()}
 
-    def nice_for(self, key: str) -> int:
-        """The nice value for ``key``'s workers: the host's own, plus ``nice_increment``
-        when lowered (at most 19)."""
-        base = os.getpriority(os.PRIO_PROCESS, 0)
-        return min(MAX_NICE, base + self.nice_increment) if key in self._lowered else base
+    def levels(self, key: str) -> int:
+        """Nice levels ``key``'s new workers lower themselves by: ``nice_increment`` when
+        lowered, else 0."""
+        return self.nice_increment if key in self._lowered else 0
 
 
-def raise_nice(value: int) -> None:
-    """Raise the calling process's nice value to ``value`` (at most 19) when it is lower;
-    never lowers it (that needs privilege). Called by a worker before isolation, while
-    it has one thread."""
-    value = min(MAX_NICE, value)
-    if value > os.getpriority(os.PRIO_PROCESS, 0):
-        os.setpriority(os.PRIO_PROCESS, 0, value)
+def autogroup_nice(pid: int | str = "self") -> int | None:
+    """The nice value of ``pid``'s autogroup (``/proc/<pid>/autogroup``: ``/autogroup-N
+    nice X``), ``None`` where the kernel has none or the file cannot be read."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def renice(pid: int, value: int) -> bool:
-    """Set the nice value of every thread of every process in process group ``pid`` (a
-    worker runs in its own session, so that is the worker and, for Deno, its threads;
-    ``PRIO_PGRP`` reaches every thread, ``PRIO_PROCESS`` only one). Returns whether it
-    was set: ``False`` when the group is gone or the host may not lower it back
-    (unprivileged)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.setpriority(os.PRIO_PGRP, pid, value)
-        return True
+def set_autogroup_nice(pid: int | str, value: int, tries: int = 1) -> bool:
+    """Set ``pid``'s autogroup nice value to ``value`` (clamped to 0..19), ``tries`` times
+    at most while the kernel answers ``EAGAIN`` (its rate limit); whether it was set."""
+    value = max(0, min(MAX_NICE, value))
+    for attempt in range(tries):
+        try:
+            with open(f"/proc/{pid}/autogroup", "w") as f:
+                f.write(str(value))
+            return True
+        except BlockingIOError:
+            if attempt + 1 < tries:
+                time.sleep(AUTOGROUP_RETRY_S)
+        except OSError:
+            return False
     return False
+
+
+def lower_self(levels: int) -> None:
+    """Lower the calling process's CPU priority by ``levels`` nice levels (at most to
+    19): its own nice value, and its autogroup's (best effort: up to
+    :data:`AUTOGROUP_TRIES` tries against the kernel's rate limit). Nothing for 0.
+    Called by a worker before isolation, in its own new session, with one thread."""
+    if levels <= 0:
+        return
+    os.setpriority(os.PRIO_PROCESS, 0, min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, 0) + levels))
+    current = autogroup_nice()
+    if current is not None:
+        set_autogroup_nice("self", current + levels, tries=AUTOGROUP_TRIES)
+
+
+def renice(pid: int, levels: int) -> bool:
+    """Set the priority of the worker whose process group (and session) is ``pid`` to
+    ``levels`` nice levels below the host: every thread of the group (``PRIO_PGRP``
+    reaches every thread, ``PRIO_PROCESS`` one) at the host's nice value plus
+    ``levels``, its autogroup at ``levels`` (a worker's session starts at 0). Returns
+    whether both were set: ``False`` when it is gone or the host may not (lowering a
+    nice value, or a process of another uid, without privilege); each is tried."""
+    value = min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, 0) + levels)
+    try:
+        os.setpriority(os.PRIO_PGRP, pid, value)
+        threads = True
+    except (ProcessLookupError, PermissionError):
+        threads = False
+    group = autogroup_nice(pid) is None or set_autogroup_nice(pid, levels)
+    return threads and group

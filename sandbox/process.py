@@ -137,11 +137,12 @@ async def start_worker(
     uid: int,
     module: str = WORKER_MODULE,
     extra_args: tuple[str, ...] = (),
-    nice: int = 0,
+    nice_levels: int = 0,
 ) -> WorkerProcess:
     """Start a worker with interpreter ``python`` (``-m module``, then ``extra_args``: the
-    Deno launcher's binary), to run under ``uid`` at nice value ``nice`` or the host's,
-    whichever is higher (the worker raises its own before isolation), for executions under ``limits``
+    Deno launcher's binary), to run under ``uid`` at ``nice_levels`` nice levels below the
+    host (the worker lowers itself before isolation:
+    :func:`bollard.sandbox.priority.lower_self`), for executions under ``limits``
     (``RLIMIT_AS`` from ``memory_bytes``; a lifetime ``RLIMIT_CPU`` for
     ``max_executions`` executions of ``cpu_time_ms``). :class:`SandboxUnavailable` when
     the process cannot be started."""
@@ -162,7 +163,7 @@ async def start_worker(
             str(limits.memory_bytes),
             str(budget_s),
             str(uid),
-            str(nice),
+            str(nice_levels),
             *extra_args,
             stdin=worker_stdin,
             stdout=worker_stdout,

@@ -85,7 +85,7 @@ class _Checker:
                 str(CHECK_MEMORY_BYTES),
                 str(CHECK_CPU_BUDGET_S),
                 str(UNPRIVILEGED_ID),
-                "0",  # nice: as the host (raise_nice never lowers)
+                "0",  # nice levels: as the host
                 deno,
                 "check",
             ],

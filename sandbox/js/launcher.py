@@ -14,9 +14,9 @@ limit from the memory limit, ``--jitless`` (no writable-executable memory, no co
 to reserve) and ``--disallow-code-generation-from-strings`` (no ``eval``/``Function``).
 
 Argv: ``MEMORY`` = bytes of V8 heap (and, with :data:`BASELINE_BYTES`, of
-``RLIMIT_DATA``); ``CPU`` = lifetime CPU budget in seconds; ``UID``; ``NICE`` = the
-nice value to raise itself to first (:func:`bollard.sandbox.priority.raise_nice`; Deno's
-threads inherit it); ``DENO`` = the Deno binary; ``MODE`` = ``check`` to parse sources
+``RLIMIT_DATA``); ``CPU`` = lifetime CPU budget in seconds; ``UID``; ``NICE`` = nice
+levels to lower its CPU priority by first (:func:`bollard.sandbox.priority.lower_self`;
+Deno and its threads inherit it); ``DENO`` = the Deno binary; ``MODE`` = ``check`` to parse sources
 only (:mod:`bollard.sandbox.js.check`).
 """
 
@@ -29,7 +29,7 @@ import sys
 from bollard.sandbox import isolation
 from bollard.sandbox.js import WORKER_SCRIPT
 from bollard.sandbox.js.profile import js_profile
-from bollard.sandbox.priority import raise_nice
+from bollard.sandbox.priority import lower_self
 
 # Writable private memory Deno needs before the connector allocates anything: the
 # runtime, its snapshot and thread stacks (measured ~60 MiB with --jitless; doubled).
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     memory_bytes, cpu_budget_s, uid, nice = (int(a) for a in argv[:4])
     deno = argv[4]
     mode = "check" if argv[5:6] == ["check"] else ""
-    raise_nice(nice)  # before isolation: seccomp then refuses setpriority
+    lower_self(nice)  # before isolation: seccomp then refuses setpriority
     null = os.open(os.devnull, os.O_WRONLY)  # Deno's stderr: escaped code writes nowhere
     layers = isolation.isolate(
         memory_bytes=memory_bytes + BASELINE_BYTES,

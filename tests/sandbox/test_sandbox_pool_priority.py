@@ -1,7 +1,8 @@
 """CPU priority per integration key (issue 14 item 5; ``bollard.sandbox.priority``): the
-workers of a key that keeps hitting its CPU limit start at a higher nice value, read back
-from the kernel (``/proc/<pid>/stat``), a healthy key's do not, and the key recovers
-after clean runs. Real worker processes, real loops."""
+workers of a key that keeps hitting its CPU limit start at a higher nice value and in a
+lower-priority autogroup, read back from the kernel (``/proc/<pid>/stat`` field 19,
+``/proc/<pid>/autogroup``), a healthy key's do not, and the key recovers after clean
+runs. Real worker processes, real loops."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ LIMITS = Limits(wall_time_ms=20_000, cpu_time_ms=100)
 OTHER_LIMITS = Limits(wall_time_ms=20_000, cpu_time_ms=150)
 HOST_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 LOWERED = min(19, HOST_NICE + 10)
+AUTOGROUPS = Path("/proc/self/autogroup").exists()  # the kernel groups tasks per session
 
 pytestmark = pytest.mark.skipif(HOST_NICE >= 19, reason="the tests run at nice 19: no lower priority left")
 
@@ -54,6 +56,22 @@ def nice_of(pid: int) -> int:
     """Field 19 of ``/proc/<pid>/stat`` (what the kernel schedules the process at)."""
     fields = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
     return int(fields[19 - 3])
+
+
+def autogroup_of(pid: int) -> int | None:
+    """The nice value of ``pid``'s autogroup, ``None`` without autogroups."""
+    if not AUTOGROUPS:
+        return None
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+def lowered(pid: int) -> bool:
+    """Whether the worker ``pid`` runs at the lower priority, both knobs checked."""
+    nice, group = nice_of(pid), autogroup_of(pid)
+    if nice == LOWERED and group in (None, 10):
+        return True
+    assert (nice, group) == (HOST_NICE, 0 if AUTOGROUPS else None), (nice, group)
+    return False
 
 
 def thread_nices(pid: int) -> set[int]:
@@ -90,13 +108,13 @@ async def test_a_looping_key_gets_lower_priority_and_recovers() -> None:
     pool = SandboxPool(workers_per_integration=1, idle_timeout_s=60)
     try:
         assert await call(pool, "healthy:v1") == 1
-        assert nice_of(idle_pid(pool, "healthy:v1")) == HOST_NICE
+        assert not lowered(idle_pid(pool, "healthy:v1"))
         for _ in range(int(LOWER_AT) - 1):
             with pytest.raises(LimitExceeded):
                 await call(pool, "loops:v1", loop=True)
         assert pool.priorities()["loops:v1"]["lowered"] is False  # two strikes: not yet
         assert await call(pool, "loops:v1") == 1
-        assert nice_of(idle_pid(pool, "loops:v1")) == HOST_NICE
+        assert not lowered(idle_pid(pool, "loops:v1"))
         for _ in range(int(LOWER_AT)):
             with pytest.raises(LimitExceeded):
                 await call(pool, "loops:v1", loop=True)  # each kills its worker
@@ -104,12 +122,12 @@ async def test_a_looping_key_gets_lower_priority_and_recovers() -> None:
         # the key's next worker starts lowered; another key's, old or new, does not
         assert await call(pool, "loops:v1") == 1
         lowered_pid = idle_pid(pool, "loops:v1")
-        assert nice_of(lowered_pid) == LOWERED
+        assert lowered(lowered_pid)
         assert os.getpriority(os.PRIO_PROCESS, lowered_pid) == LOWERED
         assert await call(pool, "healthy:v1") == 1
-        assert nice_of(idle_pid(pool, "healthy:v1")) == HOST_NICE
+        assert not lowered(idle_pid(pool, "healthy:v1"))
         assert await call(pool, "fresh:v1") == 1
-        assert nice_of(idle_pid(pool, "fresh:v1")) == HOST_NICE
+        assert not lowered(idle_pid(pool, "fresh:v1"))
         assert "healthy:v1" not in pool.priorities()
         # clean runs let it recover (at most 27, from the highest score)
         runs = 0
@@ -121,11 +139,13 @@ async def test_a_looping_key_gets_lower_priority_and_recovers() -> None:
         # a live worker goes back up only where the host may lower a nice value
         expected = HOST_NICE if may_lower_nice() else LOWERED
         assert nice_of(lowered_pid) == expected
+        if os.geteuid() == 0 and AUTOGROUPS:  # a non-dumpable worker's /proc files are root's
+            assert autogroup_of(lowered_pid) == 0
         # and its next new worker starts at the host's priority (other limits: a new one)
         assert await call(pool, "loops:v1", limits=OTHER_LIMITS) == 1
         new_pid = idle_pid(pool, "loops:v1")
         assert new_pid != lowered_pid
-        assert nice_of(new_pid) == HOST_NICE
+        assert not lowered(new_pid)
     finally:
         await pool.close()
 
@@ -142,6 +162,8 @@ async def test_live_workers_of_a_key_are_lowered_when_it_crosses() -> None:
         # another uid needs CAP_SYS_NICE (else it keeps its priority until replaced)
         may = may_lower_nice() or uid_of(parked) == os.geteuid()
         assert nice_of(parked) == (LOWERED if may else HOST_NICE)
+        if os.geteuid() == 0 and AUTOGROUPS:
+            assert autogroup_of(parked) == 10
     finally:
         await pool.close()
 
@@ -153,7 +175,7 @@ async def test_off_with_strike_nice_zero() -> None:
             with pytest.raises(LimitExceeded):
                 await call(pool, "loops:v1", loop=True)
         assert await call(pool, "loops:v1") == 1
-        assert nice_of(idle_pid(pool, "loops:v1")) == HOST_NICE
+        assert not lowered(idle_pid(pool, "loops:v1"))
         assert pool.priorities()["loops:v1"]["lowered"] is False
     finally:
         await pool.close()
@@ -167,7 +189,7 @@ async def test_a_new_source_starts_clean() -> None:
                 await call(pool, "fixed:v1", loop=True)
         assert pool.priorities()["fixed:v1"]["lowered"] is True
         assert await call(pool, "fixed:v1", source=PY + "\n# fixed\n") == 1
-        assert nice_of(idle_pid(pool, "fixed:v1")) == HOST_NICE
+        assert not lowered(idle_pid(pool, "fixed:v1"))
         assert "fixed:v1" not in pool.priorities()
     finally:
         await pool.close()
@@ -186,6 +208,7 @@ async def test_every_thread_of_a_lowered_deno_worker() -> None:
         pid = idle_pid(pool, "ts:v1")
         assert len(list(Path(f"/proc/{pid}/task").iterdir())) > 1  # V8 runs threads
         assert thread_nices(pid) == {LOWERED}
+        assert autogroup_of(pid) in (None, 10)
     finally:
         await pool.close()
 
