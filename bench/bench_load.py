@@ -116,7 +116,8 @@ async def interleaved(
             base_s += time.perf_counter() - t0
             b += 1
         else:
-            rotated = kinds[f % len(kinds) :] + kinds[: f % len(kinds)]  # an even mix over the blocks
+            shift = f % len(kinds) if kinds else 0
+            rotated = kinds[shift:] + kinds[:shift]  # an even mix of kinds over the blocks
             cases = plan(faulty_sizes[f], FAULT_SHARE, seed=1000 + f, faults_from=rotated)
             loaded += await run_load(urls, token, cases, CONCURRENCY)
             loaded_s += time.perf_counter() - t0
