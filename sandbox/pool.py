@@ -44,7 +44,7 @@ from .group import WorkerGroup
 from .job import Job, RunResult
 from .kinds import PYTHON, WorkerKind, kind_for
 from .limits import DEFAULT_LIMITS, Limits
-from .priority import STRIKE_REASONS, StrikeScores, renice
+from .priority import STRIKE_REASONS, Priority, StrikeScores, renice
 from .process import WorkerProcess, start_worker
 from .uids import DEFAULT_UID_RANGE, UidRange
 
@@ -321,12 +321,12 @@ class SandboxPool:
         else:
             return
         if changed:
-            levels = self._strikes.levels(key)
+            priority = self._strikes.priority(key)
             for group in [*self._groups.values(), *self._retired]:
                 if group.key == key:
                     for worker in [*group.idle, *group.running]:
                         if worker.alive:
-                            renice(worker.process.pid, levels)
+                            renice(worker.process.pid, priority)
 
     def _park(self, group: WorkerGroup, worker: WorkerProcess) -> None:
         """Put ``worker`` in the idle list, stopped after ``idle_timeout_s`` unless reused."""
@@ -415,9 +415,11 @@ class SandboxPool:
         finally:
             self._uids.free(worker.uid)  # its process is gone: the uid is free
 
-    async def _start(self, limits: Limits, kind: WorkerKind = PYTHON, nice_levels: int = 0) -> WorkerProcess:
-        """Start a worker of ``kind`` under a uid no live worker has, ``nice_levels``
-        below the host's CPU priority."""
+    async def _start(
+        self, limits: Limits, kind: WorkerKind = PYTHON, priority: Priority | None = None
+    ) -> WorkerProcess:
+        """Start a worker of ``kind`` under a uid no live worker has, at ``priority`` (the
+        host's when ``None``)."""
         uid = self._uids.take()
         try:
             return await start_worker(
@@ -427,7 +429,7 @@ class SandboxPool:
                 uid,
                 kind.module,
                 kind.extra_args(),
-                nice_levels,
+                priority,
             )
         except BaseException:
             self._uids.free(uid)
@@ -435,8 +437,11 @@ class SandboxPool:
 
     async def _spawn(self, group: WorkerGroup, limits: Limits) -> WorkerProcess:
         lowered = self._strikes.lowered(group.key)
-        worker = await self._start(limits, group.kind, self._strikes.levels(group.key))
+        priority = self._strikes.priority(group.key) if lowered else None
+        worker = await self._start(limits, group.kind, priority)
         try:
+            if priority is not None:  # now too (best effort): its interpreter's start runs lowered
+                renice(worker.process.pid, priority)
             layers = await worker.handshake()
             if group.kind is PYTHON:
                 self._layers = layers
@@ -444,7 +449,7 @@ class SandboxPool:
                 self._js_layers = layers
             await worker.load(group.source, group.compiled.filename)
             if self._strikes.lowered(group.key) != lowered:  # it changed during the start
-                renice(worker.process.pid, self._strikes.levels(group.key))
+                renice(worker.process.pid, self._strikes.priority(group.key))
         except (ConnectionError, ProtocolError):
             self._kill(worker, "start_failed")
             raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None

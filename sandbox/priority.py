@@ -18,21 +18,24 @@ and the nice value of its session's *autogroup* (``/proc/<pid>/autogroup``; wher
 kernel groups tasks per session, ``sched_autogroup_enabled`` and no cgroup of their own,
 sessions are weighed against each other and a task's own nice value counts only inside
 its session: a worker alone in its session at nice 19 would get as much CPU as any
-other). A new worker of a lowered key lowers both itself (:func:`lower_self`, argv
-``NICE`` of :mod:`bollard.sandbox.worker` and :mod:`bollard.sandbox.js.launcher`) before
-it isolates itself, while it still runs as the host's uid: raising a nice value needs no
-privilege, so this holds for an unprivileged host and for a root host without
-``CAP_SYS_NICE`` (Docker's default set) alike, and Deno's threads inherit both. When a key
-crosses the threshold the pool also renices its live workers (:func:`renice`, best
-effort: a worker under another uid, or lowering a nice value, needs privilege; without
-it a live worker keeps its priority until it is replaced). The worker cannot change
-either back: its seccomp filter refuses ``setpriority`` and Landlock every open.
+other). :class:`Priority` holds the two values. A new worker of a lowered key gets them
+as argv ``NICE`` (:mod:`bollard.sandbox.worker`, :mod:`bollard.sandbox.js.launcher`) and
+lowers itself (:func:`lower_self`) before it isolates itself, while it still runs as the
+host's uid: raising a nice value needs no privilege, so this holds for an unprivileged
+host and for a root host without ``CAP_SYS_NICE`` (Docker's default set) alike, and
+Deno's threads inherit both. The pool also renices it as soon as it is started
+(:func:`renice`; best effort, so that its interpreter's start, ~70 ms of CPU, runs lowered
+too) and renices a key's live workers when the key crosses the threshold (best effort:
+a worker under another uid, or lowering a nice value, needs privilege; without it a live
+worker keeps its priority until it is replaced). The worker cannot change either back:
+its seccomp filter refuses ``setpriority`` and Landlock every open.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 # The pool's kill reasons that count against a key: wall time, a limit (CPU, memory,
 # HTTP requests), a worker that died or broke the protocol.
@@ -46,6 +49,25 @@ _FORGET_BELOW = 0.05  # a score this small is dropped (the dict stays small)
 # Unprivileged, the kernel takes one autogroup nice change per 100 ms machine-wide (EAGAIN).
 AUTOGROUP_TRIES = 12
 AUTOGROUP_RETRY_S = 0.02
+
+
+@dataclass(frozen=True)
+class Priority:
+    """A worker's CPU priority: ``nice`` (its threads' nice value) and ``autogroup`` (its
+    session's autogroup nice value; a worker's session starts at 0), both 0..19."""
+
+    nice: int
+    autogroup: int
+
+    def arg(self) -> str:
+        """As the worker's argv ``NICE``: ``"<nice>,<autogroup>"``."""
+        return f"{self.nice},{self.autogroup}"
+
+    @classmethod
+    def parse(cls, arg: str) -> Priority:
+        """The inverse of :meth:`arg`; ``ValueError`` for anything else."""
+        nice, autogroup = (int(part) for part in arg.split(","))
+        return cls(nice, autogroup)
 
 
 class StrikeScores:
@@ -100,10 +122,12 @@ class StrikeScores:
         """``{key: {"score": float, "lowered": bool}}`` for every key with a score."""
         return {k: {"score": round(s, 3), "lowered": k in self._lowered} for k, s in self._scores.items()}
 
-    def levels(self, key: str) -> int:
-        """Nice levels ``key``'s new workers lower themselves by: ``nice_increment`` when
-        lowered, else 0."""
-        return self.nice_increment if key in self._lowered else 0
+    def priority(self, key: str) -> Priority:
+        """The priority for ``key``'s workers: the host's nice value and autogroup nice 0,
+        or ``nice_increment`` levels below both when lowered (at most 19)."""
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        levels = self.nice_increment if key in self._lowered else 0
+        return Priority(min(MAX_NICE, base + levels), levels)
 
 
 def autogroup_nice(pid: int | str = "self") -> int | None:
@@ -133,31 +157,28 @@ def set_autogroup_nice(pid: int | str, value: int, tries: int = 1) -> bool:
     return False
 
 
-def lower_self(levels: int) -> None:
-    """Lower the calling process's CPU priority by ``levels`` nice levels (at most to
-    19): its own nice value, and its autogroup's (best effort: up to
-    :data:`AUTOGROUP_TRIES` tries against the kernel's rate limit). Nothing for 0.
-    Called by a worker before isolation, in its own new session, with one thread."""
-    if levels <= 0:
-        return
-    os.setpriority(os.PRIO_PROCESS, 0, min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, 0) + levels))
+def lower_self(priority: Priority) -> None:
+    """Lower the calling process to ``priority`` where it runs higher: its nice value,
+    and its autogroup's (best effort: up to :data:`AUTOGROUP_TRIES` tries against the
+    kernel's rate limit); never raises either (that needs privilege). Called by a worker
+    before isolation, in its own new session, with one thread."""
+    if priority.nice > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, min(MAX_NICE, priority.nice))
     current = autogroup_nice()
-    if current is not None:
-        set_autogroup_nice("self", current + levels, tries=AUTOGROUP_TRIES)
+    if current is not None and priority.autogroup > current:
+        set_autogroup_nice("self", priority.autogroup, tries=AUTOGROUP_TRIES)
 
 
-def renice(pid: int, levels: int) -> bool:
-    """Set the priority of the worker whose process group (and session) is ``pid`` to
-    ``levels`` nice levels below the host: every thread of the group (``PRIO_PGRP``
-    reaches every thread, ``PRIO_PROCESS`` one) at the host's nice value plus
-    ``levels``, its autogroup at ``levels`` (a worker's session starts at 0). Returns
-    whether both were set: ``False`` when it is gone or the host may not (lowering a
-    nice value, or a process of another uid, without privilege); each is tried."""
-    value = min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, 0) + levels)
+def renice(pid: int, priority: Priority) -> bool:
+    """Set the worker whose process group (and session) is ``pid`` to ``priority``:
+    every thread of the group (``PRIO_PGRP`` reaches every thread, ``PRIO_PROCESS`` one)
+    and its autogroup. Returns whether both were set: ``False`` when it is gone or the
+    host may not (lowering a nice value, or a process of another uid or not dumpable,
+    without privilege); each is tried."""
     try:
-        os.setpriority(os.PRIO_PGRP, pid, value)
+        os.setpriority(os.PRIO_PGRP, pid, priority.nice)
         threads = True
     except (ProcessLookupError, PermissionError):
         threads = False
-    group = autogroup_nice(pid) is None or set_autogroup_nice(pid, levels)
+    group = autogroup_nice(pid) is None or set_autogroup_nice(pid, priority.autogroup)
     return threads and group

@@ -11,8 +11,8 @@ isolation: after it, the worker cannot read the Python installation.
 Argv: ``MEMORY`` = bytes the connector may allocate above the baseline
 (``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``); ``UID`` =
 the unprivileged uid to run under when started as root (optional, default 65534);
-``NICE`` = nice levels to lower its CPU priority by before isolation (optional, default
-0: :func:`bollard.sandbox.priority.lower_self`).
+``NICE`` = ``<nice>,<autogroup nice>`` to lower itself to before isolation (optional:
+:func:`bollard.sandbox.priority.lower_self`, never raises itself).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from .policy import (
     compile_connector,
     make_globals,
 )
-from .priority import lower_self
+from .priority import Priority, lower_self
 from .protocol import parse_http_error
 
 # Codecs are looked up (and their modules imported) on first use: do it now.
@@ -291,7 +291,7 @@ def main(argv: list[str]) -> int:
     memory_bytes, cpu_budget_s = int(argv[0]), int(argv[1])
     uid = int(argv[2]) if len(argv) > 2 else isolation.UNPRIVILEGED_ID
     if len(argv) > 3:
-        lower_self(int(argv[3]))  # before isolation: seccomp then refuses setpriority
+        lower_self(Priority.parse(argv[3]))  # before isolation: seccomp then refuses setpriority
     channel = Channel()
     # Opened before isolation (Landlock then denies every open): once isolated, the
     # worker's stderr goes nowhere, so escaped code cannot write to the host's logs.

@@ -16,7 +16,14 @@ from bollard.sandbox.errors import LimitExceeded
 from bollard.sandbox.job import Job
 from bollard.sandbox.limits import Limits
 from bollard.sandbox.pool import SandboxPool
-from bollard.sandbox.priority import HALF_LIFE_RUNS, LOWER_AT, MAX_SCORE, RESTORE_BELOW, StrikeScores
+from bollard.sandbox.priority import (
+    HALF_LIFE_RUNS,
+    LOWER_AT,
+    MAX_SCORE,
+    RESTORE_BELOW,
+    Priority,
+    StrikeScores,
+)
 from bollard.sandbox.protocol import HttpRequest, HttpResponse
 from tests.support.deno import require_deno
 
@@ -235,3 +242,7 @@ def test_scores_decay_with_hysteresis() -> None:
         scores.clean("k")
     with pytest.raises(ValueError):
         StrikeScores(nice_increment=-1)
+    assert Priority.parse(Priority(19, 10).arg()) == Priority(19, 10)
+    for bad in ("", "19", "19,x", "1,2,3"):
+        with pytest.raises(ValueError):
+            Priority.parse(bad)
