@@ -28,7 +28,7 @@ Deno's threads inherit both. The pool also renices it as soon as it is started
 too) and renices a key's live workers when the key crosses the threshold (best effort:
 a worker under another uid, or lowering a nice value, needs privilege; without it a live
 worker keeps its priority until it is replaced). The worker cannot change either back:
-its seccomp filter refuses ``setpriority`` and Landlock every open.
+its seccomp filter refuses ``setpriority``, and Landlock leaves it no writable path.
 """
 
 from __future__ import annotations
