@@ -8,10 +8,16 @@ and a ``faulty`` integration whose operations loop forever, bomb memory, recurse
 end, raise, return 5 MiB, or call a slow (30 s) or a gzip-bomb upstream.
 
 After a warm-up (``BENCH_LOAD_WARMUP`` healthy calls, default 300) it sends
-``BENCH_LOAD_BASELINE`` (default 2 000) healthy calls, then ``BENCH_LOAD_CALLS`` (default
+``BENCH_LOAD_BASELINE`` (default 2 000) healthy calls and ``BENCH_LOAD_CALLS`` (default
 10 000) with ``BENCH_LOAD_FAULTS`` (default 5 %) faults, each at ``BENCH_LOAD_CONCURRENCY``
-(default 64) callers alternating over the two replicas; ``BENCH_LOAD_SKIP`` leaves fault
-kinds out by name, to see which ones cost. It prints, per kind of call, how
+(default 64) callers alternating over the two replicas. The two are interleaved: cut into
+blocks of about ``BENCH_LOAD_BLOCK`` calls (default 500; the same size for both, so each
+block's ramp-down weighs on both alike), the baseline blocks spread evenly among the
+faulty ones, and each phase's latencies pooled over its blocks, so a change in the
+machine's load during the run moves both phases, not the ratio. ``BENCH_LOAD_SKIP``
+leaves fault kinds out by name, to see which ones cost. A small check:
+``BENCH_LOAD_WARMUP=50 BENCH_LOAD_BASELINE=100 BENCH_LOAD_CALLS=200 BENCH_LOAD_BLOCK=50``.
+It prints, per kind of call, how
 many got exactly the status and error code they must, and the healthy calls' p50/p99
 with and without the faults (the target: p99 within 2×); then both replicas' liveness,
 every answered write's execution record, and each replica's RSS (the server process,
@@ -36,6 +42,7 @@ from tests.support.databases import fresh_pg_state_database, pg_credentials  # n
 from tests.support.load import (  # noqa: E402
     FAULTS,
     HEALTHY,
+    Case,
     Result,
     plan,
     recorded_tags,
@@ -51,6 +58,7 @@ BASELINE = int(os.environ.get("BENCH_LOAD_BASELINE", "2000"))
 WARMUP = int(os.environ.get("BENCH_LOAD_WARMUP", "300"))
 FAULT_SHARE = float(os.environ.get("BENCH_LOAD_FAULTS", "0.05"))
 CONCURRENCY = int(os.environ.get("BENCH_LOAD_CONCURRENCY", "64"))
+BLOCK = int(os.environ.get("BENCH_LOAD_BLOCK", "500"))
 # fault kinds left out (comma-separated names, e.g. "endless loop,5 MiB result"): which ones cost
 SKIP = {name.strip() for name in os.environ.get("BENCH_LOAD_SKIP", "").split(",") if name.strip()}
 
@@ -73,6 +81,54 @@ def pct(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] * 1000 if values else float("nan")
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+
+
+def blocks(n: int, size: int) -> list[int]:
+    """``n`` calls cut into blocks of about ``size`` (sizes differ by at most one)."""
+    count = max(1, round(n / size)) if n else 0
+    return [n // count + (i < n % count) for i in range(count)]
+
+
+def schedule(n_base: int, n_faulty: int) -> list[bool]:
+    """The order of ``n_base`` baseline blocks (``True``) and ``n_faulty`` faulty ones
+    (``False``): the baseline blocks spread evenly, each in the middle of its share."""
+    total = n_base + n_faulty
+    slots = {int((j + 0.5) * total / n_base) for j in range(n_base)}
+    return [k in slots for k in range(total)]
+
+
+async def interleaved(
+    urls: list[str], token: str, kinds: list[Case]
+) -> tuple[list[Result], float, list[Result], float]:
+    """The baseline (``BASELINE`` healthy calls) and the faulty phase (``CALLS`` with
+    ``FAULT_SHARE`` faults of ``kinds``) in alternating blocks; returns each phase's
+    results and seconds, pooled over its blocks."""
+    base_sizes, faulty_sizes = blocks(BASELINE, BLOCK), blocks(CALLS, BLOCK)
+    base: list[Result] = []
+    loaded: list[Result] = []
+    base_s = loaded_s = 0.0
+    order = schedule(len(base_sizes), len(faulty_sizes))
+    b = f = 0
+    for k, is_base in enumerate(order):
+        t0 = time.perf_counter()
+        if is_base:
+            base += await run_load(urls, token, plan(base_sizes[b], 0.0, seed=2 + b), CONCURRENCY)
+            base_s += time.perf_counter() - t0
+            b += 1
+        else:
+            shift = f % len(kinds) if kinds else 0
+            rotated = kinds[shift:] + kinds[:shift]  # an even mix of kinds over the blocks
+            cases = plan(faulty_sizes[f], FAULT_SHARE, seed=1000 + f, faults_from=rotated)
+            loaded += await run_load(urls, token, cases, CONCURRENCY)
+            loaded_s += time.perf_counter() - t0
+            f += 1
+        phase = "baseline" if is_base else "faults"
+        print(
+            f"  block {k + 1}/{len(order)} ({phase}) done ({time.perf_counter() - t0:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return base, base_s, loaded, loaded_s
 
 
 def by_case(results: list[Result]) -> dict[str, list[Result]]:
@@ -117,14 +173,8 @@ async def run(url: str) -> None:
             ).raise_for_status()
             await run_load(urls, token, plan(WARMUP, 0.0, seed=1), CONCURRENCY)
             rss_start = [(rss_kib(s.proc.pid), tree_rss_kib(s.proc.pid)) for s in servers]
-            t0 = time.perf_counter()
-            base = await run_load(urls, token, plan(BASELINE, 0.0, seed=2), CONCURRENCY)
-            base_s = time.perf_counter() - t0
-            print(f"  baseline done ({base_s:.0f} s)", file=sys.stderr, flush=True)
-            t0 = time.perf_counter()
             kinds = [f for f in FAULTS if f.name not in SKIP]
-            loaded = await run_load(urls, token, plan(CALLS, FAULT_SHARE, faults_from=kinds), CONCURRENCY)
-            loaded_s = time.perf_counter() - t0
+            base, base_s, loaded, loaded_s = await interleaved(urls, token, kinds)
             alive = [
                 s.proc.poll() is None and httpx.get(f"{s.url}/healthz", timeout=30).is_success
                 for s in servers
@@ -149,13 +199,13 @@ def report(
     alive: list[bool],
     rss_start: list[tuple[int, int]],
     rss_end: list[tuple[int, int]],
-    answered: set[str | None],
+    answered: set[str],
     recorded: set[str],
 ) -> None:
     print(
         f"load with faults: {len(loaded)} calls ({FAULT_SHARE:.0%} faults) at concurrency {CONCURRENCY} "
         f"over 2 replicas in {loaded_s:.0f} s ({len(loaded) / loaded_s:.0f}/s); "
-        f"baseline {len(base)} healthy calls in {base_s:.0f} s"
+        f"baseline {len(base)} healthy calls in {base_s:.0f} s, interleaved in blocks of ~{BLOCK}"
     )
     print(
         f"{'call':<22} {'calls':>6} {'right':>6}  {'p50 ms':>7} {'p99 ms':>7}  "

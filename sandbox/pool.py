@@ -9,7 +9,9 @@ lazily (or ahead of the first call: :meth:`SandboxPool.prewarm`), reused while i
 stopped after ``idle_timeout_s`` or ``max_executions_per_worker`` executions, and killed
 (SIGKILL) and replaced past a limit or on a crash. A worker's replacement is started in
 the background when it begins its last execution, and the worker keeps serving until
-the replacement is ready: no caller waits for a spawn at a recycle (issue 15).
+the replacement is ready: no caller waits for a spawn at a recycle (issue 15). The
+workers of an integration key that keeps hitting its limits or crashing start at a lower
+CPU priority until it runs cleanly again (:mod:`bollard.sandbox.priority`; issue 14).
 Network I/O never happens in a worker: each
 ``ctx.http`` call arrives here as an ``http`` message and is answered by awaiting
 the host's ``http_handler`` (the egress policy lives in the platform).
@@ -20,7 +22,8 @@ capped size, exact types; a malformed one gets the worker killed.
 This module schedules: groups, the per-key cap, reuse, retirement and replacement.
 Beside it: :mod:`bollard.sandbox.job` (what a call asks: :class:`Job`, and
 :class:`RunResult`), :mod:`bollard.sandbox.group` (one group's workers and its spare
-bookkeeping), :mod:`bollard.sandbox.uids` (a uid per live worker). The layers below it
+bookkeeping), :mod:`bollard.sandbox.uids` (a uid per live worker),
+:mod:`bollard.sandbox.priority` (strike scores and nice values per key). The layers below it
 are :mod:`bollard.sandbox.exchange` (one execution's messages),
 :mod:`bollard.sandbox.process` (start, greeting, load and kill of one worker) and
 :mod:`bollard.sandbox.pipe` (frames over the worker's pipes).
@@ -41,6 +44,7 @@ from .group import WorkerGroup
 from .job import Job, RunResult
 from .kinds import PYTHON, WorkerKind, kind_for
 from .limits import DEFAULT_LIMITS, Limits
+from .priority import STRIKE_REASONS, Priority, StrikeScores, renice
 from .process import WorkerProcess, start_worker
 from .uids import DEFAULT_UID_RANGE, UidRange
 
@@ -59,6 +63,9 @@ class SandboxPool:
       each live worker gets its own (DESIGN §4.5), so workers cannot signal, trace or
       re-prioritise each other. ``ValueError`` for a range that includes uid 0 or is
       empty; :class:`SandboxUnavailable` when every uid is in use.
+    - ``strike_nice``: nice levels (above the host's) for the workers of a key that keeps
+      hitting its limits or crashing (:mod:`bollard.sandbox.priority`; ``0`` turns it
+      off). Its CPU loops then yield to the other integrations' workers.
 
     Use from one event loop; call :meth:`close` at shutdown.
     """
@@ -71,6 +78,7 @@ class SandboxPool:
         idle_timeout_s: float = 60.0,
         python: str | None = None,
         uid_range: tuple[int, int] = DEFAULT_UID_RANGE,
+        strike_nice: int = 10,
     ) -> None:
         if workers_per_integration < 1 or max_executions_per_worker < 1 or idle_timeout_s <= 0:
             raise ValueError("pool sizes and timeouts must be positive")
@@ -88,6 +96,7 @@ class SandboxPool:
         self._js_layers: dict[str, bool | str] = {}
         self._closed = False
         self._kills: dict[str, int] = {}  # workers stopped, by reason (counters())
+        self._strikes = StrikeScores(strike_nice)  # CPU priority per key (priorities())
 
     # --- public API --------------------------------------------------------------------
 
@@ -176,6 +185,7 @@ class SandboxPool:
         every tenant: idle ones now, busy ones when their execution ends."""
         for group_key in [k for k in self._groups if k[0] == key]:
             self._retire(self._groups.pop(group_key))
+        self._strikes.forget(key)
 
     def counters(self) -> dict[str, Any]:
         """Pool-wide figures for metrics, as plain data: ``{"workers": live worker
@@ -204,6 +214,12 @@ class SandboxPool:
         waited for)."""
         return {f"{key}/{tenant}" if tenant else key: g.stats() for (key, tenant), g in self._groups.items()}
 
+    def priorities(self) -> dict[str, dict[str, float | bool]]:
+        """Per integration key with a strike score: ``{"score": float, "lowered": bool}``
+        (lowered: its workers run at a lower CPU priority, see
+        :mod:`bollard.sandbox.priority`)."""
+        return self._strikes.snapshot()
+
     async def close(self) -> None:
         """Kill every worker and wait for them to exit. Running executions fail with
         ``internal_error`` (:class:`SandboxUnavailable`) when they next use their
@@ -229,8 +245,10 @@ class SandboxPool:
         compiled = kind.check(source, filename)  # raises ConnectorCompileError
         if group is not None:
             self._retire(group)
+            self._strikes.forget(key)  # a new source starts with a clean score
         for other in [k for k, g in self._groups.items() if g.superseded_by(key, source)]:
             self._retire(self._groups.pop(other))
+            self._strikes.forget(other[0])
         group = WorkerGroup(key, tenant, source, compiled, self.workers_per_integration, kind)
         self._groups[(key, tenant)] = group
         return group
@@ -272,7 +290,8 @@ class SandboxPool:
     ) -> None:
         group.busy -= 1
         group.running.discard(worker)
-        healthy = reusable and worker.alive and not group.retired and not self._closed
+        clean = reusable and worker.alive  # the execution left its worker fit (priority)
+        healthy = clean and not group.retired and not self._closed
         if healthy and group.needs_spare(worker, self.max_executions_per_worker):
             # Its next execution is its last: start the replacement now, in the
             # background, so it is ready before this one retires (issue 15).
@@ -289,6 +308,25 @@ class SandboxPool:
         if group.done:
             self._retired.discard(group)
         group.slots.release()
+        self._score(group.key, clean, reason)  # last: a worker parked above is reniced too
+
+    def _score(self, key: str, clean: bool, reason: str) -> None:
+        """Count an execution of ``key`` for its CPU priority (``clean``: its worker stayed
+        reusable; else ``reason``, the kill reason, may be a strike); on a change, renice
+        the key's live workers (best effort: lowering a nice value needs privilege)."""
+        if clean:
+            changed = self._strikes.clean(key)
+        elif reason in STRIKE_REASONS:
+            changed = self._strikes.strike(key)
+        else:
+            return
+        if changed:
+            priority = self._strikes.priority(key)
+            for group in [*self._groups.values(), *self._retired]:
+                if group.key == key:
+                    for worker in [*group.idle, *group.running]:
+                        if worker.alive:
+                            renice(worker.process.pid, priority)
 
     def _park(self, group: WorkerGroup, worker: WorkerProcess) -> None:
         """Put ``worker`` in the idle list, stopped after ``idle_timeout_s`` unless reused."""
@@ -377,26 +415,41 @@ class SandboxPool:
         finally:
             self._uids.free(worker.uid)  # its process is gone: the uid is free
 
-    async def _start(self, limits: Limits, kind: WorkerKind = PYTHON) -> WorkerProcess:
-        """Start a worker of ``kind`` under a uid no live worker has."""
+    async def _start(
+        self, limits: Limits, kind: WorkerKind = PYTHON, priority: Priority | None = None
+    ) -> WorkerProcess:
+        """Start a worker of ``kind`` under a uid no live worker has, at ``priority`` (the
+        host's when ``None``)."""
         uid = self._uids.take()
         try:
             return await start_worker(
-                self.python, limits, self.max_executions_per_worker, uid, kind.module, kind.extra_args()
+                self.python,
+                limits,
+                self.max_executions_per_worker,
+                uid,
+                kind.module,
+                kind.extra_args(),
+                priority,
             )
         except BaseException:
             self._uids.free(uid)
             raise
 
     async def _spawn(self, group: WorkerGroup, limits: Limits) -> WorkerProcess:
-        worker = await self._start(limits, group.kind)
+        lowered = self._strikes.lowered(group.key)
+        priority = self._strikes.priority(group.key) if lowered else None
+        worker = await self._start(limits, group.kind, priority)
         try:
+            if priority is not None:  # now too (best effort): its interpreter's start runs lowered
+                renice(worker.process.pid, priority)
             layers = await worker.handshake()
             if group.kind is PYTHON:
                 self._layers = layers
             else:
                 self._js_layers = layers
             await worker.load(group.source, group.compiled.filename)
+            if self._strikes.lowered(group.key) != lowered:  # it changed during the start
+                renice(worker.process.pid, self._strikes.priority(group.key))
         except (ConnectionError, ProtocolError):
             self._kill(worker, "start_failed")
             raise SandboxUnavailable("the sandbox worker failed while loading the connector") from None

@@ -23,6 +23,7 @@ from .errors import ConnectorCompileError, SandboxUnavailable, truncate
 from .frames import ProtocolError, decode_payload, encode_frame
 from .limits import MIB, Limits
 from .pipe import WorkerPipe
+from .priority import Priority
 
 WORKER_MODULE = "bollard.sandbox.worker"
 MAX_HANDSHAKE_BYTES = 1 * MIB
@@ -137,9 +138,12 @@ async def start_worker(
     uid: int,
     module: str = WORKER_MODULE,
     extra_args: tuple[str, ...] = (),
+    priority: Priority | None = None,
 ) -> WorkerProcess:
     """Start a worker with interpreter ``python`` (``-m module``, then ``extra_args``: the
-    Deno launcher's binary), to run under ``uid``, for executions under ``limits``
+    Deno launcher's binary), to run under ``uid`` at ``priority`` or the host's, whichever
+    is lower (the worker lowers itself before isolation:
+    :func:`bollard.sandbox.priority.lower_self`), for executions under ``limits``
     (``RLIMIT_AS`` from ``memory_bytes``; a lifetime ``RLIMIT_CPU`` for
     ``max_executions`` executions of ``cpu_time_ms``). :class:`SandboxUnavailable` when
     the process cannot be started."""
@@ -160,6 +164,7 @@ async def start_worker(
             str(limits.memory_bytes),
             str(budget_s),
             str(uid),
+            (priority or Priority(0, 0)).arg(),
             *extra_args,
             stdin=worker_stdin,
             stdout=worker_stdout,

@@ -1,4 +1,4 @@
-"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU UID``.
+"""The sandbox worker process: ``python -I -B -m bollard.sandbox.worker MEMORY CPU UID NICE``.
 
 Started by :class:`bollard.sandbox.pool.SandboxPool` with the pipe on stdin/stdout
 and an empty environment. It isolates itself (:func:`bollard.sandbox.isolation.isolate`)
@@ -10,7 +10,9 @@ isolation: after it, the worker cannot read the Python installation.
 
 Argv: ``MEMORY`` = bytes the connector may allocate above the baseline
 (``RLIMIT_AS``); ``CPU`` = lifetime CPU budget in seconds (``RLIMIT_CPU``); ``UID`` =
-the unprivileged uid to run under when started as root (optional, default 65534).
+the unprivileged uid to run under when started as root (optional, default 65534);
+``NICE`` = ``<nice>,<autogroup nice>`` to lower itself to before isolation (optional:
+:func:`bollard.sandbox.priority.lower_self`, never raises itself).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from .policy import (
     compile_connector,
     make_globals,
 )
+from .priority import Priority, lower_self
 from .protocol import parse_http_error
 
 # Codecs are looked up (and their modules imported) on first use: do it now.
@@ -287,6 +290,8 @@ def main(argv: list[str]) -> int:
     """Worker entry point; returns the exit status."""
     memory_bytes, cpu_budget_s = int(argv[0]), int(argv[1])
     uid = int(argv[2]) if len(argv) > 2 else isolation.UNPRIVILEGED_ID
+    if len(argv) > 3:
+        lower_self(Priority.parse(argv[3]))  # before isolation: seccomp then refuses setpriority
     channel = Channel()
     # Opened before isolation (Landlock then denies every open): once isolated, the
     # worker's stderr goes nowhere, so escaped code cannot write to the host's logs.

@@ -85,6 +85,7 @@ class _Checker:
                 str(CHECK_MEMORY_BYTES),
                 str(CHECK_CPU_BUDGET_S),
                 str(UNPRIVILEGED_ID),
+                "0,0",  # priority: as the host (a worker never raises its own)
                 deno,
                 "check",
             ],

@@ -1,4 +1,4 @@
-"""The Deno worker's first program: ``python -m bollard.sandbox.js.launcher MEMORY CPU UID DENO [MODE]``.
+"""The Deno worker's first program: ``python -m bollard.sandbox.js.launcher MEMORY CPU UID NICE DENO [MODE]``.
 
 Started by the pool like the Python worker (the pipe on stdin/stdout, an empty
 environment), it applies the same OS layers (:func:`bollard.sandbox.isolation.isolate`
@@ -14,8 +14,11 @@ limit from the memory limit, ``--jitless`` (no writable-executable memory, no co
 to reserve) and ``--disallow-code-generation-from-strings`` (no ``eval``/``Function``).
 
 Argv: ``MEMORY`` = bytes of V8 heap (and, with :data:`BASELINE_BYTES`, of
-``RLIMIT_DATA``); ``CPU`` = lifetime CPU budget in seconds; ``UID``; ``DENO`` = the Deno
-binary; ``MODE`` = ``check`` to parse sources only (:mod:`bollard.sandbox.js.check`).
+``RLIMIT_DATA``); ``CPU`` = lifetime CPU budget in seconds; ``UID``; ``NICE`` =
+``<nice>,<autogroup nice>`` to lower itself to first
+(:func:`bollard.sandbox.priority.lower_self`; Deno and its threads inherit both);
+``DENO`` = the Deno binary; ``MODE`` = ``check`` to parse sources only
+(:mod:`bollard.sandbox.js.check`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sys
 from bollard.sandbox import isolation
 from bollard.sandbox.js import WORKER_SCRIPT
 from bollard.sandbox.js.profile import js_profile
+from bollard.sandbox.priority import Priority, lower_self
 
 # Writable private memory Deno needs before the connector allocates anything: the
 # runtime, its snapshot and thread stacks (measured ~60 MiB with --jitless; doubled).
@@ -74,8 +78,10 @@ def deno_argv(deno: str, memory_bytes: int, layers: dict[str, bool | str], mode:
 
 def main(argv: list[str]) -> int:
     """Isolate, then exec Deno; returns only when that fails (exit status 3)."""
-    memory_bytes, cpu_budget_s, uid, deno = int(argv[0]), int(argv[1]), int(argv[2]), argv[3]
-    mode = "check" if argv[4:5] == ["check"] else ""
+    memory_bytes, cpu_budget_s, uid = (int(a) for a in argv[:3])
+    nice, deno = Priority.parse(argv[3]), argv[4]
+    mode = "check" if argv[5:6] == ["check"] else ""
+    lower_self(nice)  # before isolation: seccomp then refuses setpriority
     null = os.open(os.devnull, os.O_WRONLY)  # Deno's stderr: escaped code writes nowhere
     layers = isolation.isolate(
         memory_bytes=memory_bytes + BASELINE_BYTES,
