@@ -20,6 +20,14 @@ if TYPE_CHECKING:
 SPEC_CACHE_SIZE = 256  # (registry state, principal) pairs kept
 
 
+@dataclass(frozen=True)
+class _Specs:
+    """One principal's tools for one registry state: sorted by name, and by name."""
+
+    ordered: list[ToolSpec]
+    by_name: dict[str, ToolSpec]
+
+
 def configured_base_url(runtime: Runtime) -> str:
     """``BOLLARD_PUBLIC_URL``, else ``http://{host}:{port}`` (no trailing slash)."""
     s = runtime.settings
@@ -35,12 +43,11 @@ class McpHost:
     runtime: Runtime
     principal_of: Callable[[ServerRequestContext[Any, Any]], Principal | None]
     base_url_of: Callable[[ServerRequestContext[Any, Any]], str]
-    _specs: dict[tuple[Any, ...], list[ToolSpec]] = field(default_factory=dict, repr=False)
+    _specs: dict[tuple[Any, ...], _Specs] = field(default_factory=dict, repr=False)
 
-    def specs(self, principal: Principal | None) -> list[ToolSpec]:
-        """``tools.tool_specs`` for ``principal``, computed once per registry state (the
-        serving content hash of every integration): a call looks its tool up without
-        copying every operation's schema again."""
+    def _lookup(self, principal: Principal | None) -> _Specs:
+        """The tool specs of ``principal`` for the registry's current state, computed once
+        per state (the serving content hash of every integration) and principal."""
         registry = self.runtime.registry
         state = tuple((e.slug, e.version.content_hash if e.version else None) for e in registry.entries())
         key = (state, principal)
@@ -48,12 +55,20 @@ class McpHost:
         if found is None:
             if len(self._specs) >= SPEC_CACHE_SIZE:
                 self._specs.clear()
-            found = self._specs[key] = tool_specs(registry, principal)
+            specs = tool_specs(registry, principal)
+            # reversed: the first of a repeated name wins, as a scan of the list would find it
+            found = self._specs[key] = _Specs(specs, {s.name: s for s in reversed(specs)})
         return found
 
+    def specs(self, principal: Principal | None) -> list[ToolSpec]:
+        """``tools.tool_specs`` for ``principal``, computed once per registry state: a call
+        looks its tool up without copying every operation's schema again."""
+        return self._lookup(principal).ordered
+
     def spec(self, principal: Principal | None, name: str) -> ToolSpec | None:
-        """The tool ``name`` of ``principal``, or ``None``."""
-        return next((s for s in self.specs(principal) if s.name == name), None)
+        """The tool ``name`` of ``principal``, or ``None`` (a dict look-up: every
+        ``tools/call`` asks twice, once for the SDK's ``Mcp-Param-*`` header check)."""
+        return self._lookup(principal).by_name.get(name)
 
     def principal(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         """The caller; raises ``MCPError`` (invalid request) when none is authenticated, which

@@ -14,16 +14,24 @@ from typing import Any
 
 from mcp_types import CallToolResult, TextContent
 
-from bollard.platform.model_results import cap_for_model, model_json
+from bollard.platform.model_results import MIN_MAX_CHARS, cap_for_model, model_json
 
 
 def tool_result(body: dict[str, Any], *, is_error: bool, max_chars: int) -> CallToolResult:
     """``body`` (a JSON object) as a tool result; ``is_error`` marks a call that failed (a
     model reads the error and can correct its arguments; MCP ``isError``)."""
-    capped = cap_for_model(body, max_chars)
-    structured = capped if isinstance(capped, dict) else {"value": capped}
+    try:
+        text: str | None = model_json(body)
+    except (ValueError, RecursionError):  # NaN, infinity, absurd nesting: cap_for_model cleans it
+        text = None
+    if text is not None and len(text) <= max(MIN_MAX_CHARS, max_chars):
+        structured = body  # what cap_for_model returns for a result that fits, without a second dump
+    else:
+        capped = cap_for_model(body, max_chars)
+        structured = capped if isinstance(capped, dict) else {"value": capped}
+        text = model_json(structured)
     return CallToolResult(
-        content=[TextContent(type="text", text=model_json(structured))],
+        content=[TextContent(type="text", text=text)],
         structured_content=structured,
         is_error=is_error,
     )

@@ -59,13 +59,14 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from bollard.platform import tracing
 from bollard.platform.mcp import resources, tools
 from bollard.platform.mcp.approvals import approval_uri
 from bollard.platform.mcp.host import McpHost
 from bollard.platform.mcp.tasks import ApprovalTasks
 
 if TYPE_CHECKING:
-    from mcp.server.context import ServerRequestContext
+    from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
     from mcp.server.session import ServerSession
 
     from bollard.platform.events import Event
@@ -131,6 +132,23 @@ async def forward_events(host: McpHost, bus: InMemorySubscriptionBus, legacy: Le
             for server_event in _events_for(event):
                 await bus.publish(server_event)
                 await legacy.send(server_event)
+
+
+class SpansWhenTracing:
+    """The SDK's ``OpenTelemetryMiddleware`` (a span per request, the caller's ``_meta``
+    trace context as its parent), run only while Bollard records spans
+    (:func:`bollard.platform.tracing.active`: a provider was in use when the runtime
+    started, ``tracing.py``). Without one, every span it opens is the API's no-op, which
+    still cost ~40 µs of the ~0.9 ms a ``tools/call`` takes on the server
+    (``bench/bench_mcp.py``, server side in process)."""
+
+    def __init__(self, inner: ServerMiddleware[Any]) -> None:
+        self.inner = inner
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if tracing.active():
+            return await self.inner(ctx, call_next)
+        return await call_next(ctx)
 
 
 def request_state_security(host: McpHost) -> RequestStateSecurity:
@@ -212,6 +230,11 @@ def build_server(host: McpHost) -> Server[dict[str, Any]]:
         on_read_resource=read_resource,
         on_subscriptions_listen=listen,
     )
+    # the SDK's default list holds its OpenTelemetryMiddleware ("drop it to opt out"; its
+    # module is private, so it is known by name)
+    server.middleware[:] = [
+        SpansWhenTracing(m) if type(m).__name__ == "OpenTelemetryMiddleware" else m for m in server.middleware
+    ]
     server.middleware.append(RequestStateBoundary(request_state_security(host), default_audience=NAME))
     extension = ApprovalTasks(host)
     for method in extension.methods():

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
     from bollard.platform.mcp.host import McpHost
+    from bollard.platform.tokens import Principal
 
 
 def tools(host: McpHost, ctx: ServerRequestContext[Any, Any]) -> list[Tool]:
@@ -37,10 +38,10 @@ def tools(host: McpHost, ctx: ServerRequestContext[Any, Any]) -> list[Tool]:
     return [Tool.model_validate(mcp_tool(spec)) for spec in host.specs(host.principal(ctx))]
 
 
-def _spec(host: McpHost, ctx: ServerRequestContext[Any, Any], name: str) -> ToolSpec:
-    """The tool ``name`` of this caller; an unknown name is a protocol error (MCP: "Unknown
+def _spec(host: McpHost, principal: Principal, name: str) -> ToolSpec:
+    """The tool ``name`` of ``principal``; an unknown name is a protocol error (MCP: "Unknown
     tools" → ``-32602``), naming how to list them."""
-    spec = host.spec(host.principal(ctx), name)
+    spec = host.spec(principal, name)
     if spec is None:
         raise MCPError(INVALID_PARAMS, f"no tool named '{name[:80]}'; list the tools with tools/list")
     return spec
@@ -51,7 +52,7 @@ async def call(
 ) -> CallToolResult | InputRequiredResult:
     """Run one ``tools/call`` (module docstring)."""
     principal = host.principal(ctx)
-    spec = _spec(host, ctx, params.name)
+    spec = _spec(host, principal, params.name)
     rt = host.runtime
     cap = rt.settings.max_model_result_chars
     if params.request_state is not None:  # the retry of a held write (URL elicitation)

@@ -111,3 +111,21 @@ async def test_a_client_on_the_handshake_era_gets_list_changed_on_its_connection
             assert "countries__get_country_legacy" in [t.name for t in (await client.list_tools()).tools]
     finally:
         config.write_text(original)
+
+
+async def test_a_result_over_the_model_cap_is_cut_and_one_that_fits_is_whole(served: Served) -> None:
+    # the text block is the structured content's compact JSON either way (results.py)
+    cap = 1500
+    env = {"BOLLARD_MAX_MODEL_RESULT_CHARS": str(cap)}
+    async with stdio_client(served.integrations, served.data_dir, served.agent, env) as client:
+        small = await client.call_tool("hotel__get_reservation", {"id": 1})
+        large = await client.call_tool("hotel__list_reservations", {})
+    for result in (small, large):
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert text == json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"))
+        assert len(text) <= cap
+    # whole: the envelope as the API answers it (its own "truncated" is the SQL row cap's)
+    assert small.structured_content["success"] is True and "truncation" not in small.structured_content
+    assert small.structured_content["data"][0]["id"] == 1
+    assert large.structured_content["truncated"] is True
+    assert large.structured_content["truncation"]["originalChars"] > cap
