@@ -28,10 +28,13 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 async def principal(
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    runtime: Runtime = Depends(get_runtime),
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> tokens.Principal:
-    """The caller from ``Authorization: Bearer <token>``; 401 ``unauthorized`` when missing or unknown."""
+    """The caller from ``Authorization: Bearer <token>``; 401 ``unauthorized`` when missing or unknown.
+
+    Reads the runtime from the request rather than through ``Depends(get_runtime)``: each
+    sub-dependency costs FastAPI a recursive solve per request (docs/perf-profile.md)."""
+    runtime: Runtime = request.app.state.runtime
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
         raise ApiError(
