@@ -24,7 +24,7 @@ from bollard.platform.errors import SqlError
 from .placeholders import BoundStatement
 from .plan import Plan
 from .types import SqlResult, TruncatedReason
-from .values import RowBudget, column_names, json_rows
+from .values import RowBudget, column_names, json_rows_and_columns
 
 if TYPE_CHECKING:
     from .engines import EngineHandle
@@ -290,8 +290,8 @@ async def _pg_fetch(
             columns = column_names(list(batch[0].keys()))
         if columns is not None:
             room = cap - len(rows)
-            converted = json_rows(columns, batch[:room])
-            kept = budget.take(converted)
+            converted, by_column = json_rows_and_columns(columns, batch[:room])
+            kept = budget.take(converted, by_column)
             rows.extend(kept)
             if len(kept) < len(converted):
                 return rows, columns, "bytes"
