@@ -260,6 +260,18 @@ def _adaptive_batches_available() -> bool:
 _ADAPTIVE_BATCHES = _adaptive_batches_available()
 
 
+def _buffer_drain_available() -> bool:
+    """Whether asyncpg's cursor iterator keeps the rows of its last round trip in the
+    (private) deque ``_buffer``, which ``_pg_fetch`` empties itself (asyncpg 0.29–0.32).
+    Without it every row is one ``__anext__``."""
+    from asyncpg.cursor import CursorIterator
+
+    return "_buffer" in getattr(CursorIterator, "__slots__", ())
+
+
+_DRAIN_BUFFER = _buffer_drain_available()
+
+
 async def _pg_fetch(
     con: Any, sql: str, args: list[Any], cap: int, max_bytes: int
 ) -> tuple[list[dict[str, Any]], list[str] | None, TruncatedReason | None]:
@@ -284,6 +296,16 @@ async def _pg_fetch(
         try:
             while len(batch) < size:
                 batch.append(await it.__anext__())
+                if _DRAIN_BUFFER:
+                    # the rest of this round trip's rows, already in the iterator's
+                    # buffer: taken at once rather than one awaited __anext__ each (a
+                    # tenth of a 100-row read); the same round trips either way
+                    buffered, want = it._buffer, size - len(batch)
+                    if len(buffered) <= want:
+                        batch.extend(buffered)
+                        buffered.clear()
+                    else:
+                        batch.extend(buffered.popleft() for _ in range(want))
         except StopAsyncIteration:
             done = True
         if batch and columns is None:
