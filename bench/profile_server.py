@@ -58,6 +58,7 @@ async def main() -> None:
     ap.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"])
     ap.add_argument("--limit", type=int, default=35)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--wrk", type=int, default=0, metavar="S", help="wrk -t1 -c16 for S seconds instead")
     args = ap.parse_args()
     with Upstream() as standin, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -86,15 +87,22 @@ async def main() -> None:
             for _ in range(100):
                 status, body = await light.post(path)
                 assert status == 200, body
-            t = time.perf_counter()
-            for _ in range(args.n):
-                await light.post(path)
-            per = (time.perf_counter() - t) / args.n
+            if args.wrk:
+                from bench_table import wrk
+
+                rate, _bad = wrk(f"http://127.0.0.1:{port}{path}", token, args.wrk, root)
+                label = f"wrk -t1 -c16 for {args.wrk} s: {rate:,.0f} executions/s under the profiler"
+            else:
+                t = time.perf_counter()
+                for _ in range(args.n):
+                    await light.post(path)
+                per = (time.perf_counter() - t) / args.n
+                label = f"{args.n} sequential calls, {per * 1000:.3f} ms each under the profiler"
         finally:
             await light.close()
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
-        print(f"op={args.op}: {args.n} sequential calls, {per * 1000:.3f} ms each under the profiler")
+        print(f"op={args.op}: {label}")
         top(out, args.sort, args.limit)
 
 
