@@ -23,6 +23,7 @@ from bollard.platform.api import (
 )
 from bollard.platform.api import settings as settings_api  # not `settings`: create_app's parameter
 from bollard.platform.api.errors import install_error_handlers
+from bollard.platform.api.fast_invoke import FastInvoke
 from bollard.platform.api.limits import BodySizeLimit
 from bollard.platform.api.openapi import install_docs
 from bollard.platform.api.request_id import RequestIdMiddleware
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         redoc_url=None,
     )
     app.state.runtime = rt
+    # innermost of the middlewares (added first), inside the error handlers: the plain
+    # valid operation call without FastAPI's per-request work (fast_invoke.py)
+    app.add_middleware(FastInvoke)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries X-Request-Id

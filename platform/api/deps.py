@@ -37,18 +37,21 @@ async def principal(
     runtime: Runtime = request.app.state.runtime
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
-        raise ApiError(
-            "unauthorized",
-            "send 'Authorization: Bearer <token>' (create one with: bollard token create --role admin)",
-            headers={"WWW-Authenticate": "Bearer"},
-            status=401,
+        raise unauthorized(
+            "send 'Authorization: Bearer <token>' (create one with: bollard token create --role admin)"
         )
     found = await runtime.tokens.authenticate(token)
     if found is None:
-        raise ApiError(
-            "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}, status=401
-        )
+        raise unauthorized(UNKNOWN_TOKEN)
     return found
+
+
+UNKNOWN_TOKEN = "unknown or revoked token"
+
+
+def unauthorized(message: str) -> ApiError:
+    """The 401 ``unauthorized`` (with ``WWW-Authenticate: Bearer``) saying ``message``."""
+    return ApiError("unauthorized", message, headers={"WWW-Authenticate": "Bearer"}, status=401)
 
 
 async def admin(p: tokens.Principal = Depends(principal)) -> tokens.Principal:

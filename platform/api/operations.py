@@ -155,6 +155,14 @@ async def invoke(
     runtime: Runtime = request.app.state.runtime
     body = body or InvokeBody.model_validate({})
     refuse_non_finite(body.params)
+    return await run_invoke(runtime, slug, operation, body, who)
+
+
+async def run_invoke(
+    runtime: Runtime, slug: str, operation: str, body: InvokeBody, who: tokens.Principal
+) -> Response:
+    """Run the call and answer it: the result envelope (200), the pending approval (202)
+    or the call's error, as JSON. Shared by the route and its fast path (fast_invoke.py)."""
     outcome = await runtime.execution.invoke(
         Invocation(
             slug=slug,
