@@ -166,6 +166,8 @@ async def bench_overhead(iterations: int) -> dict[str, float]:
         t_ours, t_ours_b2b, t_raw, t_raw_json, t_raw_safe = (
             times[k] for k in ("ours", "b2b", "raw", "json", "safe")
         )
+        if PROFILE:
+            await profile_calls("postgres run_sql", ours, handle, iterations)
         p50_ours = statistics.median(t_ours)
         p50_raw = statistics.median(t_raw)
         p50_raw_json = statistics.median(t_raw_json)
@@ -425,7 +427,7 @@ async def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--skip-big", action="store_true", help="skip (b), the 1,000,000-row tables")
-    ap.add_argument("--profile", action="store_true", help="(c): cProfile run_sql's calls after timing")
+    ap.add_argument("--profile", action="store_true", help="(a), (c): cProfile run_sql's calls after timing")
     args = ap.parse_args()
     global PROFILE
     PROFILE = args.profile
