@@ -13,6 +13,8 @@ plain valid call itself, exactly as the route would (``operations.run_invoke``):
 - ``Authorization: Bearer <token>`` (read as FastAPI's ``HTTPBearer`` reads it) of a
   known token; an unknown one gets the route's 401 (``deps.unauthorized``).
 
+The route also answers every request FastAPI's own OpenTelemetry instrumentation records
+(once an SDK provider is installed), so its spans and metrics keep the route's name.
 Any other request, including every one the route would refuse, goes on to the app with
 the body already read handed back unchanged, and the route answers it as before: each
 error keeps its one source.
@@ -115,6 +117,11 @@ class FastInvoke:
 def _target(scope: Scope) -> tuple[str, str] | None:
     """``(slug, operation)`` when ``scope`` is a plain POST to the operations route."""
     if scope["method"] != "POST" or scope.get("query_string") or scope.get("root_path"):
+        return None
+    if scope.get("fastapi.telemetry") is not None:
+        # FastAPI's own OpenTelemetry instrumentation is recording this request (an SDK
+        # provider is installed): its span and metrics take the route's name from
+        # FastAPI's routing, so the route answers
         return None
     path: str = scope["path"]
     if not path.startswith(_PREFIX):

@@ -93,3 +93,39 @@ async def test_unknown_and_missing_tokens_are_refused_alike(api: Api) -> None:
 async def test_a_query_string_still_meets_the_routes_check(api: Api) -> None:
     r = await api.client.post(URL + "?dry=1", json={"params": {}}, headers=api.agent)
     assert r.status_code == 400 and "unknown query parameter" in r.json()["error"]["message"]
+
+
+async def test_requests_fastapis_telemetry_records_reach_the_route() -> None:
+    # With an OpenTelemetry SDK provider installed, FastAPI's instrumentation marks the
+    # request (scope["fastapi.telemetry"]); its span takes the route's name from routing,
+    # so the fast path steps aside and the app gets the request, body and all.
+    from bollard.platform.api.fast_invoke import FastInvoke
+
+    seen: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((await receive())["body"])
+
+    body = b'{"params": {}}'
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": URL,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", b"Bearer bol_x"),
+        ],
+        "fastapi.telemetry": object(),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(_message: Any) -> None:
+        raise AssertionError("the fast path answered")
+
+    await FastInvoke(app)(scope, receive, send)
+    assert seen == [body]
