@@ -3,6 +3,7 @@ characters" (keys' characters included), whatever the shape (DESIGN §4.6)."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -63,3 +64,24 @@ def test_a_container_with_more_members_than_the_limit_is_big(monkeypatch: pytest
     assert result_json.is_small([1] * 9)  # 10 values with the list itself
     assert not result_json.is_small([1] * 10)
     assert not result_json.is_small({"a": list(range(11))})
+
+
+async def test_a_small_envelope_is_redacted_or_answered_as_the_responses_bytes() -> None:
+    from bollard.platform.redact import REDACTED
+
+    secrets = ['se"cr\\et', "k3y"]
+    clean = {"success": True, "data": [{"name": "é ok", "n": 1.5}, None], "count": 2}
+    body, text = await result_json.redact_envelope(clean, secrets)
+    assert body == clean
+    assert text == json.dumps(clean, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # a secret in a value (escaped by JSON) or in a key: redacted, the response encodes it
+    for leaky in ({"data": {"v": 'x se"cr\\et y'}}, {"data": {"a-k3y-b": 1}}):
+        body, text = await result_json.redact_envelope(leaky, secrets)
+        assert text is None
+        assert "k3y" not in json.dumps(body) and 'se\\"cr' not in json.dumps(body)
+        assert REDACTED in json.dumps(body)
+    # no secrets: nothing to search, nothing encoded here
+    assert await result_json.redact_envelope(clean, []) == (clean, None)
+    # what JSON cannot carry is left to the response, as before
+    nan = {"data": float("nan")}
+    assert (await result_json.redact_envelope(nan, secrets))[1] is None
