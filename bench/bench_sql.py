@@ -41,6 +41,27 @@ from tests.support.databases import MYSQL_URL, PG_URL, credentials_from_url  # n
 
 BIG_ROWS = 1_000_000
 CAP = 100
+PROFILE = False  # --profile: cProfile the runner's calls after timing them
+
+
+async def profile_calls(title: str, fn: Callable[[], Awaitable[Any]], handle: Any, n: int) -> None:
+    """Run ``fn`` ``n`` times under cProfile and print the top frames by own time with
+    their share of the profiled time (cProfile inflates small functions: read shares)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        await fn()
+        await handle.quiesce()
+    prof.disable()
+    stats = pstats.Stats(prof).strip_dirs()
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(f"    profile of {n} calls, {title}: {total:.2f} s; top frames by own time")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:30]  # type: ignore[attr-defined]
+    for (file, line, name), (_cc, nc, tt, ct, _callers) in rows:
+        print(f"    {100 * tt / total:5.1f}% own {100 * ct / total:5.1f}% cum {nc:7d}  {file}:{line}({name})")
 
 
 def _pg_dsn() -> str:
@@ -145,6 +166,8 @@ async def bench_overhead(iterations: int) -> dict[str, float]:
         t_ours, t_ours_b2b, t_raw, t_raw_json, t_raw_safe = (
             times[k] for k in ("ours", "b2b", "raw", "json", "safe")
         )
+        if PROFILE:
+            await profile_calls("postgres run_sql", ours, handle, iterations)
         p50_ours = statistics.median(t_ours)
         p50_raw = statistics.median(t_raw)
         p50_raw_json = statistics.median(t_raw_json)
@@ -269,6 +292,8 @@ async def bench_overhead_other(engine: str, iterations: int) -> dict[str, float]
                 await handle.quiesce()  # no call is timed while another's check-in still runs
                 times[name].append(await _timed(fn))
         p50 = {k: statistics.median(v) for k, v in times.items()}
+        if PROFILE:
+            await profile_calls(f"{engine} run_sql", ours, handle, iterations)
         driver = "aiosqlite" if engine == "sqlite" else "aiomysql"
         print(f"(c) {engine}: 100-row SELECT, {iterations} calls each, interleaved in random order")
         print(f"    raw {driver} + dicts p50 {p50['raw']:.3f} ms")
@@ -402,10 +427,14 @@ async def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--skip-big", action="store_true", help="skip (b), the 1,000,000-row tables")
+    ap.add_argument("--profile", action="store_true", help="(a), (c): cProfile run_sql's calls after timing")
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
     if not args.skip_overhead:
-        await bench_overhead(args.iterations)
+        if "postgres" in args.engines:
+            await bench_overhead(args.iterations)
         for engine in args.engines.split(","):
             if engine.strip() in ("sqlite", "mysql"):
                 await bench_overhead_other(engine.strip(), args.iterations)

@@ -28,24 +28,30 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 async def principal(
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    runtime: Runtime = Depends(get_runtime),
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> tokens.Principal:
-    """The caller from ``Authorization: Bearer <token>``; 401 ``unauthorized`` when missing or unknown."""
+    """The caller from ``Authorization: Bearer <token>``; 401 ``unauthorized`` when missing or unknown.
+
+    Reads the runtime from the request rather than through ``Depends(get_runtime)``: each
+    sub-dependency costs FastAPI a recursive solve per request (docs/perf-profile.md)."""
+    runtime: Runtime = request.app.state.runtime
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token:
-        raise ApiError(
-            "unauthorized",
-            "send 'Authorization: Bearer <token>' (create one with: bollard token create --role admin)",
-            headers={"WWW-Authenticate": "Bearer"},
-            status=401,
+        raise unauthorized(
+            "send 'Authorization: Bearer <token>' (create one with: bollard token create --role admin)"
         )
     found = await runtime.tokens.authenticate(token)
     if found is None:
-        raise ApiError(
-            "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}, status=401
-        )
+        raise unauthorized(UNKNOWN_TOKEN)
     return found
+
+
+UNKNOWN_TOKEN = "unknown or revoked token"
+
+
+def unauthorized(message: str) -> ApiError:
+    """The 401 ``unauthorized`` (with ``WWW-Authenticate: Bearer``) saying ``message``."""
+    return ApiError("unauthorized", message, headers={"WWW-Authenticate": "Bearer"}, status=401)
 
 
 async def admin(p: tokens.Principal = Depends(principal)) -> tokens.Principal:

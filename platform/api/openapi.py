@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.routing import BaseRoute
 
 from bollard.platform.errors import STATUS_BY_CODE
 
@@ -125,10 +126,12 @@ def html_or_json(*statuses: int, ok: str) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def install_docs(app: FastAPI) -> None:
+def install_docs(app: FastAPI, routes: Callable[[], list[BaseRoute]] | None = None) -> None:
     """Serve ``/docs`` and ``/redoc`` with local assets and a cleaned OpenAPI document.
 
-    The app must be created with ``docs_url=None, redoc_url=None``.
+    The app must be created with ``docs_url=None, redoc_url=None``. ``routes``: the routes
+    to document, in the document's order (default ``app.routes``), called when the
+    document is first built.
     """
     static = importlib.resources.files("fastapi_offline") / "static"
     app.mount(ASSETS_URL, StaticFiles(directory=str(static)), name="docs-assets")
@@ -155,17 +158,19 @@ def install_docs(app: FastAPI) -> None:
             with_google_fonts=False,
         )
 
-    app.openapi = _openapi_builder(app)  # type: ignore[method-assign]
+    app.openapi = _openapi_builder(app, routes)  # type: ignore[method-assign]
 
 
-def _openapi_builder(app: FastAPI) -> Callable[[], dict[str, Any]]:
+def _openapi_builder(
+    app: FastAPI, routes: Callable[[], list[BaseRoute]] | None
+) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(
                 title=app.title,
                 version=app.version,
                 description=app.description,
-                routes=app.routes,
+                routes=routes() if routes is not None else app.routes,
             )
             app.openapi_schema = document_request_id(drop_fastapi_422(doc))
         return app.openapi_schema

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from bollard.platform import tokens
-from bollard.platform.api.deps import get_runtime, known_query, principal
+from bollard.platform.api.deps import known_query, principal
 from bollard.platform.api.openapi import AUTH, BODY, errors
 from bollard.platform.credentials import DEFAULT_CREDENTIAL_ID
 from bollard.platform.errors import ApiError
@@ -146,12 +146,23 @@ INVOKE_ERRORS = (
 async def invoke(
     slug: str,
     operation: str,
+    request: Request,
     body: InvokeBody | None = None,
-    runtime: Runtime = Depends(get_runtime),
     who: tokens.Principal = Depends(principal),
 ) -> Response:
+    # the runtime straight from the app, not Depends(get_runtime): a dependency is a
+    # recursive solve per request, the hot route's largest cost (docs/perf-profile.md)
+    runtime: Runtime = request.app.state.runtime
     body = body or InvokeBody.model_validate({})
     refuse_non_finite(body.params)
+    return await run_invoke(runtime, slug, operation, body, who)
+
+
+async def run_invoke(
+    runtime: Runtime, slug: str, operation: str, body: InvokeBody, who: tokens.Principal
+) -> Response:
+    """Run the call and answer it: the result envelope (200), the pending approval (202)
+    or the call's error, as JSON. Shared by the route and its fast path (fast_invoke.py)."""
     outcome = await runtime.execution.invoke(
         Invocation(
             slug=slug,

@@ -45,7 +45,7 @@ from .connection import (
     tls_mode,
 )
 from .errors import connect_error
-from .mysql import connect_single_statement, require_mysql_tls, reset_mysql_session
+from .mysql import connect_single_statement, mysql_session_resetter, require_mysql_tls
 from .pg_reads import ReadPool
 from .roles import check_pg_role
 from .sqlite import SqliteDeadline, build_sqlite_engine, seed_sqlite
@@ -356,7 +356,7 @@ def build_engine(
         if (ctx := client_ssl_context(mode)) is not None:
             connect_args["ssl"] = ctx
         aeng = create_async_engine(url, connect_args=connect_args, **pool_kw)
-        event.listen(aeng.sync_engine, "reset", reset_mysql_session)
+        event.listen(aeng.sync_engine, "reset", mysql_session_resetter(timeout_ms))
         if ctx is not None:
             event.listen(aeng.sync_engine, "connect", require_mysql_tls)
         kill_connect: dict[str, Any] = {

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 from .mysql import set_mysql_session
 from .plan import READ_KEYWORDS, Plan
 from .types import SqlResult, TruncatedReason
-from .values import RowBudget, column_names, json_rows
+from .values import RowBudget, column_names, json_rows_and_columns
 
 if TYPE_CHECKING:
     from .engines import EngineHandle
@@ -166,8 +166,8 @@ def _fetch_rows(
         size = budget.next_batch(cap + 1 - len(rows))
         batch = result.fetchmany(size)
         room = cap - len(rows)
-        converted = json_rows(columns, batch[:room])
-        kept = budget.take(converted)
+        converted, by_column = json_rows_and_columns(columns, batch[:room])
+        kept = budget.take(converted, by_column)
         rows.extend(kept)
         if len(kept) < len(converted):
             return rows, "bytes"

@@ -61,3 +61,32 @@ def test_json_rows_converts_by_column_including_mixed_columns() -> None:
         {"id": 3, "when": "2024-01-03T00:00:00", "amount": 3.5, "mixed": "AQ=="},
     ]
     assert json_rows(["a"], []) == []
+
+
+def test_json_rows_float_columns_finite_kept_non_finite_named() -> None:
+    # a column of finite floats passes as it is; one NaN or ±Infinity anywhere in the
+    # column still becomes its string (JSON has no such numbers)
+    rows = json_rows(
+        ["a", "b", "c"],
+        [(1.5, 2.0, None), (float("nan"), 3.25, 1), (float("-inf"), None, 2.5)],
+    )
+    assert rows == [
+        {"a": 1.5, "b": 2.0, "c": None},
+        {"a": "NaN", "b": 3.25, "c": 1},
+        {"a": "-Infinity", "b": None, "c": 2.5},
+    ]
+    json.dumps(rows, allow_nan=False)
+
+
+def test_row_budget_counts_the_same_from_columns_as_from_rows() -> None:
+    from bollard.platform.sql.values import RowBudget, json_rows_and_columns
+
+    batch = [(i, f"guest {i}", i * 1.25, date(2024, 1, 1 + i % 28), i % 2 == 0, None) for i in range(50)]
+    rows, cols = json_rows_and_columns(["id", "name", "amount", "day", "flag", "note"], batch)
+    by_rows, by_cols = RowBudget(10**6), RowBudget(10**6)
+    assert by_rows.take(rows) == by_cols.take(rows, cols) == rows
+    assert (by_rows.used, by_rows.left, by_rows.rows) == (by_cols.used, by_cols.left, by_cols.rows)
+    tight_rows, tight_cols = RowBudget(by_rows.used // 2), RowBudget(by_rows.used // 2)
+    kept = tight_rows.take(rows)
+    assert tight_cols.take(rows, cols) == kept and 0 < len(kept) < len(rows)
+    assert tight_rows.exhausted and tight_cols.exhausted
