@@ -84,6 +84,7 @@ fuzz: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk could not be installed: the table skips the throughput rows"
 	$(BIN)/python bench/bench_table.py
+	$(BIN)/python bench/bench_api_gap.py --op one
 	$(BIN)/python bench/bench_mcp.py
 	$(BIN)/python bench/bench_js.py
 	$(BIN)/python bench/bench_limits.py

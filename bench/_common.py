@@ -124,8 +124,13 @@ async def direct_baseline(url: str, n: int) -> tuple[list[float], list[float]]:
 
 
 def rss_kib(pid: int) -> int:
-    """The resident set size of ``pid`` (KiB, /proc); 0 when it says none."""
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """The resident set size of ``pid`` (KiB, /proc); 0 when it says none or the process
+    has ended (a worker retired between listing and reading)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    for row in status.splitlines():
         if row.startswith("VmRSS:"):
             return int(row.split()[1])
     return 0
